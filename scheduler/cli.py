@@ -1,0 +1,246 @@
+"""The ``neuron-sim`` command line: catalog, validate (and, as they land, run, schema, bench, sweep).
+
+Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from scheduler.catalog import catalog_rows, default_catalog, load_catalog
+from scheduler.catalog.catalog import Catalog
+from scheduler.errors import NeuronSimError
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    return load_catalog(args.catalog) if getattr(args, "catalog", None) else default_catalog()
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that keeps tables readable when output is piped (no terminal width to follow)."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    rows = catalog_rows(_catalog(args))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    table = Table(title="Instance catalog (registered CPU = vCPU x 1024; memory registered at 97.5% of nominal)")
+    for col in ("type", "vCPU", "GiB", "chips", "cores/chip", "accelerator", "GPUs", "launch types",
+                "topology", "$/h"):
+        table.add_column(col, justify="right" if col in ("vCPU", "GiB", "chips", "cores/chip", "GPUs", "$/h")
+                         else "left")
+    for r in rows:
+        price = "" if r["price_per_hour"] is None else f"{r['price_per_hour']:.4g}"
+        if r.get("price_note"):
+            price += "*"
+        table.add_row(r["instance_type"], str(r["vcpus"]), f"{r['memory_gib']:g}", str(r["chips"]),
+                      str(r["cores_per_chip"] or ""), r["accelerator"] or "", str(r.get("gpus", 0) or ""),
+                      ", ".join("MI" if lt == "MANAGED_INSTANCES" else lt for lt in r["launch_types"]),
+                      r.get("topology", ""), price)
+    console = _console()
+    console.print(table)
+    console.print("MI = Managed Instances. * price is not a us-east-1 on-demand figure; "
+                  "see `neuron-sim catalog --json` price_note")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from scheduler.ecs.taskdef import read_task_definition
+    from scheduler.placement.fits import fits_table
+
+    catalog = _catalog(args)
+    result = read_task_definition(args.file)
+    spec = result.spec
+    report: dict = {
+        "file": str(args.file),
+        "valid": result.valid,
+        "errors": [{"path": i.path, "message": i.message, "rule": i.rule} for i in result.errors],
+        "warnings": [{"path": i.path, "message": i.message, "rule": i.rule} for i in result.warnings],
+        "family": spec.family if spec else None,
+        "neuron_mode": spec.neuron_mode.value if spec else None,
+        "device_paths": list(spec.device_paths) if spec else [],
+        "cpu": spec.cpu if spec else None,
+        "memory": spec.memory if spec else None,
+        "gpus": spec.gpus if spec else None,
+        "compatibilities": sorted(spec.compatibilities) if spec else [],
+        "fits": fits_table(spec, catalog.values(), args.launch_type) if spec else {},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_validation(report)
+    return EXIT_OK if result.valid else EXIT_INVALID
+
+
+def _print_validation(report: dict) -> None:
+    out = _console()
+    err = _console(stderr=True)
+    for issue in report["errors"]:
+        err.print(f"{report['file']}: {issue['path']}: {issue['message']} [{issue['rule']}]", markup=False,
+                  highlight=False)
+    for issue in report["warnings"]:
+        err.print(f"{report['file']}: warning: {issue['path']}: {issue['message']} [{issue['rule']}]",
+                  markup=False, highlight=False)
+    if not report["valid"]:
+        err.print(f"{report['file']}: INVALID ({len(report['errors'])} error(s))", markup=False)
+        return
+    out.print(f"{report['file']}: valid task definition '{report['family']}'", markup=False)
+    paths = ", ".join(report["device_paths"]) or "-"
+    out.print(f"  neuron mode: {report['neuron_mode']}   device paths: {paths}", markup=False)
+    out.print(f"  needs: {report['cpu']} CPU units, {report['memory']} MiB, {report['gpus']} GPU(s); "
+              f"launch types: {', '.join(report['compatibilities'])}", markup=False)
+    table = Table(title="Copies one empty instance runs at once (device-aware)")
+    table.add_column("instance type")
+    table.add_column("copies", justify="right")
+    for name, n in report["fits"].items():
+        table.add_row(name, str(n) if n else "[dim]0[/dim]")
+    out.print(table)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from scheduler.output import write_results
+    from scheduler.scenario import load_scenario
+    from scheduler.sim.engine import Simulation
+    from scheduler.units import parse_duration
+
+    loaded = load_scenario(args.scenario)
+    until = None
+    if args.until is not None:
+        try:
+            until = parse_duration(args.until)
+        except ValueError as exc:
+            raise NeuronSimError(str(exc), path="--until") from None
+    out = args.out or Path("results") / loaded.model.name
+    console = Console(stderr=True)
+    with _progress(console, loaded.model.name) as tick:
+        results = Simulation(loaded, seed=args.seed, until=until, progress=tick).run()
+    write_results(results, out, force=args.force)
+    _print_summary(results.summary, out)
+    return EXIT_OK
+
+
+class _progress:
+    """A rich progress bar over simulated time, shown only on a terminal."""
+
+    def __init__(self, console: Console, name: str) -> None:
+        self.console = console
+        self.name = name
+        self.bar = None
+
+    def __enter__(self):
+        if not self.console.is_terminal:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TimeElapsedColumn(), console=self.console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(f"simulating {self.name}", total=1.0)
+        return self.tick
+
+    def tick(self, now: float, until: float) -> None:
+        if self.bar is not None and until > 0:
+            self.bar.update(self.task, completed=min(1.0, now / until))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    table = Table(title=f"{summary['scenario']} (seed {summary['seed']}, {summary['device_mode']})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+
+    def fmt(v: object) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.4g}"
+        return str(v)
+
+    for key in ("sim_seconds", "tasks_submitted", "tasks_placed", "tasks_completed", "tasks_running_at_end",
+                "tasks_waiting_at_end", "wait_p50_s", "wait_p95_s", "wait_p99_s", "chip_utilization",
+                "cpu_utilization", "memory_utilization", "stranded_chip_hours", "instance_hours", "cost_usd",
+                "wall_seconds"):
+        if key in summary:
+            table.add_row(key, fmt(summary[key]))
+    for reason, n in summary.get("tasks_failed", {}).items():
+        table.add_row(f"failed: {reason}", str(n))
+    console = _console()
+    console.print(table)
+    console.print(f"results in {out}/", markup=False, highlight=False)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from scheduler.scenario import scenario_json_schema
+
+    print(json.dumps(scenario_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuron-sim",
+        description="Simulate Amazon ECS task placement for AWS Neuron (Trainium, Inferentia) workloads.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("catalog", help="print the instance catalog")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--catalog", type=Path, help="a CSV/YAML/JSON file that adds or overrides instance types")
+    p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("validate", help="check a task definition as ECS would, and how many copies fit per type")
+    p.add_argument("file", type=Path, help="task definition JSON (register-task-definition or describe output)")
+    p.add_argument("--launch-type", choices=["EC2", "MANAGED_INSTANCES"],
+                   help="count fits for this launch type only (default: any the task definition allows)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--catalog", type=Path, help="a CSV/YAML/JSON file that adds or overrides instance types")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="simulate a scenario file and write its results folder")
+    p.add_argument("scenario", type=Path, help="scenario YAML")
+    p.add_argument("--out", type=Path, help="results folder (default results/<scenario name>/)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--until", help="simulate only this long (e.g. 30m, 2d)")
+    p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except NeuronSimError as exc:
+        print(f"neuron-sim: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("neuron-sim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""TaskSpec: what one ECS task needs from a container instance, as the placement core sees it.
+
+Built from a validated task definition (``scheduler.ecs.taskdef``) or directly in tests. Immutable and
+hashable, so the core can memoise per distinct spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class NeuronMode(StrEnum):
+    """How a task asks for Neuron chips."""
+
+    NONE = "none"        # no Neuron device
+    MANAGED = "managed"  # resourceRequirements NeuronDevice=ALL: every chip, Managed Instances only
+    MANUAL = "manual"    # linuxParameters.devices /dev/neuronN: exactly the named chips
+    TOPOLOGY = "topology"  # beyond ECS (what-if): k chips, chosen contiguous on the device graph
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A placement constraint: ``memberOf`` with a query-language expression, or ``distinctInstance``."""
+
+    type: str
+    expression: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    """A placement strategy rule: binpack(cpu|memory), spread(field), random."""
+
+    type: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """The parts of one container definition that placement and the ECS views care about."""
+
+    name: str
+    image: str = ""
+    cpu: int = 0
+    memory: int | None = None              # hard limit, MiB
+    memory_reservation: int | None = None  # soft limit, MiB
+    gpus: int = 0
+    neuron_all: bool = False               # resourceRequirements NeuronDevice=ALL
+    chips: tuple[int, ...] = ()            # device indices this container maps (manual mode)
+    essential: bool = True
+    gpus_all: bool = False                 # resourceRequirements GPU=ALL: every GPU of the instance
+    gpu_fraction: float = 0.0              # GPU=0.125|0.25|0.5: a G6f partition, not a whole GPU
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A task's needs as ECS counts them, plus its Neuron mode and its own placement constraints."""
+
+    family: str
+    cpu: int = 0                        # CPU units
+    memory: int = 0                     # MiB
+    gpus: int = 0
+    neuron_mode: NeuronMode = NeuronMode.NONE
+    chips: tuple[int, ...] = ()         # manual: the device indices named, sorted, unique
+    chip_count: int = 0                 # topology: how many chips; manual: len(chips); else 0
+    tcp_ports: tuple[int, ...] = ()     # static host ports reserved while the task runs
+    udp_ports: tuple[int, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    compatibilities: frozenset[str] = frozenset({"EC2"})
+    network_mode: str = "bridge"
+    cpu_architecture: str | None = None  # runtimePlatform.cpuArchitecture: X86_64 | ARM64
+    revision: int | None = None
+    containers: tuple[ContainerSpec, ...] = field(default=(), compare=False)
+    gpus_all: bool = False              # a container asks GPU=ALL: every GPU of the instance
+    gpu_fraction: float = 0.0           # a container asks a fractional GPU (G6f partition types only)
+
+    @property
+    def device_paths(self) -> tuple[str, ...]:
+        return tuple(f"/dev/neuron{i}" for i in self.chips)
+
+    @property
+    def uses_neuron(self) -> bool:
+        return self.neuron_mode is not NeuronMode.NONE

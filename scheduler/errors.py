@@ -1,0 +1,68 @@
+"""The one family of errors that neuron-sim raises for bad input.
+
+Every error names the file (when there is one), the field path inside it, and what is wrong, so that
+the CLI can print one clear line and exit with code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One broken rule: where (a JSON-path-like field path) and what."""
+
+    path: str
+    message: str
+    rule: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message, "rule": self.rule}
+
+
+class NeuronSimError(Exception):
+    """Base of every input error; ``str()`` gives the one line the CLI prints."""
+
+    def __init__(self, message: str, *, file: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.path = path
+
+    def __str__(self) -> str:
+        where = ": ".join(part for part in (self.file, self.path) if part)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class CatalogError(NeuronSimError):
+    """An unknown instance type or a malformed catalog file."""
+
+
+class QueryError(NeuronSimError):
+    """A cluster-query-language expression that does not parse or cannot be evaluated."""
+
+    def __init__(self, message: str, *, expression: str = "", column: int | None = None,
+                 file: str | None = None, path: str | None = None) -> None:
+        self.expression = expression
+        self.column = column
+        text = message if column is None else f"column {column}: {message}"
+        super().__init__(text, file=file, path=path)
+
+
+class TaskDefinitionError(NeuronSimError):
+    """A task definition that ECS would reject; carries every broken rule."""
+
+    def __init__(self, issues: list[Issue], *, file: str | None = None) -> None:
+        self.issues = list(issues)
+        first = self.issues[0] if self.issues else Issue("", "invalid task definition")
+        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        super().__init__(first.message + more, file=file, path=first.path)
+
+
+class ScenarioError(NeuronSimError):
+    """A scenario file that cannot be loaded or is inconsistent."""
+
+
+class PlacementError(NeuronSimError):
+    """Misuse of the placement core (releasing an unknown task, a bad request)."""

@@ -1,0 +1,131 @@
+"""Which Neuron chips a task gets, and on which instances it can get them.
+
+- managed (NeuronDevice=ALL): every chip of a Managed Instances instance, only when none is held;
+- manual (linuxParameters.devices): exactly the chips it names, each held by one task at most;
+- topology (a what-if beyond ECS): k chips forming a contiguous block on the instance's device graph.
+
+In ECS-blind device mode the manual check is skipped at placement (real ECS does not schedule
+``linuxParameters.devices``) and ``start_conflict`` tells what the container runtime would then hit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+
+from scheduler.ecs.taskspec import NeuronMode, TaskSpec
+from scheduler.placement import topology
+from scheduler.placement.state import LAUNCH_CODES, ClusterState, chips_of
+
+MANAGED_CODE = LAUNCH_CODES["MANAGED_INSTANCES"]
+
+
+class DeviceMode(StrEnum):
+    """How the placer treats manual device paths."""
+
+    AWARE = "device-aware"  # never places onto a busy or missing chip (default)
+    BLIND = "ecs-blind"     # places on CPU/memory alone, as ECS does; conflicts fail at container start
+
+
+def request_mask(spec: TaskSpec) -> int:
+    """The chips a manual task names, as a bitmask."""
+    mask = 0
+    for c in spec.chips:
+        mask |= 1 << c
+    return mask
+
+
+def chip_mask(state: ClusterState, spec: TaskSpec, cand: np.ndarray, mode: DeviceMode) -> np.ndarray | None:
+    """Boolean mask over ``cand`` (instance rows) of those whose chips can serve ``spec``.
+
+    None when the task needs no chip check (no Neuron, or manual under ECS-blind).
+    """
+    nm = spec.neuron_mode
+    if nm is NeuronMode.NONE or (nm is NeuronMode.MANUAL and mode is DeviceMode.BLIND):
+        return None
+    free = state.chips_free[cand]
+    if nm is NeuronMode.MANUAL:
+        need = np.uint64(request_mask(spec))
+        return (free & need) == need
+    if nm is NeuronMode.MANAGED:
+        return ((state.launch_code[cand] == MANAGED_CODE) & (state.n_chips[cand] > 0)
+                & (free == state.chips_all[cand]))
+    # topology-aware: decide once per distinct (instance type, free-chip pattern)
+    k = spec.chip_count
+    ok = state.n_chips[cand] >= k
+    if not ok.any():
+        return ok
+    types = state.type_code[cand]
+    keys = types.astype(np.uint64) << np.uint64(40) | free
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    verdict = np.empty(len(uniq), bool)
+    for j, key in enumerate(uniq.tolist()):
+        itype = state.types[key >> 40]
+        verdict[j] = topology.choose_block(itype, key & ((1 << 40) - 1), k) is not None
+    return ok & verdict[inverse]
+
+
+def chips_for(state: ClusterState, spec: TaskSpec, index: int, mode: DeviceMode) -> int:
+    """The chip bitmask the task takes on instance ``index`` (which passed ``chip_mask``)."""
+    nm = spec.neuron_mode
+    if nm is NeuronMode.NONE:
+        return 0
+    if nm is NeuronMode.MANAGED:
+        return int(state.chips_all[index])
+    if nm is NeuronMode.MANUAL:
+        need = request_mask(spec)
+        if mode is DeviceMode.BLIND:
+            return need & int(state.chips_free[index])  # whatever exists and is free; conflicts checked apart
+        return need
+    itype = state.instances[index].instance_type
+    block = topology.choose_block(itype, int(state.chips_free[index]), spec.chip_count)
+    return 0 if block is None else block
+
+
+def start_conflict(state: ClusterState, spec: TaskSpec, index: int) -> str | None:
+    """ECS-blind: why the container would fail to start on this instance (None when it starts)."""
+    if spec.neuron_mode is not NeuronMode.MANUAL:
+        return None
+    inst = state.instances[index]
+    need = request_mask(spec)
+    missing = need & ~int(state.chips_all[index])
+    if missing:
+        path = f"/dev/neuron{chips_of(missing)[0]}"
+        return (f"TaskFailedToStart: CannotStartContainerError: error gathering device information "
+                f"while adding custom device \"{path}\": no such file or directory "
+                f"({inst.instance_type.name} has {inst.instance_type.chips} Neuron device(s))")
+    busy = need & ~int(state.chips_free[index])
+    if busy:
+        chip = chips_of(busy)[0]
+        holder = inst.chip_holders.get(chip, "another task")
+        return (f"TaskFailedToStart: /dev/neuron{chip} is already in use by task {holder} on "
+                f"{inst.ec2_instance_id}; the Neuron runtime cannot open it")
+    return None
+
+
+def shortage_detail(state: ClusterState, spec: TaskSpec, cand: np.ndarray) -> str:
+    """Why no instance among ``cand`` can give the chips, naming the device path where there is one."""
+    nm = spec.neuron_mode
+    if nm is NeuronMode.MANAGED:
+        if not (state.launch_code[cand] == MANAGED_CODE).any():
+            return "NeuronDevice=ALL runs only on Managed Instances capacity; no candidate is one"
+        if not (state.n_chips[cand] > 0).any():
+            return "no candidate instance has Neuron devices"
+        return ("every candidate Neuron instance already has a chip in use; NeuronDevice=ALL takes all "
+                "of them, so one Neuron task per instance")
+    if nm is NeuronMode.MANUAL:
+        for c in spec.chips:
+            bit = np.uint64(1 << c)
+            has = (state.chips_all[cand] & bit) != 0
+            if not has.any():
+                return f"/dev/neuron{c} does not exist on any candidate instance"
+            if not ((state.chips_free[cand] & bit) != 0).any():
+                return f"/dev/neuron{c} is already in use on every candidate instance that has it"
+        return "the named Neuron devices are not free together on any candidate instance"
+    k = spec.chip_count
+    types = [state.types[c] for c in np.unique(state.type_code[cand]).tolist()]
+    unsupported = [t.name for t in types if not topology.candidate_blocks(t, k)]
+    if unsupported and len(unsupported) == len(types):
+        return f"instance type {unsupported[0]} does not support requests for {k} devices"
+    return f"no candidate instance has {k} free Neuron devices that are contiguous on its device graph"

@@ -1,0 +1,324 @@
+"""The placement core: ``place(task)`` -> Placement | Failure, and ``release(task)``.
+
+The pipeline follows ECS (ecs-semantics.md §1.1) and the scheduling-framework shape of DESIGN.md:
+filter (launch type and status, constraints, resources, devices) -> score (strategies) -> reserve
+(CPU, memory, GPUs, ports, chips). Filters are vectorised masks over all instances; masks that depend
+only on the cluster's membership and attributes are cached until the membership changes. On failure the
+filters are replayed one by one to say which step removed the last candidates and what the closest
+instance lacked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import count
+
+import numpy as np
+
+from scheduler.ecs import cql
+from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
+from scheduler.errors import PlacementError
+from scheduler.placement import devices, strategies
+from scheduler.placement.devices import DeviceMode
+from scheduler.placement.results import Explanation, Failure, Placement, Step
+from scheduler.placement.state import LAUNCH_CODES, Allocation, ClusterState, chips_of
+
+MAX_CONSTRAINTS = 10
+
+# ECS failure reasons (RunTask failures[].reason) per filter step.
+REASONS = {
+    "launch type": "NO ACTIVE INSTANCES",
+    "status": "NO ACTIVE INSTANCES",
+    "cpu architecture": "ATTRIBUTE",
+    "memberOf": "MemberOf placement constraint unsatisfied",
+    "distinctInstance": "DistinctInstance placement constraint unsatisfied",
+    "cpu": "RESOURCE:CPU",
+    "memory": "RESOURCE:MEMORY",
+    "gpu": "RESOURCE:GPU",
+    "ports": "RESOURCE:PORTS",
+    "neuron devices": "RESOURCE:NEURON_DEVICES",
+}
+# The closest instance's shortfall in the words of ECS's service events.
+EVENT_PHRASES = {
+    "cpu": "has insufficient CPU units available",
+    "memory": "has insufficient memory available",
+    "gpu": "has insufficient GPU available",
+    "ports": "is already using a port required by your task",
+    "neuron devices": "has no free Neuron device required by your task",
+}
+
+
+class Placer:
+    """Places tasks on one ClusterState and releases them."""
+
+    def __init__(self, state: ClusterState, *, device_mode: DeviceMode | str = DeviceMode.AWARE,
+                 cql_options: cql.CqlOptions | None = None) -> None:
+        self.state = state
+        self.device_mode = DeviceMode(device_mode)
+        self.cql_options = cql_options or cql.CqlOptions()
+        self._ids = count(1)
+
+    # ------------------------------------------------------------------ public API
+    def place(
+        self,
+        spec: TaskSpec,
+        *,
+        task_id: str | None = None,
+        group: str | None = None,
+        constraints: Sequence[Constraint] = (),
+        strategies: Sequence[Strategy] = (),
+        launch_type: str | None = None,
+        capacity_providers: Sequence[str] | None = None,
+        rng: np.random.Generator | None = None,
+        only: np.ndarray | None = None,
+    ) -> Placement | Failure:
+        """Choose an instance for one task and reserve what it needs there.
+
+        ``group`` defaults to ``family:<family>``; ``constraints`` are added to the task definition's
+        own; with no ``strategies`` the first feasible instance (lowest row) is taken. ``only`` (a boolean
+        array of instance rows) restricts the candidates, as StartTask and daemon placement do.
+        """
+        group = group or f"family:{spec.family}"
+        every = spec.constraints + tuple(constraints)
+        if len(every) > MAX_CONSTRAINTS:
+            raise PlacementError(f"at most {MAX_CONSTRAINTS} placement constraints per task (task "
+                                 f"definition and request together), got {len(every)}")
+        mask = self.feasible(spec, group=group, constraints=every, launch_type=launch_type,
+                             capacity_providers=capacity_providers, only=only)
+        cand = np.flatnonzero(mask)
+        if len(cand) == 0:
+            return self.explain(spec, group=group, constraints=every, launch_type=launch_type,
+                                capacity_providers=capacity_providers, only=only)
+        index = strategies_narrow(self.state, cand, strategies, group=group, rng=rng)
+        return self._reserve(spec, index, task_id or f"task-{next(self._ids)}", group)
+
+    def release(self, task_id: str) -> Allocation:
+        """Give back everything the task holds."""
+        return self.state.free(task_id)
+
+    def satisfies(
+        self,
+        spec: TaskSpec,
+        *,
+        group: str | None = None,
+        constraints: Sequence[Constraint] | None = None,
+        launch_type: str | None = None,
+        capacity_providers: Sequence[str] | None = None,
+        only: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Instances that meet the task's launch type, status and constraints, whatever their load."""
+        group = group or f"family:{spec.family}"
+        every = spec.constraints if constraints is None else tuple(constraints)
+        mask = self._eligible(spec, launch_type, capacity_providers)
+        if only is not None:
+            mask = mask & _rows_mask(len(self.state), only)
+        for c in every:
+            if not mask.any():
+                return mask
+            mask = mask & self._constraint_mask(c, group)
+        return mask
+
+    def feasible(
+        self,
+        spec: TaskSpec,
+        *,
+        group: str | None = None,
+        constraints: Sequence[Constraint] | None = None,
+        launch_type: str | None = None,
+        capacity_providers: Sequence[str] | None = None,
+        only: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Boolean mask of the instances that can take the task now."""
+        st = self.state
+        mask = self.satisfies(spec, group=group, constraints=constraints, launch_type=launch_type,
+                              capacity_providers=capacity_providers, only=only)
+        if spec.cpu:
+            mask = mask & (st.cpu_free >= spec.cpu)
+        if spec.memory:
+            mask = mask & (st.mem_free >= spec.memory)
+        if spec.gpus:
+            mask = mask & (st.gpu_free >= spec.gpus)
+        if spec.tcp_ports or spec.udp_ports:
+            ports = st.ports_free_mask(spec.tcp_ports, spec.udp_ports)
+            if ports is not None:
+                mask = mask & ports
+        if spec.neuron_mode is not NeuronMode.NONE:
+            cand = np.flatnonzero(mask)
+            chips = devices.chip_mask(st, spec, cand, self.device_mode)
+            if chips is not None:
+                mask = np.zeros(len(st), bool)
+                mask[cand[chips]] = True
+        return mask
+
+    # ------------------------------------------------------------------ filters
+    def _eligible(self, spec: TaskSpec, launch_type: str | None,
+                  capacity_providers: Sequence[str] | None) -> np.ndarray:
+        st = self.state
+        key = ("eligible", launch_type, spec.compatibilities, spec.cpu_architecture,
+               tuple(capacity_providers) if capacity_providers is not None else None)
+        hit = st.static_masks.get(key)
+        if hit is None:
+            hit = self._launch_mask(spec, launch_type, capacity_providers) & self._arch_mask(spec)
+            hit = hit & st.schedulable
+            st.static_masks[key] = hit
+        return hit
+
+    def _launch_mask(self, spec: TaskSpec, launch_type: str | None,
+                     capacity_providers: Sequence[str] | None) -> np.ndarray:
+        st = self.state
+        allowed = {launch_type} if launch_type else set(spec.compatibilities)
+        codes = [LAUNCH_CODES[lt] for lt in allowed if lt in LAUNCH_CODES]
+        mask = np.isin(st.launch_code, codes)
+        if capacity_providers is not None:
+            wanted = set(capacity_providers)
+            mask &= np.fromiter((i.capacity_provider in wanted for i in st.instances), bool, len(st))
+        return mask
+
+    def _arch_mask(self, spec: TaskSpec) -> np.ndarray:
+        if not spec.cpu_architecture:
+            return np.ones(len(self.state), bool)
+        arch = self.state.attribute_column("ecs.cpu-architecture")
+        return arch == spec.cpu_architecture.lower()
+
+    def _constraint_mask(self, c: Constraint, group: str) -> np.ndarray:
+        st = self.state
+        if c.type == "distinctInstance":
+            return st.group_counts(group) == 0
+        if c.type == "memberOf":
+            query = cql.parse(c.expression or "", self.cql_options)
+            return query.evaluate(st, st.static_masks)
+        raise PlacementError(f"unknown placement constraint type {c.type!r}")
+
+    # ------------------------------------------------------------------ reserve
+    def _reserve(self, spec: TaskSpec, index: int, task_id: str, group: str) -> Placement:
+        st = self.state
+        if self.device_mode is DeviceMode.BLIND:
+            conflict = devices.start_conflict(st, spec, index)
+            if conflict is not None:
+                return Placement(task_id, index, start_failure=conflict)
+        chips = devices.chips_for(st, spec, index, self.device_mode)
+        alloc = st.reserve(task_id, index, cpu=spec.cpu, memory=spec.memory, gpus=spec.gpus, chips=chips,
+                           tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports, group=group)
+        return Placement(task_id, index, chips_of(chips), alloc.gpu_ids)
+
+    # ------------------------------------------------------------------ explanation
+    def explain(self, spec: TaskSpec, *, group: str | None = None,
+                constraints: Sequence[Constraint] | None = None, launch_type: str | None = None,
+                capacity_providers: Sequence[str] | None = None, only: np.ndarray | None = None) -> Failure:
+        """Replay the filters one by one and say why the task cannot be placed now."""
+        st = self.state
+        group = group or f"family:{spec.family}"
+        every = spec.constraints if constraints is None else tuple(constraints)
+        n = len(st)
+        if n == 0:
+            return Failure("NO ACTIVE INSTANCES", "No Container Instances were found in your cluster",
+                           explanation=Explanation(steps=()))
+        steps: list[Step] = []
+        mask = np.ones(n, bool) if only is None else _rows_mask(n, only)
+
+        def apply(name: str, step_mask: np.ndarray) -> bool:
+            nonlocal mask
+            before = int(mask.sum())
+            mask = mask & step_mask
+            steps.append(Step(name, before, before - int(mask.sum())))
+            return bool(mask.any())
+
+        static_steps = [
+            ("launch type", lambda: self._launch_mask(spec, launch_type, capacity_providers)),
+            ("status", lambda: st.schedulable),
+            ("cpu architecture", lambda: self._arch_mask(spec)),
+        ]
+        for c in every:
+            static_steps.append((c.type, lambda c=c: self._constraint_mask(c, group)))
+        for name, make in static_steps:
+            if not apply(name, make()):
+                return self._failure(name, spec, steps, mask_before=None, launch_type=launch_type)
+        survivors = mask.copy()
+        resource_steps = self._resource_masks(spec, survivors)
+        for name, step_mask in resource_steps:
+            if not apply(name, step_mask):
+                return self._failure(name, spec, steps, mask_before=survivors, launch_type=launch_type,
+                                     resource_steps=resource_steps)
+        # Feasible after all: the caller raced a change; report the generic form.
+        return Failure("RESOURCE:*", "no instance satisfied every requirement", explanation=Explanation(tuple(steps)))
+
+    def _resource_masks(self, spec: TaskSpec, cand_mask: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        st = self.state
+        out: list[tuple[str, np.ndarray]] = [
+            ("cpu", st.cpu_free >= spec.cpu),
+            ("memory", st.mem_free >= spec.memory),
+        ]
+        if spec.gpus:
+            out.append(("gpu", st.gpu_free >= spec.gpus))
+        ports = st.ports_free_mask(spec.tcp_ports, spec.udp_ports)
+        if ports is not None:
+            out.append(("ports", ports))
+        cand = np.arange(len(st))
+        chips = devices.chip_mask(st, spec, cand, self.device_mode)
+        if chips is not None:
+            out.append(("neuron devices", chips))
+        return out
+
+    def _failure(self, name: str, spec: TaskSpec, steps: list[Step], *, mask_before: np.ndarray | None,
+                 launch_type: str | None,
+                 resource_steps: list[tuple[str, np.ndarray]] | None = None) -> Failure:
+        st = self.state
+        reason = REASONS.get(name, "RESOURCE:*")
+        detail = ""
+        closest = None
+        lacks: tuple[str, ...] = ()
+        event = ""
+        if name == "launch type":
+            wanted = launch_type or "/".join(sorted(spec.compatibilities))
+            detail = f"no container instance of launch type {wanted} in the cluster"
+        elif name == "status":
+            disconnected = [i for i in st.instances if not i.agent_connected]
+            if disconnected:
+                reason = "AGENT"
+                detail = "the agent of every candidate instance is disconnected"
+            else:
+                detail = "no ACTIVE container instance (all are DRAINING or deregistered)"
+        elif name == "cpu architecture":
+            detail = f"no instance with cpu architecture {spec.cpu_architecture}"
+        elif name in ("memberOf", "distinctInstance"):
+            detail = "no instance satisfies the placement constraints"
+        if mask_before is not None and resource_steps is not None:
+            cand = np.flatnonzero(mask_before)
+            misses = np.zeros(len(cand), np.int64)
+            for _, m in resource_steps:
+                misses += ~m[cand]
+            best = int(cand[int(np.argmin(misses))])
+            closest = best
+            lacks = tuple(step for step, m in resource_steps if not m[best])
+            phrase = EVENT_PHRASES.get(lacks[0], "does not meet the task's requirements") if lacks else ""
+            inst = st.instances[best]
+            event = (f"unable to place a task because no container instance met all of its requirements. "
+                     f"The closest matching container-instance {inst.arn.rsplit('/', 1)[-1]} {phrase}.")
+            if name == "neuron devices":
+                detail = devices.shortage_detail(st, spec, cand)
+            else:
+                need = {"cpu": f"{spec.cpu} CPU units", "memory": f"{spec.memory} MiB",
+                        "gpu": f"{spec.gpus} GPU(s)",
+                        "ports": "host ports " + ", ".join(map(str, spec.tcp_ports + spec.udp_ports))}
+                detail = f"no candidate instance has {need.get(name, name)} free"
+        explanation = Explanation(tuple(steps), closest,
+                                  st.instances[closest].ec2_instance_id if closest is not None else None,
+                                  lacks, event)
+        arn = st.instances[closest].arn if closest is not None else None
+        return Failure(reason, detail, arn, explanation)
+
+
+def strategies_narrow(state: ClusterState, cand: np.ndarray, chain: Sequence[Strategy], *,
+                      group: str | None, rng: np.random.Generator | None) -> int:
+    """Apply a strategy chain; Managed Instances rows take ECS's implicit AZ spread instead."""
+    if len(cand) == 1:
+        return int(cand[0])
+    if bool((state.launch_code[cand] == LAUNCH_CODES["MANAGED_INSTANCES"]).all()):
+        chain = strategies.MANAGED_INSTANCES_IMPLICIT
+    return strategies.narrow(state, cand, chain, group=group, rng=rng)
+
+
+def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    return mask

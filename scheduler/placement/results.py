@@ -1,0 +1,71 @@
+"""What a placement decision returns: a Placement, or a Failure with ECS's reason and an explanation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A task placed on instance row ``instance`` with these chips and GPU ids.
+
+    ``start_failure`` is set only in ECS-blind device mode, when the instance was chosen on CPU and memory
+    but the container could not open a named device; such a task holds nothing.
+    """
+
+    task_id: str
+    instance: int
+    chips: tuple[int, ...] = ()
+    gpu_ids: tuple[str, ...] = ()
+    start_failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.start_failure is None
+
+    @property
+    def device_paths(self) -> tuple[str, ...]:
+        return tuple(f"/dev/neuron{c}" for c in self.chips)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One filter step of a decision: how many candidates it removed."""
+
+    name: str
+    before: int
+    removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a placement failed: the filter steps, and the closest instance with what it lacked."""
+
+    steps: tuple[Step, ...]
+    closest: int | None = None
+    closest_id: str | None = None
+    lacks: tuple[str, ...] = ()
+    event: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"{s.name}: {s.before} candidate(s), removed {s.removed}" for s in self.steps]
+        if self.event:
+            out.append(self.event)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``."""
+
+    reason: str
+    detail: str = ""
+    arn: str | None = None
+    explanation: Explanation | None = None
+
+    @property
+    def ok(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason

@@ -1,0 +1,459 @@
+"""ClusterState: the container instances of one cluster and what remains free on each.
+
+One row per container instance; one numpy column per resource (CPU units, MiB, GPUs, a bitmask of free
+Neuron chips), so that feasibility is a handful of vectorised comparisons rather than a Python loop.
+Python objects (attributes, GPU ids, which task holds which chip) live beside the columns and are touched
+only for the one instance a decision picks.
+
+The state also implements the query language's ``InstanceTable`` protocol (attribute columns, subjects,
+task-group masks), so memberOf expressions evaluate over all instances at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
+from scheduler.errors import PlacementError
+
+LAUNCH_CODES = {LAUNCH_EC2: 0, LAUNCH_MANAGED: 1}
+
+ACTIVE = "ACTIVE"
+DRAINING = "DRAINING"
+INACTIVE = "INACTIVE"  # deregistered: kept as a row so indices stay stable, never a candidate
+
+# Ports the ECS agent reserves on every Linux container instance (RESOURCE:PORTS).
+AGENT_RESERVED_TCP_PORTS = (22, 2375, 2376, 51678, 51679)
+MAX_RESERVED_PORTS = 100
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def _hex_id(*parts: object, length: int) -> str:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()
+    return digest[:length]
+
+
+@dataclass(slots=True)
+class ContainerInstance:
+    """What ECS knows of one registered container instance, beyond the numeric columns."""
+
+    index: int
+    arn: str
+    ec2_instance_id: str
+    instance_type: InstanceType
+    launch_type: str
+    capacity_provider: str | None
+    availability_zone: str
+    attributes: dict[str, str]
+    registered_at: float
+    agent_version: str
+    status: str = ACTIVE
+    agent_connected: bool = True
+    gpu_ids: tuple[str, ...] = ()
+    free_gpu_ids: list[str] = field(default_factory=list)
+    chip_holders: dict[int, str] = field(default_factory=dict)  # chip index -> task id
+    reserved_tcp: set[int] = field(default_factory=set)
+    reserved_udp: set[int] = field(default_factory=set)
+    tasks: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Everything one running task holds on its instance; ``release`` gives exactly this back."""
+
+    task_id: str
+    instance: int
+    cpu: int
+    memory: int
+    gpu_ids: tuple[str, ...]
+    chips: int          # bitmask of chips held
+    tcp_ports: tuple[int, ...]
+    udp_ports: tuple[int, ...]
+    group: str | None
+
+
+class ClusterState:
+    """The resource columns and instance records of one ECS cluster."""
+
+    def __init__(self, cluster: str = "default", *, capacity: int = 64, reserved_memory_mib: int = 0) -> None:
+        self.cluster = cluster
+        self.reserved_memory_mib = reserved_memory_mib
+        self._n = 0
+        self._cap = max(1, capacity)
+        self.instances: list[ContainerInstance] = []
+        self.allocations: dict[str, Allocation] = {}
+        self.version = 0  # bumped when instances or attributes change: static masks depend on it
+        cap = self._cap
+        self._cpu_free = np.zeros(cap, np.int64)
+        self._mem_free = np.zeros(cap, np.int64)
+        self._gpu_free = np.zeros(cap, np.int64)
+        self._chips_free = np.zeros(cap, np.uint64)
+        self._cpu_reg = np.zeros(cap, np.int64)
+        self._mem_reg = np.zeros(cap, np.int64)
+        self._gpu_reg = np.zeros(cap, np.int64)
+        self._chips_all = np.zeros(cap, np.uint64)
+        self._n_chips = np.zeros(cap, np.int64)
+        self._launch = np.zeros(cap, np.int8)
+        self._type_code = np.zeros(cap, np.int32)
+        self._active = np.zeros(cap, bool)
+        self._connected = np.zeros(cap, bool)
+        self._running = np.zeros(cap, np.int64)
+        self._registered_at = np.zeros(cap, np.float64)
+        self.type_names: list[str] = []
+        self.types: list[InstanceType] = []  # indexed by type code
+        self._type_codes: dict[str, int] = {}
+        self._tcp_used: dict[int, np.ndarray] = {}
+        self._udp_used: dict[int, np.ndarray] = {}
+        self._group_counts: dict[str, np.ndarray] = {}
+        self._attr_cache: dict[str, np.ndarray] = {}
+        self._codes_cache: dict[str, tuple[np.ndarray, list[str | None]]] = {}
+        self._subject_cache: dict[str, np.ndarray] = {}
+        self.static_masks: dict[str, np.ndarray] = {}
+
+    # ---------------------------------------------------------------- size and views
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[ContainerInstance]:
+        return iter(self.instances)
+
+    @property
+    def cpu_free(self) -> np.ndarray:
+        return self._cpu_free[: self._n]
+
+    @property
+    def mem_free(self) -> np.ndarray:
+        return self._mem_free[: self._n]
+
+    @property
+    def gpu_free(self) -> np.ndarray:
+        return self._gpu_free[: self._n]
+
+    @property
+    def chips_free(self) -> np.ndarray:
+        return self._chips_free[: self._n]
+
+    @property
+    def chips_all(self) -> np.ndarray:
+        return self._chips_all[: self._n]
+
+    @property
+    def n_chips(self) -> np.ndarray:
+        return self._n_chips[: self._n]
+
+    @property
+    def cpu_registered(self) -> np.ndarray:
+        return self._cpu_reg[: self._n]
+
+    @property
+    def mem_registered(self) -> np.ndarray:
+        return self._mem_reg[: self._n]
+
+    @property
+    def gpu_registered(self) -> np.ndarray:
+        return self._gpu_reg[: self._n]
+
+    @property
+    def launch_code(self) -> np.ndarray:
+        return self._launch[: self._n]
+
+    @property
+    def type_code(self) -> np.ndarray:
+        return self._type_code[: self._n]
+
+    @property
+    def schedulable(self) -> np.ndarray:
+        """ACTIVE instances whose agent is connected: the only placement candidates."""
+        return self._active[: self._n] & self._connected[: self._n]
+
+    @property
+    def running(self) -> np.ndarray:
+        return self._running[: self._n]
+
+    def group_counts(self, group: str) -> np.ndarray:
+        """Tasks of ``group`` on each instance (a zero column for an unknown group)."""
+        col = self._group_counts.get(group)
+        if col is None:
+            return np.zeros(self._n, np.int32)
+        return col[: self._n]
+
+    # ---------------------------------------------------------------- membership
+    def _grow(self) -> None:
+        new = self._cap * 2
+        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_chips_free", "_cpu_reg", "_mem_reg",
+                     "_gpu_reg", "_chips_all", "_n_chips", "_launch", "_type_code", "_active",
+                     "_connected", "_running", "_registered_at"):
+            old = getattr(self, name)
+            arr = np.zeros(new, old.dtype)
+            arr[: self._cap] = old
+            setattr(self, name, arr)
+        for table in (self._tcp_used, self._udp_used, self._group_counts):
+            for key, old in table.items():
+                arr = np.zeros(new, old.dtype)
+                arr[: self._cap] = old
+                table[key] = arr
+        self._cap = new
+
+    def _touch(self) -> None:
+        self.version += 1
+        self._attr_cache.clear()
+        self._codes_cache.clear()
+        self._subject_cache.clear()
+        self.static_masks.clear()
+
+    def add_instance(
+        self,
+        instance_type: InstanceType,
+        *,
+        launch_type: str = LAUNCH_EC2,
+        availability_zone: str = "us-east-1a",
+        capacity_provider: str | None = None,
+        attributes: dict[str, str] | None = None,
+        registered_at: float = 0.0,
+        agent_version: str = "1.90.0",
+    ) -> int:
+        """Register a container instance; returns its row index (stable for the cluster's life)."""
+        if launch_type not in LAUNCH_CODES:
+            raise PlacementError(f"unknown launch type {launch_type!r}; expected EC2 or MANAGED_INSTANCES")
+        if launch_type not in instance_type.launch_types:
+            raise PlacementError(
+                f"{instance_type.name} is not offered with launch type {launch_type} "
+                f"(only {', '.join(sorted(instance_type.launch_types))})"
+            )
+        if self._n == self._cap:
+            self._grow()
+        i = self._n
+        self._n += 1
+        code = self._type_codes.get(instance_type.name)
+        if code is None:
+            code = self._type_codes[instance_type.name] = len(self.type_names)
+            self.type_names.append(instance_type.name)
+            self.types.append(instance_type)
+        cpu = instance_type.registered_cpu
+        mem = instance_type.registered_memory_mib(self.reserved_memory_mib)
+        all_chips = (1 << instance_type.chips) - 1
+        self._cpu_free[i] = self._cpu_reg[i] = cpu
+        self._mem_free[i] = self._mem_reg[i] = mem
+        self._gpu_free[i] = self._gpu_reg[i] = instance_type.gpus
+        self._chips_free[i] = self._chips_all[i] = all_chips
+        self._n_chips[i] = instance_type.chips
+        self._launch[i] = LAUNCH_CODES[launch_type]
+        self._type_code[i] = code
+        self._active[i] = True
+        self._connected[i] = True
+        self._running[i] = 0
+        self._registered_at[i] = registered_at
+        ec2_id = "i-" + _hex_id(self.cluster, "ec2", i, length=17)
+        arn = (f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/{self.cluster}/"
+               f"{_hex_id(self.cluster, 'ci', i, length=32)}")
+        gpu_ids = tuple(f"GPU-{_hex_id(ec2_id, 'gpu', g, length=8)}-{g}" for g in range(instance_type.gpus))
+        builtin = {
+            "ecs.instance-type": instance_type.name,
+            "ecs.availability-zone": availability_zone,
+            "ecs.os-type": "linux",
+            "ecs.os-family": "LINUX",
+            "ecs.cpu-architecture": instance_type.cpu_architecture,
+            "ecs.ami-id": "ami-" + _hex_id(instance_type.family, "ami", length=17),
+            "ecs.vpc-id": "vpc-" + _hex_id(self.cluster, "vpc", length=17),
+            "ecs.subnet-id": "subnet-" + _hex_id(self.cluster, availability_zone, length=17),
+        }
+        builtin.update(attributes or {})
+        self.instances.append(ContainerInstance(
+            index=i, arn=arn, ec2_instance_id=ec2_id, instance_type=instance_type,
+            launch_type=launch_type, capacity_provider=capacity_provider,
+            availability_zone=availability_zone, attributes=builtin, registered_at=registered_at,
+            agent_version=agent_version, gpu_ids=gpu_ids, free_gpu_ids=list(gpu_ids),
+            reserved_tcp=set(AGENT_RESERVED_TCP_PORTS),
+        ))
+        for port in AGENT_RESERVED_TCP_PORTS:
+            self._port_column(self._tcp_used, port)[i] = True
+        self._touch()
+        return i
+
+    def set_status(self, index: int, status: str) -> None:
+        """ACTIVE, DRAINING (no new tasks) or INACTIVE (deregistered)."""
+        if status not in (ACTIVE, DRAINING, INACTIVE):
+            raise PlacementError(f"unknown container instance status {status!r}")
+        inst = self.instance(index)
+        if status == INACTIVE and inst.tasks:
+            raise PlacementError(f"{inst.ec2_instance_id} still runs {len(inst.tasks)} task(s)")
+        inst.status = status
+        self._active[index] = status == ACTIVE
+        self._touch()
+
+    def set_agent_connected(self, index: int, connected: bool) -> None:
+        self.instance(index).agent_connected = connected
+        self._connected[index] = connected
+        self._touch()
+
+    def put_attributes(self, index: int, attributes: dict[str, str]) -> None:
+        self.instance(index).attributes.update(attributes)
+        self._touch()
+
+    def instance(self, index: int) -> ContainerInstance:
+        if not 0 <= index < self._n:
+            raise PlacementError(f"no container instance at row {index}")
+        return self.instances[index]
+
+    # ---------------------------------------------------------------- ports
+    def _port_column(self, table: dict[int, np.ndarray], port: int) -> np.ndarray:
+        col = table.get(port)
+        if col is None:
+            col = table[port] = np.zeros(self._cap, bool)
+        return col
+
+    def ports_free_mask(self, tcp: Iterable[int], udp: Iterable[int]) -> np.ndarray | None:
+        """Instances where none of the ports is reserved; None when the task reserves no port."""
+        mask: np.ndarray | None = None
+        for table, ports in ((self._tcp_used, tcp), (self._udp_used, udp)):
+            for port in ports:
+                col = table.get(port)
+                if col is None:
+                    continue
+                free = ~col[: self._n]
+                mask = free if mask is None else mask & free
+        if mask is None and (tuple(tcp) or tuple(udp)):
+            return np.ones(self._n, bool)
+        return mask
+
+    # ---------------------------------------------------------------- reserve / free
+    def reserve(self, task_id: str, index: int, *, cpu: int, memory: int, gpus: int, chips: int,
+                tcp_ports: tuple[int, ...] = (), udp_ports: tuple[int, ...] = (),
+                group: str | None = None) -> Allocation:
+        """Take resources on one instance for a task. The caller has checked feasibility."""
+        if task_id in self.allocations:
+            raise PlacementError(f"task {task_id} already holds resources")
+        inst = self.instance(index)
+        gpu_ids = tuple(inst.free_gpu_ids[:gpus])
+        del inst.free_gpu_ids[:gpus]
+        self._cpu_free[index] -= cpu
+        self._mem_free[index] -= memory
+        self._gpu_free[index] -= gpus
+        if chips:
+            self._chips_free[index] &= np.uint64(~chips & 0xFFFFFFFFFFFFFFFF)
+            for c in _bits(chips):
+                inst.chip_holders[c] = task_id
+        for port in tcp_ports:
+            inst.reserved_tcp.add(port)
+            self._port_column(self._tcp_used, port)[index] = True
+        for port in udp_ports:
+            inst.reserved_udp.add(port)
+            self._port_column(self._udp_used, port)[index] = True
+        if group is not None:
+            col = self._group_counts.get(group)
+            if col is None:
+                col = self._group_counts[group] = np.zeros(self._cap, np.int32)
+            col[index] += 1
+        self._running[index] += 1
+        inst.tasks.add(task_id)
+        alloc = Allocation(task_id, index, cpu, memory, gpu_ids, chips, tuple(tcp_ports),
+                           tuple(udp_ports), group)
+        self.allocations[task_id] = alloc
+        return alloc
+
+    def free(self, task_id: str) -> Allocation:
+        """Give back exactly what ``reserve`` took."""
+        alloc = self.allocations.pop(task_id, None)
+        if alloc is None:
+            raise PlacementError(f"task {task_id} holds no resources")
+        i = alloc.instance
+        inst = self.instances[i]
+        self._cpu_free[i] += alloc.cpu
+        self._mem_free[i] += alloc.memory
+        self._gpu_free[i] += len(alloc.gpu_ids)
+        if alloc.gpu_ids:
+            inst.free_gpu_ids.extend(alloc.gpu_ids)
+            order = {g: k for k, g in enumerate(inst.gpu_ids)}
+            inst.free_gpu_ids.sort(key=order.__getitem__)
+        if alloc.chips:
+            self._chips_free[i] |= np.uint64(alloc.chips)
+            for c in _bits(alloc.chips):
+                del inst.chip_holders[c]
+        for port in alloc.tcp_ports:
+            inst.reserved_tcp.discard(port)
+            self._tcp_used[port][i] = False
+        for port in alloc.udp_ports:
+            inst.reserved_udp.discard(port)
+            self._udp_used[port][i] = False
+        if alloc.group is not None:
+            self._group_counts[alloc.group][i] -= 1
+        self._running[i] -= 1
+        inst.tasks.discard(task_id)
+        return alloc
+
+    # ---------------------------------------------------------------- InstanceTable (query language)
+    def attribute_column(self, name: str) -> np.ndarray:
+        col = self._attr_cache.get(name)
+        if col is None:
+            col = np.empty(self._n, dtype=object)
+            col[:] = [inst.attributes.get(name) for inst in self.instances]
+            self._attr_cache[name] = col
+        return col
+
+    def attribute_codes(self, name: str) -> tuple[np.ndarray, list[str | None]]:
+        """The attribute as integer codes per instance and the value of each code (None = absent)."""
+        hit = self._codes_cache.get(name)
+        if hit is None:
+            values: dict[str | None, int] = {}
+            codes = np.fromiter(
+                (values.setdefault(inst.attributes.get(name), len(values)) for inst in self.instances),
+                dtype=np.int64, count=self._n)
+            hit = self._codes_cache[name] = (codes, list(values))
+        return hit
+
+    def subject_column(self, subject: str) -> np.ndarray:
+        if subject == "runningTasksCount":
+            return self.running
+        if subject == "agentConnected":
+            return self._connected[: self._n]
+        if subject == "registeredAt":
+            return self._registered_at[: self._n]
+        col = self._subject_cache.get(subject)
+        if col is None:
+            col = np.empty(self._n, dtype=object)
+            if subject == "ec2InstanceId":
+                col[:] = [inst.ec2_instance_id for inst in self.instances]
+            elif subject == "agentVersion":
+                col[:] = [inst.agent_version for inst in self.instances]
+            else:
+                raise PlacementError(f"unknown query subject {subject!r}")
+            self._subject_cache[subject] = col
+        return col
+
+    def group_mask(self, group: str) -> np.ndarray:
+        return self.group_counts(group) > 0
+
+    # ---------------------------------------------------------------- inspection
+    def chip_holder(self, index: int, chip: int) -> str | None:
+        """Which task holds /dev/neuron<chip> on this instance (None when free)."""
+        return self.instance(index).chip_holders.get(chip)
+
+    def is_empty(self) -> bool:
+        """True when no task holds anything and every column equals its registered value."""
+        n = self._n
+        return (not self.allocations
+                and bool(np.array_equal(self._cpu_free[:n], self._cpu_reg[:n]))
+                and bool(np.array_equal(self._mem_free[:n], self._mem_reg[:n]))
+                and bool(np.array_equal(self._gpu_free[:n], self._gpu_reg[:n]))
+                and bool(np.array_equal(self._chips_free[:n], self._chips_all[:n]))
+                and not self._running[:n].any())
+
+
+def _bits(mask: int) -> Iterator[int]:
+    i = 0
+    while mask:
+        if mask & 1:
+            yield i
+        mask >>= 1
+        i += 1
+
+
+def chips_of(mask: int) -> tuple[int, ...]:
+    """The chip indices set in a bitmask, ascending."""
+    return tuple(_bits(mask))

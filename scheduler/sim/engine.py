@@ -1,0 +1,591 @@
+"""The simpy world: fleets, workloads, task lifecycles, retries, and the metrics recorder.
+
+Task lifecycle (ECS's, shortened): PROVISIONING (created, waiting for a place) -> PENDING (placed) ->
+RUNNING -> STOPPED, with ECS stop codes and reasons. Every timed thing is a scheduled callback on the
+simpy event heap; there is no generator per task. Tasks that wait are retried when capacity frees,
+driven by events: a release or a new instance schedules one retry pass over the waiting queue, which
+is grouped by identical request so that one failed head stands for the rest of its class.
+
+The engine talks to the placement core only through ``Placer.place`` and ``Placer.release``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from scheduler.ecs import api
+from scheduler.ecs.api import TaskRecord
+from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
+from scheduler.placement import strategies as strategy_defaults
+from scheduler.placement.devices import DeviceMode
+from scheduler.placement.placer import Placer
+from scheduler.placement.results import Failure
+from scheduler.placement.state import ClusterState
+from scheduler.sim.metrics import Levels, Recorder, ratio, wait_percentiles
+from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
+from scheduler.units import parse_duration
+
+PROVISIONING, PENDING, RUNNING, STOPPED = "PROVISIONING", "PENDING", "RUNNING", "STOPPED"
+SERVICE_BACKOFF_BASE_S = 10.0
+SERVICE_BACKOFF_MAX_S = 900.0  # ECS: retry delay grows up to 15 minutes for tasks that never start
+RECENT_STOPPED = 100           # stopped tasks kept for the DescribeTasks view
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else parse_duration(value)
+
+
+@dataclass(eq=False)
+class Request:
+    """How the tasks of one workload (or one daemon on one instance) are placed."""
+
+    workload: str
+    spec: TaskSpec
+    group: str
+    constraints: tuple[Constraint, ...] = ()
+    strategies: tuple[Strategy, ...] = ()
+    launch_type: str | None = None
+    capacity_providers: tuple[str, ...] | None = None
+    on_no_capacity: str = "fail"
+    duration: DurationSampler = field(default=lambda: math.inf)
+    service: Service | None = None
+    only: np.ndarray | None = None
+
+
+@dataclass(slots=True)
+class SimTask(TaskRecord):
+    """A task as the simulation tracks it."""
+
+    workload: str = ""
+    request: Request | None = None
+    run_for: float = math.inf
+    waiting_reason: str | None = None
+    ever_ran: bool = False
+
+
+@dataclass(eq=False)
+class Service:
+    """A REPLICA or DAEMON service: keeps its desired count of tasks alive."""
+
+    name: str
+    request: Request | None
+    daemon: bool = False
+    desired: int = 0
+    live: set[str] = field(default_factory=set)
+    failed_starts: int = 0
+    backoff_until: float = 0.0
+    reconcile_scheduled: bool = False
+    daemon_requests: dict[int, Request] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    """Everything one run produced (tables as pandas DataFrames)."""
+
+    summary: dict
+    tasks: Any
+    timeline: Any
+    describe_tasks: dict
+    describe_container_instances: dict
+    events: list[dict]
+
+
+class Simulation:
+    """One run of a loaded scenario."""
+
+    def __init__(self, loaded: Any, *, seed: int | None = None, until: float | None = None,
+                 progress: Callable[[float, float], None] | None = None) -> None:
+        self.loaded = loaded
+        model = loaded.model
+        self.model = model
+        self.seed = int(model.seed if seed is None else seed)
+        self.duration = _seconds(model.duration) if until is None else float(until)
+        self.sample_interval = _seconds(model.sample_interval)
+        self.device_mode = DeviceMode(model.device_mode)
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.state = ClusterState(model.cluster.name)
+        self.placer = Placer(self.state, device_mode=self.device_mode)
+        self.recorder = Recorder()
+        self.placement_rng = np.random.default_rng([self.seed, 0])
+        self.tasks: dict[str, SimTask] = {}
+        self.recent_stopped: deque[SimTask] = deque(maxlen=RECENT_STOPPED)
+        self.queue: OrderedDict[int, deque[SimTask]] = OrderedDict()
+        self._retry_scheduled = False
+        self.counts = {PROVISIONING: 0, PENDING: 0, RUNNING: 0, STOPPED: 0}
+        self.submitted = 0
+        self.services: list[Service] = []
+        self.instance_start: list[float] = []
+        self.instance_end: list[float | None] = []
+        self._next_id = 0
+        self._neuron_specs = [s for s in loaded.task_specs.values() if s.uses_neuron]
+
+    # ------------------------------------------------------------------ scheduling helpers
+    def at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` at simulated time ``t`` (a callback on the event heap, no generator)."""
+        delay = max(0.0, t - self.env.now)
+        event = self.env.timeout(delay)
+        event.callbacks.append(lambda _e: fn(*args))
+
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    # ------------------------------------------------------------------ building
+    def _build_fleets(self) -> None:
+        catalog = self.loaded.catalog
+        for fleet in self.model.cluster.fleets:
+            itype = catalog.get(fleet.instance_type)
+            zones = list(fleet.availability_zones)
+            for k in range(fleet.count):
+                self.add_instance(itype, launch_type=fleet.launch_type,
+                                  availability_zone=zones[k % len(zones)],
+                                  capacity_provider=fleet.capacity_provider,
+                                  attributes=dict(fleet.attributes))
+
+    def add_instance(self, itype: Any, *, launch_type: str, availability_zone: str,
+                     capacity_provider: str | None, attributes: dict[str, str]) -> int:
+        """Register a container instance now; daemons are placed on it before anything else."""
+        self.recorder.advance(self.now)
+        index = self.state.add_instance(itype, launch_type=launch_type, availability_zone=availability_zone,
+                                        capacity_provider=capacity_provider, attributes=attributes,
+                                        registered_at=self.now)
+        self.instance_start.append(self.now)
+        self.instance_end.append(None)
+        lv = self.recorder.levels
+        lv.chips_total += itype.chips
+        lv.cpu_total += float(self.state.cpu_registered[index])
+        lv.mem_total += float(self.state.mem_registered[index])
+        for svc in self.services:
+            if svc.daemon:
+                self._daemon_on(svc, index)
+        self._kick()
+        return index
+
+    def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
+                 service: Service | None = None) -> Request:
+        strategies_model = getattr(workload, "placement_strategy", None)
+        if strategies_model is None:
+            chain = strategy_defaults.SERVICE_DEFAULT if service else strategy_defaults.RUNTASK_DEFAULT
+        else:
+            chain = tuple(Strategy(s.type, getattr(s, "field", None)) for s in strategies_model)
+        constraints = tuple(Constraint(c.type, getattr(c, "expression", None))
+                            for c in (getattr(workload, "placement_constraints", None) or ()))
+        if service is not None:
+            group = f"service:{workload.name}"
+        else:
+            group = getattr(workload, "group", None) or f"family:{spec.family}"
+        duration_model = getattr(workload, "task_duration", None) if service else getattr(workload, "duration",
+                                                                                             None)
+        return Request(workload=workload.name, spec=spec, group=group, constraints=constraints,
+                       strategies=chain, launch_type=getattr(workload, "launch_type", None),
+                       on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
+                       duration=duration_sampler(duration_model, rng), service=service)
+
+    def _build_workloads(self) -> None:
+        specs = self.loaded.task_specs
+        for k, w in enumerate(self.model.workloads):
+            rng = np.random.default_rng([self.seed, 1, k])
+            spec = specs[w.task_definition]
+            start = _seconds(getattr(w, "start", 0) or 0)
+            if w.kind == "service":
+                svc = Service(w.name, None, daemon=w.scheduling_strategy == "DAEMON")
+                svc.request = self._request(w, spec, rng, service=svc)
+                self.services.append(svc)
+                if svc.daemon:
+                    self.at(start, self._start_daemon, svc)
+                elif getattr(w, "schedule", None):
+                    for step in w.schedule:
+                        self.at(start + _seconds(step.at), self._set_desired, svc, int(step.count))
+                else:
+                    self.at(start, self._set_desired, svc, int(w.desired_count))
+                continue
+            request = self._request(w, spec, rng)
+            stop = min(self.duration, _seconds(w.stop)) if getattr(w, "stop", None) is not None else self.duration
+            max_calls = getattr(w, "max_calls", None)
+            if w.arrivals.type == "trace":
+                self._schedule_trace(w, request, rng)
+                continue
+            times = arrival_times(w.arrivals, rng, start=start, stop=stop)
+            self._schedule_next_call(times, request, int(w.count), max_calls, 0)
+
+    def _schedule_next_call(self, times: Any, request: Request, count: int, max_calls: int | None,
+                            made: int) -> None:
+        if max_calls is not None and made >= max_calls:
+            return
+        t = next(times, None)
+        if t is None:
+            return
+
+        def call() -> None:
+            self.run_task(request, count)
+            self._schedule_next_call(times, request, count, max_calls, made + 1)
+
+        self.at(t, call)
+
+    def _schedule_trace(self, workload: Any, request: Request, rng: np.random.Generator) -> None:
+        frame = self.loaded.traces[workload.name]
+        per_def: dict[str, Request] = {}
+        for row in frame.itertuples(index=False):
+            req = request
+            name = getattr(row, "task_definition", None)
+            if isinstance(name, str) and name:
+                req = per_def.get(name) or per_def.setdefault(
+                    name, self._request(workload, self.loaded.task_specs[name], rng))
+            dur = getattr(row, "duration", None)
+            fixed = float(dur) if dur is not None and not (isinstance(dur, float) and math.isnan(dur)) else None
+            self.at(float(row.submit), self._submit_one, req, fixed)
+
+    def _submit_one(self, request: Request, run_for: float | None) -> None:
+        self.submit(request, run_for=run_for)
+
+    # ------------------------------------------------------------------ RunTask and lifecycle
+    def run_task(self, request: Request, count: int) -> None:
+        """One RunTask call: ``count`` tasks placed one after another."""
+        for _ in range(count):
+            self.submit(request)
+
+    def submit(self, request: Request, *, run_for: float | None = None) -> SimTask:
+        """Create a task now and try to place it."""
+        self._next_id += 1
+        task_id = f"{self._next_id:032x}"
+        spec = request.spec
+        task = SimTask(task_id=task_id, spec=spec, group=request.group, last_status=PROVISIONING,
+                       launch_type=request.launch_type or ("MANAGED_INSTANCES"
+                                                           if spec.compatibilities == {"MANAGED_INSTANCES"}
+                                                           else "EC2"),
+                       created_at=self.now, workload=request.workload, request=request,
+                       run_for=request.duration() if run_for is None else run_for,
+                       started_by=f"ecs-svc/{request.service.name}" if request.service else None)
+        self.tasks[task_id] = task
+        self.submitted += 1
+        self.counts[PROVISIONING] += 1
+        if request.service is not None:
+            request.service.live.add(task_id)
+        outcome = self._try_start(task)
+        if isinstance(outcome, Failure):
+            self._unplaced(task, outcome)
+        return task
+
+    def _waits(self, task: SimTask, failure: Failure) -> bool:
+        request = task.request
+        assert request is not None
+        if request.service is not None or request.on_no_capacity == "wait":
+            return True
+        # Device-aware runs treat chips as a schedulable resource: a task short only of a chip waits for
+        # it, as a task short of a resource waits in PENDING, instead of failing at container start.
+        return failure.reason == "RESOURCE:NEURON_DEVICES" and self.device_mode is DeviceMode.AWARE
+
+    def _unplaced(self, task: SimTask, failure: Failure) -> None:
+        task.waiting_reason = str(failure)
+        if self._waits(task, failure):
+            key = id(task.request)
+            self.queue.setdefault(key, deque()).append(task)
+            return
+        self._stop(task, "TaskFailedToStart", failure.reason, placed=False)
+
+    def _try_start(self, task: SimTask) -> Failure | None:
+        request = task.request
+        assert request is not None
+        out = self.placer.place(request.spec, task_id=task.task_id, group=request.group,
+                                constraints=request.constraints, strategies=request.strategies,
+                                launch_type=request.launch_type, capacity_providers=request.capacity_providers,
+                                rng=self.placement_rng, only=request.only)
+        if isinstance(out, Failure):
+            return out
+        inst = self.state.instances[out.instance]
+        task.instance = out.instance
+        task.launch_type = inst.launch_type
+        task.capacity_provider = inst.capacity_provider
+        self.counts[PROVISIONING] -= 1
+        if not out.ok:
+            # ECS-blind: placed on CPU/memory, the container cannot open its device.
+            self.counts[PENDING] += 1
+            task.last_status = PENDING
+            self._stop(task, "TaskFailedToStart", out.start_failure or "TaskFailedToStart", placed=True)
+            return None
+        self.recorder.advance(self.now)
+        lv = self.recorder.levels
+        lv.chips_held += len(out.chips)
+        lv.cpu_used += task.spec.cpu
+        lv.mem_used += task.spec.memory
+        task.chips = out.chips
+        task.gpu_ids = out.gpu_ids
+        task.last_status = RUNNING
+        task.started_at = self.now
+        task.ever_ran = True
+        task.waiting_reason = None
+        self.counts[RUNNING] += 1
+        if request.service is not None:
+            request.service.failed_starts = 0
+        if math.isfinite(task.run_for):
+            self.at(self.now + task.run_for, self._exit, task)
+        return None
+
+    def _exit(self, task: SimTask) -> None:
+        if task.last_status == RUNNING:
+            self._stop(task, "EssentialContainerExited", "Essential container in task exited", placed=True)
+
+    def _stop(self, task: SimTask, code: str, reason: str, *, placed: bool) -> None:
+        """Move a task to STOPPED now, give back what it holds, and tell its service."""
+        was = task.last_status
+        self.counts[was] -= 1
+        self.counts[STOPPED] += 1
+        if was == RUNNING:
+            self.recorder.advance(self.now)
+            self.placer.release(task.task_id)
+            lv = self.recorder.levels
+            lv.chips_held -= len(task.chips)
+            lv.cpu_used -= task.spec.cpu
+            lv.mem_used -= task.spec.memory
+        task.last_status = task.desired_status = STOPPED
+        task.stopped_at = self.now
+        task.stop_code = code
+        task.stopped_reason = reason
+        if code == "TaskFailedToStart":
+            self.recorder.failures[_failure_key(reason)] += 1
+        self._row(task, placed)
+        del self.tasks[task.task_id]
+        self.recent_stopped.append(task)
+        svc = task.request.service if task.request else None
+        if svc is not None:
+            svc.live.discard(task.task_id)
+            if code == "TaskFailedToStart":
+                svc.failed_starts += 1
+                delay = min(SERVICE_BACKOFF_MAX_S, SERVICE_BACKOFF_BASE_S * 2 ** (svc.failed_starts - 1))
+                svc.backoff_until = self.now + delay
+                self.recorder.event(self.now, "service", f"service {svc.name} is unable to consistently "
+                                    f"start tasks successfully.", service=svc.name)
+            if code != "ServiceSchedulerInitiated":
+                self._schedule_reconcile(svc)
+        if was == RUNNING:
+            self._kick()
+
+    def _row(self, task: SimTask, placed: bool) -> None:
+        inst = self.state.instances[task.instance] if task.instance is not None else None
+        start = task.started_at
+        self.recorder.task_row(
+            task_id=task.task_id, family=task.spec.family, workload=task.workload, group=task.group,
+            launch_type=task.launch_type, capacity_provider=task.capacity_provider, submit=task.created_at,
+            start=start, end=task.stopped_at, final_state=task.last_status, stop_code=task.stop_code,
+            stop_reason=task.stopped_reason if task.last_status == STOPPED else task.waiting_reason,
+            instance_id=inst.ec2_instance_id if inst else None,
+            instance_type=inst.instance_type.name if inst else None,
+            availability_zone=inst.availability_zone if inst else None,
+            chips=",".join(map(str, task.chips)), wait_s=None if start is None else start - task.created_at,
+            placed=placed)
+
+    # ------------------------------------------------------------------ waiting and retries
+    def _kick(self) -> None:
+        """Schedule one retry pass now (coalesced): capacity changed."""
+        if self.queue and not self._retry_scheduled:
+            self._retry_scheduled = True
+            self.at(self.now, self._retry_pass)
+
+    def _retry_pass(self) -> None:
+        self._retry_scheduled = False
+        for key in list(self.queue):
+            waiting = self.queue[key]
+            while waiting:
+                task = waiting[0]
+                if task.last_status != PROVISIONING:
+                    waiting.popleft()
+                    continue
+                failure = self._try_start(task)
+                if failure is not None:
+                    task.waiting_reason = str(failure)
+                    break  # the rest of this class asks for the same and fails the same way
+                waiting.popleft()
+            if not waiting:
+                del self.queue[key]
+
+    # ------------------------------------------------------------------ services
+    def _set_desired(self, svc: Service, desired: int) -> None:
+        svc.desired = desired
+        self._reconcile(svc)
+
+    def _schedule_reconcile(self, svc: Service) -> None:
+        if not svc.reconcile_scheduled:
+            svc.reconcile_scheduled = True
+            self.at(max(self.now, svc.backoff_until), self._reconcile_cb, svc)
+
+    def _reconcile_cb(self, svc: Service) -> None:
+        svc.reconcile_scheduled = False
+        self._reconcile(svc)
+
+    def _reconcile(self, svc: Service) -> None:
+        """Start or stop tasks so the service has its desired count."""
+        if svc.daemon:
+            for index in list(svc.daemon_requests):
+                self._daemon_on(svc, index)
+            return
+        if self.now < svc.backoff_until:
+            self._schedule_reconcile(svc)
+            return
+        missing = svc.desired - len(svc.live)
+        assert svc.request is not None
+        for _ in range(max(0, missing)):
+            self.submit(svc.request)
+        if missing < 0:
+            live = [self.tasks[t] for t in svc.live]
+            # scale in: tasks still waiting first, then the newest running ones
+            live.sort(key=lambda t: (t.last_status == RUNNING, t.created_at, t.task_id))
+            for task in live[: -missing]:
+                self._stop(task, "ServiceSchedulerInitiated", "Scaling activity initiated by (deployment "
+                           f"ecs-svc/{svc.name})", placed=task.ever_ran)
+
+    def _start_daemon(self, svc: Service) -> None:
+        for index in range(len(self.state)):
+            self._daemon_on(svc, index)
+
+    def _daemon_on(self, svc: Service, index: int) -> None:
+        """Keep one daemon task on instance ``index`` if it meets the service's constraints."""
+        base = svc.request
+        assert base is not None
+        if self.state.instances[index].status != "ACTIVE":
+            return
+        req = svc.daemon_requests.get(index)
+        if req is None:
+            only = np.array([index])
+            fits_here = self.placer.satisfies(base.spec, group=base.group,
+                                              constraints=base.spec.constraints + base.constraints,
+                                              launch_type=base.launch_type, only=only)
+            if not fits_here[index]:
+                return
+            req = Request(workload=base.workload, spec=base.spec, group=base.group,
+                          constraints=base.constraints, strategies=(), launch_type=base.launch_type,
+                          duration=base.duration, service=svc, only=only)
+            svc.daemon_requests[index] = req
+        if any(self.tasks[t].request is req for t in svc.live if t in self.tasks):
+            return
+        self.submit(req)
+
+    # ------------------------------------------------------------------ sampling
+    def _sample(self) -> None:
+        t = self.now
+        st = self.state
+        n = len(st)
+        rows: list[dict] = []
+        if n:
+            codes = st.type_code
+            k = len(st.type_names)
+            active = st.schedulable | (st.running > 0)
+            chips_all = np.bitwise_count(st.chips_all).astype(np.int64)
+            chips_free = np.bitwise_count(st.chips_free).astype(np.int64)
+            stranded = self._stranded_per_instance(chips_free)
+            per = {
+                "instances": np.bincount(codes, weights=active, minlength=k),
+                "chips_total": np.bincount(codes, weights=chips_all, minlength=k),
+                "chips_held": np.bincount(codes, weights=chips_all - chips_free, minlength=k),
+                "chips_stranded": np.bincount(codes, weights=stranded, minlength=k),
+                "cpu_total": np.bincount(codes, weights=st.cpu_registered, minlength=k),
+                "cpu_used": np.bincount(codes, weights=st.cpu_registered - st.cpu_free, minlength=k),
+                "memory_total": np.bincount(codes, weights=st.mem_registered, minlength=k),
+                "memory_used": np.bincount(codes, weights=st.mem_registered - st.mem_free, minlength=k),
+                "gpus_total": np.bincount(codes, weights=st.gpu_registered, minlength=k),
+                "gpus_used": np.bincount(codes, weights=st.gpu_registered - st.gpu_free, minlength=k),
+                "running": np.bincount(codes, weights=st.running, minlength=k),
+            }
+            for code, name in enumerate(st.type_names):
+                row = {"time": t, "instance_type": name}
+                row.update({key: int(col[code]) for key, col in per.items()})
+                rows.append(row)
+            self.recorder.stranded_chip_seconds += float(stranded.sum()) * self.sample_interval
+        rows.append({"time": t, "instance_type": "*", "instances": n, "running": self.counts[RUNNING],
+                     "pending": self.counts[PENDING], "provisioning": self.counts[PROVISIONING],
+                     "submitted": self.submitted, "stopped": self.counts[STOPPED]})
+        self.recorder.sample(rows)
+        if self.progress is not None:
+            self.progress(t, self.duration)
+        if t + self.sample_interval <= self.duration:
+            self.at(t + self.sample_interval, self._sample)
+
+    def _stranded_per_instance(self, chips_free: np.ndarray) -> np.ndarray:
+        """Free chips on instances that can take none of the scenario's Neuron tasks now."""
+        st = self.state
+        has_free = (chips_free > 0) & st.schedulable
+        if not has_free.any():
+            return np.zeros(len(st), np.int64)
+        usable = np.zeros(len(st), bool)
+        for spec in self._neuron_specs:
+            usable |= self.placer.feasible(spec, only=np.flatnonzero(has_free))
+        return np.where(has_free & ~usable, chips_free, 0)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Results:
+        wall = time.perf_counter()
+        self._build_fleets()
+        self._build_workloads()
+        self.at(0.0, self._sample)
+        self.env.run(until=self.duration)
+        self.recorder.advance(self.duration)
+        return self._results(time.perf_counter() - wall)
+
+    def _results(self, wall_seconds: float) -> Results:
+        for task in list(self.tasks.values()):  # still alive at the end: rows with their current state
+            self._row(task, placed=task.ever_ran)
+        tasks = self.recorder.tasks_frame()
+        timeline = self.recorder.timeline_frame()
+        started = tasks["start"].notna()
+        waits = tasks.loc[started, "wait_s"].to_numpy(dtype=float)
+        acc: Levels = self.recorder.integrals
+        hours_by_type: dict[str, float] = {}
+        cost_by_type: dict[str, float] = {}
+        for inst, t0, t1 in zip(self.state.instances, self.instance_start, self.instance_end, strict=True):
+            seconds = (self.duration if t1 is None else t1) - t0
+            name = inst.instance_type.name
+            hours_by_type[name] = hours_by_type.get(name, 0.0) + seconds / 3600
+            price = inst.instance_type.price_per_hour or 0.0
+            cost_by_type[name] = cost_by_type.get(name, 0.0) + seconds / 3600 * price
+        summary = {
+            "scenario": self.model.name,
+            "seed": self.seed,
+            "device_mode": self.device_mode.value,
+            "sim_seconds": self.duration,
+            "tasks_submitted": self.submitted,
+            "tasks_placed": int(started.sum()),
+            "tasks_failed": dict(sorted(self.recorder.failures.items())),
+            "tasks_completed": int((tasks["stop_code"] == "EssentialContainerExited").sum()),
+            "tasks_running_at_end": self.counts[RUNNING],
+            "tasks_waiting_at_end": self.counts[PROVISIONING],
+            "tasks_stopped": self.counts[STOPPED],
+            **wait_percentiles(waits),
+            "chip_utilization": round(ratio(acc.chips_held, acc.chips_total), 6),
+            "cpu_utilization": round(ratio(acc.cpu_used, acc.cpu_total), 6),
+            "memory_utilization": round(ratio(acc.mem_used, acc.mem_total), 6),
+            "stranded_chip_hours": round(self.recorder.stranded_chip_seconds / 3600, 6),
+            "instance_hours": round(sum(hours_by_type.values()), 6),
+            "cost_usd": round(sum(cost_by_type.values()), 6),
+            "instance_hours_by_type": {k: round(v, 6) for k, v in sorted(hours_by_type.items())},
+            "cost_usd_by_type": {k: round(v, 6) for k, v in sorted(cost_by_type.items())},
+            "wall_seconds": round(wall_seconds, 3),
+        }
+        records = list(self.recent_stopped) + list(self.tasks.values())
+        return Results(
+            summary=summary, tasks=tasks, timeline=timeline,
+            describe_tasks=api.describe_tasks(records, self.state),
+            describe_container_instances=api.describe_container_instances(self.state),
+            events=self.recorder.events,
+        )
+
+    def conservation_ok(self) -> bool:
+        """submitted = provisioning + pending + running + stopped."""
+        return self.submitted == sum(self.counts.values())
+
+
+def _failure_key(reason: str) -> str:
+    """A stable key for failure counts: the ECS reason without per-task detail."""
+    if reason.startswith("TaskFailedToStart: CannotStartContainerError"):
+        path = reason.split('"')[1] if '"' in reason else "device"
+        return f"TaskFailedToStart: {path} missing"
+    if reason.startswith("TaskFailedToStart: /dev/neuron"):
+        return f"TaskFailedToStart: {reason.split()[1]} in use"
+    return reason
