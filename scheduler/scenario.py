@@ -43,7 +43,14 @@ from pydantic import (
     model_validator,
 )
 
-from scheduler.catalog import LAUNCH_EC2, LAUNCH_MANAGED, NEURON_ACCELERATORS, Catalog, default_catalog, load_catalog
+from scheduler.catalog import (
+    LAUNCH_EC2,
+    LAUNCH_MANAGED,
+    NEURON_ACCELERATORS,
+    Catalog,
+    default_catalog,
+    load_catalog,
+)
 from scheduler.catalog.catalog import _build as _build_instance_type
 from scheduler.ecs import botocore_model, cql
 from scheduler.ecs.taskdef import load_task_definition
@@ -92,7 +99,8 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 Number = Annotated[float, BeforeValidator(_not_bool)]
 Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
 Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema(_RATE_SCHEMA)]
-RateOrZero = Annotated[float, BeforeValidator(partial(parse_rate, allow_zero=True)), WithJsonSchema(_RATE_SCHEMA)]
+RateOrZero = Annotated[float, BeforeValidator(partial(parse_rate, allow_zero=True)),
+                       WithJsonSchema(_RATE_SCHEMA)]
 
 _ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _ECS_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
@@ -161,7 +169,7 @@ def _taskdef_source(value: object) -> str | dict[str, Any]:
 def _scale_in_after(value: object) -> float | None:
     if value is None:
         return None
-    if value == "disabled" or (isinstance(value, int | float) and not isinstance(value, bool) and value == -1):
+    if value == "disabled" or (type(value) in (int, float) and value == -1):
         return -1.0
     seconds = parse_duration(value)
     if seconds > 3600:
@@ -169,11 +177,12 @@ def _scale_in_after(value: object) -> float | None:
     return seconds
 
 
-EcsName = Annotated[str, AfterValidator(_ecs_name), WithJsonSchema({"type": "string", "pattern": _ECS_NAME_PATTERN})]
-ProviderName = Annotated[str, AfterValidator(_provider_name),
-                         WithJsonSchema({"type": "string", "pattern": _ECS_NAME_PATTERN})]
+_NAME_SCHEMA = {"type": "string", "pattern": _ECS_NAME_PATTERN}
+EcsName = Annotated[str, AfterValidator(_ecs_name), WithJsonSchema(_NAME_SCHEMA)]
+ProviderName = Annotated[str, AfterValidator(_provider_name), WithJsonSchema(_NAME_SCHEMA)]
 AttributeName = Annotated[str, AfterValidator(_attribute_name)]
-AttributeValue = Annotated[str, PlainValidator(_attribute_value), WithJsonSchema({"type": ["string", "number"]})]
+AttributeValue = Annotated[str, PlainValidator(_attribute_value),
+                           WithJsonSchema({"type": ["string", "number"]})]
 AvailabilityZones = Annotated[list[Annotated[str, AfterValidator(_attribute_value)]], Field(min_length=1),
                               AfterValidator(_unique("availability zone"))]
 TaskDefinitionSource = Annotated[str | dict[str, Any], PlainValidator(_taskdef_source), WithJsonSchema({
@@ -181,7 +190,8 @@ TaskDefinitionSource = Annotated[str | dict[str, Any], PlainValidator(_taskdef_s
               {"type": "object", "description": "an inline RegisterTaskDefinition object"}]})]
 ScaleInAfter = Annotated[float | None, PlainValidator(_scale_in_after), WithJsonSchema({
     "anyOf": [{"type": "null"}, {"const": "disabled"}, {"const": -1}, *_DURATION_SCHEMA["anyOf"]],
-    "description": "ECS infrastructureOptimization.scaleInAfter: null = ECS default, 'disabled' (-1), or 0-1h"})]
+    "description": "ECS infrastructureOptimization.scaleInAfter: null = ECS default, "
+                   "'disabled' (-1), or 0-1h"})]
 
 
 class _Model(BaseModel):
@@ -230,7 +240,8 @@ class PlacementConstraintItem(_Model):
             raise ValueError("distinctInstance takes no expression")
         if kind == "memberOf":
             if value is None:
-                raise ValueError("memberOf needs an expression, such as attribute:ecs.instance-type =~ inf2.*")
+                raise ValueError("memberOf needs an expression, such as "
+                                 "attribute:ecs.instance-type =~ inf2.*")
             try:
                 cql.parse(value)
             except QueryError as exc:
@@ -262,12 +273,14 @@ def _strategy_rules(items: list[CapacityProviderStrategyItem]) -> list[CapacityP
     if len(with_base) > 1:
         raise ValueError(f"at most one capacity provider may have a base, got {', '.join(with_base)}")
     if all(item.weight == 0 for item in items):
-        raise ValueError("at least one capacity provider needs a weight above 0 (ECS rejects all-zero weights)")
+        raise ValueError("at least one capacity provider needs a weight above 0 "
+                         "(ECS rejects all-zero weights)")
     return items
 
 
 CapacityProviderStrategy = Annotated[list[CapacityProviderStrategyItem],
-                                     Field(max_length=MAX_PROVIDERS_PER_STRATEGY), AfterValidator(_strategy_rules)]
+                                     Field(max_length=MAX_PROVIDERS_PER_STRATEGY),
+                                     AfterValidator(_strategy_rules)]
 PlacementStrategies = Annotated[list[PlacementStrategyItem], Field(max_length=MAX_STRATEGIES)]
 PlacementConstraints = Annotated[list[PlacementConstraintItem], Field(max_length=MAX_CONSTRAINTS)]
 
@@ -566,7 +579,8 @@ class RunTaskWorkload(_Placement):
     def _duration_needed(cls, value: object, info: ValidationInfo) -> object:
         arrivals = info.data.get("arrivals")
         if value is None and arrivals is not None and not isinstance(arrivals, TraceArrivals):
-            raise ValueError("is required (how long each task runs), e.g. 10m or {type: exponential, mean: 10m}")
+            raise ValueError("is required (how long each task runs), e.g. 10m or "
+                             "{type: exponential, mean: 10m}")
         return value
 
     @field_validator("stop")
@@ -625,7 +639,8 @@ class ServiceWorkload(_Placement):
 
     @field_validator("schedule")
     @classmethod
-    def _schedule_rules(cls, value: list[ScheduleStep] | None, info: ValidationInfo) -> list[ScheduleStep] | None:
+    def _schedule_rules(cls, value: list[ScheduleStep] | None,
+                        info: ValidationInfo) -> list[ScheduleStep] | None:
         if value is None:
             return value
         if info.data.get("scheduling_strategy") == "DAEMON":
@@ -682,7 +697,8 @@ class Scenario(_Model):
     def _few_enough_samples(cls, value: float, info: ValidationInfo) -> float:
         duration = info.data.get("duration")
         if duration is not None and value > 0 and duration / value > MAX_SAMPLES:
-            raise ValueError(f"gives {duration / value:,.0f} samples over the run; the limit is {MAX_SAMPLES:,} "
+            raise ValueError(f"gives {duration / value:,.0f} samples over the run; "
+                             f"the limit is {MAX_SAMPLES:,} "
                              "(use a longer sample_interval)")
         return value
 
@@ -769,9 +785,9 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     if not isinstance(data, Mapping):
         raise ScenarioError(f"the top level must be a mapping of scenario fields (name, duration, ...), "
                             f"not {_kind(data)}", file=label)
-    if overrides:
-        data = apply_overrides(data, overrides, file=label)
     try:
+        if overrides:
+            data = apply_overrides(data, overrides, file=label)
         model = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc, label) from None
@@ -974,8 +990,8 @@ def _step_into(target: Any, part: str, so_far: list[str], key: str, file: str) -
         if child is None:
             child = target[part] = {}
         elif not isinstance(child, dict | list):
-            raise ScenarioError(f"cannot set {key}: {_dotted(so_far)} is {_kind(child)}, not a mapping or list",
-                                file=file, path=key)
+            raise ScenarioError(f"cannot set {key}: {_dotted(so_far)} is {_kind(child)}, "
+                                "not a mapping or list", file=file, path=key)
         return child
     raise ScenarioError(f"cannot set {key}: {_dotted(so_far[:-1])} is {_kind(target)}", file=file, path=key)
 
@@ -986,7 +1002,8 @@ def _assign(target: Any, part: str, value: object, parts: list[str], key: str, f
     elif isinstance(target, dict):
         target[part] = value
     else:
-        raise ScenarioError(f"cannot set {key}: {_dotted(parts[:-1])} is {_kind(target)}", file=file, path=key)
+        raise ScenarioError(f"cannot set {key}: {_dotted(parts[:-1])} is {_kind(target)}",
+                            file=file, path=key)
 
 
 def _list_index(items: list[Any], part: str, so_far: list[str], key: str, file: str) -> int:
@@ -996,8 +1013,8 @@ def _list_index(items: list[Any], part: str, so_far: list[str], key: str, file: 
                             f"not {part!r}", file=file, path=key)
     index = int(part)
     if index >= len(items):
-        raise ScenarioError(f"cannot set {key}: {where} has {len(items)} entr{'y' if len(items) == 1 else 'ies'}"
-                            f" (indices from 0)", file=file, path=key)
+        entries = "1 entry" if len(items) == 1 else f"{len(items)} entries"
+        raise ScenarioError(f"cannot set {key}: {where} has {entries} (indices from 0)", file=file, path=key)
     return index
 
 
@@ -1104,7 +1121,8 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         expected = ctx.get("expected_tags", "")
         close = difflib.get_close_matches(str(ctx.get("tag")), re.findall(r"'([^']*)'", expected), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {ctx.get('discriminator', 'kind')} {_show(ctx.get('tag'))}: expected one of {expected}{hint}"
+        tag = _show(ctx.get("tag"))
+        return f"unknown {ctx.get('discriminator', 'kind')} {tag}: expected one of {expected}{hint}"
     if kind == "union_tag_not_found":
         return f"needs a {ctx.get('discriminator', 'type')} key saying which kind it is"
     if kind in ("value_error", "assertion_error"):
@@ -1141,7 +1159,8 @@ def _scenario_catalog(model: Scenario, context: _Context) -> Catalog:
         except CatalogError as exc:
             raise context.error(where, exc.message) from None
         if itype.name in first_seen:
-            raise context.error(where, f"instance type {itype.name!r} is also added at {first_seen[itype.name]}")
+            raise context.error(where, f"instance type {itype.name!r} is also added at "
+                                f"{first_seen[itype.name]}")
         first_seen[itype.name] = where
         known[itype.name] = itype
         added.append(itype)
@@ -1186,15 +1205,18 @@ def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context) -
             continue
         provider = _provider(providers, fleet.capacity_provider, f"{where}.capacity_provider", context)
         if _provider_kind(provider) != fleet.launch_type:
-            raise context.error(f"{where}.capacity_provider", f"{provider.name} is a {provider.type} provider; "
+            raise context.error(f"{where}.capacity_provider", f"{provider.name} is a {provider.type} "
+                                f"provider; "
                                 f"its instances use launch type {_provider_kind(provider)}, not "
                                 f"{fleet.launch_type}")
         if isinstance(provider, AutoScalingCapacityProvider):
             names = {catalog.get(n).name for n in provider.instance_types}
             if catalog.get(fleet.instance_type).name not in names:
-                raise context.error(f"{where}.instance_type", f"{fleet.instance_type} is not one of the instance "
-                                    f"types of capacity provider {provider.name} ({', '.join(sorted(names))})")
-    initial += sum(p.desired_capacity or 0 for p in providers.values() if isinstance(p, AutoScalingCapacityProvider))
+                raise context.error(f"{where}.instance_type", f"{fleet.instance_type} is not one of the "
+                                    f"instance types of capacity provider {provider.name} "
+                                    f"({', '.join(sorted(names))})")
+    initial += sum(p.desired_capacity or 0 for p in providers.values()
+                   if isinstance(p, AutoScalingCapacityProvider))
     if initial > MAX_INSTANCES:
         raise context.error("cluster.fleets", f"{initial:,} instances at the start; the simulator's limit is "
                             f"{MAX_INSTANCES:,}")
@@ -1250,7 +1272,8 @@ def _known_task_definition(model: Scenario, name: str, path: str, context: _Cont
     if name in model.task_definitions:
         return
     close = difflib.get_close_matches(name, list(model.task_definitions), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; task_definitions has {', '.join(model.task_definitions)}"
+    hint = (f"; did you mean {close[0]!r}?" if close
+            else f"; task_definitions has {', '.join(model.task_definitions)}")
     raise context.error(path, f"unknown task definition {name!r}{hint}")
 
 
@@ -1282,7 +1305,8 @@ def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec
         spec = specs[workload.task_definition]
         total = len(spec.constraints) + len(workload.placement_constraints)
         if total > MAX_CONSTRAINTS:
-            raise context.error(f"{where}.placement_constraints", f"a task may have at most {MAX_CONSTRAINTS} "
+            raise context.error(f"{where}.placement_constraints", f"a task may have at most "
+                                f"{MAX_CONSTRAINTS} "
                                 f"placement constraints, task definition and request together; here "
                                 f"{len(spec.constraints)} + {len(workload.placement_constraints)}")
         launch = resolve_launch(workload, model.cluster)
@@ -1291,8 +1315,9 @@ def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec
             if workload.launch_type is not None:
                 field_name, how = "launch_type", f"launch type {launch.launch_type}"
             else:
-                field_name, how = "task_definition", ("launch type EC2, which ECS uses when no launch_type, "
-                                                      "capacity_provider_strategy or cluster default is given")
+                field_name = "task_definition"
+                how = ("launch type EC2, which ECS uses when no launch_type, capacity_provider_strategy "
+                       "or cluster default is given")
         else:
             needed = {_provider_kind(providers[item.capacity_provider]) for item in launch.strategy}
             names = ", ".join(item.capacity_provider for item in launch.strategy)
@@ -1302,7 +1327,8 @@ def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec
                 field_name, how = "task_definition", f"the cluster's default capacity provider {names}"
         missing = needed - spec.compatibilities
         if missing:
-            raise context.error(f"{where}.{field_name}", f"task definition {workload.task_definition!r} does not "
+            raise context.error(f"{where}.{field_name}", f"task definition {workload.task_definition!r} "
+                                f"does not "
                                 f"support {', '.join(sorted(missing))} (its requiresCompatibilities: "
                                 f"{', '.join(sorted(spec.compatibilities))}), needed by {how}")
 
@@ -1353,7 +1379,8 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
             row = int(np.argmax(unknown.to_numpy()))
             raise context.error(f"{where}.file", f"{file}: line {row + 2}: column "
                                 f"{arrivals.task_definition_column!r}: unknown task definition "
-                                f"{_show(names.iloc[row])}; task_definitions has {', '.join(model.task_definitions)}")
+                                f"{_show(names.iloc[row])}; task_definitions has "
+                                f"{', '.join(model.task_definitions)}")
         task_definitions = names.to_numpy(dtype=object)
     else:
         task_definitions = np.full(len(frame), workload.task_definition, dtype=object)

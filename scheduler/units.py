@@ -70,8 +70,9 @@ def _duration_text(text: str) -> float:
     if bare is not None:
         return float(bare.group(1))
     stripped = text.strip()
-    if stripped.startswith("-") and _DURATION_WHOLE.fullmatch(stripped[1:]):
-        raise ValueError(f"a duration must not be negative, got {_show(text)}")
+    rest = stripped[1:]
+    if stripped.startswith("-") and (_BARE_NUMBER.fullmatch(rest) or _DURATION_WHOLE.fullmatch(rest)):
+        return -_duration_text(rest)  # the caller refuses it with a clear message
     if not _DURATION_WHOLE.fullmatch(text):
         unknown = _UNKNOWN_UNIT.match(text)
         if unknown is not None and unknown.group(1) not in UNIT_SECONDS:
@@ -104,8 +105,9 @@ def _rate_text(text: str) -> float:
     if bare is not None:
         return float(bare.group(1))
     stripped = text.strip()
-    if stripped.startswith("-") and _RATE.fullmatch(stripped[1:]):
-        raise ValueError(f"a rate must be positive, got {_show(text)}")
+    rest = stripped[1:]
+    if stripped.startswith("-") and (_BARE_NUMBER.fullmatch(rest) or _RATE.fullmatch(rest)):
+        return -_rate_text(rest)  # the caller says what is allowed
     match = _RATE.fullmatch(text)
     if match is None:
         raise ValueError(f"{RATE_EXAMPLE}, got {_show(text)}")

@@ -191,7 +191,7 @@ def test_spread_keeps_counts_within_one_when_capacity_allows(n, per_az) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(types=st.lists(st.sampled_from(TYPES + ["inf2.xlarge", "trn1.2xlarge"]), min_size=2, max_size=8),
+@given(types=st.lists(st.sampled_from([*TYPES, "inf2.xlarge", "trn1.2xlarge"]), min_size=2, max_size=8),
        expr=st.sampled_from(["attribute:ecs.instance-type =~ c6i.*", "attribute:ecs.availability-zone != us-east-1b",
                              "attribute:ecs.instance-type in [m6i.xlarge, inf2.xlarge]",
                              "not(attribute:ecs.instance-type == r6i.2xlarge) and runningTasksCount < 3"]),

@@ -46,17 +46,35 @@ def chip_mask(state: ClusterState, spec: TaskSpec, cand: np.ndarray, mode: Devic
         return None
     free = state.chips_free[cand]
     if nm is NeuronMode.MANUAL:
-        need = np.uint64(request_mask(spec))
-        return (free & need) == need
+        return manual_fits(spec, free)
     if nm is NeuronMode.MANAGED:
-        return ((state.launch_code[cand] == MANAGED_CODE) & (state.n_chips[cand] > 0)
-                & (free == state.chips_all[cand]))
-    # topology-aware: decide once per distinct (instance type, free-chip pattern)
+        return managed_fits(free, state.launch_code[cand], state.n_chips[cand], state.chips_all[cand])
+    return topology_fits(state, spec, free, state.n_chips[cand], state.type_code[cand])
+
+
+def needs_chip_check(spec: TaskSpec, mode: DeviceMode) -> bool:
+    """Whether ``chip_mask`` filters anything for this task in this device mode."""
+    nm = spec.neuron_mode
+    return not (nm is NeuronMode.NONE or (nm is NeuronMode.MANUAL and mode is DeviceMode.BLIND))
+
+
+# The three rules over plain arrays, so that rows and classes of identical rows share them.
+def manual_fits(spec: TaskSpec, free: np.ndarray) -> np.ndarray:
+    need = np.uint64(request_mask(spec))
+    return (free & need) == need
+
+
+def managed_fits(free: np.ndarray, launch: np.ndarray, n_chips: np.ndarray, chips_all: np.ndarray) -> np.ndarray:
+    return (launch == MANAGED_CODE) & (n_chips > 0) & (free == chips_all)
+
+
+def topology_fits(state: ClusterState, spec: TaskSpec, free: np.ndarray, n_chips: np.ndarray,
+                  types: np.ndarray) -> np.ndarray:
+    """Decided once per distinct (instance type, free-chip pattern)."""
     k = spec.chip_count
-    ok = state.n_chips[cand] >= k
+    ok = n_chips >= k
     if not ok.any():
         return ok
-    types = state.type_code[cand]
     keys = types.astype(np.uint64) << np.uint64(40) | free
     uniq, inverse = np.unique(keys, return_inverse=True)
     verdict = np.empty(len(uniq), bool)

@@ -17,13 +17,17 @@ import numpy as np
 
 from scheduler.ecs import cql
 from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
-from scheduler.errors import PlacementError
+from scheduler.errors import PlacementError, QueryError
 from scheduler.placement import devices, strategies
+from scheduler.placement import strategies as strategies_module
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.results import Explanation, Failure, Placement, Step
 from scheduler.placement.state import LAUNCH_CODES, Allocation, ClusterState, chips_of
 
 MAX_CONSTRAINTS = 10
+# Query subjects that differ from one instance to the next even among identical ones: a constraint that
+# reads them cannot be answered per class of identical instances.
+PER_INSTANCE_SUBJECTS = frozenset({"ec2InstanceId", "registeredAt"})
 
 # ECS failure reasons (RunTask failures[].reason) per filter step.
 REASONS = {
@@ -52,10 +56,13 @@ class Placer:
     """Places tasks on one ClusterState and releases them."""
 
     def __init__(self, state: ClusterState, *, device_mode: DeviceMode | str = DeviceMode.AWARE,
-                 cql_options: cql.CqlOptions | None = None) -> None:
+                 cql_options: cql.CqlOptions | None = None, by_class: bool = True) -> None:
         self.state = state
         self.device_mode = DeviceMode(device_mode)
         self.cql_options = cql_options or cql.CqlOptions()
+        # Decide over classes of identical instances where the request allows it (same decisions, fewer
+        # rows to look at); False keeps every decision on the per-row path.
+        self.by_class = by_class
         self._ids = count(1)
 
     # ------------------------------------------------------------------ public API
@@ -83,6 +90,14 @@ class Placer:
         if len(every) > MAX_CONSTRAINTS:
             raise PlacementError(f"at most {MAX_CONSTRAINTS} placement constraints per task (task "
                                  f"definition and request together), got {len(every)}")
+        if self.by_class and only is None and len(self.state):
+            sig_ok = self._signature_eligibility(spec, every, launch_type, capacity_providers)
+            if sig_ok is not None and strategies_module.classes_can_narrow(strategies):
+                cls = self._feasible_classes(spec, sig_ok)
+                if len(cls) == 0:
+                    return self._explain_classes(spec, group, every, launch_type, capacity_providers, sig_ok)
+                index = _narrow_classes(self.state, cls, strategies, group=group, rng=rng)
+                return self._reserve(spec, index, task_id or f"task-{next(self._ids)}", group)
         mask = self.feasible(spec, group=group, constraints=every, launch_type=launch_type,
                              capacity_providers=capacity_providers, only=only)
         cand = np.flatnonzero(mask)
@@ -189,6 +204,130 @@ class Placer:
             return query.evaluate(st, st.static_masks)
         raise PlacementError(f"unknown placement constraint type {c.type!r}")
 
+    # ------------------------------------------------------------------ the same filters over classes
+    def _signature_eligibility(self, spec: TaskSpec, every: tuple[Constraint, ...], launch_type: str | None,
+                               capacity_providers: Sequence[str] | None) -> np.ndarray | None:
+        """Per static signature of the class index: does it pass launch type, status, architecture and
+        every constraint? None when some constraint can differ between identical instances (task groups,
+        running counts, instance ids, registration times, distinctInstance)."""
+        st = self.state
+        cps = tuple(capacity_providers) if capacity_providers is not None else None
+        key = ("by-class", launch_type, spec.compatibilities, spec.cpu_architecture, cps, every)
+        hit = st.static_masks.get(key, _MISSING)
+        if hit is _MISSING:
+            hit = self._compute_signature_eligibility(spec, every, launch_type, cps)
+            st.static_masks[key] = hit
+        return hit
+
+    def _compute_signature_eligibility(self, spec: TaskSpec, every: tuple[Constraint, ...],
+                                       launch_type: str | None, cps: tuple[str, ...] | None) -> np.ndarray | None:
+        for c in every:
+            if c.type != "memberOf":
+                return None
+            try:
+                query = cql.parse(c.expression or "", self.cql_options)
+            except QueryError:
+                return None  # the per-row path raises it where it would
+            if not query.is_static or query.subjects & PER_INSTANCE_SUBJECTS:
+                return None
+        mask = self._eligible(spec, launch_type, cps)
+        for c in every:
+            mask = mask & self._constraint_mask(c, "")
+        return mask[self.state.classes().signature_rows()]
+
+    def _feasible_classes(self, spec: TaskSpec, sig_ok: np.ndarray) -> np.ndarray:
+        """The classes (of the index) whose instances can take the task now, as in ``feasible``."""
+        ix = self.state.classes()
+        k = ix.k
+        ok = sig_ok[ix.c_sig[:k]]
+        ok &= ix.c_size[:k] > 0
+        if spec.cpu:
+            ok &= ix.c_cpu[:k] >= spec.cpu
+        if spec.memory:
+            ok &= ix.c_mem[:k] >= spec.memory
+        if spec.gpus:
+            ok &= ix.c_gpu[:k] >= spec.gpus
+        if spec.tcp_ports or spec.udp_ports:
+            ok &= self._ports_ok(spec)[ix.c_port[:k]]
+        cls = np.flatnonzero(ok)
+        if len(cls) and devices.needs_chip_check(spec, self.device_mode):
+            cls = cls[self._class_chip_fits(spec, cls)]
+        return cls
+
+    def _ports_ok(self, spec: TaskSpec) -> np.ndarray:
+        tcp, udp = set(spec.tcp_ports), set(spec.udp_ports)
+        return np.array([not (tcp & t or udp & u) for t, u in self.state.classes().port_sets], bool)
+
+    def _class_chip_fits(self, spec: TaskSpec, cls: np.ndarray) -> np.ndarray:
+        ix = self.state.classes()
+        free = ix.c_chips[cls]
+        if spec.neuron_mode is NeuronMode.MANUAL:
+            return devices.manual_fits(spec, free)
+        if spec.neuron_mode is NeuronMode.MANAGED:
+            return devices.managed_fits(free, ix.c_launch[cls], ix.c_n_chips[cls], ix.c_chips_all[cls])
+        return devices.topology_fits(self.state, spec, free, ix.c_n_chips[cls], ix.c_type[cls])
+
+    def _explain_classes(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
+                         launch_type: str | None, capacity_providers: Sequence[str] | None,
+                         sig_ok: np.ndarray) -> Failure:
+        """``explain`` for a request whose filters the classes answer: the same Failure, counted per class."""
+        st = self.state
+        ix = st.classes()
+        k = ix.k
+        survivors = np.flatnonzero(sig_ok[ix.c_sig[:k]] & (ix.c_size[:k] > 0))
+        if len(survivors) == 0:
+            return self.explain(spec, group=group, constraints=every, launch_type=launch_type,
+                                capacity_providers=capacity_providers)
+        cps = tuple(capacity_providers) if capacity_providers is not None else None
+        key = ("explain-static", launch_type, spec.compatibilities, spec.cpu_architecture, cps, every)
+        static_steps = st.static_masks.get(key)
+        if static_steps is None:
+            static_steps = st.static_masks[key] = self._static_steps(spec, group, every, launch_type,
+                                                                     capacity_providers)
+        steps = list(static_steps)
+        sizes = ix.c_size[survivors]
+        named: list[tuple[str, np.ndarray]] = [
+            ("cpu", ix.c_cpu[survivors] >= spec.cpu),
+            ("memory", ix.c_mem[survivors] >= spec.memory),
+        ]
+        if spec.gpus:
+            named.append(("gpu", ix.c_gpu[survivors] >= spec.gpus))
+        if spec.tcp_ports or spec.udp_ports:
+            named.append(("ports", self._ports_ok(spec)[ix.c_port[survivors]]))
+        if devices.needs_chip_check(spec, self.device_mode):
+            named.append(("neuron devices", self._class_chip_fits(spec, survivors)))
+        mask = np.ones(len(survivors), bool)
+        for name, step_mask in named:
+            before = int(sizes[mask].sum())
+            mask &= step_mask
+            after = int(sizes[mask].sum())
+            steps.append(Step(name, before, before - after))
+            if not after:
+                misses = np.zeros(len(survivors), np.int64)
+                for _, m in named:
+                    misses += ~m
+                firsts = ix.c_first[survivors]
+                j = int(np.argmin(np.where(misses == misses.min(), firsts, len(st))))
+                lacks = tuple(step for step, m in named if not m[j])
+                return self._failure(name, spec, steps, launch_type=launch_type,
+                                     closest=(int(firsts[j]), lacks, firsts))
+        raise PlacementError("internal: no class is feasible, yet every resource step kept one")
+
+    def _static_steps(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...], launch_type: str | None,
+                      capacity_providers: Sequence[str] | None) -> tuple[Step, ...]:
+        st = self.state
+        mask = np.ones(len(st), bool)
+        steps = []
+        makes = [("launch type", lambda: self._launch_mask(spec, launch_type, capacity_providers)),
+                 ("status", lambda: st.schedulable),
+                 ("cpu architecture", lambda: self._arch_mask(spec))]
+        makes += [(c.type, lambda c=c: self._constraint_mask(c, group)) for c in every]
+        for name, make in makes:
+            before = int(mask.sum())
+            mask = mask & make()
+            steps.append(Step(name, before, before - int(mask.sum())))
+        return tuple(steps)
+
     # ------------------------------------------------------------------ reserve
     def _reserve(self, spec: TaskSpec, index: int, task_id: str, group: str) -> Placement:
         st = self.state
@@ -232,13 +371,13 @@ class Placer:
             static_steps.append((c.type, lambda c=c: self._constraint_mask(c, group)))
         for name, make in static_steps:
             if not apply(name, make()):
-                return self._failure(name, spec, steps, mask_before=None, launch_type=launch_type)
+                return self._failure(name, spec, steps, launch_type=launch_type)
         survivors = mask.copy()
         resource_steps = self._resource_masks(spec, survivors)
         for name, step_mask in resource_steps:
             if not apply(name, step_mask):
-                return self._failure(name, spec, steps, mask_before=survivors, launch_type=launch_type,
-                                     resource_steps=resource_steps)
+                return self._failure(name, spec, steps, launch_type=launch_type,
+                                     closest=_closest(survivors, resource_steps))
         # Feasible after all: the caller raced a change; report the generic form.
         return Failure("RESOURCE:*", "no instance satisfied every requirement", explanation=Explanation(tuple(steps)))
 
@@ -259,13 +398,14 @@ class Placer:
             out.append(("neuron devices", chips))
         return out
 
-    def _failure(self, name: str, spec: TaskSpec, steps: list[Step], *, mask_before: np.ndarray | None,
-                 launch_type: str | None,
-                 resource_steps: list[tuple[str, np.ndarray]] | None = None) -> Failure:
+    def _failure(self, name: str, spec: TaskSpec, steps: list[Step], *, launch_type: str | None,
+                 closest: tuple[int, tuple[str, ...], np.ndarray] | None = None) -> Failure:
+        """The Failure for a decision that ran out of candidates at step ``name``; ``closest`` is the
+        nearest instance, what it lacks, and the candidate rows before the resource steps."""
         st = self.state
         reason = REASONS.get(name, "RESOURCE:*")
         detail = ""
-        closest = None
+        best = None
         lacks: tuple[str, ...] = ()
         event = ""
         if name == "launch type":
@@ -282,14 +422,8 @@ class Placer:
             detail = f"no instance with cpu architecture {spec.cpu_architecture}"
         elif name in ("memberOf", "distinctInstance"):
             detail = "no instance satisfies the placement constraints"
-        if mask_before is not None and resource_steps is not None:
-            cand = np.flatnonzero(mask_before)
-            misses = np.zeros(len(cand), np.int64)
-            for _, m in resource_steps:
-                misses += ~m[cand]
-            best = int(cand[int(np.argmin(misses))])
-            closest = best
-            lacks = tuple(step for step, m in resource_steps if not m[best])
+        if closest is not None:
+            best, lacks, cand = closest
             phrase = EVENT_PHRASES.get(lacks[0], "does not meet the task's requirements") if lacks else ""
             inst = st.instances[best]
             event = (f"unable to place a task because no container instance met all of its requirements. "
@@ -301,10 +435,10 @@ class Placer:
                         "gpu": f"{spec.gpus} GPU(s)",
                         "ports": "host ports " + ", ".join(map(str, spec.tcp_ports + spec.udp_ports))}
                 detail = f"no candidate instance has {need.get(name, name)} free"
-        explanation = Explanation(tuple(steps), closest,
-                                  st.instances[closest].ec2_instance_id if closest is not None else None,
+        explanation = Explanation(tuple(steps), best,
+                                  st.instances[best].ec2_instance_id if best is not None else None,
                                   lacks, event)
-        arn = st.instances[closest].arn if closest is not None else None
+        arn = st.instances[best].arn if best is not None else None
         return Failure(reason, detail, arn, explanation)
 
 
@@ -316,6 +450,31 @@ def strategies_narrow(state: ClusterState, cand: np.ndarray, chain: Sequence[Str
     if bool((state.launch_code[cand] == LAUNCH_CODES["MANAGED_INSTANCES"]).all()):
         chain = strategies.MANAGED_INSTANCES_IMPLICIT
     return strategies.narrow(state, cand, chain, group=group, rng=rng)
+
+
+def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strategy], *,
+                    group: str | None, rng: np.random.Generator | None) -> int:
+    """``strategies_narrow`` over the candidate classes ``cls``: the same row, found per class."""
+    ix = state.classes()
+    if len(cls) == 1 and ix.c_size[cls[0]] == 1:
+        return ix.rows[int(cls[0])][0]
+    if bool((ix.c_launch[cls] == LAUNCH_CODES["MANAGED_INSTANCES"]).all()):
+        chain = strategies.MANAGED_INSTANCES_IMPLICIT
+    return strategies.narrow_classes(state, cls, chain, group=group, rng=rng)
+
+
+def _closest(survivors: np.ndarray, resource_steps: list[tuple[str, np.ndarray]]) -> tuple[int, tuple[str, ...],
+                                                                                          np.ndarray]:
+    """The first candidate row that fails the fewest resource steps, and which steps it fails."""
+    cand = np.flatnonzero(survivors)
+    misses = np.zeros(len(cand), np.int64)
+    for _, m in resource_steps:
+        misses += ~m[cand]
+    best = int(cand[int(np.argmin(misses))])
+    return best, tuple(step for step, m in resource_steps if not m[best]), cand
+
+
+_MISSING = object()
 
 
 def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:

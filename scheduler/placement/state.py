@@ -12,6 +12,7 @@ task-group masks), so memberOf expressions evaluate over all instances at once.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -114,7 +115,10 @@ class ClusterState:
         self._attr_cache: dict[str, np.ndarray] = {}
         self._codes_cache: dict[str, tuple[np.ndarray, list[str | None]]] = {}
         self._subject_cache: dict[str, np.ndarray] = {}
-        self.static_masks: dict[str, np.ndarray] = {}
+        self.static_masks: dict = {}  # per distinct request: masks that change only with the instances
+        self._spread_counts: dict[str, dict[str, np.ndarray]] = {}  # group -> attribute -> tasks per value
+        self._sig_codes: dict[str, np.ndarray] = {}
+        self._classes: InstanceClasses | None = None
 
     # ---------------------------------------------------------------- size and views
     def __len__(self) -> int:
@@ -206,6 +210,8 @@ class ClusterState:
         self._codes_cache.clear()
         self._subject_cache.clear()
         self.static_masks.clear()
+        self._spread_counts.clear()
+        self._sig_codes.clear()
 
     def add_instance(
         self,
@@ -274,6 +280,8 @@ class ClusterState:
         for port in AGENT_RESERVED_TCP_PORTS:
             self._port_column(self._tcp_used, port)[i] = True
         self._touch()
+        if self._classes is not None:
+            self._classes.add_row(i)
         return i
 
     def set_status(self, index: int, status: str) -> None:
@@ -286,15 +294,21 @@ class ClusterState:
         inst.status = status
         self._active[index] = status == ACTIVE
         self._touch()
+        if self._classes is not None:
+            self._classes.resign(index)
 
     def set_agent_connected(self, index: int, connected: bool) -> None:
         self.instance(index).agent_connected = connected
         self._connected[index] = connected
         self._touch()
+        if self._classes is not None:
+            self._classes.resign(index)
 
     def put_attributes(self, index: int, attributes: dict[str, str]) -> None:
         self.instance(index).attributes.update(attributes)
         self._touch()
+        if self._classes is not None:
+            self._classes.resign(index)
 
     def instance(self, index: int) -> ContainerInstance:
         if not 0 <= index < self._n:
@@ -350,11 +364,17 @@ class ClusterState:
             if col is None:
                 col = self._group_counts[group] = np.zeros(self._cap, np.int32)
             col[index] += 1
+            spread = self._spread_counts.get(group)
+            if spread:
+                for attribute, per_value in spread.items():
+                    per_value[self._codes_cache[attribute][0][index]] += 1
         self._running[index] += 1
         inst.tasks.add(task_id)
         alloc = Allocation(task_id, index, cpu, memory, gpu_ids, chips, tuple(tcp_ports),
                            tuple(udp_ports), group)
         self.allocations[task_id] = alloc
+        if self._classes is not None:
+            self._classes.update_row(index, bool(tcp_ports or udp_ports))
         return alloc
 
     def free(self, task_id: str) -> Allocation:
@@ -383,8 +403,14 @@ class ClusterState:
             self._udp_used[port][i] = False
         if alloc.group is not None:
             self._group_counts[alloc.group][i] -= 1
+            spread = self._spread_counts.get(alloc.group)
+            if spread:
+                for attribute, per_value in spread.items():
+                    per_value[self._codes_cache[attribute][0][i]] -= 1
         self._running[i] -= 1
         inst.tasks.discard(task_id)
+        if self._classes is not None:
+            self._classes.update_row(i, bool(alloc.tcp_ports or alloc.udp_ports))
         return alloc
 
     # ---------------------------------------------------------------- InstanceTable (query language)
@@ -406,6 +432,34 @@ class ClusterState:
                 dtype=np.int64, count=self._n)
             hit = self._codes_cache[name] = (codes, list(values))
         return hit
+
+    def spread_counts(self, group: str, name: str) -> np.ndarray:
+        """Tasks of ``group`` per value of attribute ``name`` (indexed by ``attribute_codes`` code).
+
+        Kept up to date by reserve and free once asked for, so a spread decision need not sum over
+        every instance; dropped with the attribute codes whenever instances or attributes change.
+        """
+        per_group = self._spread_counts.setdefault(group, {})
+        hit = per_group.get(name)
+        if hit is None:
+            codes, values = self.attribute_codes(name)
+            hit = np.bincount(codes, weights=self.group_counts(group), minlength=len(values))
+            per_group[name] = hit
+        return hit
+
+    def signature_codes(self, name: str) -> np.ndarray:
+        """The code of attribute ``name`` per static signature of the class index."""
+        hit = self._sig_codes.get(name)
+        if hit is None:
+            codes, _ = self.attribute_codes(name)
+            hit = self._sig_codes[name] = codes[self.classes().signature_rows()]
+        return hit
+
+    def classes(self) -> InstanceClasses:
+        """The index of interchangeable instances, built on first use and kept up to date after."""
+        if self._classes is None:
+            self._classes = InstanceClasses(self)
+        return self._classes
 
     def subject_column(self, subject: str) -> np.ndarray:
         if subject == "runningTasksCount":
@@ -443,6 +497,201 @@ class ClusterState:
                 and bool(np.array_equal(self._gpu_free[:n], self._gpu_reg[:n]))
                 and bool(np.array_equal(self._chips_free[:n], self._chips_all[:n]))
                 and not self._running[:n].any())
+
+
+class InstanceClasses:
+    """Container instances grouped into classes of interchangeable rows (Nomad's computed node classes).
+
+    Two rows share a *static signature* when they agree on everything a launch-type, status, architecture
+    or attribute filter reads: launch type, instance type, status, agent connection and version, capacity
+    provider and attributes. They share a *class* when they also have the same free CPU, memory, GPUs,
+    chips and reserved ports. Every filter and strategy the placer evaluates per class then gives all rows
+    of a class the same answer, so a decision scans classes (hundreds) instead of rows (tens of
+    thousands) and touches rows only to pick one. Each class keeps its rows sorted, so "the k-th
+    candidate in row order" (how ties are broken) is found without listing the candidates.
+
+    A class that loses its last row is dropped and its slot reused by the next new class, so the class
+    arrays stay about as long as the most classes ever alive at once.
+    """
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self._build()
+
+    def _build(self) -> None:
+        st = self.state
+        cap = max(st._cap, 16)
+        self.sig_ids: dict[tuple, int] = {}
+        self.sig_rows: list[int] = []
+        self._sig_rows_arr: np.ndarray | None = None
+        self.port_ids: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+        self.port_sets: list[tuple[frozenset[int], frozenset[int]]] = []
+        self.class_ids: dict[tuple, int] = {}
+        self.keys: list[tuple | None] = []
+        self.rows: list[list[int]] = []
+        self.free_slots: list[int] = []
+        self.k = 0
+        self.row_sig = np.zeros(cap, np.int32)
+        self.row_port = np.zeros(cap, np.int32)
+        self.row_class = np.zeros(cap, np.int32)
+        kcap = 64
+        self.c_sig = np.zeros(kcap, np.int32)
+        self.c_port = np.zeros(kcap, np.int32)
+        self.c_cpu = np.zeros(kcap, np.int64)
+        self.c_mem = np.zeros(kcap, np.int64)
+        self.c_gpu = np.zeros(kcap, np.int64)
+        self.c_chips = np.zeros(kcap, np.uint64)
+        self.c_chips_all = np.zeros(kcap, np.uint64)
+        self.c_n_chips = np.zeros(kcap, np.int64)
+        self.c_launch = np.zeros(kcap, np.int8)
+        self.c_type = np.zeros(kcap, np.int32)
+        self.c_size = np.zeros(kcap, np.int64)
+        self.c_first = np.zeros(kcap, np.int64)  # lowest row of the class
+        for i in range(len(st)):
+            self.add_row(i)
+
+    # ------------------------------------------------------------------ keys
+    def _signature(self, i: int) -> int:
+        st = self.state
+        inst = st.instances[i]
+        key = (int(st._launch[i]), int(st._type_code[i]), inst.status, inst.agent_connected,
+               inst.capacity_provider, inst.agent_version, frozenset(inst.attributes.items()))
+        sig = self.sig_ids.get(key)
+        if sig is None:
+            sig = self.sig_ids[key] = len(self.sig_rows)
+            self.sig_rows.append(i)
+            self._sig_rows_arr = None
+        return sig
+
+    def _ports(self, i: int) -> int:
+        inst = self.state.instances[i]
+        key = (frozenset(inst.reserved_tcp), frozenset(inst.reserved_udp))
+        pid = self.port_ids.get(key)
+        if pid is None:
+            pid = self.port_ids[key] = len(self.port_sets)
+            self.port_sets.append(key)
+        return pid
+
+    def _key(self, i: int) -> tuple:
+        st = self.state
+        return (int(self.row_sig[i]), int(st._cpu_free[i]), int(st._mem_free[i]), int(st._gpu_free[i]),
+                int(st._chips_free[i]), int(self.row_port[i]))
+
+    def signature_rows(self) -> np.ndarray:
+        """One row per static signature (the first registered with it): where a signature's answers are read."""
+        if self._sig_rows_arr is None:
+            self._sig_rows_arr = np.array(self.sig_rows, np.intp)
+        return self._sig_rows_arr
+
+    # ------------------------------------------------------------------ membership
+    def _class_for(self, key: tuple, i: int) -> int:
+        c = self.class_ids.get(key)
+        if c is not None:
+            return c
+        if self.free_slots:
+            c = self.free_slots.pop()
+            self.keys[c] = key
+        else:
+            c = self.k
+            self.k += 1
+            self.keys.append(key)
+            self.rows.append([])
+            if c == len(self.c_sig):
+                for name in ("c_sig", "c_port", "c_cpu", "c_mem", "c_gpu", "c_chips", "c_chips_all",
+                             "c_n_chips", "c_launch", "c_type", "c_size", "c_first"):
+                    old = getattr(self, name)
+                    arr = np.zeros(2 * len(old), old.dtype)
+                    arr[: len(old)] = old
+                    setattr(self, name, arr)
+        self.class_ids[key] = c
+        st = self.state
+        self.c_sig[c] = key[0]
+        self.c_cpu[c] = key[1]
+        self.c_mem[c] = key[2]
+        self.c_gpu[c] = key[3]
+        self.c_chips[c] = key[4]
+        self.c_port[c] = key[5]
+        self.c_chips_all[c] = st._chips_all[i]
+        self.c_n_chips[c] = st._n_chips[i]
+        self.c_launch[c] = st._launch[i]
+        self.c_type[c] = st._type_code[i]
+        self.c_size[c] = 0
+        return c
+
+    def _enter(self, i: int, c: int) -> None:
+        rows = self.rows[c]
+        if not rows or rows[-1] < i:
+            rows.append(i)
+        else:
+            insort(rows, i)
+        self.c_size[c] += 1
+        self.c_first[c] = rows[0]
+        self.row_class[i] = c
+
+    def _leave(self, i: int, c: int) -> None:
+        rows = self.rows[c]
+        del rows[bisect_left(rows, i)]
+        self.c_size[c] -= 1
+        if rows:
+            self.c_first[c] = rows[0]
+        else:
+            del self.class_ids[self.keys[c]]
+            self.keys[c] = None
+            self.free_slots.append(c)
+
+    def add_row(self, i: int) -> None:
+        if i >= len(self.row_sig):
+            for name in ("row_sig", "row_port", "row_class"):
+                old = getattr(self, name)
+                arr = np.zeros(max(2 * len(old), i + 1), old.dtype)
+                arr[: len(old)] = old
+                setattr(self, name, arr)
+        self.row_sig[i] = self._signature(i)
+        self.row_port[i] = self._ports(i)
+        key = self._key(i)
+        self._enter(i, self._class_for(key, i))
+
+    def update_row(self, i: int, ports_changed: bool) -> None:
+        """Move row ``i`` to the class of its current free resources (after reserve or free)."""
+        if ports_changed:
+            self.row_port[i] = self._ports(i)
+        key = self._key(i)
+        old = int(self.row_class[i])
+        if self.keys[old] == key:
+            return
+        self._leave(i, old)
+        self._enter(i, self._class_for(key, i))
+
+    def resign(self, i: int) -> None:
+        """Row ``i``'s static signature changed (status, agent, attributes)."""
+        old_sig = int(self.row_sig[i])
+        self.row_sig[i] = self._signature(i)
+        if self.sig_rows[old_sig] == i:
+            others = np.flatnonzero(self.row_sig[: len(self.state)] == old_sig)
+            self.sig_rows[old_sig] = int(others[0]) if len(others) else i
+            self._sig_rows_arr = None
+        self.update_row(i, False)
+
+    # ------------------------------------------------------------------ reading
+    def kth_row(self, classes: np.ndarray, k: int) -> int:
+        """The ``k``-th smallest row (0-based) among the rows of ``classes``."""
+        if len(classes) == 1:
+            return self.rows[int(classes[0])][k]
+        lists = [self.rows[c] for c in classes.tolist()]
+        if len(lists) > 24:
+            member = np.zeros(self.k, bool)
+            member[classes] = True
+            return int(np.flatnonzero(member[self.row_class[: len(self.state)]])[k])
+        # the smallest row r with more than k candidate rows <= r
+        lo = min(rows[0] for rows in lists)
+        hi = max(rows[-1] for rows in lists)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sum(bisect_right(rows, mid) for rows in lists) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
 
 def _bits(mask: int) -> Iterator[int]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from scheduler.ecs.taskspec import Strategy
 from scheduler.errors import PlacementError
-from scheduler.placement.state import ClusterState
+from scheduler.placement.state import ClusterState, InstanceClasses
 
 MAX_STRATEGIES = 5
 BINPACK_FIELDS = ("cpu", "memory")
@@ -111,3 +111,52 @@ def spread_score(state: ClusterState, cand: np.ndarray, field: str, group: str |
     codes, values = state.attribute_codes(field.removeprefix("attribute:"))
     per_value = np.bincount(codes, weights=counts, minlength=len(values))
     return per_value[codes[cand]]
+
+
+# ---------------------------------------------------------------- the same chain over classes of rows
+def classes_can_narrow(strategies: Sequence[Strategy]) -> bool:
+    """Whether every rule scores whole classes of identical instances alike (spread per instance does not)."""
+    return all(s.type != "spread" or (s.field or "").startswith("attribute:") for s in strategies)
+
+
+def narrow_classes(state: ClusterState, cls: np.ndarray, strategies: Sequence[Strategy], *,
+                   group: str | None, rng: np.random.Generator | None) -> int:
+    """``narrow`` over the candidate rows of the classes ``cls``, giving exactly the row ``narrow`` gives.
+
+    Scores are read per class; a tie among ``total`` rows draws ``rng.integers(total)`` and takes that
+    row in row order, as ``narrow`` does over the listed candidates.
+    """
+    ix = state.classes()
+    total = int(ix.c_size[cls].sum())
+    for s in strategies:
+        if total == 1:
+            break
+        if s.type == "random":
+            return ix.kth_row(cls, int(rng.integers(total)) if rng is not None else 0)
+        if s.type == "binpack":
+            score = _class_binpack_score(ix, cls, s.field or "memory")
+        elif s.type == "spread":
+            name = (s.field or "").removeprefix("attribute:")
+            if group is None:
+                score = np.zeros(len(cls))
+            else:
+                score = state.spread_counts(group, name)[state.signature_codes(name)[ix.c_sig[cls]]]
+        else:
+            continue
+        cls = cls[score == score.min()]
+        total = int(ix.c_size[cls].sum())
+    if total > 1 and rng is not None and strategies:
+        return ix.kth_row(cls, int(rng.integers(total)))
+    return ix.kth_row(cls, 0)
+
+
+def _class_binpack_score(ix: InstanceClasses, cls: np.ndarray, field: str) -> np.ndarray:
+    if field == "cpu":
+        return ix.c_cpu[cls]
+    if field == "memory":
+        return ix.c_mem[cls]
+    if field == "gpu":
+        return ix.c_gpu[cls]
+    if field == "neuronDevices":
+        return np.bitwise_count(ix.c_chips[cls])
+    raise PlacementError(f"unknown binpack field {field!r}")

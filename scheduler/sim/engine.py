@@ -24,7 +24,6 @@ import simpy
 from scheduler.ecs import api
 from scheduler.ecs.api import TaskRecord
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
-from scheduler.placement import strategies as strategy_defaults
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -172,23 +171,20 @@ class Simulation:
 
     def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
                  service: Service | None = None) -> Request:
-        strategies_model = getattr(workload, "placement_strategy", None)
-        if strategies_model is None:
-            chain = strategy_defaults.SERVICE_DEFAULT if service else strategy_defaults.RUNTASK_DEFAULT
-        else:
-            chain = tuple(Strategy(s.type, getattr(s, "field", None)) for s in strategies_model)
-        constraints = tuple(Constraint(c.type, getattr(c, "expression", None))
-                            for c in (getattr(workload, "placement_constraints", None) or ()))
         if service is not None:
-            group = f"service:{workload.name}"
+            duration_model = getattr(workload, "task_duration", None)
         else:
-            group = getattr(workload, "group", None) or f"family:{spec.family}"
-        duration_model = getattr(workload, "task_duration", None) if service else getattr(workload, "duration",
-                                                                                             None)
-        return Request(workload=workload.name, spec=spec, group=group, constraints=constraints,
-                       strategies=chain, launch_type=getattr(workload, "launch_type", None),
-                       on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
+            duration_model = getattr(workload, "duration", None)
+        launch = self.loaded.launch_of(workload)
+        return Request(workload=workload.name, spec=spec, group=self._group(workload, spec),
+                       constraints=workload.runtime_constraints(), strategies=workload.effective_strategy(),
+                       launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
                        duration=duration_sampler(duration_model, rng), service=service)
+
+    def _group(self, workload: Any, spec: TaskSpec) -> str:
+        if workload.kind == "service":
+            return f"service:{workload.name}"
+        return getattr(workload, "group", None) or f"family:{spec.family}"
 
     def _build_workloads(self) -> None:
         specs = self.loaded.task_specs
@@ -286,6 +282,12 @@ class Simulation:
 
     def _unplaced(self, task: SimTask, failure: Failure) -> None:
         task.waiting_reason = str(failure)
+        svc = task.request.service if task.request else None
+        if svc is not None:
+            exp = failure.explanation
+            detail = exp.event if exp and exp.event else f"unable to place a task. Reason: {failure}."
+            self.recorder.event(self.now, "service", f"service {svc.name} was {detail}", service=svc.name,
+                                reason=failure.reason)
         if self._waits(task, failure):
             key = id(task.request)
             self.queue.setdefault(key, deque()).append(task)
