@@ -20,7 +20,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -540,7 +540,7 @@ TaskDuration = Annotated[
 # --- workloads --------------------------------------------------------------------------------------
 
 class _Placement(_Model):
-    """What RunTask calls and services share: the task definition and how and where tasks are placed."""
+    """What RunTask workloads and services share: the launch-type rule and the request's constraints."""
 
     @field_validator("capacity_provider_strategy", check_fields=False)
     @classmethod
@@ -832,6 +832,8 @@ def _read_text(path: Path, label: str) -> str:
         raise ScenarioError("is a directory, not a scenario file", file=label) from None
     except OSError as exc:
         raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", file=label) from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise ScenarioError(f"cannot read the file: {exc}", file=_path_text(path)) from None
     if len(raw) > MAX_FILE_BYTES:
         raise ScenarioError(f"the file is larger than {MAX_FILE_BYTES:,} bytes", file=label)
     try:
@@ -977,7 +979,8 @@ def _override_value(key: str, raw: object, file: str) -> object:
     try:
         return parse_yaml(raw, file)
     except ScenarioError as exc:
-        raise ScenarioError(f"the override value {_show(raw)} is not valid YAML: {exc.message}",
+        problem = exc.message.removeprefix("not valid YAML: ")
+        raise ScenarioError(f"the override value {_show(raw)} is not valid YAML: {problem}",
                             file=file, path=key) from None
 
 
@@ -1127,13 +1130,22 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         return f"needs a {ctx.get('discriminator', 'type')} key saying which kind it is"
     if kind in ("value_error", "assertion_error"):
         return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
+    if kind in ("model_type", "model_attributes_type"):
         return f"must be a mapping of fields, not {_kind(value)}"
+    if kind == "dict_type":
+        return f"must be a mapping, not {_kind(value)}"
     if kind == "list_type":
         return f"must be a list, not {_kind(value)}"
+    if kind in ("too_short", "too_long") and isinstance(value, Sized) and not isinstance(value, str):
+        limit = ctx.get("min_length" if kind == "too_short" else "max_length")
+        entries = "entry" if limit == 1 else "entries"
+        bound = "needs at least" if kind == "too_short" else "may have at most"
+        return f"{bound} {limit} {entries}, got {len(value)}"
     message = str(error["msg"]).replace("Input should be", "must be").replace("Value should", "must")
     if isinstance(value, Mapping | list):
         return f"{message}, not {_kind(value)}"
+    if "got " in message:  # pydantic already says what it got, in words
+        return f"{message} ({_show(value)})"
     return f"{message}, got {_show(value)}"
 
 
@@ -1142,8 +1154,11 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
 def _scenario_catalog(model: Scenario, context: _Context) -> Catalog:
     catalog = default_catalog()
     if model.catalog is not None:
+        file = context.base / model.catalog
+        if not file.is_file():
+            raise context.error("catalog", f"catalog file not found: {_path_text(file)}")
         try:
-            catalog = load_catalog(context.base / model.catalog)
+            catalog = load_catalog(file)
         except CatalogError as exc:
             raise context.error("catalog", str(exc)) from None
     if not model.catalog_additions:
@@ -1284,7 +1299,7 @@ def _load_task_definitions(model: Scenario, context: _Context) -> dict[str, Task
         if isinstance(source, str):
             file = context.base / source
             if not file.is_file():
-                raise context.error(where, f"task-definition file not found: {file}")
+                raise context.error(where, f"task-definition file not found: {_path_text(file)}")
             described = str(file)
         else:
             described, file = "the inline task definition", None
@@ -1348,7 +1363,7 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
     assert isinstance(arrivals, TraceArrivals)
     file = context.base / arrivals.file
     if not file.is_file():
-        raise context.error(f"{where}.file", f"trace file not found: {file}")
+        raise context.error(f"{where}.file", f"trace file not found: {_path_text(file)}")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
     except UnicodeDecodeError:
@@ -1438,6 +1453,11 @@ def _kind(value: object) -> str:
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _path_text(path: Path) -> str:
+    text = str(path)
+    return text if text.isprintable() else repr(text)
 
 
 def _first_line(exc: BaseException) -> str:

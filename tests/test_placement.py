@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler.catalog import default_catalog
-from scheduler.ecs.taskspec import ContainerSpec, NeuronMode, TaskSpec
+from scheduler.ecs.taskspec import ContainerSpec, NeuronMode, Strategy, TaskSpec
 from scheduler.errors import PlacementError
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
@@ -249,3 +249,41 @@ def test_random_place_release_never_double_books_and_restores_empty(ops, blind) 
     for task in live:
         placer.release(task)
     assert state.is_empty()
+
+
+def test_instances_registered_later_become_candidates() -> None:
+    state, placer = cluster(("inf2.xlarge", "EC2"))
+    spec = manual((0,), cpu=3072, memory=12288)
+    assert isinstance(placer.place(spec, task_id="a"), Placement)
+    assert isinstance(placer.place(spec, task_id="b"), Failure)
+    state.add_instance(CAT.get("inf2.xlarge"), availability_zone="us-east-1b", capacity_provider="asg")
+    out = placer.place(spec, task_id="c", capacity_providers=["asg"], launch_type="EC2")
+    assert isinstance(out, Placement) and out.instance == 1
+    placer.release("a")
+    state.add_instance(CAT.get("inf2.xlarge"), capacity_provider="asg")
+    assert placer.place(spec, task_id="d", capacity_providers=["asg"]).instance == 2
+    assert placer.place(spec, task_id="e").instance == 0
+
+
+def test_status_changes_and_new_rows_keep_decisions_right() -> None:
+    """Instances come and go (scale-out, scale-in): the candidates follow, whatever the core caches."""
+    state, placer = cluster(*[("inf2.xlarge", "EC2")] * 4)
+    spec = manual((0,), cpu=3072, memory=12288)
+    rng = np.random.default_rng(0)
+    live: list[str] = []
+    for step in range(60):
+        if step % 7 == 3:
+            for i in state.instances:
+                if i.status == "ACTIVE" and not i.tasks:
+                    state.set_status(i.index, "INACTIVE")
+                    break
+        if step % 5 == 0:
+            state.add_instance(CAT.get("inf2.xlarge"), capacity_provider="asg")
+        if live and step % 3 == 0:
+            placer.release(live.pop(0))
+        expect = bool(placer.feasible(spec).any())
+        out = placer.place(spec, task_id=f"t{step}", strategies=(Strategy("random"),), rng=rng)
+        assert isinstance(out, Placement) == expect, (step, out)
+        if isinstance(out, Placement):
+            assert state.instances[out.instance].status == "ACTIVE"
+            live.append(out.task_id)

@@ -405,6 +405,29 @@ def test_the_example_scenarios_load() -> None:
         assert loaded.model.workloads and set(loaded.task_specs) == set(loaded.model.task_definitions)
 
 
+DOCS = REPO / "docs" / "scenarios.md"
+
+
+def test_the_documented_example_loads() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    example = re.search(r"## A complete example.*?```yaml\n(.*?)```", text, re.DOTALL)
+    assert example is not None
+    loaded = scenario_from_mapping(yaml.safe_load(example.group(1)), path=REPO / "scenarios" / "example.yaml")
+    assert [w.name for w in loaded.model.workloads] == ["inference", "nightly-batch", "trn1-chip0",
+                                                        "managed-llm", "log-router"]
+    assert loaded.launch_of(loaded.model.workloads[0]).strategy[0].capacity_provider == "inf2-asg"
+
+
+def test_every_field_is_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    schema = scenario_json_schema()
+    models = [schema, *schema["$defs"].values()]
+    # a field is documented as `name`, or inside a dotted path such as `managed_scaling.status`
+    missing = sorted({name for model in models for name in model["properties"]
+                      if not re.search(rf"`([a-z_]+\.)?{name}(\.[a-z_]+)?`", text)})
+    assert missing == []
+
+
 # --- bad input: every case names the file and the field path ---------------------------------------------
 
 def _set(data: dict[str, Any], dotted: str, value: object) -> dict[str, Any]:
@@ -447,7 +470,7 @@ BAD_FIELDS = [
     ("workloads.0.placement_constraints", [{"type": "distinctInstance", "expression": "x"}],
      "workloads[0].placement_constraints[0].expression", "distinctInstance takes no expression"),
     ("workloads.0.placement_constraints", [{"type": "distinctInstance"}] * 11,
-     "workloads[0].placement_constraints", "at most 10"),
+     "workloads[0].placement_constraints", "may have at most 10 entries, got 11"),
     ("workloads.0.placement_strategy", [{"type": "binpack", "field": "gpu"}],
      "workloads[0].placement_strategy[0].field", "binpack needs field cpu or memory"),
     ("workloads.0.placement_strategy", [{"type": "spread"}], "workloads[0].placement_strategy[0].field",
@@ -455,7 +478,7 @@ BAD_FIELDS = [
     ("workloads.0.placement_strategy", [{"type": "random", "field": "cpu"}],
      "workloads[0].placement_strategy[0].field", "random takes no field"),
     ("workloads.0.placement_strategy", [{"type": "random"}] * 6, "workloads[0].placement_strategy",
-     "at most 5"),
+     "may have at most 5 entries, got 6"),
     ("workloads.0.capacity_provider_strategy", [{"capacity_provider": "nope"}],
      "workloads[0].capacity_provider_strategy[0].capacity_provider", "unknown capacity provider 'nope'"),
     ("workloads.0.stop", "0s", "workloads[0].stop", "must be after start"),
@@ -464,9 +487,11 @@ BAD_FIELDS = [
     ("workloads.0.on_no_capacity", "retry", "workloads[0].on_no_capacity", "'fail' or 'wait'"),
     ("sample_interval", "1ms", "sample_interval", "the limit is 1,000,000"),
     ("device_mode", "aware", "device_mode", "'device-aware' or 'ecs-blind'"),
-    ("task_definitions", {}, "task_definitions", "at least 1 item"),
+    ("task_definitions", {}, "task_definitions", "needs at least 1 entry, got 0"),
     ("task_definitions.bert", 3, "task_definitions.bert", "task-definition JSON file or an inline"),
-    ("workloads", [], "workloads", "at least 1 item"),
+    ("workloads", [], "workloads", "needs at least 1 entry, got 0"),
+    ("cluster.fleets.0.availability_zones", [], "cluster.fleets[0].availability_zones", "needs at least 1"),
+    ("cluster.fleets.0.count", 2.5, "cluster.fleets[0].count", "fractional part (2.5)"),
     ("workloads", "all of them", "workloads", "must be a list"),
     ("cluster", [], "cluster", "must be a mapping of fields, not a list"),
     ("cluster.fleets", [], "cluster", "needs at least one fleet or capacity provider"),
@@ -692,6 +717,20 @@ def test_bad_traces(home: Path, csv: str, path: str, words: str) -> None:
     assert error.path == f"workloads[0].arrivals.{path}" and words in error.message
 
 
+@pytest.mark.parametrize("where", ["catalog", "task_definition", "trace"])
+def test_file_names_with_a_nul_byte(home: Path, where: str) -> None:
+    data = minimal()
+    if where == "catalog":
+        data["catalog"] = "my\x00catalog.yaml"
+    elif where == "task_definition":
+        data["task_definitions"]["bert"] = "bert\x00.json"
+    else:
+        data["workloads"][0]["arrivals"] = {"type": "trace", "file": "jobs\x00.csv"}
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_mapping(data, path=home / "s.yaml")
+    assert "not found: " in caught.value.message and "\\x00" in caught.value.message
+
+
 def test_missing_and_non_utf8_traces(home: Path) -> None:
     data = minimal()
     data["workloads"][0]["arrivals"] = {"type": "trace", "file": "nope.csv"}
@@ -752,6 +791,8 @@ def test_file_too_large(home: Path) -> None:
 def test_missing_file_and_directory(home: Path) -> None:
     assert failure(home / "nope.yaml").message == "scenario file not found"
     assert "directory" in failure(home / "taskdefs").message
+    with pytest.raises(ScenarioError, match="null byte"):
+        load_scenario(home / "nul\x00.yaml")
 
 
 def test_aliases_are_fine_below_the_limit(home: Path) -> None:

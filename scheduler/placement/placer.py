@@ -11,6 +11,7 @@ instance lacked.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import count
 
 import numpy as np
@@ -19,7 +20,6 @@ from scheduler.ecs import cql
 from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
 from scheduler.errors import PlacementError, QueryError
 from scheduler.placement import devices, strategies
-from scheduler.placement import strategies as strategies_module
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.results import Explanation, Failure, Placement, Step
 from scheduler.placement.state import LAUNCH_CODES, Allocation, ClusterState, chips_of
@@ -90,13 +90,13 @@ class Placer:
         if len(every) > MAX_CONSTRAINTS:
             raise PlacementError(f"at most {MAX_CONSTRAINTS} placement constraints per task (task "
                                  f"definition and request together), got {len(every)}")
-        if self.by_class and only is None and len(self.state):
-            sig_ok = self._signature_eligibility(spec, every, launch_type, capacity_providers)
-            if sig_ok is not None and strategies_module.classes_can_narrow(strategies):
-                cls = self._feasible_classes(spec, sig_ok)
+        if self.by_class and only is None:
+            request = self._class_request(spec, every, launch_type, capacity_providers)
+            if request is not None and _chain_by_class(strategies):
+                cls = self._feasible_classes(spec, request.sig_ok)
                 if len(cls) == 0:
-                    return self._explain_classes(spec, group, every, launch_type, capacity_providers, sig_ok)
-                index = _narrow_classes(self.state, cls, strategies, group=group, rng=rng)
+                    return self._explain_classes(spec, group, every, launch_type, capacity_providers, request)
+                index = _narrow_classes(self.state, cls, strategies, request.managed, group=group, rng=rng)
                 return self._reserve(spec, index, task_id or f"task-{next(self._ids)}", group)
         mask = self.feasible(spec, group=group, constraints=every, launch_type=launch_type,
                              capacity_providers=capacity_providers, only=only)
@@ -205,22 +205,22 @@ class Placer:
         raise PlacementError(f"unknown placement constraint type {c.type!r}")
 
     # ------------------------------------------------------------------ the same filters over classes
-    def _signature_eligibility(self, spec: TaskSpec, every: tuple[Constraint, ...], launch_type: str | None,
-                               capacity_providers: Sequence[str] | None) -> np.ndarray | None:
-        """Per static signature of the class index: does it pass launch type, status, architecture and
-        every constraint? None when some constraint can differ between identical instances (task groups,
-        running counts, instance ids, registration times, distinctInstance)."""
+    def _class_request(self, spec: TaskSpec, every: tuple[Constraint, ...], launch_type: str | None,
+                       capacity_providers: Sequence[str] | None) -> _ClassRequest | None:
+        """What the request's static filters say per signature, cached until the instances change.
+
+        None when some constraint can differ between identical instances (task groups, running counts,
+        instance ids, registration times, distinctInstance): such requests take the per-row path."""
         st = self.state
         cps = tuple(capacity_providers) if capacity_providers is not None else None
         key = ("by-class", launch_type, spec.compatibilities, spec.cpu_architecture, cps, every)
         hit = st.static_masks.get(key, _MISSING)
         if hit is _MISSING:
-            hit = self._compute_signature_eligibility(spec, every, launch_type, cps)
-            st.static_masks[key] = hit
+            hit = st.static_masks[key] = self._compute_class_request(spec, every, launch_type, cps)
         return hit
 
-    def _compute_signature_eligibility(self, spec: TaskSpec, every: tuple[Constraint, ...],
-                                       launch_type: str | None, cps: tuple[str, ...] | None) -> np.ndarray | None:
+    def _compute_class_request(self, spec: TaskSpec, every: tuple[Constraint, ...], launch_type: str | None,
+                               cps: tuple[str, ...] | None) -> _ClassRequest | None:
         for c in every:
             if c.type != "memberOf":
                 return None
@@ -230,26 +230,29 @@ class Placer:
                 return None  # the per-row path raises it where it would
             if not query.is_static or query.subjects & PER_INSTANCE_SUBJECTS:
                 return None
+        st = self.state
         mask = self._eligible(spec, launch_type, cps)
         for c in every:
             mask = mask & self._constraint_mask(c, "")
-        return mask[self.state.classes().signature_rows()]
+        ix = st.classes()
+        sig_ok = ix.signature_mask(mask)
+        managed = ix.signature_mask(st.launch_code == LAUNCH_CODES["MANAGED_INSTANCES"])[:-1][sig_ok[:-1]]
+        kind = 1 if managed.all() else (2 if managed.any() else 0)
+        return _ClassRequest(sig_ok, kind)
 
     def _feasible_classes(self, spec: TaskSpec, sig_ok: np.ndarray) -> np.ndarray:
         """The classes (of the index) whose instances can take the task now, as in ``feasible``."""
         ix = self.state.classes()
-        k = ix.k
-        ok = sig_ok[ix.c_sig[:k]]
-        ok &= ix.c_size[:k] > 0
+        ok = sig_ok[ix.c_sig]
         if spec.cpu:
-            ok &= ix.c_cpu[:k] >= spec.cpu
+            ok &= ix.c_cpu >= spec.cpu
         if spec.memory:
-            ok &= ix.c_mem[:k] >= spec.memory
+            ok &= ix.c_mem >= spec.memory
         if spec.gpus:
-            ok &= ix.c_gpu[:k] >= spec.gpus
+            ok &= ix.c_gpu >= spec.gpus
         if spec.tcp_ports or spec.udp_ports:
-            ok &= self._ports_ok(spec)[ix.c_port[:k]]
-        cls = np.flatnonzero(ok)
+            ok &= self._ports_ok(spec)[ix.c_port]
+        cls = ok.nonzero()[0]
         if len(cls) and devices.needs_chip_check(spec, self.device_mode):
             cls = cls[self._class_chip_fits(spec, cls)]
         return cls
@@ -269,22 +272,17 @@ class Placer:
 
     def _explain_classes(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
                          launch_type: str | None, capacity_providers: Sequence[str] | None,
-                         sig_ok: np.ndarray) -> Failure:
+                         request: _ClassRequest) -> Failure:
         """``explain`` for a request whose filters the classes answer: the same Failure, counted per class."""
         st = self.state
         ix = st.classes()
-        k = ix.k
-        survivors = np.flatnonzero(sig_ok[ix.c_sig[:k]] & (ix.c_size[:k] > 0))
+        survivors = request.sig_ok[ix.c_sig].nonzero()[0]
         if len(survivors) == 0:
             return self.explain(spec, group=group, constraints=every, launch_type=launch_type,
                                 capacity_providers=capacity_providers)
-        cps = tuple(capacity_providers) if capacity_providers is not None else None
-        key = ("explain-static", launch_type, spec.compatibilities, spec.cpu_architecture, cps, every)
-        static_steps = st.static_masks.get(key)
-        if static_steps is None:
-            static_steps = st.static_masks[key] = self._static_steps(spec, group, every, launch_type,
-                                                                     capacity_providers)
-        steps = list(static_steps)
+        if request.static_steps is None:
+            request.static_steps = self._static_steps(spec, group, every, launch_type, capacity_providers)
+        steps = list(request.static_steps)
         sizes = ix.c_size[survivors]
         named: list[tuple[str, np.ndarray]] = [
             ("cpu", ix.c_cpu[survivors] >= spec.cpu),
@@ -452,13 +450,33 @@ def strategies_narrow(state: ClusterState, cand: np.ndarray, chain: Sequence[Str
     return strategies.narrow(state, cand, chain, group=group, rng=rng)
 
 
-def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strategy], *,
+@dataclass(slots=True)
+class _ClassRequest:
+    """A request's static filters per signature of the class index (cached in ``state.static_masks``)."""
+
+    sig_ok: np.ndarray  # per signature, plus False for free class slots (index -1)
+    managed: int        # eligible signatures that are Managed Instances: 0 none, 1 all, 2 some
+    static_steps: tuple[Step, ...] | None = None  # explain's static steps, made on the first failure
+
+
+_CHAIN_BY_CLASS: dict[tuple[Strategy, ...], bool] = {}
+
+
+def _chain_by_class(chain: Sequence[Strategy]) -> bool:
+    key = tuple(chain)
+    hit = _CHAIN_BY_CLASS.get(key)
+    if hit is None:
+        hit = _CHAIN_BY_CLASS[key] = strategies.classes_can_narrow(key)
+    return hit
+
+
+def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strategy], managed: int, *,
                     group: str | None, rng: np.random.Generator | None) -> int:
     """``strategies_narrow`` over the candidate classes ``cls``: the same row, found per class."""
     ix = state.classes()
     if len(cls) == 1 and ix.c_size[cls[0]] == 1:
         return ix.rows[int(cls[0])][0]
-    if bool((ix.c_launch[cls] == LAUNCH_CODES["MANAGED_INSTANCES"]).all()):
+    if managed == 1 or (managed == 2 and bool((ix.c_launch[cls] == LAUNCH_CODES["MANAGED_INSTANCES"]).all())):
         chain = strategies.MANAGED_INSTANCES_IMPLICIT
     return strategies.narrow_classes(state, cls, chain, group=group, rng=rng)
 

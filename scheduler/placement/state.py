@@ -344,8 +344,11 @@ class ClusterState:
         if task_id in self.allocations:
             raise PlacementError(f"task {task_id} already holds resources")
         inst = self.instance(index)
-        gpu_ids = tuple(inst.free_gpu_ids[:gpus])
-        del inst.free_gpu_ids[:gpus]
+        if gpus:
+            gpu_ids = tuple(inst.free_gpu_ids[:gpus])
+            del inst.free_gpu_ids[:gpus]
+        else:
+            gpu_ids = ()
         self._cpu_free[index] -= cpu
         self._mem_free[index] -= memory
         self._gpu_free[index] -= gpus
@@ -374,7 +377,7 @@ class ClusterState:
                            tuple(udp_ports), group)
         self.allocations[task_id] = alloc
         if self._classes is not None:
-            self._classes.update_row(index, bool(tcp_ports or udp_ports))
+            self._classes.shift_row(index, -cpu, -memory, -gpus, chips, 0, bool(tcp_ports or udp_ports))
         return alloc
 
     def free(self, task_id: str) -> Allocation:
@@ -410,7 +413,8 @@ class ClusterState:
         self._running[i] -= 1
         inst.tasks.discard(task_id)
         if self._classes is not None:
-            self._classes.update_row(i, bool(alloc.tcp_ports or alloc.udp_ports))
+            self._classes.shift_row(i, alloc.cpu, alloc.memory, len(alloc.gpu_ids), 0, alloc.chips,
+                                    bool(alloc.tcp_ports or alloc.udp_ports))
         return alloc
 
     # ---------------------------------------------------------------- InstanceTable (query language)
@@ -535,7 +539,7 @@ class InstanceClasses:
         self.row_port = np.zeros(cap, np.int32)
         self.row_class = np.zeros(cap, np.int32)
         kcap = 64
-        self.c_sig = np.zeros(kcap, np.int32)
+        self.c_sig = np.full(kcap, -1, np.int32)  # -1: a free slot (see ``signature_mask``)
         self.c_port = np.zeros(kcap, np.int32)
         self.c_cpu = np.zeros(kcap, np.int64)
         self.c_mem = np.zeros(kcap, np.int64)
@@ -577,6 +581,11 @@ class InstanceClasses:
         return (int(self.row_sig[i]), int(st._cpu_free[i]), int(st._mem_free[i]), int(st._gpu_free[i]),
                 int(st._chips_free[i]), int(self.row_port[i]))
 
+    def signature_mask(self, row_mask: np.ndarray) -> np.ndarray:
+        """A row mask that is constant per signature, read per signature, with a False for free slots
+        at the end (index -1), so that ``signature_mask(...)[c_sig]`` is False for classes not in use."""
+        return np.append(row_mask[self.signature_rows()], False)
+
     def signature_rows(self) -> np.ndarray:
         """One row per static signature (the first registered with it): where a signature's answers are read."""
         if self._sig_rows_arr is None:
@@ -600,7 +609,7 @@ class InstanceClasses:
                 for name in ("c_sig", "c_port", "c_cpu", "c_mem", "c_gpu", "c_chips", "c_chips_all",
                              "c_n_chips", "c_launch", "c_type", "c_size", "c_first"):
                     old = getattr(self, name)
-                    arr = np.zeros(2 * len(old), old.dtype)
+                    arr = np.full(2 * len(old), -1 if name == "c_sig" else 0, old.dtype)
                     arr[: len(old)] = old
                     setattr(self, name, arr)
         self.class_ids[key] = c
@@ -637,6 +646,7 @@ class InstanceClasses:
         else:
             del self.class_ids[self.keys[c]]
             self.keys[c] = None
+            self.c_sig[c] = -1
             self.free_slots.append(c)
 
     def add_row(self, i: int) -> None:
@@ -652,12 +662,25 @@ class InstanceClasses:
         self._enter(i, self._class_for(key, i))
 
     def update_row(self, i: int, ports_changed: bool) -> None:
-        """Move row ``i`` to the class of its current free resources (after reserve or free)."""
+        """Move row ``i`` to the class of its current free resources and signature."""
         if ports_changed:
             self.row_port[i] = self._ports(i)
         key = self._key(i)
         old = int(self.row_class[i])
         if self.keys[old] == key:
+            return
+        self._leave(i, old)
+        self._enter(i, self._class_for(key, i))
+
+    def shift_row(self, i: int, cpu: int, mem: int, gpu: int, chips_taken: int, chips_given: int,
+                  ports_changed: bool) -> None:
+        """Row ``i``'s free resources changed by these amounts (reserve: negative; free: positive)."""
+        old = int(self.row_class[i])
+        sig, c, m, g, chips, port = self.keys[old]
+        if ports_changed:
+            port = self.row_port[i] = self._ports(i)
+        key = (sig, c + cpu, m + mem, g + gpu, (chips & ~chips_taken) | chips_given, port)
+        if key == self.keys[old]:
             return
         self._leave(i, old)
         self._enter(i, self._class_for(key, i))

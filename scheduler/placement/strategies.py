@@ -115,39 +115,47 @@ def spread_score(state: ClusterState, cand: np.ndarray, field: str, group: str |
 
 # ---------------------------------------------------------------- the same chain over classes of rows
 def classes_can_narrow(strategies: Sequence[Strategy]) -> bool:
-    """Whether every rule scores whole classes of identical instances alike (spread per instance does not)."""
-    return all(s.type != "spread" or (s.field or "").startswith("attribute:") for s in strategies)
+    """Whether every rule scores whole classes of identical instances alike (spread per instance does not)
+    and names a known field (so that skipping it when one class is left changes nothing)."""
+    for s in strategies:
+        if s.type == "spread" and not (s.field or "").startswith("attribute:"):
+            return False
+        if s.type == "binpack" and (s.field or "memory") not in BINPACK_FIELDS + EXTENSION_BINPACK_FIELDS:
+            return False
+    return True
 
 
 def narrow_classes(state: ClusterState, cls: np.ndarray, strategies: Sequence[Strategy], *,
                    group: str | None, rng: np.random.Generator | None) -> int:
     """``narrow`` over the candidate rows of the classes ``cls``, giving exactly the row ``narrow`` gives.
 
-    Scores are read per class; a tie among ``total`` rows draws ``rng.integers(total)`` and takes that
-    row in row order, as ``narrow`` does over the listed candidates.
+    Scores are read per class, and rows of one class score alike, so once one class is left only a
+    random rule or the final tie-break can still choose. A tie among ``total`` rows draws
+    ``rng.integers(total)`` and takes that row in row order, as ``narrow`` does over the listed rows.
     """
     ix = state.classes()
-    total = int(ix.c_size[cls].sum())
     for s in strategies:
-        if total == 1:
-            break
         if s.type == "random":
+            total = int(ix.c_size[cls].sum())
+            if total == 1:
+                return ix.rows[int(cls[0])][0]
             return ix.kth_row(cls, int(rng.integers(total)) if rng is not None else 0)
+        if len(cls) == 1:
+            continue
         if s.type == "binpack":
             score = _class_binpack_score(ix, cls, s.field or "memory")
         elif s.type == "spread":
             name = (s.field or "").removeprefix("attribute:")
             if group is None:
-                score = np.zeros(len(cls))
-            else:
-                score = state.spread_counts(group, name)[state.signature_codes(name)[ix.c_sig[cls]]]
+                continue  # no counts: every candidate scores 0
+            score = state.spread_counts(group, name)[state.signature_codes(name)[ix.c_sig[cls]]]
         else:
             continue
         cls = cls[score == score.min()]
-        total = int(ix.c_size[cls].sum())
+    total = int(ix.c_size[cls].sum())
     if total > 1 and rng is not None and strategies:
         return ix.kth_row(cls, int(rng.integers(total)))
-    return ix.kth_row(cls, 0)
+    return int(ix.c_first[cls].min())
 
 
 def _class_binpack_score(ix: InstanceClasses, cls: np.ndarray, field: str) -> np.ndarray:

@@ -15,7 +15,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,11 +23,13 @@ import simpy
 
 from scheduler.ecs import api
 from scheduler.ecs.api import TaskRecord
-from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
+from scheduler.ecs.capacity import StrategySplitter
+from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
+from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
 from scheduler.sim.metrics import Levels, Recorder, ratio, wait_percentiles
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
@@ -36,6 +38,10 @@ PROVISIONING, PENDING, RUNNING, STOPPED = "PROVISIONING", "PENDING", "RUNNING", 
 SERVICE_BACKOFF_BASE_S = 10.0
 SERVICE_BACKOFF_MAX_S = 900.0  # ECS: retry delay grows up to 15 minutes for tasks that never start
 RECENT_STOPPED = 100           # stopped tasks kept for the DescribeTasks view
+PROVISIONING_QUOTA = 500       # "Tasks in PROVISIONING state per cluster"
+SPOT_DISCOUNT = 0.65           # default Spot price discount off on-demand (scenario: cluster.spot_discount)
+QUOTA_REASON = ("ClientException: capacity error because the quota of tasks in the PROVISIONING per cluster "
+                "has been reached")
 
 
 def _seconds(value: Any) -> float:
@@ -57,6 +63,9 @@ class Request:
     duration: DurationSampler = field(default=lambda: math.inf)
     service: Service | None = None
     only: np.ndarray | None = None
+    provider: str | None = None                   # the capacity provider this variant targets
+    splitter: StrategySplitter | None = None      # a capacity provider strategy: pick a variant per task
+    variants: dict[str, Request] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -95,6 +104,7 @@ class Results:
     describe_tasks: dict
     describe_container_instances: dict
     events: list[dict]
+    extra_tables: dict = field(default_factory=dict)
 
 
 class Simulation:
@@ -108,7 +118,9 @@ class Simulation:
         self.seed = int(model.seed if seed is None else seed)
         self.duration = _seconds(model.duration) if until is None else float(until)
         self.sample_interval = _seconds(model.sample_interval)
-        self.device_mode = DeviceMode(model.device_mode)
+        # topology-aware is a what-if beyond ECS: manual tasks ask for k chips, placed contiguous anywhere
+        self.mode_name = str(model.device_mode)
+        self.device_mode = DeviceMode.BLIND if self.mode_name == "ecs-blind" else DeviceMode.AWARE
         self.progress = progress
         self.env = simpy.Environment()
         self.state = ClusterState(model.cluster.name)
@@ -125,7 +137,19 @@ class Simulation:
         self.instance_start: list[float] = []
         self.instance_end: list[float | None] = []
         self._next_id = 0
-        self._neuron_specs = [s for s in loaded.task_specs.values() if s.uses_neuron]
+        self.specs = {name: self._as_mode(spec) for name, spec in loaded.task_specs.items()}
+        self._neuron_specs = [s for s in self.specs.values() if s.uses_neuron]
+        self.providers: dict[str, Provider] = {}
+        self.cp_waiting: dict[str, dict[str, SimTask]] = {}
+        self.provisioning_timeout = _seconds(getattr(model.cluster, "provisioning_timeout", "15m"))
+        self.spot_discount = float(getattr(model.cluster, "spot_discount", SPOT_DISCOUNT))
+        self.daemon_rows: list[int] = []
+        self.instance_price: list[float] = []
+
+    def _as_mode(self, spec: TaskSpec) -> TaskSpec:
+        if self.mode_name == "topology-aware" and spec.neuron_mode is NeuronMode.MANUAL:
+            return replace(spec, neuron_mode=NeuronMode.TOPOLOGY, chips=(), chip_count=len(spec.chips))
+        return spec
 
     # ------------------------------------------------------------------ scheduling helpers
     def at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
@@ -148,10 +172,22 @@ class Simulation:
                 self.add_instance(itype, launch_type=fleet.launch_type,
                                   availability_zone=zones[k % len(zones)],
                                   capacity_provider=fleet.capacity_provider,
-                                  attributes=dict(fleet.attributes))
+                                  attributes=dict(fleet.attributes), spot=fleet.spot)
+        for cp in self.model.cluster.capacity_providers:
+            provider: Provider = (AutoScalingGroup(cp, self) if cp.type == "EC2_AUTOSCALING"
+                                  else ManagedInstances(cp, self))
+            self.providers[cp.name] = provider
+            self.cp_waiting[cp.name] = {}
+        for row, inst in enumerate(self.state.instances):  # fleets that name a provider belong to it
+            if inst.capacity_provider in self.providers:
+                self.providers[inst.capacity_provider].instances.add(row)
+        for provider in self.providers.values():
+            provider.start()
+        if self.providers:
+            self.at(TICK_S, self._tick)
 
     def add_instance(self, itype: Any, *, launch_type: str, availability_zone: str,
-                     capacity_provider: str | None, attributes: dict[str, str]) -> int:
+                     capacity_provider: str | None, attributes: dict[str, str], spot: bool = False) -> int:
         """Register a container instance now; daemons are placed on it before anything else."""
         self.recorder.advance(self.now)
         index = self.state.add_instance(itype, launch_type=launch_type, availability_zone=availability_zone,
@@ -159,8 +195,12 @@ class Simulation:
                                         registered_at=self.now)
         self.instance_start.append(self.now)
         self.instance_end.append(None)
+        self.daemon_rows.append(0)
+        price = (itype.price_per_hour or 0.0) * ((1 - self.spot_discount) if spot else 1.0)
+        self.instance_price.append(price)
         lv = self.recorder.levels
         lv.chips_total += itype.chips
+        lv.idle_chip_cost += price if itype.chips else 0.0
         lv.cpu_total += float(self.state.cpu_registered[index])
         lv.mem_total += float(self.state.mem_registered[index])
         for svc in self.services:
@@ -176,10 +216,20 @@ class Simulation:
         else:
             duration_model = getattr(workload, "duration", None)
         launch = self.loaded.launch_of(workload)
-        return Request(workload=workload.name, spec=spec, group=self._group(workload, spec),
-                       constraints=workload.runtime_constraints(), strategies=workload.effective_strategy(),
-                       launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
-                       duration=duration_sampler(duration_model, rng), service=service)
+        request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec),
+                          constraints=workload.runtime_constraints(), strategies=workload.effective_strategy(),
+                          launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
+                          duration=duration_sampler(duration_model, rng), service=service)
+        if launch.launch_type is None and launch.strategy:
+            request.splitter = StrategySplitter(list(launch.strategy))
+            for item in launch.strategy:
+                provider = self.providers[item.capacity_provider]
+                request.variants[provider.name] = Request(
+                    workload=request.workload, spec=spec, group=request.group, constraints=request.constraints,
+                    strategies=request.strategies, launch_type=provider.launch_type,
+                    capacity_providers=(provider.name,), on_no_capacity=request.on_no_capacity,
+                    duration=request.duration, service=service, provider=provider.name)
+        return request
 
     def _group(self, workload: Any, spec: TaskSpec) -> str:
         if workload.kind == "service":
@@ -187,7 +237,7 @@ class Simulation:
         return getattr(workload, "group", None) or f"family:{spec.family}"
 
     def _build_workloads(self) -> None:
-        specs = self.loaded.task_specs
+        specs = self.specs
         for k, w in enumerate(self.model.workloads):
             rng = np.random.default_rng([self.seed, 1, k])
             spec = specs[w.task_definition]
@@ -235,7 +285,7 @@ class Simulation:
             name = getattr(row, "task_definition", None)
             if isinstance(name, str) and name:
                 req = per_def.get(name) or per_def.setdefault(
-                    name, self._request(workload, self.loaded.task_specs[name], rng))
+                    name, self._request(workload, self.specs[name], rng))
             dur = getattr(row, "duration", None)
             fixed = float(dur) if dur is not None and not (isinstance(dur, float) and math.isnan(dur)) else None
             self.at(float(row.submit), self._submit_one, req, fixed)
@@ -251,6 +301,8 @@ class Simulation:
 
     def submit(self, request: Request, *, run_for: float | None = None) -> SimTask:
         """Create a task now and try to place it."""
+        if request.splitter is not None:
+            request = request.variants[request.splitter.next()]
         self._next_id += 1
         task_id = f"{self._next_id:032x}"
         spec = request.spec
@@ -260,7 +312,8 @@ class Simulation:
                                                            else "EC2"),
                        created_at=self.now, workload=request.workload, request=request,
                        run_for=request.duration() if run_for is None else run_for,
-                       started_by=f"ecs-svc/{request.service.name}" if request.service else None)
+                       started_by=f"ecs-svc/{request.service.name}" if request.service else None,
+                       capacity_provider=request.provider)
         self.tasks[task_id] = task
         self.submitted += 1
         self.counts[PROVISIONING] += 1
@@ -288,11 +341,28 @@ class Simulation:
             detail = exp.event if exp and exp.event else f"unable to place a task. Reason: {failure}."
             self.recorder.event(self.now, "service", f"service {svc.name} was {detail}", service=svc.name,
                                 reason=failure.reason)
+        provider = self.providers.get(task.request.provider) if task.request and task.request.provider else None
+        if provider is not None and provider.scaling:
+            # PROVISIONING: wait for the capacity provider to bring capacity, up to the timeout
+            if sum(len(w) for w in self.cp_waiting.values()) >= PROVISIONING_QUOTA:
+                self._stop(task, "TaskFailedToStart", QUOTA_REASON, placed=False)
+                return
+            self.cp_waiting[provider.name][task.task_id] = task
+            self.queue.setdefault(id(task.request), deque()).append(task)
+            self.at(self.now + self.provisioning_timeout, self._provisioning_timeout, task)
+            return
         if self._waits(task, failure):
             key = id(task.request)
             self.queue.setdefault(key, deque()).append(task)
             return
         self._stop(task, "TaskFailedToStart", failure.reason, placed=False)
+
+    def _provisioning_timeout(self, task: SimTask) -> None:
+        if task.last_status == PROVISIONING and task.task_id in self.tasks:
+            reason = (task.waiting_reason or "RESOURCE:*").split(":", 2)
+            short = ":".join(reason[:2]).strip()
+            self._stop(task, "TaskFailedToStart", f"TaskFailedToStart: {short} (timed out waiting for capacity "
+                       f"after {self.provisioning_timeout:g} s)", placed=False)
 
     def _try_start(self, task: SimTask) -> Failure | None:
         request = task.request
@@ -307,6 +377,8 @@ class Simulation:
         task.instance = out.instance
         task.launch_type = inst.launch_type
         task.capacity_provider = inst.capacity_provider
+        if request.provider is not None:
+            self.cp_waiting[request.provider].pop(task.task_id, None)
         self.counts[PROVISIONING] -= 1
         if not out.ok:
             # ECS-blind: placed on CPU/memory, the container cannot open its device.
@@ -319,6 +391,9 @@ class Simulation:
         lv.chips_held += len(out.chips)
         lv.cpu_used += task.spec.cpu
         lv.mem_used += task.spec.memory
+        lv.idle_chip_cost -= self._chip_price(out.instance) * len(out.chips)
+        if request.only is not None:
+            self.daemon_rows[out.instance] += 1
         task.chips = out.chips
         task.gpu_ids = out.gpu_ids
         task.last_status = RUNNING
@@ -348,6 +423,11 @@ class Simulation:
             lv.chips_held -= len(task.chips)
             lv.cpu_used -= task.spec.cpu
             lv.mem_used -= task.spec.memory
+            lv.idle_chip_cost += self._chip_price(task.instance) * len(task.chips)
+            if task.request is not None and task.request.only is not None:
+                self.daemon_rows[task.instance] -= 1
+        if task.request is not None and task.request.provider is not None:
+            self.cp_waiting[task.request.provider].pop(task.task_id, None)
         task.last_status = task.desired_status = STOPPED
         task.stopped_at = self.now
         task.stop_code = code
@@ -470,6 +550,75 @@ class Simulation:
             return
         self.submit(req)
 
+    # ------------------------------------------------------------------ capacity providers
+    def _chip_price(self, row: int) -> float:
+        chips = self.state.instances[row].instance_type.chips
+        return self.instance_price[row] / chips if chips else 0.0
+
+    def _tick(self) -> None:
+        for provider in self.providers.values():
+            provider.tick()
+        if self.now + TICK_S < self.duration:
+            self.at(self.now + TICK_S, self._tick)
+
+    def provisioning_tasks(self, provider: str) -> list[SimTask]:
+        """Tasks waiting in PROVISIONING for this capacity provider, oldest first."""
+        return list(self.cp_waiting.get(provider, {}).values())
+
+    def non_daemon_tasks(self, row: int) -> int:
+        return int(self.state.running[row]) - self.daemon_rows[row]
+
+    def launch_instance(self, provider: Provider, itype: Any, zone: str, **registration: Any) -> None:
+        """Ask EC2 for an instance; it registers with the cluster after the provider's launch time."""
+        def register() -> None:
+            row = self.add_instance(itype, launch_type=provider.launch_type, availability_zone=zone,
+                                    capacity_provider=provider.name, attributes={},
+                                    spot=bool(getattr(provider.model, "spot", False)))
+            provider.registered(row, **registration)
+            self._retry_pass()  # place waiting tasks before any provider looks at them again
+
+        self.at(self.now + provider.launch_time, register)
+
+    def deregister(self, row: int, reason: str) -> None:
+        """Terminate an instance: stop what still runs there, then take it out of the cluster."""
+        inst = self.state.instances[row]
+        for task_id in sorted(inst.tasks):
+            task = self.tasks[task_id]
+            self._stop(task, "ServiceSchedulerInitiated", f"Container instance deregistered ({reason})",
+                       placed=True)
+            svc = task.request.service if task.request else None
+            if svc is not None and not svc.daemon:
+                self._schedule_reconcile(svc)
+        self.recorder.advance(self.now)
+        lv = self.recorder.levels
+        lv.chips_total -= inst.instance_type.chips
+        lv.cpu_total -= float(self.state.cpu_registered[row])
+        lv.mem_total -= float(self.state.mem_registered[row])
+        lv.idle_chip_cost -= self._chip_price(row) * int(np.bitwise_count(self.state.chips_free[row]))
+        self.state.set_status(row, "INACTIVE")
+        self.instance_end[row] = self.now
+
+    def drain(self, row: int, reason: str) -> None:
+        """DRAINING: no new tasks; service tasks move elsewhere, standalone tasks run on."""
+        self.state.set_status(row, "DRAINING")
+        inst = self.state.instances[row]
+        for task_id in sorted(inst.tasks):
+            task = self.tasks[task_id]
+            svc = task.request.service if task.request else None
+            if svc is not None and not svc.daemon:
+                self._stop(task, "ServiceSchedulerInitiated", f"Container instance draining ({reason})",
+                           placed=True)
+                self._schedule_reconcile(svc)
+        self.recorder.event(self.now, "instance", f"{inst.ec2_instance_id} set to DRAINING: {reason}")
+
+    def scaling_event(self, provider: str, action: str, count: int, reason: str, **extra: Any) -> None:
+        self.recorder.scaling.append({"time": self.now, "capacity_provider": provider, "action": action,
+                                      "count": count, "reason": reason, **extra})
+
+    def scaling_metric(self, provider: str, cpr: float, instances: int, needed: int) -> None:
+        self.recorder.reservations.append({"time": self.now, "capacity_provider": provider, "cpr": cpr,
+                                           "instances": instances, "instances_needed": needed})
+
     # ------------------------------------------------------------------ sampling
     def _sample(self) -> None:
         t = self.now
@@ -477,31 +626,43 @@ class Simulation:
         n = len(st)
         rows: list[dict] = []
         if n:
-            codes = st.type_code
-            k = len(st.type_names)
-            active = st.schedulable | (st.running > 0)
-            chips_all = np.bitwise_count(st.chips_all).astype(np.int64)
-            chips_free = np.bitwise_count(st.chips_free).astype(np.int64)
+            providers = [i.capacity_provider or "" for i in st.instances]
+            cp_names = sorted(set(providers))
+            cp_code = np.fromiter((cp_names.index(p) for p in providers), np.int64, n)
+            codes = st.type_code.astype(np.int64) * len(cp_names) + cp_code
+            k = len(st.type_names) * len(cp_names)
+            live = st.launch_code >= 0
+            live &= np.fromiter((i.status != "INACTIVE" for i in st.instances), bool, n)
+            chips_all = np.where(live, np.bitwise_count(st.chips_all), 0).astype(np.int64)
+            chips_free = np.where(live, np.bitwise_count(st.chips_free), 0).astype(np.int64)
             stranded = self._stranded_per_instance(chips_free)
+
+            def per_key(values: np.ndarray) -> np.ndarray:
+                return np.bincount(codes, weights=np.where(live, values, 0), minlength=k)
+
             per = {
-                "instances": np.bincount(codes, weights=active, minlength=k),
-                "chips_total": np.bincount(codes, weights=chips_all, minlength=k),
-                "chips_held": np.bincount(codes, weights=chips_all - chips_free, minlength=k),
-                "chips_stranded": np.bincount(codes, weights=stranded, minlength=k),
-                "cpu_total": np.bincount(codes, weights=st.cpu_registered, minlength=k),
-                "cpu_used": np.bincount(codes, weights=st.cpu_registered - st.cpu_free, minlength=k),
-                "memory_total": np.bincount(codes, weights=st.mem_registered, minlength=k),
-                "memory_used": np.bincount(codes, weights=st.mem_registered - st.mem_free, minlength=k),
-                "gpus_total": np.bincount(codes, weights=st.gpu_registered, minlength=k),
-                "gpus_used": np.bincount(codes, weights=st.gpu_registered - st.gpu_free, minlength=k),
-                "running": np.bincount(codes, weights=st.running, minlength=k),
+                "instances": per_key(np.ones(n)),
+                "chips_total": per_key(chips_all),
+                "chips_held": per_key(chips_all - chips_free),
+                "chips_stranded": per_key(stranded),
+                "cpu_total": per_key(st.cpu_registered),
+                "cpu_used": per_key(st.cpu_registered - st.cpu_free),
+                "memory_total": per_key(st.mem_registered),
+                "memory_used": per_key(st.mem_registered - st.mem_free),
+                "gpus_total": per_key(st.gpu_registered),
+                "gpus_used": per_key(st.gpu_registered - st.gpu_free),
+                "running": per_key(st.running),
             }
-            for code, name in enumerate(st.type_names):
-                row = {"time": t, "instance_type": name}
+            seen = np.bincount(codes, weights=live, minlength=k)
+            for code in np.flatnonzero(seen).tolist():
+                name = st.type_names[code // len(cp_names)]
+                row = {"time": t, "instance_type": name, "capacity_provider": cp_names[code % len(cp_names)] or None}
                 row.update({key: int(col[code]) for key, col in per.items()})
                 rows.append(row)
             self.recorder.stranded_chip_seconds += float(stranded.sum()) * self.sample_interval
-        rows.append({"time": t, "instance_type": "*", "instances": n, "running": self.counts[RUNNING],
+        active = int(sum(1 for i in st.instances if i.status != "INACTIVE"))
+        rows.append({"time": t, "instance_type": "*", "capacity_provider": None, "instances": active,
+                     "running": self.counts[RUNNING],
                      "pending": self.counts[PENDING], "provisioning": self.counts[PROVISIONING],
                      "submitted": self.submitted, "stopped": self.counts[STOPPED]})
         self.recorder.sample(rows)
@@ -539,23 +700,23 @@ class Simulation:
         started = tasks["start"].notna()
         waits = tasks.loc[started, "wait_s"].to_numpy(dtype=float)
         acc: Levels = self.recorder.integrals
+        completed = int((tasks["stop_code"] == "EssentialContainerExited").sum())
         hours_by_type: dict[str, float] = {}
         cost_by_type: dict[str, float] = {}
         for inst, t0, t1 in zip(self.state.instances, self.instance_start, self.instance_end, strict=True):
             seconds = (self.duration if t1 is None else t1) - t0
             name = inst.instance_type.name
             hours_by_type[name] = hours_by_type.get(name, 0.0) + seconds / 3600
-            price = inst.instance_type.price_per_hour or 0.0
-            cost_by_type[name] = cost_by_type.get(name, 0.0) + seconds / 3600 * price
+            cost_by_type[name] = cost_by_type.get(name, 0.0) + seconds / 3600 * self.instance_price[inst.index]
         summary = {
             "scenario": self.model.name,
             "seed": self.seed,
-            "device_mode": self.device_mode.value,
+            "device_mode": self.mode_name,
             "sim_seconds": self.duration,
             "tasks_submitted": self.submitted,
             "tasks_placed": int(started.sum()),
             "tasks_failed": dict(sorted(self.recorder.failures.items())),
-            "tasks_completed": int((tasks["stop_code"] == "EssentialContainerExited").sum()),
+            "tasks_completed": completed,
             "tasks_running_at_end": self.counts[RUNNING],
             "tasks_waiting_at_end": self.counts[PROVISIONING],
             "tasks_stopped": self.counts[STOPPED],
@@ -568,6 +729,12 @@ class Simulation:
             "cost_usd": round(sum(cost_by_type.values()), 6),
             "instance_hours_by_type": {k: round(v, 6) for k, v in sorted(hours_by_type.items())},
             "cost_usd_by_type": {k: round(v, 6) for k, v in sorted(cost_by_type.items())},
+            "cost_per_completed_task_usd": (round(sum(cost_by_type.values()) / completed, 6) if completed else None),
+            "idle_chip_cost_usd": round(acc.idle_chip_cost / 3600, 6),
+            "instances_launched": int(sum(e["count"] for e in self.recorder.scaling if e["action"] == "launch")),
+            "instances_terminated": int(sum(e["count"] for e in self.recorder.scaling
+                                            if e["action"] == "terminate")),
+            "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
             "wall_seconds": round(wall_seconds, 3),
         }
         records = list(self.recent_stopped) + list(self.tasks.values())
@@ -576,6 +743,8 @@ class Simulation:
             describe_tasks=api.describe_tasks(records, self.state),
             describe_container_instances=api.describe_container_instances(self.state),
             events=self.recorder.events,
+            extra_tables={"scaling_events": self.recorder.scaling_frame(),
+                          "capacity_reservation": self.recorder.reservation_frame()},
         )
 
     def conservation_ok(self) -> bool:

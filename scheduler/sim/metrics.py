@@ -17,7 +17,8 @@ TASK_COLUMNS = ("task_id", "family", "workload", "group", "launch_type", "capaci
                 "start", "end", "final_state", "stop_code", "stop_reason", "instance_id", "instance_type",
                 "availability_zone", "chips", "wait_s", "placed")
 
-TIMELINE_COLUMNS = ("time", "instance_type", "instances", "chips_total", "chips_held", "chips_stranded",
+TIMELINE_COLUMNS = ("time", "instance_type", "capacity_provider", "instances", "chips_total", "chips_held",
+                    "chips_stranded",
                     "cpu_total", "cpu_used", "memory_total", "memory_used", "gpus_total", "gpus_used",
                     "running", "pending", "provisioning", "submitted", "stopped")
 
@@ -32,6 +33,7 @@ class Levels:
     cpu_used: float = 0.0
     mem_total: float = 0.0
     mem_used: float = 0.0
+    idle_chip_cost: float = 0.0  # USD per hour of the chips no task holds (price share per chip)
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Recorder:
     stranded_chip_seconds: float = 0.0
     failures: Counter = field(default_factory=Counter)
     events: list[dict] = field(default_factory=list)
+    scaling: list[dict] = field(default_factory=list)
+    reservations: list[dict] = field(default_factory=list)
 
     def advance(self, t: float) -> None:
         """Accumulate every level over [last_t, t) before a change at ``t``."""
@@ -58,6 +62,7 @@ class Recorder:
             acc.cpu_used += lv.cpu_used * dt
             acc.mem_total += lv.mem_total * dt
             acc.mem_used += lv.mem_used * dt
+            acc.idle_chip_cost += lv.idle_chip_cost * dt
             self.last_t = t
 
     def task_row(self, **values: object) -> None:
@@ -82,6 +87,14 @@ class Recorder:
 
     def timeline_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.timeline, columns=list(TIMELINE_COLUMNS))
+
+    def scaling_frame(self) -> pd.DataFrame:
+        columns = ["time", "capacity_provider", "action", "count", "instance_type", "reason", "cpr"]
+        return pd.DataFrame([{c: e.get(c) for c in columns} for e in self.scaling], columns=columns)
+
+    def reservation_frame(self) -> pd.DataFrame:
+        columns = ["time", "capacity_provider", "cpr", "instances", "instances_needed"]
+        return pd.DataFrame(self.reservations, columns=columns)
 
 
 def ratio(num: float, den: float) -> float:

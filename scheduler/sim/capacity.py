@@ -1,0 +1,288 @@
+"""Capacity providers in the simulation: Auto Scaling groups with ECS managed scaling, and Managed Instances.
+
+Both are driven by a one-minute tick, as ECS publishes CapacityProviderReservation each minute.
+
+Auto Scaling group (ecs-semantics.md §5.1): CPR = M / N x 100, where N is the group's instances (running
+or launching) and M the instances it needs: those running at least one non-daemon task, plus, for the
+tasks waiting in PROVISIONING, each group of identical tasks bin-packed onto the largest instance type
+(tasks that fit not even once on the smallest type are left out). With N = 0 and tasks waiting CPR is
+200, so the group first launches two instances. Above the target, the group scales out by
+``ceil(100 M / target) - N`` clamped to [minimum, maximum] scaling step and max_size, but not while any
+instance is still inside its warm-up period. Below the target for 15 consecutive minutes it scales in,
+removing only empty instances, at most half the group a minute.
+
+Managed Instances (§3.5): ECS launches instances for the waiting tasks from the types that match
+``instanceRequirements``, by a pluggable policy (default: ``cheapest_fit``); idle instances are removed
+after ``scale_in_after``; instances are drained after 14 days.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
+from scheduler.ecs.capacity import matching_types
+from scheduler.ecs.taskspec import TaskSpec
+from scheduler.placement.fits import copies_on_empty
+
+if TYPE_CHECKING:
+    from scheduler.sim.engine import SimTask, Simulation
+
+TICK_S = 60.0
+SCALE_IN_MINUTES = 15
+MI_DRAIN_AFTER_S = 14 * 24 * 3600.0
+MI_DEFAULT_SCALE_IN_AFTER_S = 300.0
+
+
+@dataclass
+class Launch:
+    """Instances a policy decided to launch for one group of waiting tasks."""
+
+    instance_type: InstanceType
+    count: int
+    group: tuple
+    slots: int
+
+
+PlacementPolicy = Callable[[list[tuple[tuple, TaskSpec, int]], Sequence[InstanceType]], list[Launch]]
+
+
+def cheapest_fit(groups: list[tuple[tuple, TaskSpec, int]], candidates: Sequence[InstanceType]) -> list[Launch]:
+    """For each group of ``n`` identical waiting tasks, the matching type with the lowest total price for
+    all ``n`` (so a larger type wins when several small tasks share it for less); ties go to fewer
+    instances, then the cheaper instance, then the name."""
+    out = []
+    for key, spec, n in groups:
+        best: tuple | None = None
+        for itype in candidates:
+            per = copies_on_empty(spec, itype, LAUNCH_MANAGED)
+            if per == 0:
+                continue
+            count = math.ceil(n / per)
+            price = itype.price_per_hour if itype.price_per_hour is not None else math.inf
+            rank = (count * price, count, price, itype.name)
+            if best is None or rank < best[0]:
+                best = (rank, itype, count, min(n, per * count))
+        if best is not None:
+            out.append(Launch(best[1], best[2], key, best[3]))
+    return out
+
+
+def group_key(task: SimTask) -> tuple:
+    req = task.request
+    assert req is not None
+    return (id(req.spec), req.constraints, req.group if any(c.type == "distinctInstance"
+                                                             for c in req.constraints) else None)
+
+
+@dataclass
+class Provider:
+    """What both kinds share: a name, the instances they own, the tasks waiting on them."""
+
+    name: str
+    sim: Simulation
+    launch_type: str
+    launch_time: float
+    zones: list[str]
+    scaling: bool
+    instances: set[int] = field(default_factory=set)
+    launching: int = 0
+    launched_at: dict[int, float] = field(default_factory=dict)
+    _zone_turn: int = 0
+
+    def next_zone(self) -> str:
+        zone = self.zones[self._zone_turn % len(self.zones)]
+        self._zone_turn += 1
+        return zone
+
+    def waiting(self) -> list[SimTask]:
+        return [t for t in self.sim.provisioning_tasks(self.name)]
+
+    def launch(self, itype: InstanceType, count: int, reason: str, **extra: object) -> None:
+        for _ in range(count):
+            self.launching += 1
+            self.sim.launch_instance(self, itype, self.next_zone())
+        if count:
+            self.sim.scaling_event(self.name, "launch", count, reason, instance_type=itype.name, **extra)
+
+    def registered(self, row: int) -> None:
+        self.launching -= 1
+        self.instances.add(row)
+        self.launched_at[row] = self.sim.now
+
+    def tick(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class AutoScalingGroup(Provider):
+    """An EC2_AUTOSCALING capacity provider with (or without) ECS managed scaling."""
+
+    def __init__(self, model: Any, sim: Simulation) -> None:
+        ms = model.managed_scaling
+        super().__init__(model.name, sim, LAUNCH_EC2, float(model.launch_time), list(model.availability_zones),
+                         ms.status == "ENABLED")
+        self.model = model
+        self.types = [sim.loaded.catalog.get(t) for t in model.instance_types]
+        self.by_size = sorted(self.types, key=lambda t: (t.vcpus, t.memory_mib, t.gpus, t.chips))
+        self.target = float(ms.target_capacity)
+        self.min_step, self.max_step = int(ms.minimum_scaling_step_size), int(ms.maximum_scaling_step_size)
+        self.warmup = float(ms.instance_warmup_period)
+        self.below = 0
+        self._type_turn = 0
+        self._fits: dict[tuple, tuple[int, int]] = {}
+
+    def start(self) -> None:
+        for _ in range(self.model.desired_capacity or 0):
+            itype = self._next_type()
+            row = self.sim.add_instance(itype, launch_type=LAUNCH_EC2, availability_zone=self.next_zone(),
+                                        capacity_provider=self.name, attributes={})
+            self.instances.add(row)
+            self.launched_at[row] = -math.inf  # in service before the run: no warm-up
+
+    def _next_type(self) -> InstanceType:
+        itype = self.types[self._type_turn % len(self.types)]
+        self._type_turn += 1
+        return itype
+
+    @property
+    def size(self) -> int:
+        return len(self.instances) + self.launching
+
+    def needed(self) -> tuple[int, int]:
+        """(M, waiting tasks counted): instances needed by running and waiting tasks."""
+        busy = sum(1 for row in self.instances if self.sim.non_daemon_tasks(row) > 0)
+        groups: dict[tuple, list[SimTask]] = defaultdict(list)
+        for task in self.waiting():
+            groups[group_key(task)].append(task)
+        extra = 0
+        counted = 0
+        for key, tasks in groups.items():
+            spec = tasks[0].spec
+            if key not in self._fits:
+                self._fits[key] = (copies_on_empty(spec, self.by_size[0], LAUNCH_EC2),
+                                   copies_on_empty(spec, self.by_size[-1], LAUNCH_EC2))
+            smallest, largest = self._fits[key]
+            if smallest == 0 or largest == 0:
+                continue  # ECS leaves out tasks that do not fit the smallest type
+            extra += math.ceil(len(tasks) / largest)
+            counted += len(tasks)
+        return busy + extra, counted
+
+    def reservation(self) -> tuple[float, int]:
+        m, counted = self.needed()
+        n = self.size
+        if n == 0:
+            return (200.0 if counted else 100.0), m
+        return 100.0 * m / n, m
+
+    def tick(self) -> None:
+        if not self.scaling:
+            return
+        cpr, m = self.reservation()
+        now = self.sim.now
+        n = self.size
+        self.sim.scaling_metric(self.name, cpr, n, m)
+        if cpr > self.target:
+            self.below = 0
+            if self.launching or any(now < t + self.warmup for t in self.launched_at.values()):
+                return  # a new scale-out waits until every launched instance is past its warm-up
+            desired = 2 if n == 0 else math.ceil(m * 100.0 / self.target)
+            step = max(self.min_step, min(self.max_step, desired - n))
+            step = min(step, self.model.max_size - n)
+            if step > 0:
+                self.launch(self._next_type(), 1, f"CapacityProviderReservation {cpr:.0f} > target "
+                            f"{self.target:.0f}", cpr=cpr)
+                for _ in range(step - 1):
+                    self.launch(self._next_type(), 1, "", cpr=cpr)
+            return
+        if cpr < self.target:
+            self.below += 1
+            if self.below < SCALE_IN_MINUTES:
+                return
+            desired = max(self.model.min_size, math.ceil(m * 100.0 / self.target))
+            limit = max(1, (n - 1) // 2)  # more than one, less than half the group a minute
+            empty = sorted(row for row in self.instances if self.sim.non_daemon_tasks(row) == 0)
+            remove = empty[: max(0, min(n - desired, limit))]
+            for row in remove:
+                self.instances.discard(row)
+                self.launched_at.pop(row, None)
+                self.sim.deregister(row, "scale-in")
+            if remove:
+                self.sim.scaling_event(self.name, "terminate", len(remove),
+                                       f"CapacityProviderReservation {cpr:.0f} < target {self.target:.0f} "
+                                       f"for {self.below} minutes", cpr=cpr)
+            return
+        self.below = 0
+
+
+class ManagedInstances(Provider):
+    """A MANAGED_INSTANCES capacity provider: ECS picks instance types from instanceRequirements."""
+
+    def __init__(self, model: Any, sim: Simulation, policy: PlacementPolicy = cheapest_fit) -> None:
+        super().__init__(model.name, sim, LAUNCH_MANAGED, float(model.launch_time), list(model.availability_zones),
+                         True)
+        self.model = model
+        self.policy = policy
+        self.candidates = matching_types(model.instance_requirements, sim.loaded.catalog.values())
+        sia = model.scale_in_after
+        self.scale_in_after = MI_DEFAULT_SCALE_IN_AFTER_S if sia is None else float(sia)
+        self.inflight: dict[tuple, int] = defaultdict(int)
+        self.idle_since: dict[int, float] = {}
+
+    def start(self) -> None:
+        return None
+
+    def can_launch(self, spec: TaskSpec) -> bool:
+        return any(copies_on_empty(spec, t, LAUNCH_MANAGED) for t in self.candidates)
+
+    def registered(self, row: int, group: tuple | None = None, slots: int = 0) -> None:
+        super().registered(row)
+        if group is not None:
+            self.inflight[group] = max(0, self.inflight[group] - slots)
+
+    def tick(self) -> None:
+        now = self.sim.now
+        groups: dict[tuple, list[SimTask]] = defaultdict(list)
+        for task in self.waiting():
+            groups[group_key(task)].append(task)
+        wanted = []
+        for key, tasks in groups.items():
+            short = len(tasks) - self.inflight.get(key, 0)
+            if short > 0:
+                wanted.append((key, tasks[0].spec, short))
+        limit = self.model.max_instances
+        for plan in self.policy(wanted, self.candidates):
+            count = plan.count
+            if limit is not None:
+                count = min(count, limit - len(self.instances) - self.launching)
+            if count <= 0:
+                continue
+            per = max(1, plan.slots // plan.count)
+            for _ in range(count):
+                self.launching += 1
+                self.sim.launch_instance(self, plan.instance_type, self.next_zone(), group=plan.group, slots=per)
+            self.inflight[plan.group] += per * count
+            self.sim.scaling_event(self.name, "launch", count, f"{plan.slots} task(s) waiting",
+                                   instance_type=plan.instance_type.name)
+        # consolidation of idle instances, and the 14-day drain
+        for row in sorted(self.instances):
+            busy = self.sim.non_daemon_tasks(row) > 0
+            if busy:
+                self.idle_since.pop(row, None)
+            else:
+                self.idle_since.setdefault(row, now)
+            age = now - self.launched_at.get(row, now)
+            if age >= MI_DRAIN_AFTER_S and self.sim.state.instances[row].status == "ACTIVE":
+                self.sim.drain(row, "instance reached 14 days")
+            idle_for = now - self.idle_since.get(row, now)
+            draining = self.sim.state.instances[row].status == "DRAINING"
+            if not busy and (draining or (self.scale_in_after >= 0 and idle_for >= self.scale_in_after)):
+                self.instances.discard(row)
+                self.idle_since.pop(row, None)
+                self.sim.deregister(row, "idle" if not draining else "drained")
+                self.sim.scaling_event(self.name, "terminate", 1,
+                                       "drained after 14 days" if draining else f"idle for {idle_for:.0f} s")
