@@ -417,6 +417,7 @@ class ClusterModel(_Model):
     capacity_providers: list[CapacityProvider] = []
     default_capacity_provider_strategy: CapacityProviderStrategy = []
     provisioning_timeout: Duration = Field("15m", gt=0)
+    spot_discount: Number = Field(0.65, ge=0, lt=1, description="Spot price = on-demand x (1 - spot_discount)")
 
 
 # --- arrivals ---------------------------------------------------------------------------------------
@@ -684,7 +685,7 @@ class Scenario(_Model):
     seed: Int = Field(0, ge=0, le=2**63 - 1)
     duration: Duration = Field(gt=0)
     sample_interval: Duration = Field("1m", gt=0)
-    device_mode: Literal["device-aware", "ecs-blind"] = "device-aware"
+    device_mode: Literal["device-aware", "ecs-blind", "topology-aware"] = "device-aware"
     catalog: Annotated[str, Field(min_length=1)] | None = None
     catalog_additions: list[dict[str, Any]] = []
     task_definitions: Annotated[dict[Annotated[str, Field(min_length=1, max_length=MAX_NAME)],

@@ -486,7 +486,7 @@ BAD_FIELDS = [
     ("workloads.0.name", "has space", "workloads[0].name", "letters, digits, hyphens and underscores"),
     ("workloads.0.on_no_capacity", "retry", "workloads[0].on_no_capacity", "'fail' or 'wait'"),
     ("sample_interval", "1ms", "sample_interval", "the limit is 1,000,000"),
-    ("device_mode", "aware", "device_mode", "'device-aware' or 'ecs-blind'"),
+    ("device_mode", "aware", "device_mode", "'device-aware', 'ecs-blind' or 'topology-aware'"),
     ("task_definitions", {}, "task_definitions", "needs at least 1 entry, got 0"),
     ("task_definitions.bert", 3, "task_definitions.bert", "task-definition JSON file or an inline"),
     ("workloads", [], "workloads", "needs at least 1 entry, got 0"),

@@ -217,3 +217,11 @@ def test_bad_scenarios_give_one_line_with_file_and_field(case: str, tmp_path: Pa
     assert len(lines) == 1, proc.stderr
     assert "bad.yaml" in lines[0] and field_path in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_topology_aware_gives_static_path_tasks_any_free_chip() -> None:
+    _, res = simulate("static-paths-blind.yaml", device_mode="topology-aware")
+    tasks = res.tasks
+    assert (tasks["start"] == 0).sum() == 4
+    assert sorted(int(c) for c in tasks["chips"]) == [0, 1, 2, 3]
+    assert res.summary["device_mode"] == "topology-aware"

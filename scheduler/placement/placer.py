@@ -266,9 +266,11 @@ class Placer:
         free = ix.c_chips[cls]
         if spec.neuron_mode is NeuronMode.MANUAL:
             return devices.manual_fits(spec, free)
+        launch, types, n_chips, chips_all = ix.signature_columns()
+        sig = ix.c_sig[cls]
         if spec.neuron_mode is NeuronMode.MANAGED:
-            return devices.managed_fits(free, ix.c_launch[cls], ix.c_n_chips[cls], ix.c_chips_all[cls])
-        return devices.topology_fits(self.state, spec, free, ix.c_n_chips[cls], ix.c_type[cls])
+            return devices.managed_fits(free, launch[sig], n_chips[sig], chips_all[sig])
+        return devices.topology_fits(self.state, spec, free, n_chips[sig], types[sig])
 
     def _explain_classes(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
                          launch_type: str | None, capacity_providers: Sequence[str] | None,
@@ -476,7 +478,10 @@ def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strate
     ix = state.classes()
     if len(cls) == 1 and ix.c_size[cls[0]] == 1:
         return ix.rows[int(cls[0])][0]
-    if managed == 1 or (managed == 2 and bool((ix.c_launch[cls] == LAUNCH_CODES["MANAGED_INSTANCES"]).all())):
+    if managed == 2:
+        launch = ix.signature_columns()[0][ix.c_sig[cls]]
+        managed = int(bool((launch == LAUNCH_CODES["MANAGED_INSTANCES"]).all()))
+    if managed == 1:
         chain = strategies.MANAGED_INSTANCES_IMPLICIT
     return strategies.narrow_classes(state, cls, chain, group=group, rng=rng)
 

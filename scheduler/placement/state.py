@@ -528,6 +528,7 @@ class InstanceClasses:
         self.sig_ids: dict[tuple, int] = {}
         self.sig_rows: list[int] = []
         self._sig_rows_arr: np.ndarray | None = None
+        self._sig_columns: tuple[np.ndarray, ...] | None = None
         self.port_ids: dict[tuple[frozenset[int], frozenset[int]], int] = {}
         self.port_sets: list[tuple[frozenset[int], frozenset[int]]] = []
         self.class_ids: dict[tuple, int] = {}
@@ -545,10 +546,6 @@ class InstanceClasses:
         self.c_mem = np.zeros(kcap, np.int64)
         self.c_gpu = np.zeros(kcap, np.int64)
         self.c_chips = np.zeros(kcap, np.uint64)
-        self.c_chips_all = np.zeros(kcap, np.uint64)
-        self.c_n_chips = np.zeros(kcap, np.int64)
-        self.c_launch = np.zeros(kcap, np.int8)
-        self.c_type = np.zeros(kcap, np.int32)
         self.c_size = np.zeros(kcap, np.int64)
         self.c_first = np.zeros(kcap, np.int64)  # lowest row of the class
         for i in range(len(st)):
@@ -565,6 +562,7 @@ class InstanceClasses:
             sig = self.sig_ids[key] = len(self.sig_rows)
             self.sig_rows.append(i)
             self._sig_rows_arr = None
+            self._sig_columns = None
         return sig
 
     def _ports(self, i: int) -> int:
@@ -586,6 +584,13 @@ class InstanceClasses:
         at the end (index -1), so that ``signature_mask(...)[c_sig]`` is False for classes not in use."""
         return np.append(row_mask[self.signature_rows()], False)
 
+    def signature_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Launch code, type code, chip count and all-chips mask per signature."""
+        if self._sig_columns is None:
+            st, rows = self.state, self.signature_rows()
+            self._sig_columns = (st._launch[rows], st._type_code[rows], st._n_chips[rows], st._chips_all[rows])
+        return self._sig_columns
+
     def signature_rows(self) -> np.ndarray:
         """One row per static signature (the first registered with it): where a signature's answers are read."""
         if self._sig_rows_arr is None:
@@ -606,25 +611,19 @@ class InstanceClasses:
             self.keys.append(key)
             self.rows.append([])
             if c == len(self.c_sig):
-                for name in ("c_sig", "c_port", "c_cpu", "c_mem", "c_gpu", "c_chips", "c_chips_all",
-                             "c_n_chips", "c_launch", "c_type", "c_size", "c_first"):
+                for name in ("c_sig", "c_port", "c_cpu", "c_mem", "c_gpu", "c_chips", "c_size", "c_first"):
                     old = getattr(self, name)
                     arr = np.full(2 * len(old), -1 if name == "c_sig" else 0, old.dtype)
                     arr[: len(old)] = old
                     setattr(self, name, arr)
         self.class_ids[key] = c
-        st = self.state
         self.c_sig[c] = key[0]
         self.c_cpu[c] = key[1]
         self.c_mem[c] = key[2]
         self.c_gpu[c] = key[3]
         self.c_chips[c] = key[4]
         self.c_port[c] = key[5]
-        self.c_chips_all[c] = st._chips_all[i]
-        self.c_n_chips[c] = st._n_chips[i]
-        self.c_launch[c] = st._launch[i]
-        self.c_type[c] = st._type_code[i]
-        self.c_size[c] = 0
+        self.c_first[c] = i
         return c
 
     def _enter(self, i: int, c: int) -> None:
@@ -633,16 +632,19 @@ class InstanceClasses:
             rows.append(i)
         else:
             insort(rows, i)
+            if rows[0] == i:
+                self.c_first[c] = i
         self.c_size[c] += 1
-        self.c_first[c] = rows[0]
         self.row_class[i] = c
 
     def _leave(self, i: int, c: int) -> None:
         rows = self.rows[c]
-        del rows[bisect_left(rows, i)]
+        at = bisect_left(rows, i)
+        del rows[at]
         self.c_size[c] -= 1
         if rows:
-            self.c_first[c] = rows[0]
+            if at == 0:
+                self.c_first[c] = rows[0]
         else:
             del self.class_ids[self.keys[c]]
             self.keys[c] = None

@@ -136,7 +136,7 @@ def narrow_classes(state: ClusterState, cls: np.ndarray, strategies: Sequence[St
     ix = state.classes()
     for s in strategies:
         if s.type == "random":
-            total = int(ix.c_size[cls].sum())
+            total = _rows_in(ix, cls)
             if total == 1:
                 return ix.rows[int(cls[0])][0]
             return ix.kth_row(cls, int(rng.integers(total)) if rng is not None else 0)
@@ -152,10 +152,17 @@ def narrow_classes(state: ClusterState, cls: np.ndarray, strategies: Sequence[St
         else:
             continue
         cls = cls[score == score.min()]
-    total = int(ix.c_size[cls].sum())
+    total = _rows_in(ix, cls)
     if total > 1 and rng is not None and strategies:
         return ix.kth_row(cls, int(rng.integers(total)))
     return int(ix.c_first[cls].min())
+
+
+def _rows_in(ix: InstanceClasses, cls: np.ndarray) -> int:
+    if len(cls) <= 8:
+        rows = ix.rows
+        return sum(len(rows[c]) for c in cls.tolist())
+    return int(ix.c_size[cls].sum())
 
 
 def _class_binpack_score(ix: InstanceClasses, cls: np.ndarray, field: str) -> np.ndarray:

@@ -1,0 +1,590 @@
+"""Sweeps: a grid of scenario variants times replications, run locally or on a Dask cluster.
+
+A parameter is a dotted scenario field path with a list of values (``cluster.fleets.0.count=2,4,8``).
+The grid is every combination of the parameters' values (a *grid point*); each point runs
+``replications`` times. A run's seed is derived from the point's base seed (the scenario's ``seed``, or
+a swept ``seed``) and the replication number alone, with numpy's ``SeedSequence``: it does not depend on
+the executor, the number of workers or the order runs finish in, and replication *r* of every grid point
+sees the same random stream (common random numbers, which make differences between points less noisy).
+
+Every grid point is loaded and validated in this process, then shipped to the workers as data, so
+workers need the ``scheduler`` package but not the scenario's files. A run that raises is recorded with
+its error and the sweep goes on. The results are one row per run (parameters and summary metrics) and,
+per grid point and metric, the mean and a 95% confidence interval (Student's t).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scheduler.errors import NeuronSimError, ScenarioError
+
+EXECUTORS = ("local", "dask")
+ID_COLUMNS = ("run", "point", "replication", "run_seed")
+STATUS_COLUMNS = ("status", "error")
+OK, FAILED = "ok", "failed"
+# Columns of a run row that are not simulation results worth averaging.
+NOT_SUMMARIZED = frozenset({*ID_COLUMNS, *STATUS_COLUMNS, "wall_seconds", "sim_seconds"})
+CONFIDENCE = 0.95
+DASK_HINT = "the dask executor needs the optional dependency: pip install 'neuron-sim[dask]'"
+
+ProgressFn = Callable[[int, int, int], None]  # (runs done, runs in all, runs failed so far)
+
+
+class SweepError(NeuronSimError):
+    """A sweep that cannot start: a malformed --set, no usable grid point, an unreachable cluster."""
+
+
+# --- the grid ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Parameter:
+    """A swept scenario field: its dotted path and the values it takes, in order.
+
+    String values are read as YAML when applied ("4" is the number 4, "20/h" stays text), exactly as
+    ``load_scenario`` reads overrides.
+    """
+
+    path: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path.strip():
+            raise SweepError("a swept parameter needs a dotted field path such as cluster.fleets.0.count")
+        object.__setattr__(self, "values", tuple(self.values))
+        if not self.values:
+            raise SweepError(f"parameter {self.path} has no values")
+        if self.path in (*ID_COLUMNS, *STATUS_COLUMNS):
+            raise SweepError(f"{self.path!r} is not a scenario field")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: which grid point, which replication, the overrides and the seed it uses."""
+
+    run: int
+    point: int
+    replication: int
+    overrides: Mapping[str, Any]
+    seed: int
+
+
+def parse_set(text: str) -> Parameter:
+    """Read ``PATH=V1,V2,...`` (a ``--set`` option). Commas inside brackets, braces or quotes do not split,
+    so ``cluster.fleets.0.availability_zones=[us-east-1a, us-east-1b]`` is one value."""
+    path, sep, rest = text.partition("=")
+    path = path.strip()
+    if not sep or not path:
+        raise SweepError(f"--set needs PATH=V1,V2,... such as cluster.fleets.0.count=2,4; got {text!r}")
+    values = _split_values(rest, text)
+    if any(not v for v in values):
+        raise SweepError(f"--set {text!r} has an empty value")
+    return Parameter(path, tuple(values))
+
+
+def _split_values(text: str, whole: str) -> list[str]:
+    values: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(text[start:i].strip())
+            start = i + 1
+    if depth != 0 or quote:
+        raise SweepError(f"--set {whole!r}: unbalanced brackets or quotes")
+    values.append(text[start:].strip())
+    return values
+
+
+def replication_seed(base_seed: int, replication: int) -> int:
+    """The seed of replication ``replication`` of a grid point whose base seed is ``base_seed``.
+
+    A pure function of the two numbers (numpy ``SeedSequence``), below 2**63 like a scenario's seed.
+    """
+    state = np.random.SeedSequence([int(base_seed), int(replication)]).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
+
+
+def grid_points(parameters: Sequence[Parameter]) -> list[dict[str, Any]]:
+    """Every combination of the parameters' values, the first parameter varying slowest."""
+    paths = [p.path for p in parameters]
+    if len(set(paths)) != len(paths):
+        raise SweepError("a parameter is swept twice: " + ", ".join(sorted({p for p in paths
+                                                                             if paths.count(p) > 1})))
+    return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*(p.values for p in parameters))]
+
+
+def expand_runs(points: Sequence[Mapping[str, Any]], base_seeds: Sequence[int], replications: int) -> list[Run]:
+    """Grid points x replications; run ids count replications fastest."""
+    if replications < 1:
+        raise SweepError(f"--replications must be at least 1, got {replications}")
+    return [Run(run=p * replications + r, point=p, replication=r, overrides=dict(point),
+                seed=replication_seed(base_seeds[p], r))
+            for p, point in enumerate(points) for r in range(replications)]
+
+
+# --- one run (in a worker) --------------------------------------------------------------------------
+
+def portable(loaded: Any) -> dict[str, Any]:
+    """A LoadedScenario as picklable data (its catalog as a tuple of instance types)."""
+    data = {f.name: getattr(loaded, f.name) for f in dataclasses.fields(loaded)}
+    data["catalog"] = tuple(loaded.catalog.values())
+    return data
+
+
+def restore(data: Mapping[str, Any]) -> Any:
+    """The LoadedScenario that :func:`portable` packed."""
+    from scheduler.catalog.catalog import Catalog
+    from scheduler.scenario import LoadedScenario
+
+    return LoadedScenario(**{**data, "catalog": Catalog(data["catalog"])})
+
+
+def run_one(scenario: Mapping[str, Any], run: Run, until: float | None = None) -> dict[str, Any]:
+    """Simulate one run and return its row of metrics; an exception becomes a failed row, never escapes."""
+    from scheduler.sim.engine import Simulation
+
+    try:
+        results = Simulation(restore(scenario), seed=run.seed, until=until).run()
+        return {"status": OK, "error": None, **summary_metrics(results.summary)}
+    except Exception as exc:  # a failed run is data: the sweep records it and goes on
+        return {"status": FAILED, "error": _one_line(exc)}
+
+
+def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat, tabular part of a run summary: numbers as numbers, breakdowns as JSON text.
+
+    ``tasks_failed`` (reason -> count) becomes its total, with the breakdown in ``tasks_failed_by_reason``.
+    """
+    row: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key == "seed":
+            continue
+        if key == "tasks_failed" and isinstance(value, Mapping):
+            row["tasks_failed"] = int(sum(value.values()))
+            row["tasks_failed_by_reason"] = json.dumps(dict(value), sort_keys=True)
+        elif isinstance(value, bool):
+            row[key] = value
+        elif value is None or isinstance(value, int | float):
+            row[key] = value
+        elif isinstance(value, Mapping):
+            row[key] = json.dumps(dict(value), sort_keys=True, default=str)
+    return row
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- the sweep --------------------------------------------------------------------------------------
+
+@dataclass
+class Sweep:
+    """A finished sweep: one row per run, and the per-point summary (long: one row per point and metric)."""
+
+    scenario: str
+    source: str
+    parameters: tuple[Parameter, ...]
+    replications: int
+    executor: str
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    base_seeds: tuple[int, ...] = ()
+    until: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parameter_paths(self) -> list[str]:
+        return [p.path for p in self.parameters]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] != OK]
+
+    def describe(self) -> dict[str, Any]:
+        """What the sweep was (for ``sweep.json``)."""
+        return {
+            "scenario": self.scenario, "source": self.source,
+            "parameters": [{"path": p.path, "values": list(p.values)} for p in self.parameters],
+            "replications": self.replications, "executor": self.executor,
+            "base_seeds": list(self.base_seeds), "until": self.until,
+            "runs": len(self.runs), "failed": int((self.runs["status"] != OK).sum()),
+            "confidence": CONFIDENCE, **self.meta,
+        }
+
+
+def run_sweep(scenario: str | Path | Mapping[str, Any], parameters: Sequence[Parameter] = (), *,
+              replications: int = 1, executor: str = "local", workers: int | None = None,
+              scheduler: Any = None, seed: int | None = None, until: float | None = None,
+              source: str | Path | None = None, progress: ProgressFn | None = None) -> Sweep:
+    """Run every grid point ``replications`` times and collect the rows.
+
+    ``scenario`` is a scenario file, or a scenario mapping (then ``source`` names the file it stands for:
+    relative task-definition paths resolve from its folder; default the current folder). ``executor`` is
+    ``local`` (a process pool of ``workers``, default the CPU count; ``workers=1`` runs in this process)
+    or ``dask`` (``scheduler``: a scheduler address, a ``distributed.Client``, or None for a
+    ``LocalCluster`` of ``workers``). ``seed`` replaces the scenario's seed as the base seed of points
+    that do not sweep ``seed`` themselves.
+    """
+    from scheduler.scenario import load_scenario, scenario_from_mapping
+
+    if executor not in EXECUTORS:
+        raise SweepError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers must be at least 1, got {workers}")
+    parameters = tuple(parameters)
+    points = grid_points(parameters)
+    if isinstance(scenario, Mapping):
+        label = str(source) if source is not None else str(Path.cwd() / "scenario.yaml")
+
+        def load(overrides: Mapping[str, Any]) -> Any:
+            return scenario_from_mapping(scenario, path=label, overrides=overrides)
+    else:
+        label = str(scenario)
+
+        def load(overrides: Mapping[str, Any]) -> Any:
+            return load_scenario(scenario, overrides=overrides)
+
+    base = load({"seed": seed} if seed is not None else {})  # a broken file fails here, before any run
+    shipped: dict[int, dict[str, Any]] = {}
+    load_errors: dict[int, str] = {}
+    base_seeds: list[int] = []
+    for index, point in enumerate(points):
+        overrides = dict(point)
+        if seed is not None and "seed" not in overrides:
+            overrides = {"seed": seed, **overrides}
+        try:
+            loaded = load(overrides)
+        except NeuronSimError as exc:
+            load_errors[index] = str(exc)
+            base_seeds.append(int(base.model.seed))
+            continue
+        shipped[index] = portable(loaded)
+        base_seeds.append(int(loaded.model.seed))
+    if points and not shipped:
+        first = next(iter(load_errors.values()))
+        raise ScenarioError(f"no grid point of the sweep loads; the first: {first}")
+    runs = expand_runs(points, base_seeds, replications)
+    rows: dict[int, dict[str, Any]] = {}
+    to_run: list[Run] = []
+    for run in runs:
+        if run.point in load_errors:
+            rows[run.run] = {"status": FAILED, "error": load_errors[run.point]}
+        else:
+            to_run.append(run)
+    tracker = _Tracker(len(runs), progress)
+    for row in rows.values():
+        tracker.done(row)
+    if executor == "dask":
+        results = _run_dask(shipped, to_run, until, workers, scheduler, tracker)
+    else:
+        results = _run_local(shipped, to_run, until, workers, tracker)
+    rows.update(results)
+    frame = runs_frame(runs, rows, parameters)
+    return Sweep(scenario=base.model.name, source=label, parameters=parameters, replications=replications,
+                 executor=executor, runs=frame, summary=summarize(frame, [p.path for p in parameters]),
+                 base_seeds=tuple(base_seeds), until=until)
+
+
+class _Tracker:
+    def __init__(self, total: int, progress: ProgressFn | None) -> None:
+        self.total, self.progress, self.count, self.failed = total, progress, 0, 0
+
+    def done(self, row: Mapping[str, Any]) -> None:
+        self.count += 1
+        self.failed += row.get("status") != OK
+        if self.progress is not None:
+            self.progress(self.count, self.total, self.failed)
+
+
+def _run_local(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,
+               workers: int | None, tracker: _Tracker) -> dict[int, dict[str, Any]]:
+    rows: dict[int, dict[str, Any]] = {}
+    workers = min(workers or os.cpu_count() or 1, max(len(runs), 1))
+    if workers == 1:
+        for run in runs:
+            rows[run.run] = run_one(shipped[run.point], run, until)
+            tracker.done(rows[run.run])
+        return rows
+    # spawn, not fork: workers start clean (no inherited threads or state) on every platform
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures: dict[Future, Run] = {pool.submit(run_one, shipped[run.point], run, until): run for run in runs}
+        try:
+            for future in as_completed(futures):
+                run = futures[future]
+                rows[run.run] = _result_row(future)
+                tracker.done(rows[run.run])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return rows
+
+
+def _result_row(future: Any) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker died or could not be reached: record it, go on
+        return {"status": FAILED, "error": _one_line(exc)}
+
+
+def _run_dask(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,
+              workers: int | None, scheduler: Any, tracker: _Tracker) -> dict[int, dict[str, Any]]:
+    rows: dict[int, dict[str, Any]] = {}
+    with dask_client(scheduler, workers) as client:
+        import distributed
+
+        # each grid point travels to the cluster once, not once per replication
+        scattered = {point: client.scatter([data])[0] for point, data in shipped.items()}
+        futures = {client.submit(run_one, scattered[run.point], run, until, pure=False): run for run in runs}
+        try:
+            for future in distributed.as_completed(list(futures)):
+                run = futures[future]
+                rows[run.run] = _result_row(future)
+                tracker.done(rows[run.run])
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    return rows
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: the one given, one connected to an address, or one on a new LocalCluster
+    (closed again on exit; a client passed in is left open)."""
+    try:
+        import distributed
+    except ImportError:
+        raise SweepError(DASK_HINT) from None
+    if isinstance(scheduler, distributed.Client):
+        yield scheduler
+        return
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                dashboard_address=None))
+            client = stack.enter_context(distributed.Client(cluster))
+        else:
+            try:
+                client = stack.enter_context(distributed.Client(str(scheduler), timeout="20s"))
+            except (OSError, TimeoutError) as exc:
+                raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}",
+                                 path="--scheduler") from None
+        yield client
+
+
+# --- tables -----------------------------------------------------------------------------------------
+
+def runs_frame(runs: Sequence[Run], rows: Mapping[int, Mapping[str, Any]],
+               parameters: Sequence[Parameter]) -> pd.DataFrame:
+    """One row per run, in run order: ids, parameter values, status, error, metrics."""
+    paths = [p.path for p in parameters]
+    records = []
+    for run in sorted(runs, key=lambda r: r.run):
+        record: dict[str, Any] = {"run": run.run, "point": run.point, "replication": run.replication,
+                                  "run_seed": run.seed}
+        record.update({path: _display_value(run.overrides[path]) for path in paths})
+        result = dict(rows[run.run])
+        record["status"] = result.pop("status")
+        record["error"] = result.pop("error", None)
+        record.update(result)
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        frame = pd.DataFrame(columns=[*ID_COLUMNS, *paths, *STATUS_COLUMNS])
+    for path in paths:
+        frame[path] = _uniform(frame[path])
+    frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    for column in ("run", "point", "replication"):
+        frame[column] = frame[column].astype("int64")
+    frame["run_seed"] = frame["run_seed"].astype("int64")
+    return frame
+
+
+def _display_value(value: Any) -> Any:
+    """A parameter value as a table cell: strings read as YAML (as the override reads them)."""
+    from scheduler.scenario import parse_yaml
+
+    if isinstance(value, str) and value.strip():
+        try:
+            value = parse_yaml(value, "--set")
+        except ScenarioError:
+            return value
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, default=str)
+    return value
+
+
+def _uniform(column: pd.Series) -> pd.Series:
+    """One type per parameter column: numbers stay numbers, anything mixed becomes text."""
+    values = list(column)
+    if all(isinstance(v, bool) for v in values):
+        return column.astype(bool)
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return pd.to_numeric(column)
+    return column.map(lambda v: v if isinstance(v, str) else json.dumps(v, default=str)).astype(object)
+
+
+def metric_columns(runs: pd.DataFrame, parameters: Sequence[str]) -> list[str]:
+    """The numeric result columns of a runs table, in table order."""
+    skip = set(NOT_SUMMARIZED) | set(parameters)
+    return [c for c in runs.columns if c not in skip and pd.api.types.is_numeric_dtype(runs[c])
+            and not pd.api.types.is_bool_dtype(runs[c])]
+
+
+def confidence_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+    """(mean, std, low, high) of the mean of ``values`` (NaNs dropped); Student's t, or the normal
+    approximation when scipy is not installed. Fewer than two values give NaN bounds."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = float(values.std(ddof=1))
+    half = _quantile(confidence, n - 1) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def _quantile(confidence: float, dof: int) -> float:
+    p = 0.5 + confidence / 2
+    try:
+        from scipy import stats
+    except ImportError:
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(p)
+    return float(stats.t.ppf(p, dof))
+
+
+def summarize(runs: pd.DataFrame, parameters: Sequence[str]) -> pd.DataFrame:
+    """Per grid point and metric: runs, failed runs, n (runs with a value), mean, std, 95% CI."""
+    columns = ["point", *parameters, "metric", "runs", "failed", "n", "mean", "std", "ci_low", "ci_high"]
+    metrics = metric_columns(runs, parameters)
+    records = []
+    for point, group in runs.groupby("point", sort=True):
+        ok = group[group["status"] == OK]
+        head = {"point": int(point), **{p: group[p].iloc[0] for p in parameters}}
+        for metric in metrics:
+            values = ok[metric].to_numpy(dtype=float)
+            mean, std, low, high = confidence_interval(values)
+            records.append({**head, "metric": metric, "runs": len(group), "failed": len(group) - len(ok),
+                            "n": int(np.isfinite(values).sum()), "mean": mean, "std": std,
+                            "ci_low": low, "ci_high": high})
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    for p in parameters:
+        frame[p] = _uniform(frame[p]) if len(frame) else frame[p]
+    return frame
+
+
+def wide_summary(summary: pd.DataFrame, parameters: Sequence[str],
+                 metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per grid point with ``<metric>_mean``, ``<metric>_ci_low``, ``<metric>_ci_high`` columns."""
+    table = summary if metrics is None else summary[summary["metric"].isin(list(metrics))]
+    index = ["point", *parameters]
+    head = table.drop_duplicates("point")[[*index, "runs", "failed"]].set_index("point")
+    out = head
+    for stat in ("mean", "ci_low", "ci_high"):
+        pivot = table.pivot(index="point", columns="metric", values=stat)
+        pivot.columns = [f"{m}_{stat}" for m in pivot.columns]
+        out = out.join(pivot)
+    order = [c for m in (metrics or dict.fromkeys(table["metric"])) for c in
+             (f"{m}_mean", f"{m}_ci_low", f"{m}_ci_high") if c in out.columns]
+    return out[[*parameters, "runs", "failed", *order]].reset_index()
+
+
+# --- the folder -------------------------------------------------------------------------------------
+
+def write_sweep(sweep: Sweep, out: str | Path, *, force: bool = False) -> list[Path]:
+    """Write ``sweep.parquet``, ``sweep_summary.parquet``/``.json`` and ``sweep.json`` (last: its
+    presence says the folder is complete), each to a temporary name and renamed."""
+    from scheduler.output import OutputError, prepare_folder, write_json, write_parquet
+
+    folder = prepare_folder(Path(out), force=force)
+    written: list[Path] = []
+    try:
+        write_parquet(folder / "sweep.parquet", sweep.runs)
+        write_parquet(folder / "sweep_summary.parquet", sweep.summary)
+        write_json(folder / "sweep_summary.json", sweep.summary.to_dict(orient="records"))
+        written += [folder / "sweep.parquet", folder / "sweep_summary.parquet", folder / "sweep_summary.json"]
+        write_json(folder / "sweep.json", sweep.describe())
+        written.append(folder / "sweep.json")
+    except OSError as exc:
+        raise OutputError(f"cannot write the sweep: {exc.strerror or exc}", file=str(folder)) from None
+    return written
+
+
+def read_sweep(folder: str | Path) -> Sweep:
+    """A sweep folder written by :func:`write_sweep`, read back."""
+    folder = Path(folder)
+    meta_file = folder / "sweep.json"
+    if not meta_file.is_file():
+        raise SweepError("not a sweep folder (no sweep.json)", file=str(folder))
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    parameters = tuple(Parameter(p["path"], tuple(p["values"])) for p in meta.get("parameters", []))
+    known = {"scenario", "source", "parameters", "replications", "executor", "base_seeds", "until", "runs",
+             "failed", "confidence"}
+    return Sweep(scenario=meta.get("scenario", folder.name), source=meta.get("source", ""),
+                 parameters=parameters, replications=int(meta.get("replications", 1)),
+                 executor=meta.get("executor", ""), runs=pd.read_parquet(folder / "sweep.parquet"),
+                 summary=pd.read_parquet(folder / "sweep_summary.parquet"),
+                 base_seeds=tuple(meta.get("base_seeds", ())), until=meta.get("until"),
+                 meta={k: v for k, v in meta.items() if k not in known})
+
+
+# --- a progress bar ---------------------------------------------------------------------------------
+
+class RunProgress:
+    """A rich progress bar over a sweep's runs (shown only when ``console`` is a terminal).
+
+    Use as a context manager; the value it gives is the ``progress`` callback for :func:`run_sweep`.
+    """
+
+    def __init__(self, console: Any, name: str) -> None:
+        self.console, self.name, self.bar, self.task = console, name, None, None
+
+    def __enter__(self) -> ProgressFn | None:
+        if not self.console.is_terminal:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("runs"), TimeElapsedColumn(), console=self.console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(f"sweep {self.name}", total=None)
+        return self.update
+
+    def update(self, done: int, total: int, failed: int) -> None:
+        if self.bar is not None:
+            note = f" ({failed} failed)" if failed else ""
+            self.bar.update(self.task, completed=done, total=total, description=f"sweep {self.name}{note}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
