@@ -1,4 +1,4 @@
-"""The ``neuron-sim`` command line: catalog, validate (and, as they land, run, schema, bench, sweep).
+"""The ``neuron-sim`` command line: catalog, validate, run, schema, sweep, report (and, as it lands, bench).
 
 Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2.
 """
@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -19,7 +20,11 @@ from scheduler.catalog import catalog_rows, default_catalog, load_catalog
 from scheduler.catalog.catalog import Catalog
 from scheduler.errors import NeuronSimError
 
+if TYPE_CHECKING:
+    from scheduler.sweep import Sweep
+
 EXIT_OK = 0
+EXIT_RUNS_FAILED = 1  # a sweep finished, but some of its runs failed
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
@@ -113,7 +118,7 @@ def _print_validation(report: dict) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scheduler.output import write_results
+    from scheduler.output import prepare_folder, write_results
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
     from scheduler.units import parse_duration
@@ -125,12 +130,100 @@ def cmd_run(args: argparse.Namespace) -> int:
             until = parse_duration(args.until)
         except ValueError as exc:
             raise NeuronSimError(str(exc), path="--until") from None
-    out = args.out or Path("results") / loaded.model.name
+    out = prepare_folder(args.out or Path("results") / loaded.model.name, force=args.force)
+    sink = out / ".tasks.parquet.partial"  # the per-task table streams here, renamed when complete
     console = Console(stderr=True)
     with _progress(console, loaded.model.name) as tick:
-        results = Simulation(loaded, seed=args.seed, until=until, progress=tick).run()
-    write_results(results, out, force=args.force)
+        results = Simulation(loaded, seed=args.seed, until=until, progress=tick, task_sink=sink).run(
+            handle_sigint=True)
+    write_results(results, out, force=True)
     _print_summary(results.summary, out)
+    if not args.no_report:
+        _write_report(out)
+    if results.summary.get("partial"):
+        print(f"neuron-sim: interrupted at {results.summary['sim_seconds']:g} s of simulated time; the results "
+              f"in {out}/ are partial (summary.json says \"partial\": true)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _write_report(folder: Path) -> None:
+    from scheduler.report import build_report
+
+    written = build_report(folder)
+    html = next((f for f in written if f.suffix == ".html"), None)
+    if html is not None:
+        _console().print(f"report: {html}", markup=False, highlight=False)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from scheduler.sweep import RunProgress, parse_set, run_sweep, write_sweep
+
+    until = None
+    if args.until is not None:
+        from scheduler.units import parse_duration
+
+        try:
+            until = parse_duration(args.until)
+        except ValueError as exc:
+            raise NeuronSimError(str(exc), path="--until") from None
+    parameters = [parse_set(text) for text in args.set or []]
+    name = args.scenario.stem
+    with RunProgress(Console(stderr=True), name) as tick:
+        sweep = run_sweep(args.scenario, parameters, replications=args.replications, executor=args.executor,
+                          workers=args.workers, scheduler=args.scheduler, seed=args.seed, until=until,
+                          progress=tick)
+    out = args.out or Path("results") / f"{sweep.scenario}-sweep"
+    write_sweep(sweep, out, force=args.force)
+    _print_sweep(sweep, out)
+    if not args.no_report:
+        _write_report(out)
+    failed = sweep.failed
+    if len(failed):
+        first = failed.iloc[0]
+        print(f"neuron-sim: {len(failed)} of {len(sweep.runs)} runs failed (the error column of "
+              f"{out / 'sweep.parquet'} says why); run {first['run']}: {first['error']}", file=sys.stderr)
+        return EXIT_RUNS_FAILED
+    return EXIT_OK
+
+
+def _print_sweep(sweep: Sweep, out: Path) -> None:
+    from scheduler.sweep import wide_summary
+
+    keys = ("wait_p99_s", "chip_utilization", "cost_usd", "tasks_failed")
+    paths = sweep.parameter_paths
+    wide = wide_summary(sweep.summary, paths, keys)
+    table = Table(title=f"sweep of {sweep.scenario}: {len(sweep.runs)} runs, {sweep.replications} per point, "
+                        "mean [95% CI]")
+    for path in paths:
+        table.add_column(path)
+    table.add_column("runs ok", justify="right")
+    for key in keys:
+        if f"{key}_mean" in wide.columns:
+            table.add_column(key, justify="right")
+
+    def cell(row: dict, key: str) -> str:
+        mean, low, high = (row[f"{key}_{stat}"] for stat in ("mean", "ci_low", "ci_high"))
+        if mean != mean:  # NaN: no run of this point has the metric
+            return "-"
+        if low != low:
+            return f"{mean:,.4g}"
+        return f"{mean:,.4g} [{low:,.3g}, {high:,.3g}]"
+
+    for row in wide.to_dict("records"):
+        ok = f"{row['runs'] - row['failed']}/{row['runs']}"
+        table.add_row(*(str(row[p]) for p in paths), ok,
+                      *(cell(row, k) for k in keys if f"{k}_mean" in wide.columns))
+    console = _console()
+    console.print(table)
+    console.print(f"results in {out}/", markup=False, highlight=False)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from scheduler.report import build_report
+
+    for path in build_report(args.folder):
+        print(path)
     return EXIT_OK
 
 
@@ -219,7 +312,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--until", help="simulate only this long (e.g. 30m, 2d)")
     p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html and report.md")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a grid of scenario variants times replications, locally or on Dask")
+    p.add_argument("scenario", type=Path, help="scenario YAML")
+    p.add_argument("--set", action="append", metavar="PATH=V1,V2,...",
+                   help="sweep a scenario field (dotted path, e.g. cluster.fleets.0.count=2,4,8); repeatable")
+    p.add_argument("--replications", type=int, default=1, help="runs per grid point (default 1)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local process pool (default) or a Dask cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:8786); default: a LocalCluster")
+    p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: CPU count)")
+    p.add_argument("--seed", type=int, help="base seed instead of the scenario's")
+    p.add_argument("--until", help="simulate only this long (e.g. 30m, 2d)")
+    p.add_argument("--out", type=Path, help="results folder (default results/<scenario name>-sweep/)")
+    p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html and report.md")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="write report.html and report.md for a run or sweep results folder")
+    p.add_argument("folder", type=Path, help="a folder written by `neuron-sim run` or `neuron-sim sweep`")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.set_defaults(func=cmd_schema)

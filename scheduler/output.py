@@ -50,6 +50,9 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -80,11 +83,19 @@ def prepare_folder(out: Path, *, force: bool = False) -> Path:
     return out
 
 
+def _tasks_table(results: Any, path: Path) -> None:
+    streamed = getattr(results, "tasks_path", None)
+    if results.tasks is None and streamed is not None:
+        os.replace(streamed, path)  # streamed during the run into the same folder: a rename is atomic
+    else:
+        write_parquet(path, results.tasks)
+
+
 def write_results(results: Any, out: Path, *, force: bool = False) -> list[Path]:
     """Write every table and view of a run; returns the files written."""
     out = prepare_folder(out, force=force)
     files = {
-        "tasks.parquet": lambda p: write_parquet(p, results.tasks),
+        "tasks.parquet": lambda p: _tasks_table(results, p),
         "timeline.parquet": lambda p: write_parquet(p, results.timeline),
         "describe_tasks.json": lambda p: write_json(p, results.describe_tasks),
         "describe_container_instances.json": lambda p: write_json(p, results.describe_container_instances),

@@ -675,6 +675,53 @@ class ServiceWorkload(_Placement):
 Workload = Annotated[RunTaskWorkload | ServiceWorkload, Field(discriminator="kind")]
 
 
+# --- faults -----------------------------------------------------------------------------------------
+
+class _FaultTarget(_Model):
+    """Which instances a fault strikes: every instance, or those of one type; at given times, or at random
+    with a mean time between failures per instance."""
+
+    instance_type: str | None = None
+    mtbf: Duration | None = Field(None, gt=0, description="mean time between failures of one instance")
+    at: list[Duration] = []
+
+    @model_validator(mode="after")
+    def _when(self) -> _FaultTarget:
+        if self.mtbf is None and not self.at:
+            raise ValueError("give mtbf (a mean time between failures) or at (a list of times)")
+        return self
+
+
+class InstanceFailure(_FaultTarget):
+    """The instance dies: its tasks stop (InfrastructureHealth) and it leaves the cluster."""
+
+
+class ChipFailure(_FaultTarget):
+    """One Neuron chip fails: it leaves the instance's NEURON_DEVICES and the task holding it stops."""
+
+
+class AgentDisconnect(_FaultTarget):
+    """The ECS agent loses its connection for ``duration``: no new placements there; tasks run on."""
+
+    duration: Duration = Field("5m", gt=0)
+
+
+class SpotInterruptions(_Model):
+    """EC2 reclaims Spot instances at ``rate`` per instance; a two-minute notice drains the instance first."""
+
+    rate: Rate
+    notice: Duration = Field("2m", ge=0)
+
+
+class Faults(_Model):
+    """Faults injected into the run (all optional)."""
+
+    instance_failures: list[InstanceFailure] = []
+    chip_failures: list[ChipFailure] = []
+    agent_disconnects: list[AgentDisconnect] = []
+    spot_interruptions: SpotInterruptions | None = None
+
+
 # --- the scenario -----------------------------------------------------------------------------------
 
 class Scenario(_Model):
@@ -692,6 +739,7 @@ class Scenario(_Model):
                                      TaskDefinitionSource], Field(min_length=1)]
     cluster: ClusterModel
     workloads: Annotated[list[Workload], Field(min_length=1)]
+    faults: Faults = Faults()
 
     @field_validator("sample_interval")
     @classmethod
@@ -798,6 +846,7 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     context = _Context(label, base)
     catalog = _scenario_catalog(model, context)
     _check_cluster(model.cluster, catalog, context)
+    _check_faults(model.faults, catalog, context)
     _check_workload_references(model, context)
     specs = _load_task_definitions(model, context)
     _check_workloads_against_specs(model, specs, context)
@@ -1238,6 +1287,20 @@ def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context) -
                             f"{MAX_INSTANCES:,}")
     _check_strategy(cluster.default_capacity_provider_strategy, providers,
                     "cluster.default_capacity_provider_strategy", context)
+
+
+def _check_faults(faults: Faults, catalog: Catalog, context: _Context) -> None:
+    for kind in ("instance_failures", "chip_failures", "agent_disconnects"):
+        for i, fault in enumerate(getattr(faults, kind)):
+            if fault.instance_type is None:
+                continue
+            where = f"faults.{kind}[{i}].instance_type"
+            try:
+                itype = catalog.get(fault.instance_type)
+            except CatalogError as exc:
+                raise context.error(where, exc.message) from None
+            if kind == "chip_failures" and not itype.chips:
+                raise context.error(where, f"{itype.name} has no Neuron chips to fail")
 
 
 def _check_allowed_types(provider: ManagedInstancesCapacityProvider, catalog: Catalog, path: str,

@@ -184,9 +184,7 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
         if key == "tasks_failed" and isinstance(value, Mapping):
             row["tasks_failed"] = int(sum(value.values()))
             row["tasks_failed_by_reason"] = json.dumps(dict(value), sort_keys=True)
-        elif isinstance(value, bool):
-            row[key] = value
-        elif value is None or isinstance(value, int | float):
+        elif isinstance(value, bool) or value is None or isinstance(value, int | float):
             row[key] = value
         elif isinstance(value, Mapping):
             row[key] = json.dumps(dict(value), sort_keys=True, default=str)

@@ -83,7 +83,7 @@ BURST = {
 
 
 def test_asg_from_zero_launches_two_first_then_converges() -> None:
-    sim, res = run("asg-inf2-diurnal.yaml", **BURST)
+    _sim, res = run("asg-inf2-diurnal.yaml", **BURST)
     launches = res.extra_tables["scaling_events"]
     launches = launches[launches["action"] == "launch"]
     first_minute = launches["time"].min()
@@ -100,7 +100,7 @@ def test_asg_from_zero_launches_two_first_then_converges() -> None:
 def test_asg_target_80_keeps_a_fifth_spare() -> None:
     overrides = {**BURST, "cluster.capacity_providers.0.max_size": 100}
     overrides["workloads.0.arrivals"] = {"type": "once", "at": "0s", "calls": 4}
-    sim, res = run("asg-inf2-diurnal.yaml", **overrides)
+    _sim, res = run("asg-inf2-diurnal.yaml", **overrides)
     tl = res.timeline[res.timeline["instance_type"] == "inf2.xlarge"]
     steady = tl[(tl["time"] > 3600) & (tl["time"] < 7000)]
     assert (steady["running"] == 40).all()
@@ -109,7 +109,7 @@ def test_asg_target_80_keeps_a_fifth_spare() -> None:
 
 def test_asg_scale_in_waits_15_minutes_below_target() -> None:
     overrides = {**BURST, "workloads.0.duration": "30m", "duration": "3h"}
-    sim, res = run("asg-inf2-diurnal.yaml", **overrides)
+    _sim, res = run("asg-inf2-diurnal.yaml", **overrides)
     events = res.extra_tables["scaling_events"]
     terminations = events[events["action"] == "terminate"]
     assert len(terminations) > 0
@@ -140,7 +140,7 @@ MANAGED_ONLY = {"workloads": [{"name": "managed-jobs", "kind": "run_task", "task
 
 
 def test_managed_task_gets_the_cheapest_neuron_type_that_fits_never_inf1() -> None:
-    sim, res = run("mi-neuron-mix.yaml", **MANAGED_ONLY)
+    _sim, res = run("mi-neuron-mix.yaml", **MANAGED_ONLY)
     placed = res.tasks[res.tasks["start"].notna()]
     assert len(placed) == 3
     assert set(placed["instance_type"]) == {"trn1.2xlarge"}  # cheapest MI Neuron type with 8 vCPU
@@ -148,7 +148,7 @@ def test_managed_task_gets_the_cheapest_neuron_type_that_fits_never_inf1() -> No
 
 
 def test_accelerator_names_trainium_launches_trn1() -> None:
-    sim, res = run("mi-neuron-mix.yaml", **MANAGED_ONLY,
+    _sim, res = run("mi-neuron-mix.yaml", **MANAGED_ONLY,
                    **{"cluster.capacity_providers.0.instance_requirements.acceleratorNames": ["trainium"],
                       "cluster.capacity_providers.0.instance_requirements.vCpuCount": {"min": 16}})
     placed = res.tasks[res.tasks["start"].notna()]
@@ -156,7 +156,7 @@ def test_accelerator_names_trainium_launches_trn1() -> None:
 
 
 def test_mi_packs_small_tasks_on_the_cheapest_type_and_consolidates_idle() -> None:
-    sim, res = run("mi-neuron-mix.yaml")
+    _sim, res = run("mi-neuron-mix.yaml")
     manual = res.tasks[(res.tasks["workload"] == "chip-inference") & res.tasks["start"].notna()]
     assert set(manual["instance_type"]) == {"inf2.xlarge"}
     events = res.extra_tables["scaling_events"]
@@ -165,7 +165,7 @@ def test_mi_packs_small_tasks_on_the_cheapest_type_and_consolidates_idle() -> No
 
 
 def test_cost_is_instance_seconds_times_prices_with_scaling() -> None:
-    sim, res = run("asg-inf2-diurnal.yaml", duration="12h")
+    _sim, res = run("asg-inf2-diurnal.yaml", duration="12h")
     expected = 0.0
     for inst, t0, t1 in zip(sim.state.instances, sim.instance_start, sim.instance_end, strict=True):
         expected += ((sim.duration if t1 is None else t1) - t0) / 3600 * inst.instance_type.price_per_hour
@@ -175,7 +175,7 @@ def test_cost_is_instance_seconds_times_prices_with_scaling() -> None:
 
 def test_provisioning_timeout_stops_tasks_with_task_failed_to_start() -> None:
     overrides = {**BURST, "cluster.capacity_providers.0.max_size": 1, "cluster.provisioning_timeout": "10m"}
-    sim, res = run("asg-inf2-diurnal.yaml", **overrides)
+    _sim, res = run("asg-inf2-diurnal.yaml", **overrides)
     failed = res.tasks[res.tasks["stop_code"] == "TaskFailedToStart"]
     assert len(failed) == 49
     assert (failed["end"] - failed["submit"] == 600).all()
@@ -185,6 +185,6 @@ def test_provisioning_timeout_stops_tasks_with_task_failed_to_start() -> None:
 def test_provisioning_quota_rejects_tasks_past_500() -> None:
     overrides = {**BURST, "workloads.0.arrivals": {"type": "once", "at": "0s", "calls": 60},
                  "cluster.capacity_providers.0.max_size": 1, "duration": "30m"}
-    sim, res = run("asg-inf2-diurnal.yaml", **overrides)
+    _sim, res = run("asg-inf2-diurnal.yaml", **overrides)
     quota = [k for k in res.summary["tasks_failed"] if "PROVISIONING" in k]
     assert quota and res.summary["tasks_failed"][quota[0]] == 600 - 500

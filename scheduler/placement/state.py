@@ -310,6 +310,19 @@ class ClusterState:
         if self._classes is not None:
             self._classes.resign(index)
 
+    def remove_chip(self, index: int, chip: int) -> None:
+        """A failed Neuron chip leaves the instance's NEURON_DEVICES; no task may hold it."""
+        inst = self.instance(index)
+        if chip in inst.chip_holders:
+            raise PlacementError(f"/dev/neuron{chip} on {inst.ec2_instance_id} is held by {inst.chip_holders[chip]}")
+        keep = np.uint64(~(1 << chip) & 0xFFFFFFFFFFFFFFFF)
+        self._chips_all[index] &= keep
+        self._chips_free[index] &= keep
+        self._n_chips[index] = int(np.bitwise_count(self._chips_all[index]))
+        self._touch()
+        if self._classes is not None:
+            self._classes.resign(index)
+
     def instance(self, index: int) -> ContainerInstance:
         if not 0 <= index < self._n:
             raise PlacementError(f"no container instance at row {index}")

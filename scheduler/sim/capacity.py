@@ -114,6 +114,11 @@ class Provider:
         self.instances.add(row)
         self.launched_at[row] = self.sim.now
 
+    def lost(self, row: int) -> None:
+        """An instance died (failure, Spot): forget it; groups replace it."""
+        self.instances.discard(row)
+        self.launched_at.pop(row, None)
+
     def tick(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -142,6 +147,12 @@ class AutoScalingGroup(Provider):
                                         capacity_provider=self.name, attributes={})
             self.instances.add(row)
             self.launched_at[row] = -math.inf  # in service before the run: no warm-up
+
+    def lost(self, row: int) -> None:
+        """The Auto Scaling group replaces an instance that failed its health checks or was reclaimed."""
+        super().lost(row)
+        itype = self.sim.state.instances[row].instance_type
+        self.launch(itype, 1, "replacing an instance that failed or was interrupted")
 
     def _next_type(self) -> InstanceType:
         itype = self.types[self._type_turn % len(self.types)]

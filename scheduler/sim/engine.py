@@ -12,6 +12,7 @@ The engine talks to the placement core only through ``Placer.place`` and ``Place
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
-from scheduler.sim.metrics import Levels, Recorder, ratio, wait_percentiles
+from scheduler.sim.metrics import Levels, Recorder, TaskTableWriter, ratio, wait_percentiles
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
 
@@ -96,7 +97,8 @@ class Service:
 
 @dataclass
 class Results:
-    """Everything one run produced (tables as pandas DataFrames)."""
+    """Everything one run produced (tables as pandas DataFrames; ``tasks`` is None when the per-task table
+    was streamed to ``tasks_path``)."""
 
     summary: dict
     tasks: Any
@@ -105,13 +107,18 @@ class Results:
     describe_container_instances: dict
     events: list[dict]
     extra_tables: dict = field(default_factory=dict)
+    tasks_path: Any = None
+
+
+class _Interrupted(Exception):
+    """Raised between two events when the user pressed Ctrl-C."""
 
 
 class Simulation:
     """One run of a loaded scenario."""
 
     def __init__(self, loaded: Any, *, seed: int | None = None, until: float | None = None,
-                 progress: Callable[[float, float], None] | None = None) -> None:
+                 progress: Callable[[float, float], None] | None = None, task_sink: Any = None) -> None:
         self.loaded = loaded
         model = loaded.model
         self.model = model
@@ -126,6 +133,18 @@ class Simulation:
         self.state = ClusterState(model.cluster.name)
         self.placer = Placer(self.state, device_mode=self.device_mode)
         self.recorder = Recorder()
+        self.task_sink = task_sink
+        if task_sink is not None:
+            self.recorder.sink = TaskTableWriter(task_sink)
+        self.interrupted = False
+        self.partial = False
+        self.placed_count = 0
+        self.completed_count = 0
+        self.waits: list[float] = []
+        self.fault_counts = {"instance_failures": 0, "spot_interruptions": 0, "chip_failures": 0,
+                             "agent_disconnects": 0, "tasks_stopped": 0}
+        self.task_seconds_lost = 0.0
+        self.fault_rng = np.random.default_rng([self.seed, 2])
         self.placement_rng = np.random.default_rng([self.seed, 0])
         self.tasks: dict[str, SimTask] = {}
         self.recent_stopped: deque[SimTask] = deque(maxlen=RECENT_STOPPED)
@@ -156,7 +175,12 @@ class Simulation:
         """Run ``fn(*args)`` at simulated time ``t`` (a callback on the event heap, no generator)."""
         delay = max(0.0, t - self.env.now)
         event = self.env.timeout(delay)
-        event.callbacks.append(lambda _e: fn(*args))
+        event.callbacks.append(lambda _e: self._call(fn, args))
+
+    def _call(self, fn: Callable[..., None], args: tuple) -> None:
+        if self.interrupted:  # stop between two events, never inside one
+            raise _Interrupted
+        fn(*args)
 
     @property
     def now(self) -> float:
@@ -206,6 +230,8 @@ class Simulation:
         for svc in self.services:
             if svc.daemon:
                 self._daemon_on(svc, index)
+        if spot:
+            self._schedule_spot(index)
         self._kick()
         return index
 
@@ -399,6 +425,8 @@ class Simulation:
         task.last_status = RUNNING
         task.started_at = self.now
         task.ever_ran = True
+        self.placed_count += 1
+        self.waits.append(self.now - task.created_at)
         task.waiting_reason = None
         self.counts[RUNNING] += 1
         if request.service is not None:
@@ -432,6 +460,8 @@ class Simulation:
         task.stopped_at = self.now
         task.stop_code = code
         task.stopped_reason = reason
+        if code == "EssentialContainerExited":
+            self.completed_count += 1
         if code == "TaskFailedToStart":
             self.recorder.failures[_failure_key(reason)] += 1
         self._row(task, placed)
@@ -579,13 +609,18 @@ class Simulation:
 
         self.at(self.now + provider.launch_time, register)
 
-    def deregister(self, row: int, reason: str) -> None:
+    def deregister(self, row: int, reason: str, *, stop_code: str = "ServiceSchedulerInitiated") -> None:
         """Terminate an instance: stop what still runs there, then take it out of the cluster."""
         inst = self.state.instances[row]
+        if inst.status == "INACTIVE":
+            return
         for task_id in sorted(inst.tasks):
             task = self.tasks[task_id]
-            self._stop(task, "ServiceSchedulerInitiated", f"Container instance deregistered ({reason})",
-                       placed=True)
+            if stop_code != "ServiceSchedulerInitiated":
+                self.fault_counts["tasks_stopped"] += 1
+                self.task_seconds_lost += self.now - (task.started_at or self.now)
+            self._stop(task, stop_code, f"Container instance deregistered ({reason})" if stop_code ==
+                       "ServiceSchedulerInitiated" else reason, placed=True)
             svc = task.request.service if task.request else None
             if svc is not None and not svc.daemon:
                 self._schedule_reconcile(svc)
@@ -597,6 +632,107 @@ class Simulation:
         lv.idle_chip_cost -= self._chip_price(row) * int(np.bitwise_count(self.state.chips_free[row]))
         self.state.set_status(row, "INACTIVE")
         self.instance_end[row] = self.now
+
+    # ------------------------------------------------------------------ faults
+    def _build_faults(self) -> None:
+        faults = getattr(self.model, "faults", None)
+        if faults is None:
+            return
+        for kind, entries in (("instance", faults.instance_failures), ("chip", faults.chip_failures),
+                              ("agent", faults.agent_disconnects)):
+            for entry in entries:
+                for t in entry.at:
+                    self.at(float(t), self._strike, kind, entry)
+                if entry.mtbf:
+                    self._schedule_fault(kind, entry)
+
+    def _fault_candidates(self, entry: Any) -> list[int]:
+        return [i.index for i in self.state.instances
+                if i.status == "ACTIVE" and (entry.instance_type is None or i.instance_type.name == entry.instance_type)
+                and (not hasattr(entry, "duration") or i.agent_connected)]
+
+    def _schedule_fault(self, kind: str, entry: Any) -> None:
+        # One Poisson process for all matching instances: rate = instances / MTBF, re-drawn after each strike.
+        n = max(1, len(self._fault_candidates(entry)))
+        gap = float(self.fault_rng.exponential(float(entry.mtbf) / n))
+
+        def strike() -> None:
+            self._strike(kind, entry)
+            self._schedule_fault(kind, entry)
+
+        if self.now + gap < self.duration:
+            self.at(self.now + gap, strike)
+
+    def _strike(self, kind: str, entry: Any) -> None:
+        rows = self._fault_candidates(entry)
+        if kind == "chip":
+            rows = [r for r in rows if int(self.state.chips_all[r])]
+        if not rows:
+            return
+        row = rows[int(self.fault_rng.integers(len(rows)))]
+        inst = self.state.instances[row]
+        if kind == "instance":
+            self.fault_counts["instance_failures"] += 1
+            self.recorder.event(self.now, "fault", f"{inst.ec2_instance_id} failed its EC2 health checks")
+            self._lose_instance(row, "InfrastructureHealth", "Task stopped: the container instance failed "
+                                "(EC2 instance health check)")
+        elif kind == "agent":
+            self.fault_counts["agent_disconnects"] += 1
+            self.state.set_agent_connected(row, False)
+            self.recorder.event(self.now, "fault", f"agent on {inst.ec2_instance_id} disconnected")
+            self.at(self.now + float(entry.duration), self._reconnect, row)
+        else:
+            self._fail_chip(row)
+
+    def _reconnect(self, row: int) -> None:
+        if self.state.instances[row].status != "INACTIVE":
+            self.state.set_agent_connected(row, True)
+            self._kick()
+
+    def _fail_chip(self, row: int) -> None:
+        present = int(self.state.chips_all[row])
+        chips = [c for c in range(64) if present >> c & 1]
+        chip = chips[int(self.fault_rng.integers(len(chips)))]
+        inst = self.state.instances[row]
+        self.fault_counts["chip_failures"] += 1
+        holder = inst.chip_holders.get(chip)
+        if holder is not None:
+            task = self.tasks[holder]
+            self.fault_counts["tasks_stopped"] += 1
+            self.task_seconds_lost += self.now - (task.started_at or self.now)
+            self._stop(task, "InfrastructureHealth", f"Task stopped: Neuron device /dev/neuron{chip} failed on "
+                       f"{inst.ec2_instance_id}", placed=True)
+        self.recorder.advance(self.now)
+        lv = self.recorder.levels
+        lv.chips_total -= 1
+        lv.idle_chip_cost -= self._chip_price(row)
+        self.state.remove_chip(row, chip)
+        self.recorder.event(self.now, "fault", f"/dev/neuron{chip} on {inst.ec2_instance_id} failed and left "
+                            "NEURON_DEVICES")
+
+    def _lose_instance(self, row: int, stop_code: str, reason: str) -> None:
+        inst = self.state.instances[row]
+        provider = self.providers.get(inst.capacity_provider or "")
+        self.deregister(row, reason, stop_code=stop_code)
+        if provider is not None:
+            provider.lost(row)
+
+    def _schedule_spot(self, row: int) -> None:
+        spot = getattr(self.model.faults, "spot_interruptions", None) if hasattr(self.model, "faults") else None
+        if spot is None:
+            return
+        t = self.now + float(self.fault_rng.exponential(1.0 / float(spot.rate)))
+        if t < self.duration:
+            self.at(t, self._spot_notice, row, float(spot.notice))
+
+    def _spot_notice(self, row: int, notice: float) -> None:
+        inst = self.state.instances[row]
+        if inst.status == "INACTIVE":
+            return
+        self.fault_counts["spot_interruptions"] += 1
+        self.drain(row, "EC2 Spot interruption notice")
+        self.at(self.now + notice, self._lose_instance, row, "SpotInterruption",
+                "Your Spot Task was interrupted.")
 
     def drain(self, row: int, reason: str) -> None:
         """DRAINING: no new tasks; service tasks move elsewhere, standalone tasks run on."""
@@ -683,24 +819,44 @@ class Simulation:
         return np.where(has_free & ~usable, chips_free, 0)
 
     # ------------------------------------------------------------------ run
-    def run(self) -> Results:
+    def run(self, *, handle_sigint: bool = False) -> Results:
+        """Simulate to the end (or, with ``handle_sigint``, until Ctrl-C: then the results are partial)."""
         wall = time.perf_counter()
-        self._build_fleets()
-        self._build_workloads()
-        self.at(0.0, self._sample)
-        self.env.run(until=self.duration)
+        previous = None
+        if handle_sigint:
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            self._build_fleets()
+            self._build_faults()
+            self._build_workloads()
+            self.at(0.0, self._sample)
+            try:
+                self.env.run(until=self.duration)
+            except _Interrupted:
+                self.partial = True
+                self.duration = self.now
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         self.recorder.advance(self.duration)
         return self._results(time.perf_counter() - wall)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.interrupted = True
 
     def _results(self, wall_seconds: float) -> Results:
         for task in list(self.tasks.values()):  # still alive at the end: rows with their current state
             self._row(task, placed=task.ever_ran)
-        tasks = self.recorder.tasks_frame()
+        tasks = None
+        if self.recorder.sink is not None:
+            self.recorder.flush()
+            self.recorder.sink.close()
+        else:
+            tasks = self.recorder.tasks_frame()
         timeline = self.recorder.timeline_frame()
-        started = tasks["start"].notna()
-        waits = tasks.loc[started, "wait_s"].to_numpy(dtype=float)
+        waits = np.asarray(self.waits, dtype=float)
         acc: Levels = self.recorder.integrals
-        completed = int((tasks["stop_code"] == "EssentialContainerExited").sum())
+        completed = self.completed_count
         hours_by_type: dict[str, float] = {}
         cost_by_type: dict[str, float] = {}
         for inst, t0, t1 in zip(self.state.instances, self.instance_start, self.instance_end, strict=True):
@@ -714,7 +870,7 @@ class Simulation:
             "device_mode": self.mode_name,
             "sim_seconds": self.duration,
             "tasks_submitted": self.submitted,
-            "tasks_placed": int(started.sum()),
+            "tasks_placed": self.placed_count,
             "tasks_failed": dict(sorted(self.recorder.failures.items())),
             "tasks_completed": completed,
             "tasks_running_at_end": self.counts[RUNNING],
@@ -735,8 +891,11 @@ class Simulation:
             "instances_terminated": int(sum(e["count"] for e in self.recorder.scaling
                                             if e["action"] == "terminate")),
             "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
+            "faults": {**self.fault_counts, "task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
+        if self.partial:
+            summary["partial"] = True
         records = list(self.recent_stopped) + list(self.tasks.values())
         return Results(
             summary=summary, tasks=tasks, timeline=timeline,
@@ -745,6 +904,7 @@ class Simulation:
             events=self.recorder.events,
             extra_tables={"scaling_events": self.recorder.scaling_frame(),
                           "capacity_reservation": self.recorder.reservation_frame()},
+            tasks_path=self.task_sink,
         )
 
     def conservation_ok(self) -> bool:

@@ -1,6 +1,7 @@
 """The metrics recorder: per-task rows, a sampled timeline, exact time integrals, and the summary.
 
-Rows are kept as columns of plain Python lists (cheap to append, one DataFrame at the end). Utilization
+Rows are kept as columns of plain Python lists (cheap to append, one DataFrame at the end); for long runs
+they stream to a Parquet file in chunks instead, so memory stays flat however many tasks run. Utilization
 is integrated exactly between events (level x time), not estimated from samples; stranded chips are
 sampled, since deciding whether an instance can still take Neuron work costs a placement check.
 """
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 TASK_COLUMNS = ("task_id", "family", "workload", "group", "launch_type", "capacity_provider", "submit",
                 "start", "end", "final_state", "stop_code", "stop_reason", "instance_id", "instance_type",
@@ -21,6 +25,29 @@ TIMELINE_COLUMNS = ("time", "instance_type", "capacity_provider", "instances", "
                     "chips_stranded",
                     "cpu_total", "cpu_used", "memory_total", "memory_used", "gpus_total", "gpus_used",
                     "running", "pending", "provisioning", "submitted", "stopped")
+
+
+_FLOAT_COLUMNS = ("submit", "start", "end", "wait_s")
+TASK_SCHEMA = pa.schema([(c, pa.float64() if c in _FLOAT_COLUMNS else pa.bool_() if c == "placed" else pa.string())
+                         for c in TASK_COLUMNS])
+CHUNK_ROWS = 100_000
+
+
+class TaskTableWriter:
+    """Appends chunks of task rows to one Parquet file (the schema fixed up front)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.writer = pq.ParquetWriter(self.path, TASK_SCHEMA)
+        self.rows = 0
+
+    def write(self, rows: dict[str, list]) -> None:
+        table = pa.Table.from_pydict(rows, schema=TASK_SCHEMA)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @dataclass
@@ -65,9 +92,19 @@ class Recorder:
             acc.idle_chip_cost += lv.idle_chip_cost * dt
             self.last_t = t
 
+    sink: TaskTableWriter | None = None
+
     def task_row(self, **values: object) -> None:
         for column in TASK_COLUMNS:
             self.rows[column].append(values.get(column))
+        if self.sink is not None and len(self.rows["task_id"]) >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows held so far to the sink and forget them."""
+        if self.sink is not None and self.rows["task_id"]:
+            self.sink.write(self.rows)
+            self.rows = {c: [] for c in TASK_COLUMNS}
 
     def sample(self, rows: list[dict]) -> None:
         for row in rows:
@@ -79,11 +116,8 @@ class Recorder:
 
     # ---------------------------------------------------------------- results
     def tasks_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.rows, columns=list(TASK_COLUMNS))
-        for col in ("submit", "start", "end", "wait_s"):
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        df["placed"] = df["placed"].astype(bool)
-        return df
+        """The per-task table, typed exactly as the streamed Parquet file reads back."""
+        return pa.Table.from_pydict(self.rows, schema=TASK_SCHEMA).to_pandas()
 
     def timeline_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.timeline, columns=list(TIMELINE_COLUMNS))

@@ -1,0 +1,254 @@
+"""Placement throughput: decisions per second and per-decision latency, core against reference and moto.
+
+For each cluster size: build the stated mix (benchmarks.mix), fill it with the task stream until more than
+half of the last 500 decisions fail (saturation), then run steady churn: release a random running task,
+place the next task of the stream. Every ``place`` call is timed alone (``perf_counter_ns``); releases are
+not counted as decisions. From the moment of saturation:
+
+- the core decides the churn through its class index (its normal path), then a stretch more through its
+  per-row path (the algorithm before the class index), for a before/after in the same run;
+- the plain reference (benchmarks.reference) replays the same churn from a copy of the saturated state,
+  as long as its time budget allows, and every one of its decisions is compared with the core's;
+- moto's backend gets a copy of the saturated CPU and memory figures and runs the CPU-only tasks of the
+  same churn (its window of running tasks is kept short so the cluster stays saturated).
+
+The headline ``*_per_s`` figures are the churn phase (steady state) for all three.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import copy
+import io
+import pstats
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
+from benchmarks.moto_peer import MotoCluster
+from benchmarks.reference import Decision, ReferencePlacer, core_decision
+from scheduler.placement.placer import Placer
+from scheduler.placement.results import Failure
+
+SATURATION_WINDOW = 500
+SATURATION_FAIL_SHARE = 0.5
+MOTO_WINDOW = 100  # moto tasks kept running during its churn (oldest stopped first)
+
+
+@dataclass(frozen=True)
+class PlacementConfig:
+    sizes: tuple[int, ...] = (500, 5_000, 50_000)
+    churn: int = 20_000
+    row_path: int = 2_000          # churn decisions on the per-row path (before/after)
+    reference_max: int = 2_000
+    reference_budget_s: float = 10.0
+    moto_max: int = 2_000
+    moto_budget_s: float = 10.0
+    profile_size: int | None = 5_000
+    profile_decisions: int = 5_000
+    seed: int = 7
+
+
+def _stats(ns: list[int]) -> dict[str, float]:
+    if not ns:
+        return {"per_s": 0.0, "p50_us": 0.0, "p99_us": 0.0, "decisions": 0}
+    a = np.asarray(ns, np.float64) / 1e3
+    return {"per_s": float(len(a) / a.sum() * 1e6), "p50_us": float(np.percentile(a, 50)),
+            "p99_us": float(np.percentile(a, 99)), "decisions": len(a)}
+
+
+def _take(live: list[str], u: float) -> str:
+    """Remove and return the running task at fraction ``u`` of the list (swap with the last)."""
+    i = int(u * len(live))
+    live[i], live[-1] = live[-1], live[i]
+    return live.pop()
+
+
+class Run:
+    """One cluster size: the state, the core placer, the running tasks and the rest of the stream."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.state = build_cluster(n, np.random.default_rng([seed, n, 0]))
+        self.placer = Placer(self.state)
+        self.kinds = task_kinds()
+        self.stream = draws(self.kinds, np.random.default_rng([seed, n, 1]))
+        self.plan_rng = np.random.default_rng([seed, n, 2])
+        self.rng = np.random.default_rng([seed, n, 3])  # tie-breaks
+        self.live: list[str] = []
+        self.serial = 0
+
+    def place(self, d: Draw) -> tuple[object, int]:
+        self.serial += 1
+        task_id = f"t{self.serial}"
+        t0 = time.perf_counter_ns()
+        out = self.placer.place(d.spec, constraints=d.constraints, strategies=CHAIN, rng=self.rng,
+                                task_id=task_id)
+        dt = time.perf_counter_ns() - t0
+        if not isinstance(out, Failure) and out.ok:
+            self.live.append(task_id)
+        return out, dt
+
+    def fill(self) -> dict[str, Any]:
+        lat: list[int] = []
+        window: list[bool] = []
+        failed_in_window = 0
+        t0 = time.perf_counter()
+        while True:
+            out, dt = self.place(next(self.stream))
+            lat.append(dt)
+            failed = isinstance(out, Failure)
+            window.append(failed)
+            failed_in_window += failed
+            if len(window) > SATURATION_WINDOW:
+                failed_in_window -= window.pop(0)
+                if failed_in_window > SATURATION_FAIL_SHARE * SATURATION_WINDOW:
+                    break
+        return {**{f"fill_{k}": v for k, v in _stats(lat).items()}, "fill_wall_s": time.perf_counter() - t0,
+                "running_at_saturation": len(self.live)}
+
+    def plan(self, count: int) -> list[tuple[float, Draw]]:
+        us = self.plan_rng.random(count).tolist()
+        return [(u, next(self.stream)) for u in us]
+
+    def churn(self, plan: list[tuple[float, Draw]]) -> tuple[list[int], list[Decision], list[bool]]:
+        lat, decisions, failed = [], [], []
+        for u, d in plan:
+            self.placer.release(_take(self.live, u))
+            out, dt = self.place(d)
+            lat.append(dt)
+            decisions.append(core_decision(out))
+            failed.append(isinstance(out, Failure))
+        return lat, decisions, failed
+
+
+def _reference_churn(ref: ReferencePlacer, live: list[str], rng: np.random.Generator, first_serial: int,
+                     plan: list[tuple[float, Draw]], expected: list[Decision], limit: int,
+                     budget_s: float) -> tuple[list[int], int]:
+    lat: list[int] = []
+    agree = 0
+    serial = first_serial
+    start = time.perf_counter()
+    for (u, d), want in zip(plan[:limit], expected, strict=False):
+        ref.release(_take(live, u))
+        serial += 1
+        task_id = f"t{serial}"
+        t0 = time.perf_counter_ns()
+        got = ref.place(d.spec, task_id=task_id, constraints=d.constraints, strategies=CHAIN, rng=rng)
+        lat.append(time.perf_counter_ns() - t0)
+        agree += got == want
+        if got.row is not None and got.started:
+            live.append(task_id)
+        if time.perf_counter() - start > budget_s:
+            break
+    return lat, agree
+
+
+def _moto_churn(moto: MotoCluster, plan: list[tuple[float, Draw]], cpu_only: set[int], limit: int,
+                budget_s: float) -> tuple[list[int], int]:
+    lat: list[int] = []
+    running: list[str] = []
+    placed = 0
+    start = time.perf_counter()
+    for _, d in plan:
+        if d.kind not in cpu_only:
+            continue
+        family = moto.family(d.spec)
+        t0 = time.perf_counter_ns()
+        arn = moto.run_task(family)
+        lat.append(time.perf_counter_ns() - t0)
+        if arn is not None:
+            placed += 1
+            running.append(arn)
+            if len(running) > MOTO_WINDOW:
+                moto.stop_task(running.pop(0))
+        if len(lat) >= limit or time.perf_counter() - start > budget_s:
+            break
+    return lat, placed
+
+
+def profile_churn(run: Run, decisions: int, top: int = 14) -> list[dict[str, Any]]:
+    """cProfile of the core over ``decisions`` churn steps: the functions with the most own time."""
+    plan = run.plan(decisions)
+    prof = cProfile.Profile()
+    prof.enable()
+    run.churn(plan)
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    rows = []
+    for (file, line, func), (cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = file.split("/site-packages/")[-1].split("/work/main/")[-1]
+        rows.append({"function": f"{where}:{line}({func})", "calls": cc, "own_s": tt, "cumulative_s": ct})
+    rows.sort(key=lambda r: -r["own_s"])
+    total = sum(r["own_s"] for r in rows)
+    for r in rows:
+        r["own_share"] = r["own_s"] / total if total else 0.0
+    return rows[:top]
+
+
+def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[str, Any], Run]:
+    run = Run(n, config.seed)
+    entry: dict[str, Any] = {"instances": n}
+    entry.update(run.fill())
+    log(f"  {n:,} instances: saturated after {entry['fill_decisions']:,} decisions, "
+        f"{entry['running_at_saturation']:,} tasks running ({entry['fill_per_s']:,.0f}/s while filling)")
+    plan = run.plan(config.churn)
+    ref = ReferencePlacer.from_state(run.state)
+    ref_live = list(run.live)
+    ref_rng = copy.deepcopy(run.rng)
+    ref_serial = run.serial
+    t0 = time.perf_counter()
+    moto = MotoCluster(run.state) if config.moto_max else None
+    entry["moto_setup_s"] = time.perf_counter() - t0
+
+    lat, decisions, failed = run.churn(plan)
+    core = _stats(lat)
+    cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
+    cpu_lat = [dt for dt, (_, d) in zip(lat, plan, strict=True) if d.kind in cpu_only]
+    entry.update({"core_per_s": core["per_s"], "core_p50_us": core["p50_us"], "core_p99_us": core["p99_us"],
+                  "core_decisions": core["decisions"], "churn_failure_share": float(np.mean(failed)),
+                  "core_cpu_only_per_s": _stats(cpu_lat)["per_s"],
+                  "classes": run.state.classes().k - len(run.state.classes().free_slots)})
+    log(f"    core: {core['per_s']:,.0f}/s, p50 {core['p50_us']:.0f} us, p99 {core['p99_us']:.0f} us")
+
+    ref_lat, agree = _reference_churn(ref, ref_live, ref_rng, ref_serial, plan, decisions, config.reference_max,
+                                      config.reference_budget_s)
+    r = _stats(ref_lat)
+    entry.update({"reference_per_s": r["per_s"], "reference_p50_us": r["p50_us"], "reference_p99_us": r["p99_us"],
+                  "reference_decisions": r["decisions"], "reference_agree": agree})
+    log(f"    reference: {r['per_s']:,.1f}/s over {r['decisions']:,} decisions, {agree:,} identical to the core")
+
+    if moto is not None:
+        m_lat, m_placed = _moto_churn(moto, plan, cpu_only, config.moto_max, config.moto_budget_s)
+        m = _stats(m_lat)
+        entry.update({"moto_per_s": m["per_s"], "moto_p50_us": m["p50_us"], "moto_p99_us": m["p99_us"],
+                      "moto_decisions": m["decisions"], "moto_placed": m_placed})
+        log(f"    moto: {m['per_s']:,.1f}/s over {m['decisions']:,} CPU-only decisions")
+    else:
+        entry.update({"moto_per_s": 0.0, "moto_p50_us": 0.0, "moto_p99_us": 0.0, "moto_decisions": 0,
+                      "moto_placed": 0})
+
+    if config.row_path:
+        run.placer.by_class = False
+        rp = _stats(run.churn(run.plan(config.row_path))[0])
+        run.placer.by_class = True
+        entry.update({"row_path_per_s": rp["per_s"], "row_path_p50_us": rp["p50_us"],
+                      "row_path_p99_us": rp["p99_us"], "row_path_decisions": rp["decisions"]})
+        log(f"    per-row path (before the class index): {rp['per_s']:,.0f}/s")
+    return entry, run
+
+
+def run(config: PlacementConfig, log: Any = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """All sizes; returns the per-size entries and a profile of the core's churn at ``profile_size``."""
+    entries = []
+    profile: dict[str, Any] = {}
+    for n in config.sizes:
+        entry, state_run = run_size(n, config, log)
+        entries.append(entry)
+        if config.profile_size == n and config.profile_decisions:
+            profile = {"instances": n, "decisions": config.profile_decisions,
+                       "top": profile_churn(state_run, config.profile_decisions)}
+    return entries, profile

@@ -1,0 +1,139 @@
+"""Simulation speed: simulated tasks per wall-clock second, against a bare simpy loop, and peak memory.
+
+The scenario (benchmarks/simulation.yaml) is about 1,000,000 RunTask tasks over one day on 5,000
+container instances; the per-task table streams to a Parquet file, as ``neuron-sim run`` does for long
+runs. After the simulation, the same process replays the very same arrivals and run times (read back
+from that table) through a bare simpy loop with no placement and no bookkeeping: one callback per
+arrival, one per exit, scheduled the way the engine schedules them. Both rates come from the same run.
+
+Peak memory is the process's peak resident set size when the simulation ends, so the measurement runs in
+a fresh interpreter (``python -m benchmarks.simulation_bench``) rather than inside a process that has
+already held other benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+SCENARIO = Path(__file__).with_name("simulation.yaml")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    duration: str = "1d"       # 1d gives about 1,000,000 tasks
+    fleet_scale: float = 1.0   # multiplies every fleet's count (tests shrink the cluster)
+    scenario: str = str(SCENARIO)
+
+
+def bare_simpy(submit: np.ndarray, run_for: np.ndarray, until: float) -> float:
+    """Wall seconds of a simpy loop with the same arrivals and run times and nothing else."""
+    order = np.argsort(submit, kind="stable")
+    times = submit[order].tolist()
+    runs = run_for[order].tolist()
+    env = simpy.Environment()
+    count = len(times)
+    running = [0]
+
+    def leave(_event: simpy.Event) -> None:
+        running[0] -= 1
+
+    def arrive(k: int) -> None:
+        running[0] += 1
+        if math.isfinite(runs[k]):
+            env.timeout(runs[k]).callbacks.append(leave)
+        if k + 1 < count:
+            nxt = env.timeout(max(0.0, times[k + 1] - env.now))
+            nxt.callbacks.append(lambda _e, j=k + 1: arrive(j))
+
+    start = time.perf_counter()
+    if count:
+        first = env.timeout(times[0])
+        first.callbacks.append(lambda _e: arrive(0))
+    env.run(until=until)
+    return time.perf_counter() - start
+
+
+def measure(config: SimulationConfig) -> dict[str, Any]:
+    """Run the scenario in this process and the bare loop after it; the figures as a dict."""
+    import pyarrow.parquet as pq
+
+    from scheduler.scenario import load_scenario
+    from scheduler.sim.engine import Simulation
+
+    overrides: dict[str, object] = {"duration": config.duration}
+    if config.fleet_scale != 1.0:
+        import yaml
+
+        fleets = yaml.safe_load(Path(config.scenario).read_text())["cluster"]["fleets"]
+        for k, fleet in enumerate(fleets):
+            overrides[f"cluster.fleets.{k}.count"] = max(1, round(fleet["count"] * config.fleet_scale))
+    t0 = time.perf_counter()
+    loaded = load_scenario(config.scenario, overrides=overrides)
+    load_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "tasks.parquet"
+        sim = Simulation(loaded, task_sink=table)
+        t0 = time.perf_counter()
+        results = sim.run()
+        sim_s = time.perf_counter() - t0
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cols = pq.read_table(table, columns=["submit", "start", "end"]).to_pandas()
+    summary = results.summary
+    until = float(summary["sim_seconds"])
+    submit = cols["submit"].to_numpy(float)
+    run_for = (cols["end"] - cols["start"]).to_numpy(float)
+    run_for[np.isnan(cols["start"].to_numpy(float))] = 0.0        # never placed: arrives, leaves at once
+    run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf    # still running at the end
+    tasks = int(summary["tasks_submitted"])
+    bare_s = bare_simpy(submit, run_for, until)
+    return {
+        "tasks": tasks, "tasks_placed": int(summary["tasks_placed"]),
+        "instances": len(sim.state), "sim_seconds": until, "duration": config.duration,
+        "load_s": load_s, "wall_s": sim_s, "sim_tasks_per_s": tasks / sim_s,
+        "bare_simpy_wall_s": bare_s, "bare_simpy_tasks_per_s": len(submit) / bare_s,
+        "peak_rss_mib": peak_mib, "tasks_failed": summary["tasks_failed"],
+    }
+
+
+def run(config: SimulationConfig, log: Any = print) -> dict[str, Any]:
+    """``measure`` in a fresh interpreter (for an honest peak memory); returns its figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "simulation.json"
+        cmd = [sys.executable, "-m", "benchmarks.simulation_bench", "--out", str(out),
+               "--config", json.dumps(asdict(config))]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                              cwd=Path(__file__).resolve().parent.parent)
+        if done.returncode != 0:
+            raise RuntimeError(f"the simulation benchmark failed:\n{done.stderr[-4000:]}")
+        figures = json.loads(out.read_text())
+    log(f"  simulation: {figures['tasks']:,} tasks in {figures['wall_s']:.1f} s = "
+        f"{figures['sim_tasks_per_s']:,.0f} tasks/s (bare simpy {figures['bare_simpy_tasks_per_s']:,.0f}/s), "
+        f"peak {figures['peak_rss_mib']:,.0f} MiB")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default="{}", help="SimulationConfig fields as JSON")
+    args = parser.parse_args(argv)
+    figures = measure(SimulationConfig(**json.loads(args.config)))
+    Path(args.out).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

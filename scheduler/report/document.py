@@ -1,0 +1,272 @@
+"""What a report says: sections of text, tables and figures, built from a run or a sweep folder.
+
+The document is plain data (:class:`Report`); :mod:`scheduler.report.render` writes it as HTML (figures
+embedded) and Markdown (figures as PNG files beside it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scheduler.errors import NeuronSimError
+from scheduler.report import figures as fg
+
+
+class ReportError(NeuronSimError):
+    """A folder that holds no run or sweep results."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One figure of a report, rendered to PNG."""
+
+    name: str       # file stem: figures/<name>.png
+    title: str
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    """A small table of already formatted cells."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[TableBlock] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    title: str
+    subtitle: str
+    sections: list[Section]
+
+    @property
+    def charts(self) -> list[Chart]:
+        return [chart for section in self.sections for chart in section.charts]
+
+
+def folder_kind(folder: Path) -> str:
+    """``sweep`` or ``run``, from the files the folder holds."""
+    if (folder / "sweep.json").is_file() and (folder / "sweep.parquet").is_file():
+        return "sweep"
+    if (folder / "summary.json").is_file():
+        return "run"
+    raise ReportError("holds no neuron-sim results (no summary.json from `run`, no sweep.json from `sweep`)",
+                      file=str(folder))
+
+
+def _chart(section: Section, name: str, title: str, caption: str, make: Callable[[], Any]) -> None:
+    figure = make()
+    if figure is not None:
+        section.charts.append(Chart(name, title, caption, fg.png_bytes(figure)))
+
+
+# --- formatting -------------------------------------------------------------------------------------
+
+def fmt(value: Any, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if unit == "%":
+        return f"{float(value) * 100:.1f}%"
+    if unit == "USD":
+        return f"${float(value):,.2f}"
+    if unit == "s":
+        return fg.duration_text(float(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+# (summary key, label, unit)
+RUN_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("tasks_submitted", "tasks submitted", ""),
+    ("tasks_placed", "tasks placed (started)", ""),
+    ("tasks_completed", "tasks completed", ""),
+    ("tasks_running_at_end", "tasks running at the end", ""),
+    ("tasks_waiting_at_end", "tasks still waiting at the end", ""),
+    ("wait_p50_s", "wait, median", "s"),
+    ("wait_p95_s", "wait, p95", "s"),
+    ("wait_p99_s", "wait, p99", "s"),
+    ("wait_max_s", "wait, longest", "s"),
+    ("chip_utilization", "Neuron chips held (time-weighted)", "%"),
+    ("cpu_utilization", "CPU reserved (time-weighted)", "%"),
+    ("memory_utilization", "memory reserved (time-weighted)", "%"),
+    ("stranded_chip_hours", "stranded chip-hours (free chips no Neuron task could use)", ""),
+    ("instance_hours", "instance-hours", ""),
+    ("cost_usd", "cost", "USD"),
+    ("cost_per_completed_task_usd", "cost per completed task", "USD"),
+    ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
+    ("wall_seconds", "wall-clock time of the simulation (s)", ""),
+)
+HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed"})
+
+
+def summary_table(summary: Mapping[str, Any]) -> TableBlock:
+    """The run summary as label/value rows; keys this table does not know are listed after the known."""
+    rows: list[tuple[str, str]] = []
+    known = {key for key, _, _ in RUN_ROWS}
+    for key, label, unit in RUN_ROWS:
+        if key in summary:
+            rows.append((label, fmt(summary[key], unit)))
+    failed = summary.get("tasks_failed") or {}
+    if isinstance(failed, Mapping):
+        rows.insert(3, ("tasks failed", fmt(int(sum(failed.values())))))
+    for key, value in summary.items():
+        if key in known or key in HEADER_KEYS or isinstance(value, Mapping | list):
+            continue
+        rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
+    return TableBlock(("metric", "value"), tuple(rows))
+
+
+# --- a run ------------------------------------------------------------------------------------------
+
+def run_report(folder: Path) -> Report:
+    """The report of a ``neuron-sim run`` results folder."""
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    tasks = _read(folder / "tasks.parquet")
+    timeline = _read(folder / "timeline.parquet")
+    span = summary.get("sim_seconds")
+    title = f"neuron-sim report: {summary.get('scenario', folder.name)}"
+    subtitle = (f"seed {summary.get('seed', '-')}, device mode {summary.get('device_mode', '-')}, "
+                f"{fmt(span, 's') if span is not None else '-'} simulated")
+    overview = Section("Summary", tables=[summary_table(summary)])
+    overview.paragraphs.append(
+        "Utilization is time-weighted over the whole run: the share of registered capacity held or reserved "
+        "by running tasks. Waits are from submit to start, for the tasks that started.")
+    usage = Section("Utilization")
+    _chart(usage, "utilization", "Utilization over time by instance type",
+           "Chips held, CPU units and memory reserved by running tasks, as a share of what each instance type "
+           "registered, at every sample.", lambda: fg.utilization_figure(timeline, span))
+    waiting = Section("Queue and waits")
+    _chart(waiting, "queue", "Queue length over time",
+           "Tasks waiting for a place (PROVISIONING) and tasks running, cluster-wide, at every sample.",
+           lambda: fg.queue_figure(timeline, span))
+    _chart(waiting, "wait_cdf", "Wait-time distribution",
+           "Cumulative share of started tasks by how long they waited; dashed lines mark p50, p95 and p99.",
+           lambda: fg.wait_cdf_figure(tasks))
+    if tasks is None or tasks["wait_s"].notna().sum() == 0:
+        waiting.paragraphs.append("No task started, so there is no wait-time distribution.")
+    failures = Section("Failures")
+    _chart(failures, "failures", "Failures by reason",
+           "Tasks that could not be placed or failed at container start, by ECS reason.",
+           lambda: fg.failures_figure(summary))
+    if not failures.charts:
+        failures.paragraphs.append("No task failed to be placed or to start.")
+    cost = Section("Cost")
+    _chart(cost, "cost", "Cost by instance type",
+           "Instance-hours times the catalog's on-demand price per hour, by instance type.",
+           lambda: fg.cost_figure(summary))
+    if not cost.charts:
+        cost.paragraphs.append("The run has no priced instance-hours.")
+    return Report(title, subtitle, [overview, usage, waiting, failures, cost])
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+# --- a sweep ----------------------------------------------------------------------------------------
+
+POINT_METRICS: tuple[tuple[str, str], ...] = (("wait_p99_s", "s"), ("chip_utilization", "%"),
+                                              ("cost_usd", "USD"), ("tasks_failed", ""))
+
+
+def _ci(mean: float, low: float, high: float, unit: str) -> str:
+    if mean != mean:
+        return "-"
+    if low != low:
+        return fmt(mean, unit)
+    return f"{fmt(mean, unit)} [{fmt(low, unit)} – {fmt(high, unit)}]"
+
+
+def sweep_report(folder: Path) -> Report:
+    """The report of a ``neuron-sim sweep`` results folder."""
+    from scheduler.sweep import read_sweep, wide_summary
+
+    sweep = read_sweep(folder)
+    paths = sweep.parameter_paths
+    runs, summary = sweep.runs, sweep.summary
+    failed = sweep.failed
+    title = f"neuron-sim sweep report: {sweep.scenario}"
+    grid = " x ".join(f"{p.path} in {{{', '.join(map(str, p.values))}}}" for p in sweep.parameters) or "no parameter"
+    subtitle = (f"{len(runs)} runs: {grid}, {sweep.replications} replication(s) each, "
+                f"executor {sweep.executor}")
+    overview = Section("Grid points")
+    overview.paragraphs.append(
+        "Each grid point ran once per replication; replication r of every point used the same seed, derived "
+        "from the base seed and r. Cells show the mean over replications and its 95% confidence interval "
+        "(Student's t).")
+    if len(failed):
+        overview.paragraphs.append(f"{len(failed)} of {len(runs)} runs failed; they are listed under "
+                                   "'Failed runs' and left out of the means.")
+    metrics = [m for m, _ in POINT_METRICS if m in set(summary["metric"])]
+    wide = wide_summary(summary, paths, metrics)
+    rows = []
+    for _, row in wide.iterrows():
+        cells = [str(row[p]) for p in paths] + [f"{int(row['runs'] - row['failed'])}/{int(row['runs'])}"]
+        for metric, unit in POINT_METRICS:
+            if metric in metrics:
+                cells.append(_ci(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], unit))
+        rows.append(tuple(cells))
+    columns = (*paths, "runs ok", *(fg.metric_label(m) for m in metrics))
+    overview.tables.append(TableBlock(columns, tuple(rows)))
+    sections = [overview]
+    charts = Section("Metrics against each parameter")
+    varying, constant = fg.split_constant(summary)
+    if constant:
+        same = "; ".join(f"{fg.metric_label(m)}: {fmt(v * fg.metric_scale(m))}" for m, v in constant.items())
+        charts.paragraphs.append(f"The same at every grid point (not drawn): {same}.")
+    for index, path in enumerate(paths if varying else []):
+        _chart(charts, f"sweep_{index}_{_slug(path)}", f"Metrics against {path}",
+               f"Mean over replications with the 95% confidence interval, against {path}.",
+               lambda path=path: fg.sweep_metric_figure(summary, runs, path, paths))
+    if not paths:
+        charts.paragraphs.append("The sweep has no parameter: only replications of the scenario as it is.")
+    sections.append(charts)
+    frontier = Section("Cost against wait")
+    _chart(frontier, "frontier", "Cost against p99 wait",
+           "Each grid point at its mean p99 wait and mean cost; the red line joins the points that no other "
+           "point beats on both.", lambda: fg.frontier_figure(summary, paths))
+    if not frontier.charts:
+        frontier.paragraphs.append("No grid point has both a p99 wait and a cost.")
+    sections.append(frontier)
+    if len(failed):
+        table = TableBlock(("run", *paths, "replication", "error"), tuple(
+            (str(r["run"]), *(str(r[p]) for p in paths), str(r["replication"]), _clip(str(r["error"]), 300))
+            for _, r in failed.head(50).iterrows()))
+        more = [f"... and {len(failed) - 50} more."] if len(failed) > 50 else []
+        sections.append(Section("Failed runs", paragraphs=more, tables=[table]))
+    return Report(title, subtitle, sections)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")[:60] or "parameter"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def build_document(folder: Path) -> Report:
+    """The report of a run or sweep folder."""
+    return sweep_report(folder) if folder_kind(folder) == "sweep" else run_report(folder)
+
