@@ -165,7 +165,7 @@ def test_mi_packs_small_tasks_on_the_cheapest_type_and_consolidates_idle() -> No
 
 
 def test_cost_is_instance_seconds_times_prices_with_scaling() -> None:
-    _sim, res = run("asg-inf2-diurnal.yaml", duration="12h")
+    sim, res = run("asg-inf2-diurnal.yaml", duration="12h")
     expected = 0.0
     for inst, t0, t1 in zip(sim.state.instances, sim.instance_start, sim.instance_end, strict=True):
         expected += ((sim.duration if t1 is None else t1) - t0) / 3600 * inst.instance_type.price_per_hour
