@@ -24,7 +24,10 @@ from scheduler.placement.state import ClusterState
 EC2 = "EC2"
 MI = "MANAGED_INSTANCES"
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
-CHAIN: tuple[Strategy, ...] = (Strategy("spread", "attribute:ecs.availability-zone"), Strategy("binpack", "memory"))
+CHAIN: tuple[Strategy, ...] = (
+    Strategy("spread", "attribute:ecs.availability-zone"),
+    Strategy("binpack", "memory"),
+)
 
 # (instance type, launch type, weight in percent of the instances)
 CLUSTER_MIX: tuple[tuple[str, str, int], ...] = (
@@ -82,33 +85,62 @@ def _is_type(*names: str) -> Constraint:
 
 
 def _cpu(family: str, cpu: int, memory: int) -> TaskSpec:
-    return TaskSpec(family=family, cpu=cpu, memory=memory, compatibilities=frozenset({EC2, MI}),
-                    containers=(ContainerSpec(family, cpu=cpu, memory=memory),))
+    return TaskSpec(
+        family=family,
+        cpu=cpu,
+        memory=memory,
+        compatibilities=frozenset({EC2, MI}),
+        containers=(ContainerSpec(family, cpu=cpu, memory=memory),),
+    )
 
 
 def _manual(family: str, chips: tuple[int, ...], cpu: int, memory: int) -> TaskSpec:
-    return TaskSpec(family=family, cpu=cpu, memory=memory, neuron_mode=NeuronMode.MANUAL, chips=chips,
-                    chip_count=len(chips), compatibilities=frozenset({EC2, MI}),
-                    containers=(ContainerSpec(family, cpu=cpu, memory=memory, chips=chips),))
+    return TaskSpec(
+        family=family,
+        cpu=cpu,
+        memory=memory,
+        neuron_mode=NeuronMode.MANUAL,
+        chips=chips,
+        chip_count=len(chips),
+        compatibilities=frozenset({EC2, MI}),
+        containers=(ContainerSpec(family, cpu=cpu, memory=memory, chips=chips),),
+    )
 
 
 def _managed(family: str, cpu: int, memory: int) -> TaskSpec:
-    return TaskSpec(family=family, cpu=cpu, memory=memory, neuron_mode=NeuronMode.MANAGED,
-                    compatibilities=frozenset({MI}), network_mode="awsvpc",
-                    containers=(ContainerSpec(family, cpu=cpu, memory=memory, neuron_all=True),))
+    return TaskSpec(
+        family=family,
+        cpu=cpu,
+        memory=memory,
+        neuron_mode=NeuronMode.MANAGED,
+        compatibilities=frozenset({MI}),
+        network_mode="awsvpc",
+        containers=(ContainerSpec(family, cpu=cpu, memory=memory, neuron_all=True),),
+    )
 
 
 def _gpu(family: str, gpus: int, cpu: int, memory: int) -> TaskSpec:
-    return TaskSpec(family=family, cpu=cpu, memory=memory, gpus=gpus, compatibilities=frozenset({EC2, MI}),
-                    containers=(ContainerSpec(family, cpu=cpu, memory=memory, gpus=gpus),))
+    return TaskSpec(
+        family=family,
+        cpu=cpu,
+        memory=memory,
+        gpus=gpus,
+        compatibilities=frozenset({EC2, MI}),
+        containers=(ContainerSpec(family, cpu=cpu, memory=memory, gpus=gpus),),
+    )
 
 
 def task_kinds() -> tuple[TaskKind, ...]:
     """The placement stream's task definitions (weights in percent of the tasks)."""
     kinds: list[TaskKind] = []
     general = _is_type(*ORDINARY)
-    for family, cpu, mem, w in (("web-xs", 256, 512, 14), ("web", 512, 1024, 12), ("api", 1024, 2048, 10),
-                                ("worker", 2048, 4096, 8), ("batch", 4096, 8192, 4)):
+    for family, cpu, mem, w in (
+        ("web-xs", 256, 512, 14),
+        ("web", 512, 1024, 12),
+        ("api", 1024, 2048, 10),
+        ("worker", 2048, 4096, 8),
+        ("batch", 4096, 8192, 4),
+    ):
         kinds.append(TaskKind(_cpu(family, cpu, mem), general, w))
     kinds.append(TaskKind(_manual("inf2-chip", (0,), 2048, 8192), _is_type("inf2.xlarge"), 10))
     kinds.append(TaskKind(_manual("inf2-8x", (0,), 8192, 32768), _is_type("inf2.8xlarge"), 3))
@@ -120,20 +152,31 @@ def task_kinds() -> tuple[TaskKind, ...]:
     kinds.append(TaskKind(_manual("trn1-small", (0,), 4096, 16384), _is_type("trn1.2xlarge"), 4))
     for start in (0, 4, 8, 12):
         chips = tuple(range(start, start + 4))
-        kinds.append(TaskKind(_manual(f"trn1-4chip{start}", chips, 28672, 120000),
-                              _is_type("trn1.32xlarge"), 0.75))
-    kinds.append(TaskKind(_manual("inf2-48x-4chip", (0, 1, 2, 3), 49152, 190000), _is_type("inf2.48xlarge"), 1))
+        kinds.append(
+            TaskKind(_manual(f"trn1-4chip{start}", chips, 28672, 120000), _is_type("trn1.32xlarge"), 0.75)
+        )
+    kinds.append(
+        TaskKind(_manual("inf2-48x-4chip", (0, 1, 2, 3), 49152, 190000), _is_type("inf2.48xlarge"), 1)
+    )
     kinds.append(TaskKind(_manual("inf2-24x-2chip", (2, 3), 16384, 65536), _is_type("inf2.24xlarge"), 1))
-    kinds.append(TaskKind(_managed("neuron-all", 8192, 16384), _is_type("trn1.32xlarge", "inf2.24xlarge",
-                                                                        "inf2.xlarge"), 3))
+    kinds.append(
+        TaskKind(
+            _managed("neuron-all", 8192, 16384), _is_type("trn1.32xlarge", "inf2.24xlarge", "inf2.xlarge"), 3
+        )
+    )
     kinds.append(TaskKind(_gpu("gpu-1", 1, 3072, 12000), _is_type("g5.xlarge", "g5.12xlarge"), 4))
-    kinds.append(TaskKind(_gpu("gpu-4", 4, 16384, 60000), Constraint("memberOf", "attribute:ecs.instance-type =~ "
-                                                                      "(g5|p4d)\\..*"), 1))
+    kinds.append(
+        TaskKind(
+            _gpu("gpu-4", 4, 16384, 60000),
+            Constraint("memberOf", "attribute:ecs.instance-type =~ (g5|p4d)\\..*"),
+            1,
+        )
+    )
     return tuple(kinds)
 
 
 def build_cluster(n: int, rng: np.random.Generator, *, name: str = "bench") -> ClusterState:
-    """``n`` container instances in CLUSTER_MIX proportions, interleaved in a seeded order, AZs round-robin."""
+    """``n`` container instances in CLUSTER_MIX proportions, in a seeded order, AZs round-robin per type."""
     catalog = default_catalog()
     weights = np.array([w for _, _, w in CLUSTER_MIX], float)
     exact = weights / weights.sum() * n
@@ -145,14 +188,20 @@ def build_cluster(n: int, rng: np.random.Generator, *, name: str = "bench") -> C
     seen = np.zeros(len(CLUSTER_MIX), int)
     for j in order.tolist():
         type_name, launch, _ = CLUSTER_MIX[j]
-        state.add_instance(catalog.get(type_name), launch_type=launch,
-                           availability_zone=AZS[seen[j] % len(AZS)])
+        state.add_instance(
+            catalog.get(type_name), launch_type=launch, availability_zone=AZS[seen[j] % len(AZS)]
+        )
         seen[j] += 1
     return state
 
 
-def draws(kinds: tuple[TaskKind, ...], rng: np.random.Generator, *, constrained_share: float = 0.5,
-          only: tuple[int, ...] | None = None) -> Iterator[Draw]:
+def draws(
+    kinds: tuple[TaskKind, ...],
+    rng: np.random.Generator,
+    *,
+    constrained_share: float = 0.5,
+    only: tuple[int, ...] | None = None,
+) -> Iterator[Draw]:
     """An endless seeded stream of tasks from ``kinds`` (or only the kinds listed in ``only``)."""
     pool = np.array(only if only is not None else range(len(kinds)))
     w = np.array([kinds[k].weight for k in pool], float)

@@ -54,20 +54,36 @@ class MotoCluster:
                 hosts[key] = self._ec2_instance(*key)
         for inst in state.instances:
             i = inst.index
-            ci = self.ecs.register_container_instance(name, hosts[(inst.instance_type.name, inst.availability_zone)])
+            ci = self.ecs.register_container_instance(
+                name, hosts[(inst.instance_type.name, inst.availability_zone)]
+            )
             _set(ci.registered_resources, int(state.cpu_registered[i]), int(state.mem_registered[i]))
             _set(ci.remaining_resources, int(state.cpu_free[i]), int(state.mem_free[i]))
         self._families: dict[tuple[int, int], str] = {}
 
     def _ec2_instance(self, instance_type: str, zone: str) -> str:
         try:
-            res = self.ec2.run_instances(image_id=LINUX_AMI, count=1, user_data=None, security_group_names=[],
-                                         instance_type=instance_type, is_instance_type_default=False,
-                                         placement=zone, region_name=REGION)
-        except Exception:  # noqa: BLE001 - an instance type moto does not know: attributes are cosmetic here
-            res = self.ec2.run_instances(image_id=LINUX_AMI, count=1, user_data=None, security_group_names=[],
-                                         instance_type="m5.large", is_instance_type_default=False,
-                                         placement=zone, region_name=REGION)
+            res = self.ec2.run_instances(
+                image_id=LINUX_AMI,
+                count=1,
+                user_data=None,
+                security_group_names=[],
+                instance_type=instance_type,
+                is_instance_type_default=False,
+                placement=zone,
+                region_name=REGION,
+            )
+        except Exception:
+            res = self.ec2.run_instances(
+                image_id=LINUX_AMI,
+                count=1,
+                user_data=None,
+                security_group_names=[],
+                instance_type="m5.large",
+                is_instance_type_default=False,
+                placement=zone,
+                region_name=REGION,
+            )
         return res.instances[0].id
 
     def family(self, spec: TaskSpec) -> str:
@@ -77,8 +93,9 @@ class MotoCluster:
         if fam is None:
             fam = f"cpu{spec.cpu}-mem{spec.memory}"
             self.ecs.register_task_definition(
-                family=fam, container_definitions=[{"name": "c", "image": "x", "cpu": spec.cpu,
-                                                    "memory": spec.memory}])
+                family=fam,
+                container_definitions=[{"name": "c", "image": "x", "cpu": spec.cpu, "memory": spec.memory}],
+            )
             self._families[key] = fam
         return fam
 

@@ -17,10 +17,11 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
 
 from __future__ import annotations
 
-import cProfile
 import copy
+import cProfile
 import io
 import pstats
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ MOTO_WINDOW = 100  # moto tasks kept running during its churn (oldest stopped fi
 class PlacementConfig:
     sizes: tuple[int, ...] = (500, 5_000, 50_000)
     churn: int = 20_000
-    row_path: int = 2_000          # churn decisions on the per-row path (before/after)
+    row_path: int = 2_000  # churn decisions on the per-row path (before/after)
     reference_max: int = 2_000
     reference_budget_s: float = 10.0
     moto_max: int = 2_000
@@ -56,8 +57,12 @@ def _stats(ns: list[int]) -> dict[str, float]:
     if not ns:
         return {"per_s": 0.0, "p50_us": 0.0, "p99_us": 0.0, "decisions": 0}
     a = np.asarray(ns, np.float64) / 1e3
-    return {"per_s": float(len(a) / a.sum() * 1e6), "p50_us": float(np.percentile(a, 50)),
-            "p99_us": float(np.percentile(a, 99)), "decisions": len(a)}
+    return {
+        "per_s": float(len(a) / a.sum() * 1e6),
+        "p50_us": float(np.percentile(a, 50)),
+        "p99_us": float(np.percentile(a, 99)),
+        "decisions": len(a),
+    }
 
 
 def _take(live: list[str], u: float) -> str:
@@ -85,8 +90,9 @@ class Run:
         self.serial += 1
         task_id = f"t{self.serial}"
         t0 = time.perf_counter_ns()
-        out = self.placer.place(d.spec, constraints=d.constraints, strategies=CHAIN, rng=self.rng,
-                                task_id=task_id)
+        out = self.placer.place(
+            d.spec, constraints=d.constraints, strategies=CHAIN, rng=self.rng, task_id=task_id
+        )
         dt = time.perf_counter_ns() - t0
         if not isinstance(out, Failure) and out.ok:
             self.live.append(task_id)
@@ -107,8 +113,11 @@ class Run:
                 failed_in_window -= window.pop(0)
                 if failed_in_window > SATURATION_FAIL_SHARE * SATURATION_WINDOW:
                     break
-        return {**{f"fill_{k}": v for k, v in _stats(lat).items()}, "fill_wall_s": time.perf_counter() - t0,
-                "running_at_saturation": len(self.live)}
+        return {
+            **{f"fill_{k}": v for k, v in _stats(lat).items()},
+            "fill_wall_s": time.perf_counter() - t0,
+            "running_at_saturation": len(self.live),
+        }
 
     def plan(self, count: int) -> list[tuple[float, Draw]]:
         us = self.plan_rng.random(count).tolist()
@@ -125,9 +134,16 @@ class Run:
         return lat, decisions, failed
 
 
-def _reference_churn(ref: ReferencePlacer, live: list[str], rng: np.random.Generator, first_serial: int,
-                     plan: list[tuple[float, Draw]], expected: list[Decision], limit: int,
-                     budget_s: float) -> tuple[list[int], int]:
+def _reference_churn(
+    ref: ReferencePlacer,
+    live: list[str],
+    rng: np.random.Generator,
+    first_serial: int,
+    plan: list[tuple[float, Draw]],
+    expected: list[Decision],
+    limit: int,
+    budget_s: float,
+) -> tuple[list[int], int]:
     lat: list[int] = []
     agree = 0
     serial = first_serial
@@ -147,8 +163,9 @@ def _reference_churn(ref: ReferencePlacer, live: list[str], rng: np.random.Gener
     return lat, agree
 
 
-def _moto_churn(moto: MotoCluster, plan: list[tuple[float, Draw]], cpu_only: set[int], limit: int,
-                budget_s: float) -> tuple[list[int], int]:
+def _moto_churn(
+    moto: MotoCluster, plan: list[tuple[float, Draw]], cpu_only: set[int], limit: int, budget_s: float
+) -> tuple[list[int], int]:
     lat: list[int] = []
     running: list[str] = []
     placed = 0
@@ -171,16 +188,27 @@ def _moto_churn(moto: MotoCluster, plan: list[tuple[float, Draw]], cpu_only: set
 
 
 def profile_churn(run: Run, decisions: int, top: int = 14) -> list[dict[str, Any]]:
-    """cProfile of the core over ``decisions`` churn steps: the functions with the most own time."""
+    """cProfile of the core over ``decisions`` churn steps (release + place, nothing else in the loop):
+    the functions with the most own time, as shares of the core's own time."""
     plan = run.plan(decisions)
+    placer, live, rng = run.placer, run.live, run.rng
     prof = cProfile.Profile()
     prof.enable()
-    run.churn(plan)
+    for u, d in plan:
+        placer.release(_take(live, u))
+        run.serial += 1
+        out = placer.place(
+            d.spec, constraints=d.constraints, strategies=CHAIN, rng=rng, task_id=f"t{run.serial}"
+        )
+        if not isinstance(out, Failure) and out.ok:
+            live.append(out.task_id)
     prof.disable()
     stats = pstats.Stats(prof, stream=io.StringIO())
     rows = []
     for (file, line, func), (cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        where = file.split("/site-packages/")[-1].split("/work/main/")[-1]
+        if "benchmarks/" in file or "cProfile" in func:
+            continue  # this loop, not the core
+        where = re.sub(r"^.*/(site-packages|work/main)/", "", file)
         rows.append({"function": f"{where}:{line}({func})", "calls": cc, "own_s": tt, "cumulative_s": ct})
     rows.sort(key=lambda r: -r["own_s"])
     total = sum(r["own_s"] for r in rows)
@@ -193,8 +221,10 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     run = Run(n, config.seed)
     entry: dict[str, Any] = {"instances": n}
     entry.update(run.fill())
-    log(f"  {n:,} instances: saturated after {entry['fill_decisions']:,} decisions, "
-        f"{entry['running_at_saturation']:,} tasks running ({entry['fill_per_s']:,.0f}/s while filling)")
+    log(
+        f"  {n:,} instances: saturated after {entry['fill_decisions']:,} decisions, "
+        f"{entry['running_at_saturation']:,} tasks running ({entry['fill_per_s']:,.0f}/s while filling)"
+    )
     plan = run.plan(config.churn)
     ref = ReferencePlacer.from_state(run.state)
     ref_live = list(run.live)
@@ -208,35 +238,67 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     core = _stats(lat)
     cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
     cpu_lat = [dt for dt, (_, d) in zip(lat, plan, strict=True) if d.kind in cpu_only]
-    entry.update({"core_per_s": core["per_s"], "core_p50_us": core["p50_us"], "core_p99_us": core["p99_us"],
-                  "core_decisions": core["decisions"], "churn_failure_share": float(np.mean(failed)),
-                  "core_cpu_only_per_s": _stats(cpu_lat)["per_s"],
-                  "classes": run.state.classes().k - len(run.state.classes().free_slots)})
+    entry.update(
+        {
+            "core_per_s": core["per_s"],
+            "core_p50_us": core["p50_us"],
+            "core_p99_us": core["p99_us"],
+            "core_decisions": core["decisions"],
+            "churn_failure_share": float(np.mean(failed)),
+            "core_cpu_only_per_s": _stats(cpu_lat)["per_s"],
+            "classes": run.state.classes().k - len(run.state.classes().free_slots),
+        }
+    )
     log(f"    core: {core['per_s']:,.0f}/s, p50 {core['p50_us']:.0f} us, p99 {core['p99_us']:.0f} us")
 
-    ref_lat, agree = _reference_churn(ref, ref_live, ref_rng, ref_serial, plan, decisions, config.reference_max,
-                                      config.reference_budget_s)
+    ref_lat, agree = _reference_churn(
+        ref, ref_live, ref_rng, ref_serial, plan, decisions, config.reference_max, config.reference_budget_s
+    )
     r = _stats(ref_lat)
-    entry.update({"reference_per_s": r["per_s"], "reference_p50_us": r["p50_us"], "reference_p99_us": r["p99_us"],
-                  "reference_decisions": r["decisions"], "reference_agree": agree})
-    log(f"    reference: {r['per_s']:,.1f}/s over {r['decisions']:,} decisions, {agree:,} identical to the core")
+    entry.update(
+        {
+            "reference_per_s": r["per_s"],
+            "reference_p50_us": r["p50_us"],
+            "reference_p99_us": r["p99_us"],
+            "reference_decisions": r["decisions"],
+            "reference_agree": agree,
+        }
+    )
+    log(
+        f"    reference: {r['per_s']:,.1f}/s over {r['decisions']:,} decisions, "
+        f"{agree:,} identical to the core"
+    )
 
     if moto is not None:
         m_lat, m_placed = _moto_churn(moto, plan, cpu_only, config.moto_max, config.moto_budget_s)
         m = _stats(m_lat)
-        entry.update({"moto_per_s": m["per_s"], "moto_p50_us": m["p50_us"], "moto_p99_us": m["p99_us"],
-                      "moto_decisions": m["decisions"], "moto_placed": m_placed})
+        entry.update(
+            {
+                "moto_per_s": m["per_s"],
+                "moto_p50_us": m["p50_us"],
+                "moto_p99_us": m["p99_us"],
+                "moto_decisions": m["decisions"],
+                "moto_placed": m_placed,
+            }
+        )
         log(f"    moto: {m['per_s']:,.1f}/s over {m['decisions']:,} CPU-only decisions")
     else:
-        entry.update({"moto_per_s": 0.0, "moto_p50_us": 0.0, "moto_p99_us": 0.0, "moto_decisions": 0,
-                      "moto_placed": 0})
+        entry.update(
+            {"moto_per_s": 0.0, "moto_p50_us": 0.0, "moto_p99_us": 0.0, "moto_decisions": 0, "moto_placed": 0}
+        )
 
     if config.row_path:
         run.placer.by_class = False
         rp = _stats(run.churn(run.plan(config.row_path))[0])
         run.placer.by_class = True
-        entry.update({"row_path_per_s": rp["per_s"], "row_path_p50_us": rp["p50_us"],
-                      "row_path_p99_us": rp["p99_us"], "row_path_decisions": rp["decisions"]})
+        entry.update(
+            {
+                "row_path_per_s": rp["per_s"],
+                "row_path_p50_us": rp["p50_us"],
+                "row_path_p99_us": rp["p99_us"],
+                "row_path_decisions": rp["decisions"],
+            }
+        )
         log(f"    per-row path (before the class index): {rp['per_s']:,.0f}/s")
     return entry, run
 
@@ -249,6 +311,31 @@ def run(config: PlacementConfig, log: Any = print) -> tuple[list[dict[str, Any]]
         entry, state_run = run_size(n, config, log)
         entries.append(entry)
         if config.profile_size == n and config.profile_decisions:
-            profile = {"instances": n, "decisions": config.profile_decisions,
-                       "top": profile_churn(state_run, config.profile_decisions)}
+            profile = {
+                "instances": n,
+                "decisions": config.profile_decisions,
+                "top": profile_churn(state_run, config.profile_decisions),
+            }
     return entries, profile
+
+
+def floor(repeat: int = 200_000) -> dict[str, float]:
+    """This machine's cost of the smallest steps a decision is made of, in microseconds."""
+    small = np.zeros(256, np.int64)
+
+    def nothing() -> None:
+        return None
+
+    def per_call(fn: Any) -> float:
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        return (time.perf_counter() - t0) / repeat * 1e6
+
+    rng = np.random.default_rng(0)
+    return {
+        "python_call_us": per_call(nothing),
+        "numpy_compare_256_us": per_call(lambda: small >= 5),
+        "numpy_scalar_write_us": per_call(lambda: small.__setitem__(3, 1)),
+        "generator_integers_us": per_call(lambda: rng.integers(17)),
+    }

@@ -26,12 +26,20 @@ from scheduler.placement import topology
 from scheduler.placement.state import ClusterState
 
 MANAGED = "MANAGED_INSTANCES"
-IMPLICIT_MANAGED_CHAIN = (Strategy("spread", "attribute:ecs.availability-zone"), Strategy("binpack", "memory"))
+IMPLICIT_MANAGED_CHAIN = (
+    Strategy("spread", "attribute:ecs.availability-zone"),
+    Strategy("binpack", "memory"),
+)
 # The first filter step left with no instance names the failure, as RunTask failures[].reason does.
 REASONS = {
-    "launch type": "NO ACTIVE INSTANCES", "status": "NO ACTIVE INSTANCES", "cpu architecture": "ATTRIBUTE",
-    "memberOf": "MemberOf placement constraint unsatisfied", "cpu": "RESOURCE:CPU",
-    "memory": "RESOURCE:MEMORY", "gpu": "RESOURCE:GPU", "ports": "RESOURCE:PORTS",
+    "launch type": "NO ACTIVE INSTANCES",
+    "status": "NO ACTIVE INSTANCES",
+    "cpu architecture": "ATTRIBUTE",
+    "memberOf": "MemberOf placement constraint unsatisfied",
+    "cpu": "RESOURCE:CPU",
+    "memory": "RESOURCE:MEMORY",
+    "gpu": "RESOURCE:GPU",
+    "ports": "RESOURCE:PORTS",
     "neuron devices": "RESOURCE:NEURON_DEVICES",
 }
 _TERM = re.compile(r"\s*attribute:(\S+)\s+(==|!=|=~|in|not in)\s+(\[[^\]]*\]|\S+)\s*")
@@ -121,17 +129,29 @@ class ReferencePlacer:
         out = []
         for inst in state.instances:
             i = inst.index
-            out.append(RefInstance(
-                row=i, itype=inst.instance_type, launch_type=inst.launch_type, attributes=dict(inst.attributes),
-                schedulable=inst.status == "ACTIVE" and inst.agent_connected, agent_connected=inst.agent_connected,
-                cpu=int(state.cpu_free[i]), memory=int(state.mem_free[i]), gpus=int(state.gpu_free[i]),
-                chips_free=int(state.chips_free[i]), chips_all=int(state.chips_all[i]),
-                tcp=set(inst.reserved_tcp), udp=set(inst.reserved_udp)))
+            out.append(
+                RefInstance(
+                    row=i,
+                    itype=inst.instance_type,
+                    launch_type=inst.launch_type,
+                    attributes=dict(inst.attributes),
+                    schedulable=inst.status == "ACTIVE" and inst.agent_connected,
+                    agent_connected=inst.agent_connected,
+                    cpu=int(state.cpu_free[i]),
+                    memory=int(state.mem_free[i]),
+                    gpus=int(state.gpu_free[i]),
+                    chips_free=int(state.chips_free[i]),
+                    chips_all=int(state.chips_all[i]),
+                    tcp=set(inst.reserved_tcp),
+                    udp=set(inst.reserved_udp),
+                )
+            )
         ref = cls(out, device_mode=device_mode)
         for task_id, a in state.allocations.items():
             group = a.group or ""
-            ref.holds[task_id] = RefHold(a.instance, a.cpu, a.memory, len(a.gpu_ids), a.chips, a.tcp_ports,
-                                         a.udp_ports, group)
+            ref.holds[task_id] = RefHold(
+                a.instance, a.cpu, a.memory, len(a.gpu_ids), a.chips, a.tcp_ports, a.udp_ports, group
+            )
             groups = out[a.instance].groups
             groups[group] = groups.get(group, 0) + 1
         return ref
@@ -155,8 +175,13 @@ class ReferencePlacer:
         steps: list = [
             ("launch type", lambda i: i.launch_type in allowed),
             ("status", lambda i: i.schedulable),
-            ("cpu architecture", lambda i: not spec.cpu_architecture
-             or i.attributes.get("ecs.cpu-architecture") == spec.cpu_architecture.lower()),
+            (
+                "cpu architecture",
+                lambda i: (
+                    not spec.cpu_architecture
+                    or i.attributes.get("ecs.cpu-architecture") == spec.cpu_architecture.lower()
+                ),
+            ),
         ]
         for c in constraints:
             if c.type != "memberOf":
@@ -169,8 +194,12 @@ class ReferencePlacer:
         if spec.gpus:
             steps.append(("gpu", lambda i: i.gpus >= spec.gpus))
         if spec.tcp_ports or spec.udp_ports:
-            steps.append(("ports", lambda i: not (set(spec.tcp_ports) & i.tcp or set(spec.udp_ports) & i.udp)))
-        if spec.neuron_mode is not NeuronMode.NONE and not (spec.neuron_mode is NeuronMode.MANUAL and self.blind):
+            steps.append(
+                ("ports", lambda i: not (set(spec.tcp_ports) & i.tcp or set(spec.udp_ports) & i.udp))
+            )
+        if spec.neuron_mode is not NeuronMode.NONE and not (
+            spec.neuron_mode is NeuronMode.MANUAL and self.blind
+        ):
             steps.append(("neuron devices", lambda i: self._chips_fit(i, spec)))
         return steps
 
@@ -189,8 +218,9 @@ class ReferencePlacer:
             per_value[value] = per_value.get(value, 0) + o.groups.get(group, 0)
         return [per_value[i.attributes.get(name)] for i in cand]
 
-    def _choose(self, cand: list[RefInstance], chain: Sequence[Strategy], group: str,
-                rng: np.random.Generator | None) -> RefInstance:
+    def _choose(
+        self, cand: list[RefInstance], chain: Sequence[Strategy], group: str, rng: np.random.Generator | None
+    ) -> RefInstance:
         if len(cand) == 1:
             return cand[0]
         if all(i.launch_type == MANAGED for i in cand):
@@ -211,9 +241,17 @@ class ReferencePlacer:
         return cand[0]
 
     # ------------------------------------------------------------------ place / release
-    def place(self, spec: TaskSpec, *, task_id: str, group: str | None = None,
-              constraints: Sequence[Constraint] = (), strategies: Sequence[Strategy] = (),
-              launch_type: str | None = None, rng: np.random.Generator | None = None) -> Decision:
+    def place(
+        self,
+        spec: TaskSpec,
+        *,
+        task_id: str,
+        group: str | None = None,
+        constraints: Sequence[Constraint] = (),
+        strategies: Sequence[Strategy] = (),
+        launch_type: str | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> Decision:
         group = group or f"family:{spec.family}"
         cand = list(self.instances)
         for name, test in self._filters(spec, tuple(spec.constraints) + tuple(constraints), launch_type):
@@ -240,8 +278,9 @@ class ReferencePlacer:
         inst.tcp |= set(spec.tcp_ports)
         inst.udp |= set(spec.udp_ports)
         inst.groups[group] = inst.groups.get(group, 0) + 1
-        self.holds[task_id] = RefHold(inst.row, spec.cpu, spec.memory, spec.gpus, need, spec.tcp_ports,
-                                      spec.udp_ports, group)
+        self.holds[task_id] = RefHold(
+            inst.row, spec.cpu, spec.memory, spec.gpus, need, spec.tcp_ports, spec.udp_ports, group
+        )
         return Decision(inst.row, _bits(need))
 
     def release(self, task_id: str) -> None:

@@ -33,9 +33,22 @@ SCENARIO = Path(__file__).with_name("simulation.yaml")
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    duration: str = "1d"       # 1d gives about 1,000,000 tasks
-    fleet_scale: float = 1.0   # multiplies every fleet's count (tests shrink the cluster)
+    duration: str = "1d"  # 1d gives about 1,000,000 tasks
+    fleet_scale: float = 1.0  # multiplies every fleet's count (tests shrink the cluster)
     scenario: str = str(SCENARIO)
+    profile_duration: str | None = "30m"  # a second, profiled run of this length: own time by area
+
+
+AREAS = (
+    ("placement core", "scheduler/placement/"),
+    ("simulation engine", "scheduler/sim/"),
+    ("ECS views and query language", "scheduler/ecs/"),
+    ("other neuron-sim", "scheduler/"),
+    ("simpy", "simpy/"),
+    ("numpy", "numpy/"),
+    ("pandas / pyarrow", "pandas/"),
+    ("pandas / pyarrow", "pyarrow/"),
+)
 
 
 def bare_simpy(submit: np.ndarray, run_for: np.ndarray, until: float) -> float:
@@ -66,6 +79,40 @@ def bare_simpy(submit: np.ndarray, run_for: np.ndarray, until: float) -> float:
     return time.perf_counter() - start
 
 
+def _overrides(config: SimulationConfig, duration: str) -> dict[str, object]:
+    overrides: dict[str, object] = {"duration": duration}
+    if config.fleet_scale != 1.0:
+        import yaml
+
+        fleets = yaml.safe_load(Path(config.scenario).read_text())["cluster"]["fleets"]
+        for k, fleet in enumerate(fleets):
+            overrides[f"cluster.fleets.{k}.count"] = max(1, round(fleet["count"] * config.fleet_scale))
+    return overrides
+
+
+def profile_by_area(config: SimulationConfig, duration: str) -> dict[str, float]:
+    """Share of own time (cProfile) per part of the stack for a run of ``duration``."""
+    import cProfile
+    import pstats
+
+    from scheduler.scenario import load_scenario
+    from scheduler.sim.engine import Simulation
+
+    loaded = load_scenario(config.scenario, overrides=_overrides(config, duration))
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulation(loaded, task_sink=Path(tmp) / "tasks.parquet")
+        prof = cProfile.Profile()
+        prof.enable()
+        sim.run()
+        prof.disable()
+    shares: dict[str, float] = {}
+    for (file, _line, _func), (_cc, _nc, own, _cum, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        area = next((name for name, part in AREAS if part in file), "Python runtime and other")
+        shares[area] = shares.get(area, 0.0) + own
+    total = sum(shares.values()) or 1.0
+    return {k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
 def measure(config: SimulationConfig) -> dict[str, Any]:
     """Run the scenario in this process and the bare loop after it; the figures as a dict."""
     import pyarrow.parquet as pq
@@ -73,15 +120,8 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
 
-    overrides: dict[str, object] = {"duration": config.duration}
-    if config.fleet_scale != 1.0:
-        import yaml
-
-        fleets = yaml.safe_load(Path(config.scenario).read_text())["cluster"]["fleets"]
-        for k, fleet in enumerate(fleets):
-            overrides[f"cluster.fleets.{k}.count"] = max(1, round(fleet["count"] * config.fleet_scale))
     t0 = time.perf_counter()
-    loaded = load_scenario(config.scenario, overrides=overrides)
+    loaded = load_scenario(config.scenario, overrides=_overrides(config, config.duration))
     load_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "tasks.parquet"
@@ -94,17 +134,27 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     summary = results.summary
     until = float(summary["sim_seconds"])
     submit = cols["submit"].to_numpy(float)
-    run_for = (cols["end"] - cols["start"]).to_numpy(float)
-    run_for[np.isnan(cols["start"].to_numpy(float))] = 0.0        # never placed: arrives, leaves at once
-    run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf    # still running at the end
+    run_for = (cols["end"] - cols["start"]).to_numpy(float, copy=True)
+    run_for[np.isnan(cols["start"].to_numpy(float))] = 0.0  # never placed: arrives, leaves at once
+    run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf  # still running at the end
     tasks = int(summary["tasks_submitted"])
     bare_s = bare_simpy(submit, run_for, until)
+    areas = profile_by_area(config, config.profile_duration) if config.profile_duration else {}
     return {
-        "tasks": tasks, "tasks_placed": int(summary["tasks_placed"]),
-        "instances": len(sim.state), "sim_seconds": until, "duration": config.duration,
-        "load_s": load_s, "wall_s": sim_s, "sim_tasks_per_s": tasks / sim_s,
-        "bare_simpy_wall_s": bare_s, "bare_simpy_tasks_per_s": len(submit) / bare_s,
-        "peak_rss_mib": peak_mib, "tasks_failed": summary["tasks_failed"],
+        "tasks": tasks,
+        "tasks_placed": int(summary["tasks_placed"]),
+        "instances": len(sim.state),
+        "sim_seconds": until,
+        "duration": config.duration,
+        "load_s": load_s,
+        "wall_s": sim_s,
+        "sim_tasks_per_s": tasks / sim_s,
+        "bare_simpy_wall_s": bare_s,
+        "bare_simpy_tasks_per_s": len(submit) / bare_s,
+        "peak_rss_mib": peak_mib,
+        "tasks_failed": summary["tasks_failed"],
+        "profile_duration": config.profile_duration,
+        "profile_by_area": areas,
     }
 
 
@@ -112,16 +162,26 @@ def run(config: SimulationConfig, log: Any = print) -> dict[str, Any]:
     """``measure`` in a fresh interpreter (for an honest peak memory); returns its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "simulation.json"
-        cmd = [sys.executable, "-m", "benchmarks.simulation_bench", "--out", str(out),
-               "--config", json.dumps(asdict(config))]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              cwd=Path(__file__).resolve().parent.parent)
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.simulation_bench",
+            "--out",
+            str(out),
+            "--config",
+            json.dumps(asdict(config)),
+        ]
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent
+        )
         if done.returncode != 0:
             raise RuntimeError(f"the simulation benchmark failed:\n{done.stderr[-4000:]}")
         figures = json.loads(out.read_text())
-    log(f"  simulation: {figures['tasks']:,} tasks in {figures['wall_s']:.1f} s = "
+    log(
+        f"  simulation: {figures['tasks']:,} tasks in {figures['wall_s']:.1f} s = "
         f"{figures['sim_tasks_per_s']:,.0f} tasks/s (bare simpy {figures['bare_simpy_tasks_per_s']:,.0f}/s), "
-        f"peak {figures['peak_rss_mib']:,.0f} MiB")
+        f"peak {figures['peak_rss_mib']:,.0f} MiB"
+    )
     return figures
 
 

@@ -38,12 +38,16 @@ from scheduler.placement.state import ClusterState
 
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 UTIL_CLUSTER: tuple[tuple[str, int], ...] = (
-    ("trn1.32xlarge", 1), ("inf2.48xlarge", 2), ("inf2.24xlarge", 3), ("inf2.8xlarge", 2), ("inf2.xlarge", 4),
+    ("trn1.32xlarge", 1),
+    ("inf2.48xlarge", 2),
+    ("inf2.24xlarge", 3),
+    ("inf2.8xlarge", 2),
+    ("inf2.xlarge", 4),
 )  # 64 chips per unit of scale
 CHIP_TASKS: tuple[tuple[int, float], ...] = ((1, 0.55), (2, 0.20), (4, 0.15), (8, 0.07), (16, 0.03))
-CPU_ONLY_SHARE = 0.2           # of all tasks
+CPU_ONLY_SHARE = 0.2  # of all tasks
 CPU_PER_CHIP, MEM_PER_CHIP = 2048, 8192
-CPU_ONLY = (2048, 4096)        # CPU units, MiB
+CPU_ONLY = (2048, 4096)  # CPU units, MiB
 INFLATION = 1.3
 SPREAD_AZ = Strategy("spread", "attribute:ecs.availability-zone")
 STRATEGIES: tuple[tuple[str, tuple[Strategy, ...]], ...] = (
@@ -51,8 +55,10 @@ STRATEGIES: tuple[tuple[str, tuple[Strategy, ...]], ...] = (
     ("binpack(cpu)", (Strategy("binpack", "cpu"),)),
     ("spread(AZ)", (SPREAD_AZ,)),
     ("random", (Strategy("random"),)),
-    ("chip-aware: binpack(neuronDevices), binpack(memory)",
-     (Strategy("binpack", "neuronDevices"), Strategy("binpack", "memory"))),
+    (
+        "chip-aware: binpack(neuronDevices), binpack(memory)",
+        (Strategy("binpack", "neuronDevices"), Strategy("binpack", "memory")),
+    ),
 )
 DEVICE_MODES = ("device-aware", "ecs-blind", "topology-aware")
 
@@ -116,10 +122,23 @@ def spec_for(a: Arrival, mode: str) -> TaskSpec:
         return TaskSpec(family="cpu-only", cpu=cpu, memory=mem, containers=(ContainerSpec("c"),))
     cpu, mem = CPU_PER_CHIP * a.k, MEM_PER_CHIP * a.k
     if mode == "topology-aware":
-        return TaskSpec(family=f"chips{a.k}", cpu=cpu, memory=mem, neuron_mode=NeuronMode.TOPOLOGY,
-                        chip_count=a.k, containers=(ContainerSpec("c"),))
-    return TaskSpec(family=f"chips{a.k}-at{a.chips[0]}", cpu=cpu, memory=mem, neuron_mode=NeuronMode.MANUAL,
-                    chips=a.chips, chip_count=a.k, containers=(ContainerSpec("c", chips=a.chips),))
+        return TaskSpec(
+            family=f"chips{a.k}",
+            cpu=cpu,
+            memory=mem,
+            neuron_mode=NeuronMode.TOPOLOGY,
+            chip_count=a.k,
+            containers=(ContainerSpec("c"),),
+        )
+    return TaskSpec(
+        family=f"chips{a.k}-at{a.chips[0]}",
+        cpu=cpu,
+        memory=mem,
+        neuron_mode=NeuronMode.MANUAL,
+        chips=a.chips,
+        chip_count=a.k,
+        containers=(ContainerSpec("c", chips=a.chips),),
+    )
 
 
 def _held(state: ClusterState) -> int:
@@ -136,7 +155,9 @@ def stranded(state: ClusterState, specs: list[TaskSpec]) -> int:
     return int(free[~usable].sum())
 
 
-def online(seq: list[Arrival], scale: int, chain: tuple[Strategy, ...], mode: str, seed: int) -> dict[str, float]:
+def online(
+    seq: list[Arrival], scale: int, chain: tuple[Strategy, ...], mode: str, seed: int
+) -> dict[str, float]:
     state = build(scale)
     placer = Placer(state, device_mode=DeviceMode.BLIND if mode == "ecs-blind" else DeviceMode.AWARE)
     rng = np.random.default_rng(seed)
@@ -149,8 +170,12 @@ def online(seq: list[Arrival], scale: int, chain: tuple[Strategy, ...], mode: st
             at_first_failure = _held(state) / total
     end = _held(state) / total
     kinds = {spec_for(a, mode) for a in seq if a.chips}
-    return {"allocation_ratio": end, "ratio_at_first_failure": end if at_first_failure is None else at_first_failure,
-            "stranded_chips": stranded(state, sorted(kinds, key=lambda s: s.family)), "chips": total}
+    return {
+        "allocation_ratio": end,
+        "ratio_at_first_failure": end if at_first_failure is None else at_first_failure,
+        "stranded_chips": stranded(state, sorted(kinds, key=lambda s: s.family)),
+        "chips": total,
+    }
 
 
 def optimum(seq: list[Arrival], scale: int, mode: str) -> float:
@@ -180,8 +205,8 @@ def optimum(seq: list[Arrival], scale: int, mode: str) -> float:
     a = lil_matrix((int(chip_row[-1]), len(cols)))
     upper = np.ones(int(chip_row[-1]))
     upper[: len(kinds)] = [demand[kind] for kind in kinds]
-    upper[base_cpu: base_cpu + 2 * len(insts): 2] = state.cpu_registered
-    upper[base_cpu + 1: base_cpu + 2 * len(insts): 2] = state.mem_registered
+    upper[base_cpu : base_cpu + 2 * len(insts) : 2] = state.cpu_registered
+    upper[base_cpu + 1 : base_cpu + 2 * len(insts) : 2] = state.mem_registered
     weight = np.zeros(len(cols))
     for j, (m, i, mask) in enumerate(cols):
         chips = topology.mask_chips(mask)
@@ -191,8 +216,13 @@ def optimum(seq: list[Arrival], scale: int, mode: str) -> float:
         for c in chips:
             a[chip_row[i] + c, j] = 1
         weight[j] = len(chips)
-    res = milp(-weight, constraints=LinearConstraint(a.tocsr(), -np.inf, upper), integrality=np.ones(len(cols)),
-               bounds=Bounds(0, 1), options={"time_limit": 60})
+    res = milp(
+        -weight,
+        constraints=LinearConstraint(a.tocsr(), -np.inf, upper),
+        integrality=np.ones(len(cols)),
+        bounds=Bounds(0, 1),
+        options={"time_limit": 60},
+    )
     if res.x is None:
         raise RuntimeError(f"the MILP found no solution: {res.message}")
     return float(weight @ np.round(res.x)) / total
@@ -212,14 +242,20 @@ def run(config: UtilizationConfig, log: Any = print) -> list[dict[str, Any]]:
                 rows.setdefault((name, mode), []).append(online(seq, config.scale, chain, mode, seed=s))
     out = []
     for (name, mode), runs in rows.items():
-        out.append({
-            "strategy": name, "device_mode": mode,
-            "allocation_ratio": float(np.mean([r["allocation_ratio"] for r in runs])),
-            "ratio_at_first_failure": float(np.mean([r["ratio_at_first_failure"] for r in runs])),
-            "stranded_chips": float(np.mean([r["stranded_chips"] for r in runs])),
-            "optimum_ratio": float(np.mean(optima[mode])),
-            "chips": int(runs[0]["chips"]), "seeds": len(runs),
-        })
-    log(f"  utilization: {len(out)} strategy x device-mode pairs over {config.seeds} seeds, "
-        f"{out[0]['chips']} chips each")
+        out.append(
+            {
+                "strategy": name,
+                "device_mode": mode,
+                "allocation_ratio": float(np.mean([r["allocation_ratio"] for r in runs])),
+                "ratio_at_first_failure": float(np.mean([r["ratio_at_first_failure"] for r in runs])),
+                "stranded_chips": float(np.mean([r["stranded_chips"] for r in runs])),
+                "optimum_ratio": float(np.mean(optima[mode])),
+                "chips": int(runs[0]["chips"]),
+                "seeds": len(runs),
+            }
+        )
+    log(
+        f"  utilization: {len(out)} strategy x device-mode pairs over {config.seeds} seeds, "
+        f"{out[0]['chips']} chips each"
+    )
     return out

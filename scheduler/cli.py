@@ -324,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local process pool (default) or a Dask cluster")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address (tcp://host:8786); default: a LocalCluster")
-    p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: CPU count)")
+    p.add_argument("--workers", type=int,
+                   help="processes (local) or LocalCluster workers (default: CPU count)")
     p.add_argument("--seed", type=int, help="base seed instead of the scenario's")
     p.add_argument("--until", help="simulate only this long (e.g. 30m, 2d)")
     p.add_argument("--out", type=Path, help="results folder (default results/<scenario name>-sweep/)")

@@ -1205,7 +1205,7 @@ def _scenario_catalog(model: Scenario, context: _Context) -> Catalog:
     catalog = default_catalog()
     if model.catalog is not None:
         file = context.base / model.catalog
-        if not file.is_file():
+        if not _is_file(file):
             raise context.error("catalog", f"catalog file not found: {_path_text(file)}")
         try:
             catalog = load_catalog(file)
@@ -1362,7 +1362,7 @@ def _load_task_definitions(model: Scenario, context: _Context) -> dict[str, Task
         where = "task_definitions" + _path_part(name)
         if isinstance(source, str):
             file = context.base / source
-            if not file.is_file():
+            if not _is_file(file):
                 raise context.error(where, f"task-definition file not found: {_path_text(file)}")
             described = str(file)
         else:
@@ -1426,7 +1426,7 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
     arrivals = workload.arrivals
     assert isinstance(arrivals, TraceArrivals)
     file = context.base / arrivals.file
-    if not file.is_file():
+    if not _is_file(file):
         raise context.error(f"{where}.file", f"trace file not found: {_path_text(file)}")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
@@ -1515,8 +1515,23 @@ def _kind(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
+        if isinstance(value, int):
+            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
+        return f"a {type(value).__name__} holding a number too long to show"
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False (not OSError) for a name too long for the file system."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _path_text(path: Path) -> str:

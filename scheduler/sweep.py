@@ -132,10 +132,12 @@ def grid_points(parameters: Sequence[Parameter]) -> list[dict[str, Any]]:
     if len(set(paths)) != len(paths):
         raise SweepError("a parameter is swept twice: " + ", ".join(sorted({p for p in paths
                                                                              if paths.count(p) > 1})))
-    return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*(p.values for p in parameters))]
+    combos = itertools.product(*(p.values for p in parameters))
+    return [dict(zip(paths, combo, strict=True)) for combo in combos]
 
 
-def expand_runs(points: Sequence[Mapping[str, Any]], base_seeds: Sequence[int], replications: int) -> list[Run]:
+def expand_runs(points: Sequence[Mapping[str, Any]], base_seeds: Sequence[int], replications: int
+                ) -> list[Run]:
     """Grid points x replications; run ids count replications fastest."""
     if replications < 1:
         raise SweepError(f"--replications must be at least 1, got {replications}")
@@ -252,6 +254,8 @@ def run_sweep(scenario: str | Path | Mapping[str, Any], parameters: Sequence[Par
         raise SweepError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     if workers is not None and workers < 1:
         raise SweepError(f"--workers must be at least 1, got {workers}")
+    if replications < 1:
+        raise SweepError(f"--replications must be at least 1, got {replications}")
     parameters = tuple(parameters)
     points = grid_points(parameters)
     if isinstance(scenario, Mapping):
@@ -329,7 +333,8 @@ def _run_local(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until
     # spawn, not fork: workers start clean (no inherited threads or state) on every platform
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future, Run] = {pool.submit(run_one, shipped[run.point], run, until): run for run in runs}
+        futures: dict[Future, Run] = {pool.submit(run_one, shipped[run.point], run, until): run
+                                      for run in runs}
         try:
             for future in as_completed(futures):
                 run = futures[future]
@@ -370,9 +375,9 @@ def _run_dask(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[Any]:
-    """A ``distributed.Client``: the one given, one connected to an address, or one on a new LocalCluster
-    (closed again on exit; a client passed in is left open)."""
+def dask_client(scheduler: Any = None, workers: int | None = None, *, timeout: str = "20s") -> Iterator[Any]:
+    """A ``distributed.Client``: the one given, one connected to an address (waiting up to ``timeout``),
+    or one on a new LocalCluster (closed again on exit; a client passed in is left open)."""
     try:
         import distributed
     except ImportError:
@@ -388,7 +393,7 @@ def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[A
             client = stack.enter_context(distributed.Client(cluster))
         else:
             try:
-                client = stack.enter_context(distributed.Client(str(scheduler), timeout="20s"))
+                client = stack.enter_context(distributed.Client(str(scheduler), timeout=timeout))
             except (OSError, TimeoutError) as exc:
                 raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}",
                                  path="--scheduler") from None
@@ -444,7 +449,7 @@ def _uniform(column: pd.Series) -> pd.Series:
         return column.astype(bool)
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return pd.to_numeric(column)
-    return column.map(lambda v: v if isinstance(v, str) else json.dumps(v, default=str)).astype(object)
+    return column.map(lambda v: v if isinstance(v, str) else json.dumps(v, default=str)).astype(str)
 
 
 def metric_columns(runs: pd.DataFrame, parameters: Sequence[str]) -> list[str]:
@@ -454,7 +459,8 @@ def metric_columns(runs: pd.DataFrame, parameters: Sequence[str]) -> list[str]:
             and not pd.api.types.is_bool_dtype(runs[c])]
 
 
-def confidence_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+def confidence_interval(values: np.ndarray, confidence: float = CONFIDENCE
+                        ) -> tuple[float, float, float, float]:
     """(mean, std, low, high) of the mean of ``values`` (NaNs dropped); Student's t, or the normal
     approximation when scipy is not installed. Fewer than two values give NaN bounds."""
     values = np.asarray(values, dtype=float)

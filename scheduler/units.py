@@ -153,5 +153,12 @@ def format_duration(seconds: float) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
+        if isinstance(value, int):
+            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
+        return f"a {type(value).__name__} holding a number too long to show"
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."

@@ -211,3 +211,19 @@ def test_placements_never_violate_constraints(types, expr, k, distinct) -> None:
             assert ok_before[out.instance]
     if distinct:
         assert int(state.group_counts("family:web").max(initial=0)) <= 1
+
+
+def test_az_balanced_spread_preset() -> None:
+    """The console's "AZ Balanced Spread": spread AZ, then spread instanceId."""
+    placer = build(["m6i.4xlarge"] * 6)  # two per AZ
+    chain = (SPREAD_AZ, Strategy("spread", "instanceId"))
+    outs = [placer.place(small(cpu=256, mem=256), strategies=chain, rng=np.random.default_rng(5)).instance
+            for _ in range(12)]
+    assert Counter(outs) == dict.fromkeys(range(6), 2)
+
+
+def test_binpack_memory_preset_fills_one_instance_first() -> None:
+    placer = build(["m6i.xlarge"] * 3)
+    outs = [placer.place(small(cpu=256, mem=2048), strategies=(Strategy("binpack", "memory"),)).instance
+            for _ in range(7)]
+    assert outs[:7] == [outs[0]] * 7  # 15974 MiB registered: seven 2 GiB tasks fit on the first

@@ -105,7 +105,7 @@ def member_path(path: str, key: object) -> str:
     text = str(key)
     if _IDENTIFIER.fullmatch(text):
         return f"{path}.{text}"
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = _printable(text.replace("\\", "\\\\").replace('"', '\\"'))
     return f'{path}["{escaped}"]'
 
 
@@ -125,7 +125,7 @@ def _issue_from_botocore(report: Any, error: tuple[str, str, dict[str, Any]], ro
         message = (f"Invalid type for parameter {name.lstrip('.') or 'input'}: expected {wanted}, "
                    f"got {_type_word(details['param'])} {_short(details['param'])}")
     else:
-        message = report._format_error(error) or f"{reason} at {name or 'input'}"
+        message = _printable(report._format_error(error) or f"{reason} at {name or 'input'}")
     rule = _BOTOCORE_RULES.get(reason, SHAPE)
     key_match = _MAP_KEY_SUFFIX.match(name)
     if key_match:  # a map key that breaks the key shape: point at the key
@@ -137,6 +137,13 @@ def _issue_from_botocore(report: Any, error: tuple[str, str, dict[str, Any]], ro
     elif reason == "missing required field":
         path = member_path(path, details["required_name"])
     return Issue(path, message, rule)
+
+
+def _printable(text: str) -> str:
+    """Control characters, line separators and the like escaped as repr writes them: one clean line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _type_word(value: object) -> str:
@@ -158,7 +165,14 @@ def _type_word(value: object) -> str:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
+        if isinstance(value, int):
+            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
+        return f"a {type(value).__name__} holding a number too long to show"
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -253,7 +267,7 @@ def _walk_scalar(value: Any, shape: Shape, path: str, issues: list[Issue], *, fu
     if kind == "string":
         enum = getattr(shape, "enum", None) or []
         if enum and value not in enum:
-            issues.append(Issue(path, f"{value!r} is not one of {', '.join(enum)}", BAD_ENUM))
+            issues.append(Issue(path, f"{_short(value)} is not one of {', '.join(enum)}", BAD_ENUM))
         _check_bounds(len(value), shape, path, issues, full=full, what="length")
     elif kind in _NUMERIC:
         if isinstance(value, float) and value != value:

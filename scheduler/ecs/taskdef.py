@@ -38,6 +38,9 @@ OPERATION = "RegisterTaskDefinition"
 
 MAX_CONSTRAINTS = 10         # per task, task definition and run time together
 MAX_EXPRESSION_CHARS = 2000  # PlacementConstraint.expression
+MAX_DEPTH = 64               # nesting; real task definitions nest about 6 levels, and a deeper document
+                             # would overflow the recursive shape checks
+MAX_AMOUNT_DIGITS = 18       # cpu and memory strings: far beyond any instance, and still printable
 TASK_CPU_RANGE = (128, 196608)
 FRACTIONAL_GPUS = {Decimal("0.125"), Decimal("0.25"), Decimal("0.5")}
 MANAGED_INSTANCES_NETWORK_MODES = ("awsvpc", "host")
@@ -90,7 +93,10 @@ def parse_cpu(value: object) -> int:
         raise ValueError(f"cpu must be a number of CPU units or a string like '1 vCPU', not {value!r}")
     match = _CPU_FORM.fullmatch(value)
     if match is None:
-        raise ValueError(f"cpu {value!r} is not a CPU amount ECS reads (e.g. '1024', '1 vCPU', '0.5 vcpu')")
+        raise ValueError(f"cpu {_quoted(value)} is not a CPU amount ECS reads "
+                         "(e.g. '1024', '1 vCPU', '0.5 vcpu')")
+    if len(match["amount"]) > MAX_AMOUNT_DIGITS:
+        raise ValueError(f"cpu {_quoted(value)} is far more than any instance has")
     units = Decimal(match["amount"]) * (1024 if match["unit"] else 1)
     if units != units.to_integral_value():
         raise ValueError(f"cpu {value!r} is {units} CPU units; ECS counts whole units")
@@ -107,12 +113,20 @@ def parse_memory(value: object) -> int:
         raise ValueError(f"memory must be a number of MiB or a string like '2 GB', not {value!r}")
     match = _MEMORY_FORM.fullmatch(value)
     if match is None:
-        raise ValueError(f"memory {value!r} is not a memory size ECS reads (e.g. '2048', '2 GB', '2048 MiB')")
+        raise ValueError(f"memory {_quoted(value)} is not a memory size ECS reads "
+                         "(e.g. '2048', '2 GB', '2048 MiB')")
+    if len(match["amount"]) > MAX_AMOUNT_DIGITS:
+        raise ValueError(f"memory {_quoted(value)} is far more than any instance has")
     unit = match["unit"].lower() if match["unit"] else None
     mib = Decimal(match["amount"]) * _MEMORY_UNITS[unit]
     if mib != mib.to_integral_value():
         raise ValueError(f"memory {value!r} is {mib} MiB; ECS counts whole MiB")
     return int(mib)
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 # --- a type-tolerant view of the document ---------------------------------------------------------------
@@ -571,6 +585,10 @@ def _supersede(shape_issues: list[Issue], rule_issues: list[Issue]) -> list[Issu
 def validate_task_definition(doc: object, *, file: str | None = None) -> Validation:
     """Validate a RegisterTaskDefinition input or a describe-task-definition output; never raises for bad
     input: every problem is an issue in the returned Validation."""
+    too_deep = _too_deep(doc)
+    if too_deep is not None:
+        issue = Issue(too_deep, f"nested more than {MAX_DEPTH} levels deep", "too-deep")
+        return Validation(None, (issue,), (), {}, file)
     inner, root, extra, issues = _unwrap(doc)
     if not isinstance(inner, Mapping):
         kind = "array" if isinstance(inner, list | tuple) else type(inner).__name__
@@ -594,6 +612,26 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
     return Validation(spec, tuple(issues), tuple(findings.warnings), document, file)
 
 
+def _too_deep(doc: object) -> str | None:
+    """The JSON path of the first collection nested more than MAX_DEPTH levels deep, or None."""
+    stack: list[tuple[object, tuple[object, ...]]] = [(doc, ())]
+    while stack:  # a loop, not recursion: the point is to refuse what recursion cannot handle
+        value, keys = stack.pop()
+        if isinstance(value, Mapping):
+            children: Any = value.items()
+        elif isinstance(value, list | tuple):
+            children = enumerate(value)
+        else:
+            continue
+        if len(keys) >= MAX_DEPTH:
+            path = "$"
+            for key in keys:
+                path = f"{path}[{key}]" if isinstance(key, int) else botocore_model.member_path(path, key)
+            return path
+        stack.extend((child, (*keys, key)) for key, child in children)
+    return None
+
+
 def read_task_definition(path: str | Path) -> Validation:
     """Read and validate a JSON file; an unreadable file or bad JSON gives a Validation with an error."""
     file = str(path)
@@ -609,6 +647,8 @@ def read_task_definition(path: str | Path) -> Validation:
         return _failed(file, f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}", "not-json")
     except RecursionError:
         return _failed(file, "not valid JSON: nested too deeply", "not-json")
+    except ValueError:  # a number with more digits than int() reads (sys.get_int_max_str_digits)
+        return _failed(file, "not valid JSON: a number has thousands of digits", "not-json")
     return validate_task_definition(doc, file=file)
 
 

@@ -64,7 +64,8 @@ def manual_fits(spec: TaskSpec, free: np.ndarray) -> np.ndarray:
     return (free & need) == need
 
 
-def managed_fits(free: np.ndarray, launch: np.ndarray, n_chips: np.ndarray, chips_all: np.ndarray) -> np.ndarray:
+def managed_fits(free: np.ndarray, launch: np.ndarray, n_chips: np.ndarray,
+                 chips_all: np.ndarray) -> np.ndarray:
     return (launch == MANAGED_CODE) & (n_chips > 0) & (free == chips_all)
 
 

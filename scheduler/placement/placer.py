@@ -313,8 +313,8 @@ class Placer:
                                      closest=(int(firsts[j]), lacks, firsts))
         raise PlacementError("internal: no class is feasible, yet every resource step kept one")
 
-    def _static_steps(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...], launch_type: str | None,
-                      capacity_providers: Sequence[str] | None) -> tuple[Step, ...]:
+    def _static_steps(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
+                      launch_type: str | None, capacity_providers: Sequence[str] | None) -> tuple[Step, ...]:
         st = self.state
         mask = np.ones(len(st), bool)
         steps = []
@@ -486,8 +486,8 @@ def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strate
     return strategies.narrow_classes(state, cls, chain, group=group, rng=rng)
 
 
-def _closest(survivors: np.ndarray, resource_steps: list[tuple[str, np.ndarray]]) -> tuple[int, tuple[str, ...],
-                                                                                          np.ndarray]:
+def _closest(survivors: np.ndarray,
+             resource_steps: list[tuple[str, np.ndarray]]) -> tuple[int, tuple[str, ...], np.ndarray]:
     """The first candidate row that fails the fewest resource steps, and which steps it fails."""
     cand = np.flatnonzero(survivors)
     misses = np.zeros(len(cand), np.int64)

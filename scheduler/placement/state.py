@@ -15,6 +15,7 @@ import hashlib
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -30,6 +31,7 @@ INACTIVE = "INACTIVE"  # deregistered: kept as a row so indices stay stable, nev
 # Ports the ECS agent reserves on every Linux container instance (RESOURCE:PORTS).
 AGENT_RESERVED_TCP_PORTS = (22, 2375, 2376, 51678, 51679)
 MAX_RESERVED_PORTS = 100
+SMALL_MERGE = 128  # tied candidates up to this many rows are merged and indexed directly
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -520,12 +522,13 @@ class InstanceClasses:
     """Container instances grouped into classes of interchangeable rows (Nomad's computed node classes).
 
     Two rows share a *static signature* when they agree on everything a launch-type, status, architecture
-    or attribute filter reads: launch type, instance type, status, agent connection and version, capacity
-    provider and attributes. They share a *class* when they also have the same free CPU, memory, GPUs,
-    chips and reserved ports. Every filter and strategy the placer evaluates per class then gives all rows
-    of a class the same answer, so a decision scans classes (hundreds) instead of rows (tens of
-    thousands) and touches rows only to pick one. Each class keeps its rows sorted, so "the k-th
-    candidate in row order" (how ties are broken) is found without listing the candidates.
+    or attribute filter reads: launch type, instance type, chips present (a failed chip leaves), status,
+    agent connection and version, capacity provider and attributes. They share a *class* when they also
+    have the same free CPU, memory, GPUs, chips and reserved ports. Every filter and strategy the placer
+    evaluates per class then gives all rows of a class the same answer, so a decision scans classes
+    (hundreds) instead of rows (tens of thousands) and touches rows only to pick one. Each class keeps
+    its rows sorted, so "the k-th candidate in row order" (how ties are broken) is found without listing
+    the candidates.
 
     A class that loses its last row is dropped and its slot reused by the next new class, so the class
     arrays stay about as long as the most classes ever alive at once.
@@ -568,12 +571,17 @@ class InstanceClasses:
     def _signature(self, i: int) -> int:
         st = self.state
         inst = st.instances[i]
-        key = (int(st._launch[i]), int(st._type_code[i]), inst.status, inst.agent_connected,
-               inst.capacity_provider, inst.agent_version, frozenset(inst.attributes.items()))
+        key = (int(st._launch[i]), int(st._type_code[i]), int(st._chips_all[i]), inst.status,
+               inst.agent_connected, inst.capacity_provider, inst.agent_version,
+               frozenset(inst.attributes.items()))
         sig = self.sig_ids.get(key)
         if sig is None:
             sig = self.sig_ids[key] = len(self.sig_rows)
             self.sig_rows.append(i)
+            self._sig_rows_arr = None
+            self._sig_columns = None
+        elif self.sig_rows[sig] < 0:  # a signature no row had any more: this row now answers for it
+            self.sig_rows[sig] = i
             self._sig_rows_arr = None
             self._sig_columns = None
         return sig
@@ -601,11 +609,12 @@ class InstanceClasses:
         """Launch code, type code, chip count and all-chips mask per signature."""
         if self._sig_columns is None:
             st, rows = self.state, self.signature_rows()
-            self._sig_columns = (st._launch[rows], st._type_code[rows], st._n_chips[rows], st._chips_all[rows])
+            self._sig_columns = (st._launch[rows], st._type_code[rows], st._n_chips[rows],
+                                 st._chips_all[rows])
         return self._sig_columns
 
     def signature_rows(self) -> np.ndarray:
-        """One row per static signature (the first registered with it): where a signature's answers are read."""
+        """A row per static signature (-1 when no row has it any more): where its answers are read."""
         if self._sig_rows_arr is None:
             self._sig_rows_arr = np.array(self.sig_rows, np.intp)
         return self._sig_rows_arr
@@ -706,8 +715,9 @@ class InstanceClasses:
         self.row_sig[i] = self._signature(i)
         if self.sig_rows[old_sig] == i:
             others = np.flatnonzero(self.row_sig[: len(self.state)] == old_sig)
-            self.sig_rows[old_sig] = int(others[0]) if len(others) else i
+            self.sig_rows[old_sig] = int(others[0]) if len(others) else -1
             self._sig_rows_arr = None
+            self._sig_columns = None
         self.update_row(i, False)
 
     # ------------------------------------------------------------------ reading
@@ -716,6 +726,12 @@ class InstanceClasses:
         if len(classes) == 1:
             return self.rows[int(classes[0])][k]
         lists = [self.rows[c] for c in classes.tolist()]
+        if sum(map(len, lists)) <= SMALL_MERGE:
+            return sorted(chain.from_iterable(lists))[k]  # sorted runs: timsort merges them
+        big = [rows for rows in lists if len(rows) > SMALL_MERGE]
+        if len(big) == 1:
+            small = sorted(chain.from_iterable(rows for rows in lists if len(rows) <= SMALL_MERGE))
+            return _kth_of_two(big[0], small, k)
         if len(lists) > 24:
             member = np.zeros(self.k, bool)
             member[classes] = True
@@ -730,6 +746,21 @@ class InstanceClasses:
             else:
                 lo = mid + 1
         return lo
+
+
+def _kth_of_two(a: list[int], b: list[int], k: int) -> int:
+    """The ``k``-th smallest (0-based) of two disjoint sorted lists, in O(log len(b)) steps."""
+    take = k + 1
+    lo, hi = max(0, take - len(a)), min(take, len(b))
+    while lo < hi:  # the fewest taken from b such that a's part ends below b's next
+        i = (lo + hi) // 2
+        j = take - i
+        if j > 0 and a[j - 1] > b[i]:
+            lo = i + 1
+        else:
+            hi = i
+    j = take - lo
+    return max(a[j - 1] if j > 0 else -1, b[lo - 1] if lo > 0 else -1)
 
 
 def _bits(mask: int) -> Iterator[int]:

@@ -117,7 +117,7 @@ RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
     ("wall_seconds", "wall-clock time of the simulation (s)", ""),
 )
-HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed"})
+HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial"})
 
 
 def summary_table(summary: Mapping[str, Any]) -> TableBlock:
@@ -142,20 +142,23 @@ def summary_table(summary: Mapping[str, Any]) -> TableBlock:
 def run_report(folder: Path) -> Report:
     """The report of a ``neuron-sim run`` results folder."""
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    tasks = _read(folder / "tasks.parquet")
+    tasks = _read(folder / "tasks.parquet", columns=TASK_COLUMNS)
     timeline = _read(folder / "timeline.parquet")
     span = summary.get("sim_seconds")
     title = f"neuron-sim report: {summary.get('scenario', folder.name)}"
     subtitle = (f"seed {summary.get('seed', '-')}, device mode {summary.get('device_mode', '-')}, "
                 f"{fmt(span, 's') if span is not None else '-'} simulated")
     overview = Section("Summary", tables=[summary_table(summary)])
+    if summary.get("partial"):
+        overview.paragraphs.append(f"The run was interrupted after {fmt(span, 's')} of simulated time: every "
+                                   "figure below covers only that part.")
     overview.paragraphs.append(
         "Utilization is time-weighted over the whole run: the share of registered capacity held or reserved "
         "by running tasks. Waits are from submit to start, for the tasks that started.")
     usage = Section("Utilization")
     _chart(usage, "utilization", "Utilization over time by instance type",
-           "Chips held, CPU units and memory reserved by running tasks, as a share of what each instance type "
-           "registered, at every sample.", lambda: fg.utilization_figure(timeline, span))
+           "Chips held, CPU units and memory reserved by running tasks, as a share of what each instance "
+           "type registered, at every sample.", lambda: fg.utilization_figure(timeline, span))
     waiting = Section("Queue and waits")
     _chart(waiting, "queue", "Queue length over time",
            "Tasks waiting for a place (PROVISIONING) and tasks running, cluster-wide, at every sample.",
@@ -163,7 +166,7 @@ def run_report(folder: Path) -> Report:
     _chart(waiting, "wait_cdf", "Wait-time distribution",
            "Cumulative share of started tasks by how long they waited; dashed lines mark p50, p95 and p99.",
            lambda: fg.wait_cdf_figure(tasks))
-    if tasks is None or tasks["wait_s"].notna().sum() == 0:
+    if tasks is None or "wait_s" not in tasks.columns or tasks["wait_s"].notna().sum() == 0:
         waiting.paragraphs.append("No task started, so there is no wait-time distribution.")
     failures = Section("Failures")
     _chart(failures, "failures", "Failures by reason",
@@ -180,8 +183,18 @@ def run_report(folder: Path) -> Report:
     return Report(title, subtitle, [overview, usage, waiting, failures, cost])
 
 
-def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path.is_file() else None
+TASK_COLUMNS = ("workload", "wait_s", "start", "final_state")  # all the figures need of a long task table
+
+
+def _read(path: Path, columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    if columns is not None:
+        import pyarrow.parquet as pq
+
+        present = set(pq.read_schema(path).names)
+        return pd.read_parquet(path, columns=[c for c in columns if c in present])
+    return pd.read_parquet(path)
 
 
 # --- a sweep ----------------------------------------------------------------------------------------
@@ -207,7 +220,8 @@ def sweep_report(folder: Path) -> Report:
     runs, summary = sweep.runs, sweep.summary
     failed = sweep.failed
     title = f"neuron-sim sweep report: {sweep.scenario}"
-    grid = " x ".join(f"{p.path} in {{{', '.join(map(str, p.values))}}}" for p in sweep.parameters) or "no parameter"
+    grid = " x ".join(f"{p.path} in {{{', '.join(map(str, p.values))}}}" for p in sweep.parameters)
+    grid = grid or "no parameter"
     subtitle = (f"{len(runs)} runs: {grid}, {sweep.replications} replication(s) each, "
                 f"executor {sweep.executor}")
     overview = Section("Grid points")
@@ -221,11 +235,11 @@ def sweep_report(folder: Path) -> Report:
     metrics = [m for m, _ in POINT_METRICS if m in set(summary["metric"])]
     wide = wide_summary(summary, paths, metrics)
     rows = []
-    for _, row in wide.iterrows():
+    for row in wide.to_dict("records"):
         cells = [str(row[p]) for p in paths] + [f"{int(row['runs'] - row['failed'])}/{int(row['runs'])}"]
         for metric, unit in POINT_METRICS:
             if metric in metrics:
-                cells.append(_ci(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], unit))
+                cells.append(_ci(*(row[f"{metric}_{stat}"] for stat in ("mean", "ci_low", "ci_high")), unit))
         rows.append(tuple(cells))
     columns = (*paths, "runs ok", *(fg.metric_label(m) for m in metrics))
     overview.tables.append(TableBlock(columns, tuple(rows)))
@@ -252,7 +266,7 @@ def sweep_report(folder: Path) -> Report:
     if len(failed):
         table = TableBlock(("run", *paths, "replication", "error"), tuple(
             (str(r["run"]), *(str(r[p]) for p in paths), str(r["replication"]), _clip(str(r["error"]), 300))
-            for _, r in failed.head(50).iterrows()))
+            for r in failed.head(50).to_dict("records")))
         more = [f"... and {len(failed) - 50} more."] if len(failed) > 50 else []
         sections.append(Section("Failed runs", paragraphs=more, tables=[table]))
     return Report(title, subtitle, sections)

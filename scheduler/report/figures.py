@@ -91,8 +91,8 @@ def _colors(names: Sequence[str]) -> dict[str, Any]:
 
 def _per_type(timeline: pd.DataFrame) -> pd.DataFrame:
     rows = timeline[timeline["instance_type"] != CLUSTER_ROW]
-    numeric = [c for c in ("chips_total", "chips_held", "cpu_total", "cpu_used", "memory_total", "memory_used")
-               if c in rows.columns]
+    levels = ("chips_total", "chips_held", "cpu_total", "cpu_used", "memory_total", "memory_used")
+    numeric = [c for c in levels if c in rows.columns]
     return rows.groupby(["time", "instance_type"], sort=True)[numeric].sum().reset_index()
 
 
@@ -147,15 +147,27 @@ def queue_figure(timeline: pd.DataFrame, sim_seconds: float | None = None) -> Fi
     t = rows["time"].to_numpy(dtype=float) / scale
     figure = Figure(figsize=(WIDTH, 6.0), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
-    top.step(t, rows["provisioning"], where="post", color="tab:red", label="waiting for a place (PROVISIONING)")
+    top.step(t, rows["provisioning"], where="post", color="tab:red",
+             label="waiting for a place (PROVISIONING)")
     if "pending" in rows.columns and rows["pending"].max() > 0:
-        top.step(t, rows["pending"], where="post", color="tab:orange", label="placed, not yet running (PENDING)")
+        top.step(t, rows["pending"], where="post", color="tab:orange",
+                 label="placed, not yet running (PENDING)")
     top.set_ylabel("tasks waiting (count)")
     top.set_title("Queue length")
     top.legend(loc="upper left")
-    bottom.step(t, rows["running"], where="post", color="tab:blue", label="RUNNING")
+    bottom.step(t, rows["running"], where="post", color="tab:blue", label="tasks RUNNING")
     bottom.set_ylabel("tasks running (count)")
     bottom.set_title("Tasks running")
+    if "instances" in rows.columns and rows["instances"].nunique() > 1:  # capacity providers scale
+        fleet = bottom.twinx()
+        fleet.step(t, rows["instances"], where="post", color="tab:gray", linestyle="--",
+                   label="container instances")
+        fleet.set_ylabel("container instances (count)")
+        fleet.set_ylim(bottom=0)
+        fleet.yaxis.set_major_locator(MaxNLocator(integer=True))
+        lines = bottom.get_lines() + fleet.get_lines()
+        bottom.legend(lines, [line.get_label() for line in lines], loc="upper left")
+        bottom.set_title("Tasks running and container instances")
     bottom.set_xlabel(f"simulated time ({unit})")
     for ax in (top, bottom):
         ax.set_ylim(bottom=0)
@@ -182,8 +194,8 @@ def wait_cdf_figure(tasks: pd.DataFrame) -> Figure | None:
         for name in workloads:
             mine = np.sort(started.loc[started["workload"] == name, "wait_s"].to_numpy(dtype=float))
             none = ", none waited" if mine.max() == 0 else ""
-            _ecdf(ax, mine / scale, color=colors[name], label=f"{name} ({len(mine)} tasks{none})", linewidth=1.2,
-                  alpha=0.8)
+            _ecdf(ax, mine / scale, color=colors[name], label=f"{name} ({len(mine)} tasks{none})",
+                  linewidth=1.2, alpha=0.8)
     _ecdf(ax, np.sort(waits) / scale, color="black", label=f"all tasks ({len(waits)})", linewidth=2.2)
     for q, style in ((50, ":"), (95, "--"), (99, "-.")):
         value = float(np.percentile(waits, q))
@@ -331,7 +343,8 @@ def sweep_metric_figure(summary: pd.DataFrame, runs: pd.DataFrame, parameter: st
             ok = runs[runs["status"] == OK]
             points = []
             for x in x_values:
-                mean, _std, low, high = confidence_interval(ok.loc[ok[parameter] == x, metric].to_numpy(float))
+                values = ok.loc[ok[parameter] == x, metric].to_numpy(float)
+                mean, _std, low, high = confidence_interval(values)
                 points.append((x, mean, low, high))
             series = [("averaged over the other parameters", points)]
         else:
@@ -340,8 +353,9 @@ def sweep_metric_figure(summary: pd.DataFrame, runs: pd.DataFrame, parameter: st
                 mine = table
                 for path, value in zip(others, combo, strict=True):
                     mine = mine[mine[path] == value]
-                series.append((_combo_label(others, combo),
-                               [(r[parameter], r["mean"], r["ci_low"], r["ci_high"]) for _, r in mine.iterrows()]))
+                points = [(r[parameter], r["mean"], r["ci_low"], r["ci_high"])
+                          for r in mine.to_dict("records")]
+                series.append((_combo_label(others, combo), points))
         for label, points in series:
             points = sorted(points, key=lambda p: position.get(p[0], 0))
             xs = np.array([p[0] if numeric else position[p[0]] for p in points], dtype=float)
@@ -355,10 +369,11 @@ def sweep_metric_figure(summary: pd.DataFrame, runs: pd.DataFrame, parameter: st
             else:
                 err = np.vstack([mean - low, high - mean])
                 err = np.where(np.isfinite(err), err, 0)
-                ax.errorbar(xs, mean, yerr=err, marker="o", color=color, label=label, capsize=3, linewidth=1.5,
-                            markersize=4)
+                ax.errorbar(xs, mean, yerr=err, marker="o", color=color, label=label, capsize=3,
+                            linewidth=1.5, markersize=4)
         if not numeric:
-            ax.set_xticks(range(len(x_values)), [str(v) for v in x_values], rotation=20 if len(x_values) > 4 else 0)
+            ax.set_xticks(range(len(x_values)), [str(v) for v in x_values],
+                          rotation=20 if len(x_values) > 4 else 0)
         elif len(x_values) <= 12:
             ax.set_xticks([float(v) for v in x_values], [str(v) for v in x_values])
         ax.set_title(title, fontsize=10)
@@ -368,8 +383,9 @@ def sweep_metric_figure(summary: pd.DataFrame, runs: pd.DataFrame, parameter: st
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     if len(labels) > 1 or others:
-        figure.legend(handles, labels, loc="outside lower center", ncols=min(4, max(1, len(labels))), fontsize=8)
-    band = "shaded: 95% confidence interval of the mean" if numeric else "bars: 95% confidence interval of the mean"
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(4, max(1, len(labels))),
+                      fontsize=8)
+    band = ("shaded" if numeric else "bars") + ": 95% confidence interval of the mean"
     figure.suptitle(f"Metrics against {parameter} (mean over replications; {band})")
     return figure
 
@@ -422,11 +438,13 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
     for members in spots.values():
         if not (label_all or any(i in front for i in members)):
             continue
-        text = " | ".join(", ".join(f"{_short(p).split('.')[-1]}={wide.loc[i, p]}" for p in parameters) or "as is"
-                          for i in members[:4]) + (f" (+{len(members) - 4})" if len(members) > 4 else "")
+        names = [", ".join(f"{_short(p).split('.')[-1]}={wide.loc[i, p]}" for p in parameters) or "as is"
+                 for i in members[:4]]
+        text = " | ".join(names) + (f" (+{len(members) - 4})" if len(members) > 4 else "")
         i = members[0]
         below = len(ax.texts) % 2  # alternate above and below so neighbours overlap less
-        ax.annotate(text, (x[i], y[i]), textcoords="offset points", xytext=(6, -11 if below else 4), fontsize=7,
+        ax.annotate(text, (x[i], y[i]), textcoords="offset points", xytext=(6, -11 if below else 4),
+                    fontsize=7,
                     color="tab:red" if any(m in front for m in members) else "0.3")
     ax.set_xlim(left=min(0.0, float(np.nanmin(x))) - 0.02 * max(float(np.nanmax(x)), 1.0),
                 right=max(float(np.nanmax(x)) * 1.15, 1.0))

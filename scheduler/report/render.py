@@ -11,8 +11,8 @@ from scheduler.report.document import Report, TableBlock
 FIGURES = "figures"
 
 _STYLE = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1100px;
-       color: #222; line-height: 1.45; padding: 0 1rem; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
+       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1rem; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 .subtitle { color: #555; margin-top: 0; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
@@ -40,8 +40,8 @@ def _html_table(table: TableBlock) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = []
     for row in table.rows:
-        cells = "".join(f'<td class="num">{html.escape(c)}</td>' if _is_number(c) else f"<td>{html.escape(c)}</td>"
-                        for c in row)
+        cells = "".join(f'<td class="num">{html.escape(c)}</td>' if _is_number(c)
+                        else f"<td>{html.escape(c)}</td>" for c in row)
         body.append(f"<tr>{cells}</tr>")
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -55,9 +55,10 @@ def to_html(report: Report) -> str:
     """One HTML page; figures are ``data:image/png;base64`` images, so the file stands alone."""
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>{html.escape(report.title)}</title>", f"<style>{_STYLE}</style>", "</head>", "<body>",
-             f"<h1>{html.escape(report.title)}</h1>", f'<p class="subtitle">{html.escape(report.subtitle)}</p>',
-             "<nav>" + "".join(f'<a href="#{_anchor(s.title)}">{html.escape(s.title)}</a>' for s in report.sections)
-             + "</nav>"]
+             f"<h1>{html.escape(report.title)}</h1>",
+             f'<p class="subtitle">{html.escape(report.subtitle)}</p>',
+             "<nav>" + "".join(f'<a href="#{_anchor(s.title)}">{html.escape(s.title)}</a>'
+                               for s in report.sections) + "</nav>"]
     for section in report.sections:
         parts.append(f'<h2 id="{_anchor(section.title)}">{html.escape(section.title)}</h2>')
         parts.extend(f"<p>{html.escape(text)}</p>" for text in section.paragraphs)
@@ -94,5 +95,6 @@ def to_markdown(report: Report) -> str:
         for table in section.tables:
             parts += [_md_table(table), ""]
         for chart in section.charts:
-            parts += [f"![{chart.title}]({FIGURES}/{chart.name}.png)", "", f"*{chart.title}.* {chart.caption}", ""]
+            parts += [f"![{chart.title}]({FIGURES}/{chart.name}.png)", "",
+                      f"*{chart.title}.* {chart.caption}", ""]
     return "\n".join(parts).rstrip() + "\n"
