@@ -318,3 +318,13 @@ def test_every_field_is_a_column_and_has_a_parser() -> None:
     from scheduler.catalog.catalog import _PARSERS
 
     assert set(_PARSERS) == set(FIELDS) == {f.name for f in dataclasses.fields(InstanceType)}
+
+
+def test_catalog_pickles_for_worker_processes() -> None:
+    import pickle
+
+    from scheduler.catalog import default_catalog
+
+    catalog = default_catalog()
+    copy = pickle.loads(pickle.dumps(catalog))
+    assert list(copy) == list(catalog) and copy.get("trn1.32xlarge") == catalog.get("trn1.32xlarge")

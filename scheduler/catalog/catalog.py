@@ -106,6 +106,10 @@ class Catalog(Mapping[str, InstanceType]):
             table[itype.name] = itype
         self._types: Mapping[str, InstanceType] = MappingProxyType(table)
 
+    def __reduce__(self) -> tuple:
+        # a mappingproxy does not pickle; the types do (sweeps ship catalogs to worker processes)
+        return (Catalog, (tuple(self._types.values()),))
+
     def get(self, name: str, default: Any = _RAISE) -> InstanceType:  # type: ignore[override]
         """The type called ``name``; unknown names raise ``CatalogError`` unless a default is given."""
         itype = self._types.get(name) or self._types.get(name.strip().lower())
