@@ -68,6 +68,12 @@ class Request:
     splitter: StrategySplitter | None = None      # a capacity provider strategy: pick a variant per task
     variants: dict[str, Request] = field(default_factory=dict)
 
+    @property
+    def shown_launch_type(self) -> str:
+        if self.launch_type:
+            return self.launch_type
+        return "MANAGED_INSTANCES" if self.spec.compatibilities == {"MANAGED_INSTANCES"} else "EC2"
+
 
 @dataclass(slots=True)
 class SimTask(TaskRecord):
@@ -112,6 +118,26 @@ class Results:
 
 class _Interrupted(Exception):
     """Raised between two events when the user pressed Ctrl-C."""
+
+
+class _Call(simpy.events.Event):
+    """A scheduled function call: one event on simpy's heap, cheaper than a Timeout plus a closure."""
+
+    __slots__ = ("args", "fn", "sim")
+
+    def __init__(self, sim: Simulation, delay: float, fn: Callable[..., None], args: tuple) -> None:
+        self.env = sim.env
+        self.callbacks = [_dispatch]
+        self._value = None
+        self._ok = True
+        self.sim, self.fn, self.args = sim, fn, args
+        sim.env.schedule(self, simpy.events.NORMAL, delay)
+
+
+def _dispatch(event: _Call) -> None:
+    if event.sim.interrupted:  # stop between two events, never inside one
+        raise _Interrupted
+    event.fn(*event.args)
 
 
 class Simulation:
@@ -173,18 +199,11 @@ class Simulation:
     # ------------------------------------------------------------------ scheduling helpers
     def at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(*args)`` at simulated time ``t`` (a callback on the event heap, no generator)."""
-        delay = max(0.0, t - self.env.now)
-        event = self.env.timeout(delay)
-        event.callbacks.append(lambda _e: self._call(fn, args))
-
-    def _call(self, fn: Callable[..., None], args: tuple) -> None:
-        if self.interrupted:  # stop between two events, never inside one
-            raise _Interrupted
-        fn(*args)
+        _Call(self, max(0.0, t - self.env._now), fn, args)
 
     @property
     def now(self) -> float:
-        return float(self.env.now)
+        return self.env._now
 
     # ------------------------------------------------------------------ building
     def _build_fleets(self) -> None:
@@ -333,10 +352,8 @@ class Simulation:
         task_id = f"{self._next_id:032x}"
         spec = request.spec
         task = SimTask(task_id=task_id, spec=spec, group=request.group, last_status=PROVISIONING,
-                       launch_type=request.launch_type or ("MANAGED_INSTANCES"
-                                                           if spec.compatibilities == {"MANAGED_INSTANCES"}
-                                                           else "EC2"),
-                       created_at=self.now, workload=request.workload, request=request,
+                       launch_type=request.shown_launch_type, created_at=self.env._now,
+                       workload=request.workload, request=request,
                        run_for=request.duration() if run_for is None else run_for,
                        started_by=f"ecs-svc/{request.service.name}" if request.service else None,
                        capacity_provider=request.provider)
@@ -484,16 +501,14 @@ class Simulation:
     def _row(self, task: SimTask, placed: bool) -> None:
         inst = self.state.instances[task.instance] if task.instance is not None else None
         start = task.started_at
+        stopped = task.last_status == STOPPED
         self.recorder.task_row(
-            task_id=task.task_id, family=task.spec.family, workload=task.workload, group=task.group,
-            launch_type=task.launch_type, capacity_provider=task.capacity_provider, submit=task.created_at,
-            start=start, end=task.stopped_at, final_state=task.last_status, stop_code=task.stop_code,
-            stop_reason=task.stopped_reason if task.last_status == STOPPED else task.waiting_reason,
-            instance_id=inst.ec2_instance_id if inst else None,
-            instance_type=inst.instance_type.name if inst else None,
-            availability_zone=inst.availability_zone if inst else None,
-            chips=",".join(map(str, task.chips)), wait_s=None if start is None else start - task.created_at,
-            placed=placed)
+            task.task_id, task.spec.family, task.workload, task.group, task.launch_type, task.capacity_provider,
+            task.created_at, start, task.stopped_at, task.last_status, task.stop_code,
+            task.stopped_reason if stopped else task.waiting_reason,
+            inst.ec2_instance_id if inst else None, inst.instance_type.name if inst else None,
+            inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
+            None if start is None else start - task.created_at, placed)
 
     # ------------------------------------------------------------------ waiting and retries
     def _kick(self) -> None:

@@ -94,9 +94,13 @@ class Recorder:
 
     sink: TaskTableWriter | None = None
 
-    def task_row(self, **values: object) -> None:
-        for column in TASK_COLUMNS:
-            self.rows[column].append(values.get(column))
+    def __post_init__(self) -> None:
+        self._appenders = [self.rows[c].append for c in TASK_COLUMNS]
+
+    def task_row(self, *values: object) -> None:
+        """One row, values in TASK_COLUMNS order."""
+        for append, value in zip(self._appenders, values, strict=True):
+            append(value)
         if self.sink is not None and len(self.rows["task_id"]) >= CHUNK_ROWS:
             self.flush()
 
@@ -105,6 +109,7 @@ class Recorder:
         if self.sink is not None and self.rows["task_id"]:
             self.sink.write(self.rows)
             self.rows = {c: [] for c in TASK_COLUMNS}
+            self._appenders = [self.rows[c].append for c in TASK_COLUMNS]
 
     def sample(self, rows: list[dict]) -> None:
         for row in rows:

@@ -16,6 +16,13 @@ import numpy as np
 from scheduler.units import parse_duration, parse_rate
 
 DurationSampler = Callable[[], float]
+BATCH = 1024  # draws taken from the generator at a time: one numpy call per batch, not per task
+
+
+def _batched(draw: Callable[[int], np.ndarray]) -> Iterator[float]:
+    """An endless stream of floats, drawn ``BATCH`` at a time."""
+    while True:
+        yield from draw(BATCH).tolist()
 
 
 def _seconds(value: Any) -> float:
@@ -45,9 +52,10 @@ def arrival_times(arrivals: Any, rng: np.random.Generator, *, start: float, stop
         return
     if kind == "poisson":
         rate = _rate(arrivals.rate)
+        gaps = _batched(lambda n: rng.exponential(1.0 / rate, n))
         t = start
         while True:
-            t += float(rng.exponential(1.0 / rate))
+            t += next(gaps)
             if t >= stop:
                 return
             yield t
@@ -56,12 +64,14 @@ def arrival_times(arrivals: Any, rng: np.random.Generator, *, start: float, stop
         period = _seconds(getattr(arrivals, "period", "1d"))
         peak_at = _seconds(getattr(arrivals, "peak_at", "14h"))
         # Non-homogeneous Poisson by thinning (Lewis & Shedler) against the peak rate.
+        gaps = _batched(lambda n: rng.exponential(1.0 / peak, n))
+        coins = _batched(lambda n: rng.random(n))
         t = start
         while True:
-            t += float(rng.exponential(1.0 / peak))
+            t += next(gaps)
             if t >= stop:
                 return
-            if rng.random() * peak <= diurnal_rate(t, peak, trough, peak_at, period):
+            if next(coins) * peak <= diurnal_rate(t, peak, trough, peak_at, period):
                 yield t
     raise ValueError(f"unknown arrival type {kind!r}")
 
@@ -85,15 +95,15 @@ def duration_sampler(model: Any, rng: np.random.Generator) -> DurationSampler:
         return lambda: value
     if kind == "exponential":
         mean = _seconds(model.mean)
-        return lambda: float(rng.exponential(mean))
+        return _batched(lambda n: rng.exponential(mean, n)).__next__
     if kind == "lognormal":
         mu, sigma = math.log(_seconds(model.median)), float(model.sigma)
-        return lambda: float(rng.lognormal(mu, sigma))
+        return _batched(lambda n: rng.lognormal(mu, sigma, n)).__next__
     if kind == "empirical":
         values = np.array([_seconds(v) for v in model.values], dtype=float)
         weights = None
         if getattr(model, "weights", None):
             w = np.asarray(model.weights, dtype=float)
             weights = w / w.sum()
-        return lambda: float(rng.choice(values, p=weights))
+        return _batched(lambda n: rng.choice(values, size=n, p=weights)).__next__
     raise ValueError(f"unknown duration type {kind!r}")
