@@ -1,4 +1,4 @@
-"""The ``neuron-sim`` command line: catalog, validate, run, schema, sweep, report (and, as it lands, bench).
+"""The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, schema.
 
 Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2.
 """
@@ -18,7 +18,7 @@ from rich.table import Table
 
 from scheduler.catalog import catalog_rows, default_catalog, load_catalog
 from scheduler.catalog.catalog import Catalog
-from scheduler.errors import NeuronSimError
+from scheduler.errors import NeuronSimError, one_line
 
 if TYPE_CHECKING:
     from scheduler.sweep import Sweep
@@ -27,6 +27,7 @@ EXIT_OK = 0
 EXIT_RUNS_FAILED = 1  # a sweep finished, but some of its runs failed
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+MAX_SEED = 2**63 - 1  # as a scenario's seed
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
@@ -95,14 +96,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _print_validation(report: dict) -> None:
     out = _console()
     err = _console(stderr=True)
+    # One line per issue, never wrapped (soft_wrap), so that grep and CI logs see whole lines.
     for issue in report["errors"]:
-        err.print(f"{report['file']}: {issue['path']}: {issue['message']} [{issue['rule']}]", markup=False,
-                  highlight=False)
+        err.print(one_line(f"{report['file']}: {issue['path']}: {issue['message']} [{issue['rule']}]"),
+                  markup=False, highlight=False, soft_wrap=True)
     for issue in report["warnings"]:
-        err.print(f"{report['file']}: warning: {issue['path']}: {issue['message']} [{issue['rule']}]",
-                  markup=False, highlight=False)
+        err.print(one_line(f"{report['file']}: warning: {issue['path']}: {issue['message']} [{issue['rule']}]"),
+                  markup=False, highlight=False, soft_wrap=True)
     if not report["valid"]:
-        err.print(f"{report['file']}: INVALID ({len(report['errors'])} error(s))", markup=False)
+        err.print(one_line(f"{report['file']}: INVALID ({len(report['errors'])} error(s))"), markup=False,
+                  highlight=False, soft_wrap=True)
         return
     out.print(f"{report['file']}: valid task definition '{report['family']}'", markup=False)
     paths = ", ".join(report["device_paths"]) or "-"
@@ -124,12 +127,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scheduler.units import parse_duration
 
     loaded = load_scenario(args.scenario)
+    _check_seed(args.seed)
     until = None
     if args.until is not None:
         try:
             until = parse_duration(args.until)
         except ValueError as exc:
             raise NeuronSimError(str(exc), path="--until") from None
+        _check_until(until, args.until)
     out = prepare_folder(args.out or Path("results") / loaded.model.name, force=args.force)
     sink = out / ".tasks.parquet.partial"  # the per-task table streams here, renamed when complete
     console = Console(stderr=True)
@@ -156,9 +161,22 @@ def _write_report(folder: Path) -> None:
         _console().print(f"report: {html}", markup=False, highlight=False)
 
 
+def _check_seed(seed: int | None) -> None:
+    """--seed takes what a scenario's seed takes: 0 .. 2**63 - 1 (numpy refuses negative seeds)."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise NeuronSimError(f"a seed is an integer from 0 to 2**63 - 1, got {seed}", path="--seed")
+
+
+def _check_until(seconds: float, text: str) -> None:
+    """A run of 0 s is no run (and the engine refuses it): --until must be positive."""
+    if seconds <= 0:
+        raise NeuronSimError(f"must be longer than 0, such as 30m or 2d; got {text!r}", path="--until")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler.sweep import RunProgress, parse_set, run_sweep, write_sweep
 
+    _check_seed(args.seed)
     until = None
     if args.until is not None:
         from scheduler.units import parse_duration
@@ -167,6 +185,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             until = parse_duration(args.until)
         except ValueError as exc:
             raise NeuronSimError(str(exc), path="--until") from None
+        _check_until(until, args.until)
     parameters = [parse_set(text) for text in args.set or []]
     name = args.scenario.stem
     with RunProgress(Console(stderr=True), name) as tick:
@@ -337,15 +356,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="a folder written by `neuron-sim run` or `neuron-sim sweep`")
     p.set_defaults(func=cmd_report)
 
+    sub.add_parser("bench", help="run the benchmark suite: --quick, --out DIR, --only PART (see bench --help)")
+
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.set_defaults(func=cmd_schema)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bench = argv[:1] == ["bench"]  # the suite parses its own options (argparse REMAINDER drops a leading --flag)
+    args = None if bench else build_parser().parse_args(argv)
     try:
+        if args is None:
+            from benchmarks.__main__ import main as bench_main
+
+            return int(bench_main(argv[1:]))
         return int(args.func(args))
     except NeuronSimError as exc:
         print(f"neuron-sim: {exc}", file=sys.stderr)

@@ -110,3 +110,16 @@ def test_unknown_catalog_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "scheduler", "catalog", "--catalog", str(extra)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "vcpus" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_is_wired_to_the_benchmark_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "--quick" in capsys.readouterr().out
+
+
+def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "workloads" in schema["properties"] and "$defs" in schema
