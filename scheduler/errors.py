@@ -32,7 +32,15 @@ class NeuronSimError(Exception):
 
     def __str__(self) -> str:
         where = ": ".join(part for part in (self.file, self.path) if part)
-        return f"{where}: {self.message}" if where else self.message
+        return one_line(f"{where}: {self.message}" if where else self.message)
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters, line breaks and other unprintable characters escaped as repr
+    writes them, so that a value quoted in a message cannot break the one-line report or the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class CatalogError(NeuronSimError):
