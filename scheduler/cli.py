@@ -294,6 +294,8 @@ def _print_summary(summary: dict, out: Path) -> None:
             table.add_row(key, fmt(summary[key]))
     for reason, n in summary.get("tasks_failed", {}).items():
         table.add_row(f"failed: {reason}", str(n))
+    for reason, n in summary.get("tasks_waiting_by_reason", {}).items():
+        table.add_row(f"waiting: {reason}", str(n))
     console = _console()
     console.print(table)
     console.print(f"results in {out}/", markup=False, highlight=False)

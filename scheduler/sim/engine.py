@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -890,6 +890,8 @@ class Simulation:
             "tasks_completed": completed,
             "tasks_running_at_end": self.counts[RUNNING],
             "tasks_waiting_at_end": self.counts[PROVISIONING],
+            "tasks_waiting_by_reason": dict(sorted(Counter(
+                t.waiting_reason or "waiting" for t in self.tasks.values() if t.last_status == PROVISIONING).items())),
             "tasks_stopped": self.counts[STOPPED],
             **wait_percentiles(waits),
             "chip_utilization": round(ratio(acc.chips_held, acc.chips_total), 6),
