@@ -204,7 +204,10 @@ _SPREAD_FIELD = re.compile(r"instanceId|host|attribute:[A-Za-z0-9_./\\-]{1,128}"
 
 
 class PlacementStrategyItem(_Model):
-    """One ECS ``PlacementStrategy`` rule: ``binpack`` (cpu|memory), ``spread`` (a field), ``random``."""
+    """One ECS ``PlacementStrategy`` rule: ``binpack`` (cpu|memory), ``spread`` (a field), ``random``.
+
+    ``binpack`` on ``neuronDevices`` (fewest free chips) or ``gpu`` is a simulator extension beyond ECS;
+    a run that uses one lists it under ``extensions`` in summary.json."""
 
     type: Literal["random", "spread", "binpack"]
     field: str | None = None
@@ -213,8 +216,9 @@ class PlacementStrategyItem(_Model):
     @classmethod
     def _field_fits_type(cls, value: str | None, info: ValidationInfo) -> str | None:
         kind = info.data.get("type")
-        if kind == "binpack" and value not in ("cpu", "memory"):
-            raise ValueError(f"binpack needs field cpu or memory, got {_show(value)}")
+        if kind == "binpack" and value not in ("cpu", "memory", "neuronDevices", "gpu"):
+            raise ValueError("binpack needs field cpu or memory (or, beyond ECS, neuronDevices or gpu), got "
+                             f"{_show(value)}")
         if kind == "spread" and (value is None or not _SPREAD_FIELD.fullmatch(value)):
             raise ValueError("spread needs field instanceId, host or attribute:<name> (such as "
                              f"{AZ_ATTRIBUTE}), got {_show(value)}")
@@ -970,8 +974,32 @@ def _check_yaml_structure(text: str, label: str) -> None:
         else:
             if isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
                 sizes[event.anchor] = 1
+            if isinstance(event, yaml.ScalarEvent) and (problem := _scalar_problem(event)) is not None:
+                raise refuse(event, problem)
             if parent is not None:
                 parent.children += 1
+
+
+_YAML_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")
+_INT_TAG = "tag:yaml.org,2002:int"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+MAX_DIGITS = 1000  # no scenario value comes close; int() refuses more than 4,300 digits
+
+
+def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
+    """What the YAML constructor would fail on without saying where: huge numbers, impossible dates."""
+    plain = bool(event.implicit[0]) and event.tag in (None, "!")
+    value = event.value
+    if (plain or event.tag == _INT_TAG) and _YAML_DECIMAL.fullmatch(value):
+        digits = len(value.replace("_", "").lstrip("+-"))
+        if digits > MAX_DIGITS:
+            return f"not valid YAML: a number with {digits:,} digits is far beyond anything a scenario takes"
+    if (plain or event.tag == _TIMESTAMP_TAG) and yaml.constructor.SafeConstructor.timestamp_regexp.match(value):
+        try:
+            yaml.constructor.SafeConstructor().construct_yaml_timestamp(yaml.ScalarNode(_TIMESTAMP_TAG, value))
+        except ValueError as exc:
+            return f"not valid YAML: {_show(value)} is not a valid date: {exc}"
+    return None
 
 
 def _from_yaml_error(exc: yaml.YAMLError, label: str) -> ScenarioError:
@@ -1061,7 +1089,7 @@ def _assign(target: Any, part: str, value: object, parts: list[str], key: str, f
 
 def _list_index(items: list[Any], part: str, so_far: list[str], key: str, file: str) -> int:
     where = _dotted(so_far[:-1])
-    if not part.isdigit():
+    if not (part.isascii() and part.isdigit()):
         raise ScenarioError(f"cannot set {key}: {where} is a list, so the next part must be an index, "
                             f"not {part!r}", file=file, path=key)
     index = int(part)

@@ -188,3 +188,20 @@ def test_provisioning_quota_rejects_tasks_past_500() -> None:
     _sim, res = run("asg-inf2-diurnal.yaml", **overrides)
     quota = [k for k in res.summary["tasks_failed"] if "PROVISIONING" in k]
     assert quota and res.summary["tasks_failed"][quota[0]] == 600 - 500
+
+
+def test_managed_instances_are_drained_after_14_days_and_service_tasks_move() -> None:
+    overrides = {"duration": "15d", "sample_interval": "1h",
+                 "workloads": [{"name": "chip-inference", "kind": "service", "task_definition": "inf2-manual",
+                                "desired_count": 2}]}
+    sim, res = run("mi-neuron-mix.yaml", **overrides)
+    events = res.extra_tables["scaling_events"]
+    drained = events[events["reason"] == "drained after 14 days"]
+    assert drained["count"].sum() == 2
+    assert (drained["time"] >= 14 * 86400).all()
+    svc = res.tasks[res.tasks["workload"] == "chip-inference"]
+    assert len(svc) == 4 and (svc["final_state"] == "RUNNING").sum() == 2
+    moved = svc[svc["stop_code"] == "ServiceSchedulerInitiated"]
+    assert len(moved) == 2 and moved["stop_reason"].str.contains("draining").all()
+    for inst, t1 in zip(sim.state.instances, sim.instance_end, strict=True):
+        assert (t1 is not None) or inst.registered_at >= 14 * 86400 - 600

@@ -287,3 +287,34 @@ def test_status_changes_and_new_rows_keep_decisions_right() -> None:
         if isinstance(out, Placement):
             assert state.instances[out.instance].status == "ACTIVE"
             live.append(out.task_id)
+
+
+def topo(k: int) -> TaskSpec:
+    return TaskSpec(family=f"topo{k}", cpu=1024, memory=1024, neuron_mode=NeuronMode.TOPOLOGY, chip_count=k,
+                    compatibilities=frozenset({"EC2", MI}), containers=(ContainerSpec("c"),))
+
+
+def test_topology_aware_four_chip_blocks_on_trn1() -> None:
+    state, placer = cluster(("trn1.32xlarge", "EC2"))
+    blocks = []
+    for k in range(4):
+        out = placer.place(topo(4), task_id=f"b{k}")
+        assert isinstance(out, Placement)
+        blocks.append(out.chips)
+    assert sorted(blocks) == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11), (12, 13, 14, 15)]  # the torus rows
+    fifth = placer.place(topo(4))
+    assert isinstance(fifth, Failure) and fifth.reason == "RESOURCE:NEURON_DEVICES"
+    assert "contiguous" in fifth.detail
+    placer.release("b1")
+    seven = placer.place(topo(7))
+    assert isinstance(seven, Failure) and "does not support requests for 7 devices" in seven.detail
+
+
+def test_topology_aware_three_neighbours_on_the_inf2_ring() -> None:
+    state, placer = cluster(("inf2.48xlarge", "EC2"))
+    out = placer.place(topo(3))
+    assert isinstance(out, Placement) and len(out.chips) == 3
+    a, b, c = sorted(out.chips)
+    ring = {(a, b), (b, c)} <= {(i, (i + 1) % 12) for i in range(12)} or sorted(out.chips) in ([0, 1, 11],
+                                                                                                [0, 10, 11])
+    assert ring

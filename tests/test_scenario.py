@@ -471,7 +471,7 @@ BAD_FIELDS = [
      "workloads[0].placement_constraints[0].expression", "distinctInstance takes no expression"),
     ("workloads.0.placement_constraints", [{"type": "distinctInstance"}] * 11,
      "workloads[0].placement_constraints", "may have at most 10 entries, got 11"),
-    ("workloads.0.placement_strategy", [{"type": "binpack", "field": "gpu"}],
+    ("workloads.0.placement_strategy", [{"type": "binpack", "field": "disk"}],
      "workloads[0].placement_strategy[0].field", "binpack needs field cpu or memory"),
     ("workloads.0.placement_strategy", [{"type": "spread"}], "workloads[0].placement_strategy[0].field",
      "spread needs field"),

@@ -225,3 +225,13 @@ def test_topology_aware_gives_static_path_tasks_any_free_chip() -> None:
     assert (tasks["start"] == 0).sum() == 4
     assert sorted(int(c) for c in tasks["chips"]) == [0, 1, 2, 3]
     assert res.summary["device_mode"] == "topology-aware"
+
+
+def test_extensions_beyond_ecs_are_named_in_the_summary() -> None:
+    _, res = simulate("diurnal-inf2.yaml", duration="2h",
+                      **{"workloads.0.placement_strategy": [{"type": "binpack", "field": "neuronDevices"}]})
+    ext = res.summary["extensions"]
+    assert any("binpack on neuronDevices" in e for e in ext)
+    assert any("on_no_capacity wait" in e for e in ext)
+    _, plain = simulate("static-paths-blind.yaml")
+    assert plain.summary["extensions"] == []  # ECS-blind with RunTask defaults is plain ECS

@@ -908,6 +908,7 @@ class Simulation:
             "instances_terminated": int(sum(e["count"] for e in self.recorder.scaling
                                             if e["action"] == "terminate")),
             "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
+            "extensions": self._extensions(),
             "faults": {**self.fault_counts, "task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
@@ -923,6 +924,21 @@ class Simulation:
                           "capacity_reservation": self.recorder.reservation_frame()},
             tasks_path=self.task_sink,
         )
+
+    def _extensions(self) -> list[str]:
+        """What this run used that ECS does not offer, so a reader never mistakes it for ECS behaviour."""
+        used: set[str] = set()
+        if self.mode_name == "topology-aware":
+            used.add("device_mode topology-aware: k contiguous chips chosen on the device graph")
+        if self.mode_name == "device-aware" and self._neuron_specs:
+            used.add("device_mode device-aware: Neuron device paths treated as a schedulable resource")
+        for w in self.model.workloads:
+            for item in getattr(w, "placement_strategy", None) or ():
+                if item.type == "binpack" and item.field in ("neuronDevices", "gpu"):
+                    used.add(f"binpack on {item.field} (workload {w.name})")
+            if getattr(w, "on_no_capacity", "fail") == "wait":
+                used.add(f"on_no_capacity wait: a client-side retry queue (workload {w.name})")
+        return sorted(used)
 
     def conservation_ok(self) -> bool:
         """submitted = provisioning + pending + running + stopped."""
