@@ -22,7 +22,7 @@ PARTS = ("placement", "simulation", "utilization")
 
 FULL = {
     "placement": PlacementConfig(),
-    "simulation": SimulationConfig(),
+    "simulation": SimulationConfig(profile_duration="2h"),  # long enough that end-of-run views are small
     "utilization": UtilizationConfig(),
 }
 QUICK = {
@@ -61,6 +61,7 @@ def run_suite(
         config = configs[part]
         results["config"][part] = asdict(config)
         log(f"{part}:")
+        load_before = machine.load_average()
         t0 = time.perf_counter()
         if part == "placement":
             results["placement"], results["placement_profile"] = placement_bench.run(config, log)
@@ -70,6 +71,10 @@ def run_suite(
         else:
             results["utilization"] = utilization_bench.run(config, log)
         results["wall_s"][part] = round(time.perf_counter() - t0, 1)
+        results.setdefault("load_average", {})[part] = {
+            "before": load_before,
+            "after": machine.load_average(),
+        }
     results["scaling"] = report.scaling(results.get("placement") or [])
     results["targets"] = report.evaluate(results)
     results["notes"] = report.gap_notes(results)
@@ -79,7 +84,11 @@ def run_suite(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="neuron-sim bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="neuron-sim bench",
+        description="Measure placement throughput, simulation speed and chip utilization; write "
+        "results.json, report.md and plots.",
+    )
     parser.add_argument("--quick", action="store_true", help="CI-sized run (under a minute)")
     parser.add_argument(
         "--out", default="benchmarks/results", help="folder for results.json, report.md, PNGs"

@@ -4,7 +4,9 @@ The scenario (benchmarks/simulation.yaml) is about 1,000,000 RunTask tasks over 
 container instances; the per-task table streams to a Parquet file, as ``neuron-sim run`` does for long
 runs. After the simulation, the same process replays the very same arrivals and run times (read back
 from that table) through a bare simpy loop with no placement and no bookkeeping: one callback per
-arrival, one per exit, scheduled the way the engine schedules them. Both rates come from the same run.
+arrival, one per exit, scheduled the way the engine schedules them. Both rates come from the same run,
+per CPU-second of the process (so other load on the machine does not skew them; wall-clock rates are
+kept beside them).
 
 Peak memory is the process's peak resident set size when the simulation ends, so the measurement runs in
 a fresh interpreter (``python -m benchmarks.simulation_bench``) rather than inside a process that has
@@ -51,32 +53,42 @@ AREAS = (
 )
 
 
-def bare_simpy(submit: np.ndarray, run_for: np.ndarray, until: float) -> float:
-    """Wall seconds of a simpy loop with the same arrivals and run times and nothing else."""
+@dataclass(frozen=True)
+class BareRun:
+    """What the bare simpy loop did: seconds of CPU and wall clock, tasks that arrived and that left."""
+
+    cpu_s: float
+    wall_s: float
+    arrived: int
+    left: int
+
+
+def bare_simpy(submit: np.ndarray, run_for: np.ndarray, until: float) -> BareRun:
+    """A simpy loop with the same arrivals and run times as a simulation, and nothing else."""
     order = np.argsort(submit, kind="stable")
     times = submit[order].tolist()
     runs = run_for[order].tolist()
     env = simpy.Environment()
     count = len(times)
-    running = [0]
+    tally = [0, 0]  # arrived, left
 
     def leave(_event: simpy.Event) -> None:
-        running[0] -= 1
+        tally[1] += 1
 
     def arrive(k: int) -> None:
-        running[0] += 1
+        tally[0] += 1
         if math.isfinite(runs[k]):
             env.timeout(runs[k]).callbacks.append(leave)
         if k + 1 < count:
             nxt = env.timeout(max(0.0, times[k + 1] - env.now))
             nxt.callbacks.append(lambda _e, j=k + 1: arrive(j))
 
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     if count:
         first = env.timeout(times[0])
         first.callbacks.append(lambda _e: arrive(0))
     env.run(until=until)
-    return time.perf_counter() - start
+    return BareRun(time.process_time() - cpu, time.perf_counter() - start, tally[0], tally[1])
 
 
 def _overrides(config: SimulationConfig, duration: str) -> dict[str, object]:
@@ -126,9 +138,9 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "tasks.parquet"
         sim = Simulation(loaded, task_sink=table)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         results = sim.run()
-        sim_s = time.perf_counter() - t0
+        sim_cpu, sim_s = time.process_time() - c0, time.perf_counter() - t0
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cols = pq.read_table(table, columns=["submit", "start", "end"]).to_pandas()
     summary = results.summary
@@ -138,7 +150,7 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     run_for[np.isnan(cols["start"].to_numpy(float))] = 0.0  # never placed: arrives, leaves at once
     run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf  # still running at the end
     tasks = int(summary["tasks_submitted"])
-    bare_s = bare_simpy(submit, run_for, until)
+    bare = bare_simpy(submit, run_for, until)
     areas = profile_by_area(config, config.profile_duration) if config.profile_duration else {}
     return {
         "tasks": tasks,
@@ -148,9 +160,13 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
         "duration": config.duration,
         "load_s": load_s,
         "wall_s": sim_s,
-        "sim_tasks_per_s": tasks / sim_s,
-        "bare_simpy_wall_s": bare_s,
-        "bare_simpy_tasks_per_s": len(submit) / bare_s,
+        "cpu_s": sim_cpu,
+        "sim_tasks_per_s": tasks / sim_cpu,
+        "sim_tasks_per_wall_s": tasks / sim_s,
+        "bare_simpy_wall_s": bare.wall_s,
+        "bare_simpy_cpu_s": bare.cpu_s,
+        "bare_simpy_tasks_per_s": bare.arrived / bare.cpu_s,
+        "bare_simpy_tasks_per_wall_s": bare.arrived / bare.wall_s,
         "peak_rss_mib": peak_mib,
         "tasks_failed": summary["tasks_failed"],
         "profile_duration": config.profile_duration,

@@ -223,8 +223,8 @@ def optimum(seq: list[Arrival], scale: int, mode: str) -> float:
         bounds=Bounds(0, 1),
         options={"time_limit": 60},
     )
-    if res.x is None:
-        raise RuntimeError(f"the MILP found no solution: {res.message}")
+    if res.status != 0:  # only a proven optimum is reported as "the optimum"
+        raise RuntimeError(f"the MILP did not prove an optimum: {res.message}")
     return float(weight @ np.round(res.x)) / total
 
 

@@ -131,6 +131,8 @@ def _attribute_value(value: object) -> str:
     if isinstance(value, bool):
         value = str(value).lower()
     elif isinstance(value, int | float):
+        if isinstance(value, int) and abs(value) >= 10**128:  # too long anyway, and str() may refuse it
+            raise ValueError(f"an attribute value is 1-128 characters, got {_show(value)}")
         value = str(value)  # `rack: 3` in YAML is a number; ECS attribute values are strings
     if not isinstance(value, str):
         raise ValueError(f"an attribute value is text, got {_show(value)}")

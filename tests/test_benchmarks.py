@@ -313,10 +313,11 @@ def test_kth_row_is_the_kth_of_the_sorted_union(seed: int) -> None:
 
 
 # ---------------------------------------------------------------- parts of the suite
-def test_bare_simpy_runs_every_arrival() -> None:
-    submit = np.array([0.0, 1.0, 1.0, 5.0])
-    run_for = np.array([2.0, np.inf, 0.0, 1.0])
-    assert bare_simpy(submit, run_for, until=10.0) >= 0
+def test_bare_simpy_runs_every_arrival_and_lets_finite_ones_leave() -> None:
+    submit = np.array([0.0, 1.0, 1.0, 5.0, 12.0])
+    run_for = np.array([2.0, np.inf, 0.0, 1.0, 1.0])
+    run = bare_simpy(submit, run_for, until=10.0)
+    assert (run.arrived, run.left) == (4, 3)  # the last arrives after the end; the infinite one stays
 
 
 def test_milp_optimum_bounds_every_online_strategy() -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from scheduler.catalog import default_catalog
@@ -130,8 +131,8 @@ def test_asg_results_agree_with_and_without_the_class_index() -> None:
         sim.placer.by_class = by_class
         res = sim.run()
         assert not any("RESOURCE:*" in k for k in res.summary["tasks_failed"])
-        out.append(res.tasks.drop(columns=[]).to_dict("list"))
-    assert out[0] == out[1]
+        out.append(res.tasks)
+    pd.testing.assert_frame_equal(out[0], out[1])
 
 
 MANAGED_ONLY = {"workloads": [{"name": "managed-jobs", "kind": "run_task", "task_definition": "managed",

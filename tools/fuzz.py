@@ -2,8 +2,8 @@
 
     python tools/fuzz.py --examples 100000 [--target scenario|taskdef|cql|cli|all] [--seed 0]
 
-``scenario`` runs the scenario-file and scenario-mapping targets, ``taskdef`` the task-definition file and
-document targets; a target's own name (``scenario-mapping``, ...) runs just that one. ``--examples`` is
+``scenario`` runs the scenario-file and scenario-mapping targets, ``taskdef`` the taskdef-file and
+taskdef-document targets; a target's own name (``scenario-file``, ...) runs just that one. ``--examples`` is
 per target. Each example runs under a wall-clock watchdog (a hang is a failure), with a hard backstop that
 dumps every thread's stack and exits if even the watchdog cannot interrupt. The run prints, per target,
 the examples run, how many inputs were accepted and refused, the seconds taken, and any failure with the
@@ -32,14 +32,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import hypothesis  # noqa: E402
+from fuzz_strategies import TARGETS, FuzzFailure, Hang, Target, describe, watchdog  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 
-from fuzz_strategies import TARGETS, FuzzFailure, Hang, Target, describe, watchdog  # noqa: E402
-
 GROUPS = {
-    "scenario": ("scenario", "scenario-mapping"),
-    "taskdef": ("taskdef", "taskdef-document"),
+    "scenario": ("scenario-file", "scenario-mapping"),
+    "taskdef": ("taskdef-file", "taskdef-document"),
     "cql": ("cql",),
     "cli": ("cli",),
     "all": tuple(TARGETS),
@@ -103,7 +102,7 @@ def run_target(target: Target, examples: int, base_seed: int, chunk: int, folder
         try:
             test()
         except Exception as exc:  # the failure hypothesis shrank; body saw its input last
-            run.failure = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-4000:]
+            run.failure = describe_exception(exc)
             run.failing_input = describe(last_failing[0], 20_000) if last_failing else None
         ran = run.examples - before
         done += max(ran, 1) if run.failure is None else ran
@@ -111,6 +110,17 @@ def run_target(target: Target, examples: int, base_seed: int, chunk: int, folder
               file=sys.stderr, flush=True)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def describe_exception(exc: BaseException, limit: int = 3000) -> str:
+    """The exception's type and message, bounded, and where in neuron-sim it was raised."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text):,} characters)"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/scheduler/" in f.filename]
+    if frames:
+        text += f"\n  raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"
+    return text
 
 
 def machine() -> dict[str, str]:
@@ -135,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=100_000, help="examples per target (default 100,000)")
     parser.add_argument("--target", default="all", choices=sorted({*GROUPS, *TARGETS}))
     parser.add_argument("--seed", type=int, default=0, help="base seed; the same seed draws the same inputs")
-    parser.add_argument("--chunk", type=int, default=2_000, help="examples per hypothesis run (default 2,000)")
+    parser.add_argument("--chunk", type=int, default=2_000,
+                        help="examples per hypothesis run (default 2,000)")
     parser.add_argument("--summary", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -147,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="neuron-sim-fuzz-") as scratch:
         current = Path(scratch) / "current-case.txt"
         for name in names:
-            run = run_target(TARGETS[name], args.examples, args.seed, args.chunk, Path(scratch) / name, current)
+            run = run_target(TARGETS[name], args.examples, args.seed, args.chunk, Path(scratch) / name,
+                             current)
             runs.append(run)
             outcomes = ", ".join(f"{n:,} {k}" for k, n in sorted(run.outcomes.items()))
             verdict = "FAILED" if run.failure else "ok"
@@ -160,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total: {total:,} examples in {sum(r.seconds for r in runs):,.1f} s; "
           + (f"FAILED: {', '.join(failed)}" if failed else "no failures"))
     if args.summary:
-        args.summary.write_text(json.dumps({"machine": info, "seed": args.seed, "examples_per_target": args.examples,
+        args.summary.write_text(json.dumps({"machine": info, "seed": args.seed,
+                                            "examples_per_target": args.examples,
                                             "runs": [r.as_dict() for r in runs]}, indent=2) + "\n")
     return 1 if failed else 0
 

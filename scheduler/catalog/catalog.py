@@ -204,7 +204,10 @@ def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
         raise CatalogError(f"cannot read catalog file: {exc}", file=label) from None
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _csv_records(text, label)
+        try:
+            return _csv_records(text, label)
+        except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit
+            raise CatalogError(f"not valid CSV: {exc}", file=label) from None
     if suffix in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text)
@@ -213,11 +216,15 @@ def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
             where = f"line {mark.line + 1}" if mark is not None else None
             raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
                                file=label, path=where) from None
+        except (ValueError, OverflowError, RecursionError) as exc:  # raised while building values
+            raise CatalogError(f"not valid YAML: {_parse_problem(exc)}", file=label) from None
     elif suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CatalogError(f"not valid JSON: {exc.msg}", file=label, path=f"line {exc.lineno}") from None
+        except (ValueError, RecursionError) as exc:
+            raise CatalogError(f"not valid JSON: {_parse_problem(exc)}", file=label) from None
     else:
         kind = suffix or "(none)"
         raise CatalogError(f"unsupported file type {kind!r}; use .csv, .yaml, .yml or .json", file=label)
@@ -229,6 +236,15 @@ def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
             raise CatalogError("must be an object with instance-type fields", file=label, path=f"[{i}]")
         records.append((f"[{i}]", {str(k): v for k, v in item.items()}))
     return records
+
+
+def _parse_problem(exc: BaseException) -> str:
+    """Words for what a YAML or JSON parser raises besides its own errors."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if "digits" in str(exc):  # int() refuses numbers of more than sys.get_int_max_str_digits() digits
+        return "a number has thousands of digits"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # e.g. an impossible date
 
 
 def _csv_records(text: str, label: str) -> list[tuple[str, Record]]:
@@ -323,17 +339,28 @@ def _check_consistency(v: Record, fail: Callable[[str, str], CatalogError]) -> N
 
 # --- field parsers: raw value (CSV text or YAML/JSON scalar) -> typed value, ValueError on bad input --
 
+def _show(value: object) -> str:
+    """repr, shortened; also for values repr cannot print (ints of thousands of digits, deep nesting)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a number too long to show"
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _int(raw: Any, least: int, message: str) -> int:
     if isinstance(raw, bool):
         raise ValueError(message)
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,18}\s*", raw):  # longer: beyond any machine
         value = int(raw)
     else:
-        raise ValueError(f"{message}, got {raw!r}")
+        raise ValueError(f"{message}, got {_show(raw)}")
     if value < least:
-        raise ValueError(f"{message}, got {value}")
+        raise ValueError(f"{message}, got {_show(value)}")
     return value
 
 
@@ -347,13 +374,13 @@ def _count(raw: Any) -> int:
 
 def _number(raw: Any) -> float:
     if isinstance(raw, bool):
-        raise ValueError(f"must be a non-negative number, got {raw!r}")
+        raise ValueError(f"must be a non-negative number, got {_show(raw)}")
     try:
         value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"must be a non-negative number, got {raw!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
+        raise ValueError(f"must be a non-negative number, got {_show(raw)}") from None
     if not value >= 0 or value == float("inf"):
-        raise ValueError(f"must be a non-negative number, got {raw!r}")
+        raise ValueError(f"must be a non-negative number, got {_show(raw)}")
     return value
 
 
@@ -365,7 +392,7 @@ def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _text(raw: Any) -> str:
     if not isinstance(raw, str):
-        raise ValueError(f"must be text, got {raw!r}")
+        raise ValueError(f"must be text, got {_show(raw)}")
     return raw.strip()
 
 
@@ -398,10 +425,10 @@ def _launch_types(raw: Any) -> frozenset[str]:
     elif isinstance(raw, list | tuple | set | frozenset):
         items = [str(part).strip() for part in raw]
     else:
-        raise ValueError(f"must be EC2 and/or MANAGED_INSTANCES separated by '|', got {raw!r}")
+        raise ValueError(f"must be EC2 and/or MANAGED_INSTANCES separated by '|', got {_show(raw)}")
     unknown = [item for item in items if item not in LAUNCH_TYPES]
     if unknown or not items:
-        raise ValueError(f"must be EC2 and/or MANAGED_INSTANCES separated by '|', got {raw!r}")
+        raise ValueError(f"must be EC2 and/or MANAGED_INSTANCES separated by '|', got {_show(raw)}")
     return frozenset(items)
 
 

@@ -19,7 +19,7 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import ParamValidator
 
-from scheduler.errors import Issue
+from scheduler.errors import Issue, one_line
 
 # Rule ids of shape findings; the task-definition rules use the same ids for the same kinds of fault.
 UNKNOWN_KEY = "unknown-key"
@@ -105,7 +105,7 @@ def member_path(path: str, key: object) -> str:
     text = str(key)
     if _IDENTIFIER.fullmatch(text):
         return f"{path}.{text}"
-    escaped = _printable(text.replace("\\", "\\\\").replace('"', '\\"'))
+    escaped = one_line(text.replace("\\", "\\\\").replace('"', '\\"'))
     return f'{path}["{escaped}"]'
 
 
@@ -125,7 +125,7 @@ def _issue_from_botocore(report: Any, error: tuple[str, str, dict[str, Any]], ro
         message = (f"Invalid type for parameter {name.lstrip('.') or 'input'}: expected {wanted}, "
                    f"got {_type_word(details['param'])} {_short(details['param'])}")
     else:
-        message = _printable(report._format_error(error) or f"{reason} at {name or 'input'}")
+        message = one_line(report._format_error(error) or f"{reason} at {name or 'input'}")
     rule = _BOTOCORE_RULES.get(reason, SHAPE)
     key_match = _MAP_KEY_SUFFIX.match(name)
     if key_match:  # a map key that breaks the key shape: point at the key
@@ -136,14 +136,7 @@ def _issue_from_botocore(report: Any, error: tuple[str, str, dict[str, Any]], ro
         path = member_path(path, details["unknown_param"])
     elif reason == "missing required field":
         path = member_path(path, details["required_name"])
-    return Issue(path, message, rule)
-
-
-def _printable(text: str) -> str:
-    """Control characters, line separators and the like escaped as repr writes them: one clean line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return Issue(one_line(path), message, rule)  # botocore names hold map keys as written
 
 
 def _type_word(value: object) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from scheduler.ecs import botocore_model
 from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
-from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError
+from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line
 
 try:  # the cluster query language parser; without it, expressions are only checked for length
     from scheduler.ecs import cql as _cql
@@ -90,7 +90,7 @@ def parse_cpu(value: object) -> int:
             raise ValueError(f"cpu {value} is negative")
         return value
     if not isinstance(value, str):
-        raise ValueError(f"cpu must be a number of CPU units or a string like '1 vCPU', not {value!r}")
+        raise ValueError(f"cpu must be a number of CPU units or a string like '1 vCPU', not {_quoted(value)}")
     match = _CPU_FORM.fullmatch(value)
     if match is None:
         raise ValueError(f"cpu {_quoted(value)} is not a CPU amount ECS reads "
@@ -110,7 +110,7 @@ def parse_memory(value: object) -> int:
             raise ValueError(f"memory {value} is negative")
         return value
     if not isinstance(value, str):
-        raise ValueError(f"memory must be a number of MiB or a string like '2 GB', not {value!r}")
+        raise ValueError(f"memory must be a number of MiB or a string like '2 GB', not {_quoted(value)}")
     match = _MEMORY_FORM.fullmatch(value)
     if match is None:
         raise ValueError(f"memory {_quoted(value)} is not a memory size ECS reads "
@@ -124,8 +124,12 @@ def parse_memory(value: object) -> int:
     return int(mib)
 
 
-def _quoted(text: str, limit: int = 60) -> str:
-    shown = repr(text)
+def _quoted(value: object, limit: int = 60) -> str:
+    """repr, shortened; also for what repr cannot print (an int of thousands of digits)."""
+    try:
+        shown = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} too large to show"
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
@@ -259,10 +263,10 @@ class _Findings:
     warnings: list[Issue] = field(default_factory=list)
 
     def error(self, path: str, message: str, rule: str) -> None:
-        self.errors.append(Issue(path, message, rule))
+        self.errors.append(Issue(path, one_line(message), rule))
 
     def warn(self, path: str, message: str, rule: str) -> None:
-        self.warnings.append(Issue(path, message, rule))
+        self.warnings.append(Issue(path, one_line(message), rule))
 
 
 def _check_containers(task: _Task, out: _Findings) -> None:
@@ -287,7 +291,7 @@ def _check_neuron(task: _Task, out: _Findings) -> None:
         if req.value != "ALL":
             out.error(f"{req.path}.value",
                       f"NeuronDevice value must be 'ALL' (every Neuron device of the instance), "
-                      f"not {req.value!r}",
+                      f"not {_quoted(req.value)}",
                       "neuron-device-not-all")
     holders: list[_Container] = []
     for c, req in managed:
@@ -412,9 +416,9 @@ def _check_accelerators(task: _Task, out: _Findings) -> None:
     names = {_str(_map(a).get("deviceName")) for a in _list(task.doc.get("inferenceAccelerators"))}
     for c in task.containers:
         for req in c.of_type("InferenceAccelerator"):
-            if req.value not in names or req.value is None:
+            if not isinstance(req.value, str) or req.value not in names:  # a list is not hashable
                 known = ", ".join(sorted(n for n in names if n)) or "none defined"
-                out.error(f"{req.path}.value", f"InferenceAccelerator {req.value!r} names no task-level "
+                out.error(f"{req.path}.value", f"InferenceAccelerator {_quoted(req.value)} names no task-level "
                           f"inferenceAccelerators deviceName ({known})", "unknown-inference-accelerator")
 
 
@@ -448,7 +452,7 @@ def _check_gpus(task: _Task, out: _Findings) -> None:
             amount = _gpu_amount(req.value)
             if amount is None:
                 out.error(f"{req.path}.value", "GPU value must be a positive integer, 'ALL', or "
-                          f"0.125/0.25/0.5, not {req.value!r}", "bad-gpu-value")
+                          f"0.125/0.25/0.5, not {_quoted(req.value)}", "bad-gpu-value")
             elif isinstance(amount, Decimal):
                 fractional.append(req)
                 out.warn(f"{req.path}.value", f"fractional GPU {req.value} places only on G6f partition "
@@ -561,7 +565,7 @@ def _unwrap(doc: object) -> tuple[object, str, dict[str, Any], list[Issue]]:
     if not (isinstance(doc, Mapping) and "taskDefinition" in doc and "containerDefinitions" not in doc):
         return doc, "$", {}, []
     issues = [
-        Issue(botocore_model.member_path("$", key), f"unknown key {key!r} beside taskDefinition; "
+        Issue(botocore_model.member_path("$", key), f"unknown key {_quoted(key)} beside taskDefinition; "
               "describe-task-definition prints only taskDefinition and tags", botocore_model.UNKNOWN_KEY)
         for key in doc if key not in ("taskDefinition", "tags", "ResponseMetadata")
     ]

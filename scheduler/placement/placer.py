@@ -296,21 +296,21 @@ class Placer:
             named.append(("ports", self._ports_ok(spec)[ix.c_port[survivors]]))
         if devices.needs_chip_check(spec, self.device_mode):
             named.append(("neuron devices", self._class_chip_fits(spec, survivors)))
-        mask = np.ones(len(survivors), bool)
-        for name, step_mask in named:
-            before = int(sizes[mask].sum())
-            mask &= step_mask
-            after = int(sizes[mask].sum())
+        passed = np.array([m for _, m in named])  # steps x survivor classes
+        # rows left after each step, all steps at once: cumulative AND, weighted by class sizes
+        left = (np.logical_and.accumulate(passed, axis=0) @ sizes).tolist()
+        before = int(sizes.sum())
+        for (name, _), after in zip(named, left, strict=True):
             steps.append(Step(name, before, before - after))
             if not after:
-                misses = np.zeros(len(survivors), np.int64)
-                for _, m in named:
-                    misses += ~m
+                misses = len(named) - passed.sum(axis=0)
                 firsts = ix.c_first[survivors]
                 j = int(np.argmin(np.where(misses == misses.min(), firsts, len(st))))
-                lacks = tuple(step for step, m in named if not m[j])
+                column = passed[:, j].tolist()
+                lacks = tuple(step for (step, _), ok in zip(named, column, strict=True) if not ok)
                 return self._failure(name, spec, steps, launch_type=launch_type,
                                      closest=(int(firsts[j]), lacks, firsts))
+            before = after
         raise PlacementError("internal: no class is feasible, yet every resource step kept one")
 
     def _static_steps(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
