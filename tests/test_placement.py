@@ -295,7 +295,7 @@ def topo(k: int) -> TaskSpec:
 
 
 def test_topology_aware_four_chip_blocks_on_trn1() -> None:
-    state, placer = cluster(("trn1.32xlarge", "EC2"))
+    _state, placer = cluster(("trn1.32xlarge", "EC2"))
     blocks = []
     for k in range(4):
         out = placer.place(topo(4), task_id=f"b{k}")
@@ -311,7 +311,7 @@ def test_topology_aware_four_chip_blocks_on_trn1() -> None:
 
 
 def test_topology_aware_three_neighbours_on_the_inf2_ring() -> None:
-    state, placer = cluster(("inf2.48xlarge", "EC2"))
+    _state, placer = cluster(("inf2.48xlarge", "EC2"))
     out = placer.place(topo(3))
     assert isinstance(out, Placement) and len(out.chips) == 3
     a, b, c = sorted(out.chips)
