@@ -120,21 +120,28 @@ def _print_validation(report: dict) -> None:
     out.print(table)
 
 
+def _until(text: str | None) -> float | None:
+    """The --until option in seconds (None when not given)."""
+    if text is None:
+        return None
+    from scheduler.units import parse_duration
+
+    try:
+        until = parse_duration(text)
+    except ValueError as exc:
+        raise NeuronSimError(str(exc), path="--until") from None
+    _check_until(until, text)
+    return until
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from scheduler.output import prepare_folder, write_results
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
-    from scheduler.units import parse_duration
 
     loaded = load_scenario(args.scenario)
     _check_seed(args.seed)
-    until = None
-    if args.until is not None:
-        try:
-            until = parse_duration(args.until)
-        except ValueError as exc:
-            raise NeuronSimError(str(exc), path="--until") from None
-        _check_until(until, args.until)
+    until = _until(args.until)
     out = prepare_folder(args.out or Path("results") / loaded.model.name, force=args.force)
     sink = out / ".tasks.parquet.partial"  # the per-task table streams here, renamed when complete
     console = Console(stderr=True)
@@ -177,15 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler.sweep import RunProgress, parse_set, run_sweep, write_sweep
 
     _check_seed(args.seed)
-    until = None
-    if args.until is not None:
-        from scheduler.units import parse_duration
-
-        try:
-            until = parse_duration(args.until)
-        except ValueError as exc:
-            raise NeuronSimError(str(exc), path="--until") from None
-        _check_until(until, args.until)
+    until = _until(args.until)
     parameters = [parse_set(text) for text in args.set or []]
     name = args.scenario.stem
     with RunProgress(Console(stderr=True), name) as tick:

@@ -43,6 +43,20 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def show_value(value: object, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut to ``limit`` characters, and safe for values
+    whose repr fails (integers past Python's digit limit, structures nested too deeply)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
+        if isinstance(value, int):
+            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
+        return f"a {type(value).__name__} holding a number too long to show"
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class CatalogError(NeuronSimError):
     """An unknown instance type or a malformed catalog file."""
 

@@ -55,7 +55,7 @@ from scheduler.catalog.catalog import _build as _build_instance_type
 from scheduler.ecs import botocore_model, cql
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
-from scheduler.errors import CatalogError, QueryError, ScenarioError, TaskDefinitionError
+from scheduler.errors import CatalogError, QueryError, ScenarioError, TaskDefinitionError, show_value
 from scheduler.units import DURATION_EXAMPLE, DURATION_PATTERN, RATE_PATTERN, parse_duration, parse_rate
 
 # --- limits -----------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ _ATTRIBUTE_VALUE = re.compile(r"[A-Za-z0-9_./\\@: -]{1,128}")
 
 def _ecs_name(value: str) -> str:
     if not _ECS_NAME.fullmatch(value):
-        raise ValueError(f"use 1-255 letters, digits, hyphens and underscores, got {_show(value)}")
+        raise ValueError(f"use 1-255 letters, digits, hyphens and underscores, got {show_value(value)}")
     return value
 
 
@@ -123,7 +123,7 @@ def _provider_name(value: str) -> str:
 
 def _attribute_name(value: str) -> str:
     if not _ATTRIBUTE_NAME.fullmatch(value):
-        raise ValueError(f"an attribute name is 1-128 letters, digits or - _ / \\ . ; got {_show(value)}")
+        raise ValueError(f"an attribute name is 1-128 letters, digits or - _ / \\ . ; got {show_value(value)}")
     return value
 
 
@@ -132,13 +132,13 @@ def _attribute_value(value: object) -> str:
         value = str(value).lower()
     elif isinstance(value, int | float):
         if isinstance(value, int) and abs(value) >= 10**128:  # too long anyway, and str() may refuse it
-            raise ValueError(f"an attribute value is 1-128 characters, got {_show(value)}")
+            raise ValueError(f"an attribute value is 1-128 characters, got {show_value(value)}")
         value = str(value)  # `rack: 3` in YAML is a number; ECS attribute values are strings
     if not isinstance(value, str):
-        raise ValueError(f"an attribute value is text, got {_show(value)}")
+        raise ValueError(f"an attribute value is text, got {show_value(value)}")
     if not _ATTRIBUTE_VALUE.fullmatch(value) or value != value.strip():
         raise ValueError("an attribute value is 1-128 letters, digits, spaces or - _ / \\ . @ : "
-                         f"without leading or trailing spaces; got {_show(value)}")
+                         f"without leading or trailing spaces; got {show_value(value)}")
     return value
 
 
@@ -165,7 +165,7 @@ def _taskdef_source(value: object) -> str | dict[str, Any]:
     if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
         return dict(value)
     raise ValueError("must be the path of an ECS task-definition JSON file or an inline task-definition "
-                     f"object, got {_show(value)}")
+                     f"object, got {show_value(value)}")
 
 
 def _scale_in_after(value: object) -> float | None:
@@ -175,7 +175,7 @@ def _scale_in_after(value: object) -> float | None:
         return -1.0
     seconds = parse_duration(value)
     if seconds > 3600:
-        raise ValueError(f"must be at most 1h (3600 s) as in ECS, or 'disabled'; got {_show(value)}")
+        raise ValueError(f"must be at most 1h (3600 s) as in ECS, or 'disabled'; got {show_value(value)}")
     return seconds
 
 
@@ -220,12 +220,12 @@ class PlacementStrategyItem(_Model):
         kind = info.data.get("type")
         if kind == "binpack" and value not in ("cpu", "memory", "neuronDevices", "gpu"):
             raise ValueError("binpack needs field cpu or memory (or, beyond ECS, neuronDevices or gpu), got "
-                             f"{_show(value)}")
+                             f"{show_value(value)}")
         if kind == "spread" and (value is None or not _SPREAD_FIELD.fullmatch(value)):
             raise ValueError("spread needs field instanceId, host or attribute:<name> (such as "
-                             f"{AZ_ATTRIBUTE}), got {_show(value)}")
+                             f"{AZ_ATTRIBUTE}), got {show_value(value)}")
         if kind == "random" and value is not None:
-            raise ValueError(f"random takes no field, got {_show(value)}")
+            raise ValueError(f"random takes no field, got {show_value(value)}")
         return value
 
     def to_strategy(self) -> Strategy:
@@ -967,7 +967,7 @@ def _check_yaml_structure(text: str, label: str) -> None:
                 and isinstance(event, yaml.ScalarEvent) and event.value != "<<"):
             key = (event.value, bool(event.implicit[0]))
             if key in parent.keys:
-                raise refuse(event, f"duplicate key {_show(event.value)} (YAML would keep only the last one)")
+                raise refuse(event, f"duplicate key {show_value(event.value)} (YAML would keep only the last one)")
             parent.keys.add(key)
         if isinstance(event, yaml.CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
@@ -1000,7 +1000,7 @@ def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
         try:
             yaml.constructor.SafeConstructor().construct_yaml_timestamp(yaml.ScalarNode(_TIMESTAMP_TAG, value))
         except ValueError as exc:
-            return f"not valid YAML: {_show(value)} is not a valid date: {exc}"
+            return f"not valid YAML: {show_value(value)} is not a valid date: {exc}"
     return None
 
 
@@ -1036,7 +1036,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, object], *,
 def _override_parts(key: object, file: str) -> list[str]:
     if not isinstance(key, str) or not key.strip():
         raise ScenarioError(f"an override needs a dotted field path such as cluster.fleets.0.count, "
-                            f"got {_show(key)}", file=file)
+                            f"got {show_value(key)}", file=file)
     parts: list[str] = []
     position = 0
     text = key.strip()
@@ -1060,7 +1060,7 @@ def _override_value(key: str, raw: object, file: str) -> object:
         return parse_yaml(raw, file)
     except ScenarioError as exc:
         problem = exc.message.removeprefix("not valid YAML: ")
-        raise ScenarioError(f"the override value {_show(raw)} is not valid YAML: {problem}",
+        raise ScenarioError(f"the override value {show_value(raw)} is not valid YAML: {problem}",
                             file=file, path=key) from None
 
 
@@ -1199,12 +1199,12 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else (f"; expected one of {', '.join(fields)}"
                                                                if fields else "")
-        return f"unknown key {_show(key)}{hint}"
+        return f"unknown key {show_value(key)}{hint}"
     if kind == "union_tag_invalid":
         expected = ctx.get("expected_tags", "")
         close = difflib.get_close_matches(str(ctx.get("tag")), re.findall(r"'([^']*)'", expected), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        tag = _show(ctx.get("tag"))
+        tag = show_value(ctx.get("tag"))
         return f"unknown {ctx.get('discriminator', 'kind')} {tag}: expected one of {expected}{hint}"
     if kind == "union_tag_not_found":
         return f"needs a {ctx.get('discriminator', 'type')} key saying which kind it is"
@@ -1225,8 +1225,8 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
     if isinstance(value, Mapping | list):
         return f"{message}, not {_kind(value)}"
     if "got " in message:  # pydantic already says what it got, in words
-        return f"{message} ({_show(value)})"
-    return f"{message}, got {_show(value)}"
+        return f"{message} ({show_value(value)})"
+    return f"{message}, got {show_value(value)}"
 
 
 # --- cross-checks -----------------------------------------------------------------------------------
@@ -1488,7 +1488,7 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
             row = int(np.argmax(unknown.to_numpy()))
             raise context.error(f"{where}.file", f"{file}: line {row + 2}: column "
                                 f"{arrivals.task_definition_column!r}: unknown task definition "
-                                f"{_show(names.iloc[row])}; task_definitions has "
+                                f"{show_value(names.iloc[row])}; task_definitions has "
                                 f"{', '.join(model.task_definitions)}")
         task_definitions = names.to_numpy(dtype=object)
     else:
@@ -1538,22 +1538,10 @@ def _kind(value: object) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     if isinstance(value, str):
-        return f"the text {_show(value)}"
+        return f"the text {show_value(value)}"
     if isinstance(value, int | float):
-        return f"the number {_show(value)}"
+        return f"the number {show_value(value)}"
     return f"a {type(value).__name__}"
-
-
-def _show(value: object) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
-        if isinstance(value, int):
-            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
-        return f"a {type(value).__name__} holding a number too long to show"
-    except RecursionError:
-        return f"a {type(value).__name__} nested too deeply to show"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_file(path: Path) -> bool:

@@ -12,6 +12,8 @@ import math
 import numbers
 import re
 
+from scheduler.errors import show_value
+
 UNIT_SECONDS: dict[str, float] = {}
 for _seconds, _names in (
     (0.001, ("ms", "msec", "millisecond", "milliseconds")),
@@ -44,12 +46,12 @@ RATE_EXAMPLE = "expected a rate such as 10/h, 2/m, 0.5/s or 1200/d"
 def _number(value: object, what: str) -> float | None:
     """A plain int or float as a finite float; None when ``value`` is not a number at all."""
     if isinstance(value, bool):
-        raise ValueError(f"{what}, got {_show(value)}")
+        raise ValueError(f"{what}, got {show_value(value)}")
     if not isinstance(value, numbers.Real):
         return None
     number = float(value) if not isinstance(value, int) or abs(value) < 1e300 else math.inf
     if not math.isfinite(number):
-        raise ValueError(f"{what}, got {_show(value)} (not a finite number)")
+        raise ValueError(f"{what}, got {show_value(value)} (not a finite number)")
     return number
 
 
@@ -58,10 +60,10 @@ def parse_duration(value: object) -> float:
     number = _number(value, DURATION_EXAMPLE)
     if number is None:
         if not isinstance(value, str):
-            raise ValueError(f"{DURATION_EXAMPLE}, got {_show(value)}")
+            raise ValueError(f"{DURATION_EXAMPLE}, got {show_value(value)}")
         number = _duration_text(value)
     if number < 0:
-        raise ValueError(f"a duration must not be negative, got {_show(value)}")
+        raise ValueError(f"a duration must not be negative, got {show_value(value)}")
     return number
 
 
@@ -78,11 +80,11 @@ def _duration_text(text: str) -> float:
         if unknown is not None and unknown.group(1) not in UNIT_SECONDS:
             unit = unknown.group(1)
             case = " (units are lowercase)" if unit.lower() in UNIT_SECONDS else ""
-            raise ValueError(f"unknown unit {_show(unit)}{case} in {_show(text)}: {DURATION_EXAMPLE}")
-        raise ValueError(f"{DURATION_EXAMPLE}, got {_show(text)}")
+            raise ValueError(f"unknown unit {show_value(unit)}{case} in {show_value(text)}: {DURATION_EXAMPLE}")
+        raise ValueError(f"{DURATION_EXAMPLE}, got {show_value(text)}")
     total = sum(float(n) * UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
     if not math.isfinite(total):
-        raise ValueError(f"{DURATION_EXAMPLE}, got {_show(text)} (too large)")
+        raise ValueError(f"{DURATION_EXAMPLE}, got {show_value(text)} (too large)")
     return total
 
 
@@ -92,11 +94,11 @@ def parse_rate(value: object, *, allow_zero: bool = False) -> float:
     number = _number(value, RATE_EXAMPLE)
     if number is None:
         if not isinstance(value, str):
-            raise ValueError(f"{RATE_EXAMPLE}, got {_show(value)}")
+            raise ValueError(f"{RATE_EXAMPLE}, got {show_value(value)}")
         number = _rate_text(value)
     if number < 0 or (number == 0 and not allow_zero):
         least = "zero or positive" if allow_zero else "positive"
-        raise ValueError(f"a rate must be {least}, got {_show(value)}")
+        raise ValueError(f"a rate must be {least}, got {show_value(value)}")
     return number
 
 
@@ -110,7 +112,7 @@ def _rate_text(text: str) -> float:
         return -_rate_text(rest)  # the caller says what is allowed
     match = _RATE.fullmatch(text)
     if match is None:
-        raise ValueError(f"{RATE_EXAMPLE}, got {_show(text)}")
+        raise ValueError(f"{RATE_EXAMPLE}, got {show_value(text)}")
     count, per = float(match.group(1)), match.group(2)
     if per in UNIT_SECONDS:  # "10/h": per one unit
         seconds = UNIT_SECONDS[per]
@@ -118,14 +120,14 @@ def _rate_text(text: str) -> float:
         try:
             seconds = _duration_text(per)
         except ValueError:
-            raise ValueError(f"{RATE_EXAMPLE}, got {_show(text)}") from None
+            raise ValueError(f"{RATE_EXAMPLE}, got {show_value(text)}") from None
         if _BARE_NUMBER.fullmatch(per):  # "10/5" is ambiguous: 5 what?
-            raise ValueError(f"the denominator needs a unit (10/h, 3 per 15m), got {_show(text)}")
+            raise ValueError(f"the denominator needs a unit (10/h, 3 per 15m), got {show_value(text)}")
     if seconds <= 0:
-        raise ValueError(f"a rate needs a positive time span after '/', got {_show(text)}")
+        raise ValueError(f"a rate needs a positive time span after '/', got {show_value(text)}")
     rate = count / seconds
     if not math.isfinite(rate):
-        raise ValueError(f"{RATE_EXAMPLE}, got {_show(text)} (too large)")
+        raise ValueError(f"{RATE_EXAMPLE}, got {show_value(text)} (too large)")
     return rate
 
 
@@ -150,15 +152,3 @@ def format_duration(seconds: float) -> str:
         else:
             parts.append(f"{whole}.{frac:03d}".rstrip("0") + "s")
     return sign + "".join(parts)
-
-
-def _show(value: object) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
-        if isinstance(value, int):
-            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
-        return f"a {type(value).__name__} holding a number too long to show"
-    except RecursionError:
-        return f"a {type(value).__name__} nested too deeply to show"
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -19,7 +19,7 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import ParamValidator
 
-from scheduler.errors import Issue, one_line
+from scheduler.errors import Issue, one_line, show_value
 
 # Rule ids of shape findings; the task-definition rules use the same ids for the same kinds of fault.
 UNKNOWN_KEY = "unknown-key"
@@ -123,7 +123,7 @@ def _issue_from_botocore(report: Any, error: tuple[str, str, dict[str, Any]], ro
     if reason == "invalid type":  # botocore prints '8080' and 8080 alike; say which types they are
         wanted = " or ".join(dict.fromkeys(_TYPE_NAMES.get(t, t) for t in details["valid_types"]))
         message = (f"Invalid type for parameter {name.lstrip('.') or 'input'}: expected {wanted}, "
-                   f"got {_type_word(details['param'])} {_short(details['param'])}")
+                   f"got {_type_word(details['param'])} {show_value(details['param'])}")
     else:
         message = one_line(report._format_error(error) or f"{reason} at {name or 'input'}")
     rule = _BOTOCORE_RULES.get(reason, SHAPE)
@@ -155,18 +155,6 @@ def _type_word(value: object) -> str:
     if isinstance(value, list | tuple):
         return "array"
     return type(value).__name__
-
-
-def _short(value: object, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int beyond sys.get_int_max_str_digits() digits has no repr
-        if isinstance(value, int):
-            return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
-        return f"a {type(value).__name__} holding a number too long to show"
-    except RecursionError:
-        return f"a {type(value).__name__} nested too deeply to show"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_timestamp(value: object) -> bool:
@@ -237,7 +225,7 @@ def _walk(value: Any, shape: Shape, path: str, issues: list[Issue], *, full: boo
         return
     if kind == "timestamp":
         if full and not _is_timestamp(value):
-            issues.append(Issue(path, f"expected a timestamp, got {_type_word(value)} {_short(value)}",
+            issues.append(Issue(path, f"expected a timestamp, got {_type_word(value)} {show_value(value)}",
                                 WRONG_TYPE))
         return
     _walk_scalar(value, shape, path, issues, full=full)
@@ -254,13 +242,13 @@ def _walk_scalar(value: Any, shape: Shape, path: str, issues: list[Issue], *, fu
         return
     if not isinstance(value, expected):
         if full:
-            issues.append(Issue(path, f"expected {kind}, got {_type_word(value)} {_short(value)}",
+            issues.append(Issue(path, f"expected {kind}, got {_type_word(value)} {show_value(value)}",
                                 WRONG_TYPE))
         return
     if kind == "string":
         enum = getattr(shape, "enum", None) or []
         if enum and value not in enum:
-            issues.append(Issue(path, f"{_short(value)} is not one of {', '.join(enum)}", BAD_ENUM))
+            issues.append(Issue(path, f"{show_value(value)} is not one of {', '.join(enum)}", BAD_ENUM))
         _check_bounds(len(value), shape, path, issues, full=full, what="length")
     elif kind in _NUMERIC:
         if isinstance(value, float) and value != value:
