@@ -909,7 +909,8 @@ def parse_yaml(text: str, label: str) -> object:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
         raise _from_yaml_error(exc, label) from None
-    except (ValueError, OverflowError) as exc:  # int("9" * 5000) and bad dates fail inside the constructor
+    except (ValueError, OverflowError, LookupError, AttributeError, TypeError) as exc:
+        # raised inside PyYAML's constructors, which report bad values this way (int("x"), !!bool x, ...)
         raise ScenarioError(f"not valid YAML: {_first_line(exc)}", file=label) from None
     except RecursionError:
         raise ScenarioError("not valid YAML: nested too deeply", file=label) from None
@@ -985,22 +986,36 @@ def _check_yaml_structure(text: str, label: str) -> None:
 _YAML_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")
 _INT_TAG = "tag:yaml.org,2002:int"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_SCALAR_KINDS = {"tag:yaml.org,2002:int": "integer", "tag:yaml.org,2002:float": "number",
+                 "tag:yaml.org,2002:bool": "boolean", _TIMESTAMP_TAG: "date"}
 MAX_DIGITS = 1000  # no scenario value comes close; int() refuses more than 4,300 digits
 
 
 def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
-    """What the YAML constructor would fail on without saying where: huge numbers, impossible dates."""
+    """What the YAML constructor would fail on without saying where: huge numbers, impossible dates,
+    and explicitly tagged scalars such as ``!!bool x`` or ``!!timestamp`` (on which PyYAML's constructors
+    raise KeyError, IndexError or AttributeError rather than a YAML error)."""
     plain = bool(event.implicit[0]) and event.tag in (None, "!")
     value = event.value
     if (plain or event.tag == _INT_TAG) and _YAML_DECIMAL.fullmatch(value):
         digits = len(value.replace("_", "").lstrip("+-"))
         if digits > MAX_DIGITS:
             return f"not valid YAML: a number with {digits:,} digits is far beyond anything a scenario takes"
-    if (plain or event.tag == _TIMESTAMP_TAG) and yaml.constructor.SafeConstructor.timestamp_regexp.match(value):
-        try:
-            yaml.constructor.SafeConstructor().construct_yaml_timestamp(yaml.ScalarNode(_TIMESTAMP_TAG, value))
-        except ValueError as exc:
-            return f"not valid YAML: {show_value(value)} is not a valid date: {exc}"
+    if plain:  # resolved by pattern: only a date can match its pattern and still be impossible
+        tag = _TIMESTAMP_TAG if yaml.constructor.SafeConstructor.timestamp_regexp.match(value) else None
+    else:
+        tag = event.tag
+    kind = _SCALAR_KINDS.get(tag or "")
+    if kind is None:
+        return None
+    try:
+        yaml.constructor.SafeConstructor.yaml_constructors[tag](yaml.constructor.SafeConstructor(),
+                                                                 yaml.ScalarNode(tag, value))
+    except yaml.YAMLError:
+        return None  # the loader reports it, with its line
+    except Exception as exc:  # whatever the constructor raises, the value is not a valid <kind>
+        detail = f": {exc}" if isinstance(exc, ValueError) and kind == "date" else ""
+        return f"not valid YAML: {show_value(value)} is not a valid {kind}{detail}"
     return None
 
 

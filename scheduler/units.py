@@ -39,6 +39,7 @@ _DURATION_WHOLE = re.compile(rf"\s*(?:{_NUMBER}\s*(?:{_UNIT})\s*)+")
 _RATE = re.compile(rf"\s*({_NUMBER})\s*(?:/|per\s)\s*(.+?)\s*")
 _UNKNOWN_UNIT = re.compile(rf"\s*{_NUMBER}\s*([A-Za-z]+)")
 
+MAX_TEXT = 1000  # characters; a real duration or rate has a few dozen, and millions take seconds to read
 DURATION_EXAMPLE = "expected a duration such as 90s, 15m, 2h or 7d"
 RATE_EXAMPLE = "expected a rate such as 10/h, 2/m, 0.5/s or 1200/d"
 
@@ -55,12 +56,18 @@ def _number(value: object, what: str) -> float | None:
     return number
 
 
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{what}, got a text of {len(text):,} characters (at most {MAX_TEXT:,})")
+
+
 def parse_duration(value: object) -> float:
     """Seconds from a number (already seconds) or a string such as "45s", "1h30m", "1.5h", "500ms"."""
     number = _number(value, DURATION_EXAMPLE)
     if number is None:
         if not isinstance(value, str):
             raise ValueError(f"{DURATION_EXAMPLE}, got {show_value(value)}")
+        _check_length(value, DURATION_EXAMPLE)
         number = _duration_text(value)
     if number < 0:
         raise ValueError(f"a duration must not be negative, got {show_value(value)}")
@@ -95,6 +102,7 @@ def parse_rate(value: object, *, allow_zero: bool = False) -> float:
     if number is None:
         if not isinstance(value, str):
             raise ValueError(f"{RATE_EXAMPLE}, got {show_value(value)}")
+        _check_length(value, RATE_EXAMPLE)
         number = _rate_text(value)
     if number < 0 or (number == 0 and not allow_zero):
         least = "zero or positive" if allow_zero else "positive"

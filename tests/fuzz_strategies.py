@@ -239,8 +239,8 @@ SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, -0.0, 1e308, 5e-324, 1e-300, 0.
 NASTY_STRINGS = [
     "", " ", "\t", "\n", "\r\n", "a\nb", "\x00", "a\x00b", "\x1b[31mred\x1b[0m", "\u202egnp.exe", "\ufeff",
     "\u00a0", "\u2028", "\ud800", "🚀", "名前", "Ünïcödé", "٣", "²", "𝟗", "NaN", "nan", "Infinity", "-0",
-    "1e999",
-    "1e-999", "0x10", "0o7", "1_000", "+1", "~", "null", "yes", "no", "on", "true", "<<", "*", "&a", "!!str",
+    "1e999", "1e-999", "0x10", "0o7", "1_000", "+1", "~", "null", "yes", "no", "on", "true", "<<", "*", "&a",
+    "!!str",
     "%", "'", '"', "{", "[", "}", "]", "\\", "${HOME}", "$(id)", "%s%n", "{0}", "a" * 300, "a" * 5000,
     "x" * 100_000, "9" * 5000, "-" + "9" * 4400, "1" + "0" * 400,
 ]
@@ -335,21 +335,17 @@ _CQL_OPS = ["==", "!=", ">", ">=", "<", "<=", "exists", "!exists", "in", "!in", 
             "not_equals", "greater_than", "greater_than_equal", "less_than", "less_than_equal", "not_exists",
             "not_in", "matches", "not_matches", "=", "===", "~", "=!", "&", "|", "EQUALS", "In", "=>"]
 _CQL_VALUES = ["inf2.xlarge", "inf2.*", "t2.micro", "us-east-1a", "true", "false", "TRUE", "1", "-1", "0",
-               "1.5",
-               "9" * 40, "1e5", "2018-06-18", "2018-06-18T22:28:28", "2018-06-18T22:28:28Z",
+               "1.5", "9" * 40, "1e5", "2018-06-18", "2018-06-18T22:28:28", "2018-06-18T22:28:28Z",
                "2018-06-18T22:28:28+05:30", "2018-13-40", "0000-01-01", "9999-12-31T23:59:59+99:99", "1.14.5",
                "v1.2", "1." * 40 + "1", "1.x", "and", "or", "not", "'quoted value'", '"double"', "'it''s'",
                "'a\nb'", "'", '"', "''", "i-0abc", "a@b", "a/b\\c", "*", "+"]
 _CQL_REGEXES = ["inf2.*", "(c6i|m6i)\\..*", "(a*)*b", "[a-z&&[^m]]", "[[a]]", "a{1,2}", "(?i)INF2.*",
-                "\\p{L}+",
-                "(?<name>x)", "(?P<n>x)", "\\", "[", "(", ")", "a)", "a{99999999999}", "'.*'", '"[a-z]+"',
-                "[]]", "[^]]x", "a||b", "x&&y", "\\d+", "(?=a)", "$^", ".{0,5000}", "a" * 100]
+                "\\p{L}+", "(?<name>x)", "(?P<n>x)", "\\", "[", "(", ")", "a)", "a{99999999999}", "'.*'",
+                '"[a-z]+"', "[]]", "[^]]x", "a||b", "x&&y", "\\d+", "(?=a)", "$^", ".{0,5000}", "a" * 100]
 _CQL_PIECES = ["attribute:", "task:group", " and ", " or ", "not(", "not ", "&&", "||", "!", "==", "=~",
-               " in ",
-               "[", "]", ",", "(", ")", "'", '"', "agentVersion", "registeredAt", "runningTasksCount",
+               " in ", "[", "]", ",", "(", ")", "'", '"', "agentVersion", "registeredAt", "runningTasksCount",
                "agentConnected", "ec2InstanceId", " exists", "!exists", "memberOf(", "inf2.*", "\\", " ",
-               "\t",
-               "\n", "\u00a0", "\u3000", "a", "1", "-", ".", "*", "{", "}", "\x00", "\ud800", "é"]
+               "\t", "\n", "\u00a0", "\u3000", "a", "1", "-", ".", "*", "{", "}", "\x00", "\ud800", "é"]
 
 
 _CQL_WELL_FORMED = {  # subject -> (operators it takes, values that suit it)
@@ -445,8 +441,7 @@ def cql_options() -> st.SearchStrategy[cql.CqlOptions]:
 
 TreePath = tuple[Any, ...]
 MUTATIONS = ("replace", "replace", "replace", "delete", "add-key", "wrap", "unwrap", "duplicate",
-             "transplant",
-             "tweak", "tweak", "empty")
+             "transplant", "tweak", "tweak", "empty")
 
 
 def _nodes(tree: Any) -> list[TreePath]:
@@ -606,8 +601,7 @@ def _alias_bomb(width: int, levels: int, embed: bool) -> str:
 
 RAW_YAML = [
     "", " ", "\n\n", "# only a comment\n", "~", "null", "---", "...", "--- \n...\n", "[]", "{}", "42",
-    '"text"',
-    "- a\n- b\n", "a: &a [*a]\n", "&a {b: *a}\n", "a: *missing\n", "a: &x 1\nb: &x 2\nc: *x\n",
+    '"text"', "- a\n- b\n", "a: &a [*a]\n", "&a {b: *a}\n", "a: *missing\n", "a: &x 1\nb: &x 2\nc: *x\n",
     "!!python/object/apply:os.system ['echo pwned']\n", "!!python/name:os.system\n",
     "a: !!python/tuple [1, 2]\n",
     "a: !!binary aGVsbG8=\n", "a: !!set {x, y}\n", "a: !!omap [{x: 1}]\n", "a: !!timestamp 2001-12-14\n",
@@ -638,8 +632,7 @@ def raw_yaml_text(draw: st.DrawFn) -> str:
 
 _BYTE_PIECES = [b": ", b"- ", b"&a ", b"*a", b"{", b"}", b"[", b"]", b"'", b'"', b"\t", b"\r", b"\n", b"\x00",
                 b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xef\xbb\xbf", b"!!", b"%", b"---", b"? ", b"#", b"|",
-                b">",
-                b"\\", b",", b"9" * 400, b"\xe2\x80\xa8"]
+                b">", b"\\", b",", b"9" * 400, b"\xe2\x80\xa8"]
 
 
 @st.composite
@@ -799,8 +792,8 @@ class CliCase:
     flags: tuple[str, ...] = ()
 
 
-UNTILS = ["1m", "30s", "0", "0s", "1", "-1", "-1s", "5 parsecs", "1e999", "", " ", "1M", "\x00", "1h30m",
-          "nan"]
+UNTILS = ["1m", "30s", "0", "0s", "1", "-1", "-1s", "5 parsecs", "1e999", "", " ", "1M", "\x00",
+          "1h30m", "nan"]
 
 
 @st.composite

@@ -288,3 +288,43 @@ def test_an_instance_attribute_with_thousands_of_digits_is_a_scenario_error() ->
         scenario_from_mapping(data, path="s.yaml")
     assert caught.value.path == "cluster.fleets[0].attributes.rack"
     check_error(caught.value, "s.yaml", "attributes")
+
+
+@pytest.mark.parametrize(("tagged", "words"), [
+    ("!!timestamp", "'' is not a valid date"),
+    ("!!timestamp x", "'x' is not a valid date"),
+    ("!!bool x", "'x' is not a valid boolean"),
+    ("!!int", "'' is not a valid integer"),
+    ("!!float .", "'.' is not a valid number"),
+])
+def test_a_yaml_tag_on_a_value_it_cannot_read_names_its_line(tagged: str, words: str) -> None:
+    with pytest.raises(ScenarioError, match=words) as caught:
+        parse_yaml(f"name: x\nseed: {tagged}\n", "s.yaml")
+    assert caught.value.path == "line 2, column 7"
+
+
+@pytest.mark.parametrize("tagged", ["!!timestamp x", "!!bool x", "!!int"])
+def test_a_catalog_yaml_tag_it_cannot_read_is_a_scenario_error(tmp_path: Path, tagged: str) -> None:
+    data = json.loads(json.dumps(scenario_seeds()["mixed-cluster.yaml"]))
+    data["catalog"] = "tags.yaml"
+    (tmp_path / "tags.yaml").write_text(f"- {{name: lab.big, vcpus: {tagged}}}\n", encoding="utf-8")
+    path = ScenarioFiles(render_yaml(data).encode()).write(tmp_path)
+    with pytest.raises(ScenarioError, match="not valid YAML") as caught:
+        load_scenario(path)
+    assert caught.value.path == "catalog"
+
+
+@pytest.mark.parametrize("field", ["duration", "sample_interval"])
+def test_a_duration_of_millions_of_characters_is_refused_before_it_is_read(field: str) -> None:
+    data = {**scenario_seeds()["mixed-cluster.yaml"], field: "1h" * 2_500_000}
+    with pytest.raises(ScenarioError, match="got a text of 5,000,000 characters") as caught:
+        scenario_from_mapping(data, path="s.yaml")
+    assert caught.value.path == field
+
+
+def test_a_rate_of_millions_of_characters_is_refused_before_it_is_read() -> None:
+    data = json.loads(json.dumps(scenario_seeds()["mixed-cluster.yaml"]))
+    data["workloads"][2]["arrivals"]["rate"] = "1/" + "1h" * 2_500_000
+    with pytest.raises(ScenarioError, match="got a text of 5,000,002 characters") as caught:
+        scenario_from_mapping(data, path="s.yaml")
+    assert caught.value.path == "workloads[2].arrivals.rate"

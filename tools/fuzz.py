@@ -55,12 +55,14 @@ class TargetRun:
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: float = 0.0
     slowest: float = 0.0
+    slowest_input: str = ""
     failure: str | None = None
     failing_input: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "examples": self.examples, "outcomes": dict(self.outcomes),
                 "seconds": round(self.seconds, 1), "slowest_example_seconds": round(self.slowest, 3),
+                "slowest_input": self.slowest_input,
                 "failure": self.failure, "failing_input": self.failing_input}
 
 
@@ -86,7 +88,9 @@ def run_target(target: Target, examples: int, base_seed: int, chunk: int, folder
             raise
         finally:
             faulthandler.cancel_dump_traceback_later()
-            run.slowest = max(run.slowest, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            if took > run.slowest:
+                run.slowest, run.slowest_input = took, describe(case, 500)
         run.examples += 1
         run.outcomes[outcome] += 1
 

@@ -216,7 +216,8 @@ def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
             where = f"line {mark.line + 1}" if mark is not None else None
             raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
                                file=label, path=where) from None
-        except (ValueError, OverflowError, RecursionError) as exc:  # raised while building values
+        except (ValueError, OverflowError, LookupError, AttributeError, TypeError, RecursionError) as exc:
+            # raised while PyYAML builds values: int("x"), !!bool x, !!timestamp x, deep nesting
             raise CatalogError(f"not valid YAML: {_parse_problem(exc)}", file=label) from None
     elif suffix == ".json":
         try:
