@@ -328,3 +328,19 @@ def test_a_rate_of_millions_of_characters_is_refused_before_it_is_read() -> None
     with pytest.raises(ScenarioError, match="got a text of 5,000,002 characters") as caught:
         scenario_from_mapping(data, path="s.yaml")
     assert caught.value.path == "workloads[2].arrivals.rate"
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 10**30, -(10**5000)],
+                         ids=["2^31", "-2^31-1", "1e30", "huge"])
+def test_an_integer_beyond_32_bits_is_out_of_range_not_a_crash(value: int) -> None:
+    doc = {**CPU_TASKDEF, "containerDefinitions": [
+        {"name": "a", "image": "b", "memory": value, "memoryReservation": 1024}]}
+    validation = validate_task_definition(doc)
+    memory = "$.containerDefinitions[0].memory"
+    assert [(i.path, i.rule) for i in validation.errors] == [(memory, "out-of-range")]
+    assert "32-bit" in validation.errors[0].message
+
+
+def test_the_largest_32_bit_integer_is_in_range() -> None:
+    doc = {**CPU_TASKDEF, "containerDefinitions": [{"name": "a", "image": "b", "memory": 2**31 - 1}]}
+    assert validate_task_definition(doc).valid

@@ -182,6 +182,7 @@ _SCALAR_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 _NUMERIC = frozenset({"integer", "long", "double", "float"})
+_INT_BITS = {"integer": 32, "long": 64}  # the API's Integer and Long are Java int and long
 
 
 def _walk(value: Any, shape: Shape, path: str, issues: list[Issue], *, full: bool) -> None:
@@ -254,6 +255,11 @@ def _walk_scalar(value: Any, shape: Shape, path: str, issues: list[Issue], *, fu
         if isinstance(value, float) and value != value:
             issues.append(Issue(path, f"expected {kind}, got NaN", WRONG_TYPE))
             return
+        bits = _INT_BITS.get(kind)
+        if bits is not None and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            issues.append(Issue(path, f"{show_value(value)} does not fit the {bits}-bit {kind} that ECS reads",
+                                OUT_OF_RANGE))
+            return
         _check_bounds(value, shape, path, issues, full=full, what="value")
 
 
@@ -262,6 +268,6 @@ def _check_bounds(amount: float, shape: Shape, path: str, issues: list[Issue], *
     low = shape.metadata.get("min")
     high = shape.metadata.get("max")
     if full and low is not None and amount < low:  # botocore reports minimums on input
-        issues.append(Issue(path, f"{what} {amount} is below the minimum {low}", OUT_OF_RANGE))
+        issues.append(Issue(path, f"{what} {show_value(amount)} is below the minimum {low}", OUT_OF_RANGE))
     if high is not None and amount > high:
-        issues.append(Issue(path, f"{what} {amount} is above the maximum {high}", OUT_OF_RANGE))
+        issues.append(Issue(path, f"{what} {show_value(amount)} is above the maximum {high}", OUT_OF_RANGE))

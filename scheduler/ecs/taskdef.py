@@ -136,7 +136,10 @@ def _quoted(value: object, limit: int = 60) -> str:
 # --- a type-tolerant view of the document ---------------------------------------------------------------
 
 def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An int ECS could read (32 bits); the shape check reports the rest."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    return None
 
 
 def _str(value: object) -> str | None:
