@@ -123,8 +123,9 @@ workloads:
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "scheduler", "run", str(scenario), "--out", str(out),
                              "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / ".tasks.parquet.partial").exists() and time.time() < deadline:
+    for _ in range(300):  # wait (at most about a minute) until the run has started writing
+        if (out / ".tasks.parquet.partial").exists():
+            break
         time.sleep(0.2)
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
