@@ -56,13 +56,13 @@ from scheduler.ecs import botocore_model, cql
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
 from scheduler.errors import CatalogError, QueryError, ScenarioError, TaskDefinitionError, show_value
+from scheduler.nesting import MAX_DEPTH, too_deep
 from scheduler.units import DURATION_EXAMPLE, DURATION_PATTERN, RATE_PATTERN, parse_duration, parse_rate
 
 # --- limits -----------------------------------------------------------------------------------------
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a scenario is a few KiB; anything this big is a mistake or an attack
 MAX_NODES = 100_000                # YAML nodes after alias expansion (refuses "billion laughs")
-MAX_DEPTH = 64                     # nesting of YAML collections
 MAX_INSTANCES = 100_000            # the simulator's cap; ECS's default quota is 5,000 per cluster
 MAX_SAMPLES = 1_000_000            # duration / sample_interval
 MAX_CALLS = 1_000_000              # `once` arrivals in one burst
@@ -840,9 +840,11 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     if not isinstance(data, Mapping):
         raise ScenarioError(f"the top level must be a mapping of scenario fields (name, duration, ...), "
                             f"not {_kind(data)}", file=label)
+    _check_depth(data, label)
     try:
         if overrides:
             data = apply_overrides(data, overrides, file=label)
+            _check_depth(data, label)
         model = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc, label) from None
@@ -858,6 +860,14 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     _check_workloads_against_specs(model, specs, context)
     traces = _load_traces(model, context)
     return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces)
+
+
+def _check_depth(data: object, label: str) -> None:
+    keys = too_deep(data)
+    if keys is not None:
+        path = "".join(_path_part(key if isinstance(key, int | str) else show_value(key), first=not i)
+                       for i, key in enumerate(keys))
+        raise ScenarioError(f"nested more than {MAX_DEPTH} levels deep", file=label, path=path)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import string
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -1057,6 +1058,21 @@ class Target:
     strategy: Callable[[], st.SearchStrategy[Any]]
     check: Callable[[Any, Path], str]
     seconds: float  # watchdog per example
+
+    def run(self, case: Any, folder: Path) -> str:
+        """``check`` the case, and fail it if Python reported an exception it could not raise: such an
+        exception is an "Exception ignored in ..." traceback on the user's stderr."""
+        stray: list[str] = []
+        previous = sys.unraisablehook
+        sys.unraisablehook = lambda u: stray.append(
+            f"{type(u.exc_value).__name__}: {u.err_msg or 'Exception ignored'}")
+        try:
+            outcome = self.check(case, folder)
+        finally:
+            sys.unraisablehook = previous
+        if stray:
+            raise _fail(self.name, f"a traceback went to stderr: {stray[0]}")
+        return outcome
 
 
 TARGETS: dict[str, Target] = {

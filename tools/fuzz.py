@@ -79,7 +79,7 @@ def run_target(target: Target, examples: int, base_seed: int, chunk: int, folder
         started = time.perf_counter()
         try:
             with watchdog(target.seconds):
-                outcome = target.check(case, folder)
+                outcome = target.run(case, folder)
         except Hang as exc:
             last_failing[:] = [case]
             raise FuzzFailure(f"hang: {exc}") from None

@@ -28,6 +28,7 @@ from typing import Any
 from scheduler.ecs import botocore_model
 from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
 from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line
+from scheduler.nesting import MAX_DEPTH, too_deep
 
 try:  # the cluster query language parser; without it, expressions are only checked for length
     from scheduler.ecs import cql as _cql
@@ -38,8 +39,6 @@ OPERATION = "RegisterTaskDefinition"
 
 MAX_CONSTRAINTS = 10         # per task, task definition and run time together
 MAX_EXPRESSION_CHARS = 2000  # PlacementConstraint.expression
-MAX_DEPTH = 64               # nesting; real task definitions nest about 6 levels, and a deeper document
-                             # would overflow the recursive shape checks
 MAX_AMOUNT_DIGITS = 18       # cpu and memory strings: far beyond any instance, and still printable
 TASK_CPU_RANGE = (128, 196608)
 FRACTIONAL_GPUS = {Decimal("0.125"), Decimal("0.25"), Decimal("0.5")}
@@ -592,9 +591,9 @@ def _supersede(shape_issues: list[Issue], rule_issues: list[Issue]) -> list[Issu
 def validate_task_definition(doc: object, *, file: str | None = None) -> Validation:
     """Validate a RegisterTaskDefinition input or a describe-task-definition output; never raises for bad
     input: every problem is an issue in the returned Validation."""
-    too_deep = _too_deep(doc)
-    if too_deep is not None:
-        issue = Issue(too_deep, f"nested more than {MAX_DEPTH} levels deep", "too-deep")
+    deep_path = _too_deep(doc)
+    if deep_path is not None:
+        issue = Issue(deep_path, f"nested more than {MAX_DEPTH} levels deep", "too-deep")
         return Validation(None, (issue,), (), {}, file)
     inner, root, extra, issues = _unwrap(doc)
     if not isinstance(inner, Mapping):
@@ -621,22 +620,13 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
 
 def _too_deep(doc: object) -> str | None:
     """The JSON path of the first collection nested more than MAX_DEPTH levels deep, or None."""
-    stack: list[tuple[object, tuple[object, ...]]] = [(doc, ())]
-    while stack:  # a loop, not recursion: the point is to refuse what recursion cannot handle
-        value, keys = stack.pop()
-        if isinstance(value, Mapping):
-            children: Any = value.items()
-        elif isinstance(value, list | tuple):
-            children = enumerate(value)
-        else:
-            continue
-        if len(keys) >= MAX_DEPTH:
-            path = "$"
-            for key in keys:
-                path = f"{path}[{key}]" if isinstance(key, int) else botocore_model.member_path(path, key)
-            return path
-        stack.extend((child, (*keys, key)) for key, child in children)
-    return None
+    keys = too_deep(doc, MAX_DEPTH)
+    if keys is None:
+        return None
+    path = "$"
+    for key in keys:
+        path = f"{path}[{key}]" if isinstance(key, int) else botocore_model.member_path(path, key)
+    return path
 
 
 def read_task_definition(path: str | Path) -> Validation:
