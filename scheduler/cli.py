@@ -295,6 +295,12 @@ def _print_summary(summary: dict, out: Path) -> None:
         table.add_row(f"failed: {reason}", str(n))
     for reason, n in summary.get("tasks_waiting_by_reason", {}).items():
         table.add_row(f"waiting: {reason}", str(n))
+    short = sum(summary.get("service_shortfall_task_hours", {}).values())
+    if short:
+        table.add_row("service shortfall (task-hours)", fmt(float(short)))
+    for key, n in summary.get("faults", {}).items():
+        if n:
+            table.add_row(f"faults: {key}", fmt(n))
     console = _console()
     console.print(table)
     console.print(f"results in {out}/", markup=False, highlight=False)

@@ -56,7 +56,7 @@ from scheduler.ecs import botocore_model, cql
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
 from scheduler.errors import CatalogError, QueryError, ScenarioError, TaskDefinitionError, show_value
-from scheduler.nesting import MAX_DEPTH, too_deep
+from scheduler.nesting import MAX_DEPTH, first_problem
 from scheduler.units import DURATION_EXAMPLE, DURATION_PATTERN, RATE_PATTERN, parse_duration, parse_rate
 
 # --- limits -----------------------------------------------------------------------------------------
@@ -342,6 +342,7 @@ class AutoScalingCapacityProvider(_Model):
     launch_time: Duration = "90s"
     managed_scaling: ManagedScaling = ManagedScaling()
     managed_termination_protection: Annotated[bool, BeforeValidator(_enabled_flag)] = False
+    spot: bool = False
 
     @field_validator("max_size")
     @classmethod
@@ -712,6 +713,13 @@ class AgentDisconnect(_FaultTarget):
     duration: Duration = Field("5m", gt=0)
 
 
+class InstanceRetirement(_FaultTarget):
+    """EC2 schedules the instance for retirement: it is drained at once (service tasks move) and terminated
+    after ``notice``; tasks still there stop with TerminationNotice."""
+
+    notice: Duration = Field("1h", ge=0)
+
+
 class SpotInterruptions(_Model):
     """EC2 reclaims Spot instances at ``rate`` per instance; a two-minute notice drains the instance first."""
 
@@ -725,6 +733,7 @@ class Faults(_Model):
     instance_failures: list[InstanceFailure] = []
     chip_failures: list[ChipFailure] = []
     agent_disconnects: list[AgentDisconnect] = []
+    instance_retirements: list[InstanceRetirement] = []
     spot_interruptions: SpotInterruptions | None = None
 
 
@@ -840,11 +849,11 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     if not isinstance(data, Mapping):
         raise ScenarioError(f"the top level must be a mapping of scenario fields (name, duration, ...), "
                             f"not {_kind(data)}", file=label)
-    _check_depth(data, label)
+    _check_tree(data, label)
     try:
         if overrides:
             data = apply_overrides(data, overrides, file=label)
-            _check_depth(data, label)
+            _check_tree(data, label)
         model = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc, label) from None
@@ -862,12 +871,14 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces)
 
 
-def _check_depth(data: object, label: str) -> None:
-    keys = too_deep(data)
-    if keys is not None:
+def _check_tree(data: object, label: str) -> None:
+    # Before pydantic: it cannot report these without tracebacks of its own on stderr.
+    found = first_problem(data)
+    if found is not None:
+        keys, problem = found
         path = "".join(_path_part(key if isinstance(key, int | str) else show_value(key), first=not i)
                        for i, key in enumerate(keys))
-        raise ScenarioError(f"nested more than {MAX_DEPTH} levels deep", file=label, path=path)
+        raise ScenarioError(problem, file=label, path=path or None)
 
 
 @dataclass(frozen=True)
@@ -1345,7 +1356,7 @@ def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context) -
 
 
 def _check_faults(faults: Faults, catalog: Catalog, context: _Context) -> None:
-    for kind in ("instance_failures", "chip_failures", "agent_disconnects"):
+    for kind in ("instance_failures", "chip_failures", "agent_disconnects", "instance_retirements"):
         for i, fault in enumerate(getattr(faults, kind)):
             if fault.instance_type is None:
                 continue

@@ -51,6 +51,7 @@ faults:
   instance_failures: [{{instance_type: trn1.32xlarge, at: [2h]}}, {{mtbf: 4d}}]
   chip_failures: [{{instance_type: trn1.32xlarge, mtbf: 2d}}]
   agent_disconnects: [{{mtbf: 3d, duration: 10m}}]
+  instance_retirements: [{{mtbf: 5d, notice: 30m}}]
   spot_interruptions: {{rate: 0.05/h}}
 """
 
@@ -70,6 +71,9 @@ def test_faults_lose_no_task(tmp_path: Path, seed: int) -> None:
     assert sim.conservation_ok()
     star = res.timeline[res.timeline["instance_type"] == "*"]
     assert ((star["provisioning"] + star["pending"] + star["running"] + star["stopped"]) == star["submitted"]).all()
+    # chips that failed, and instances that left, leave the totals once: nothing is held beyond what exists
+    assert (res.timeline["chips_held"] <= res.timeline["chips_total"]).all()
+    assert 0.0 <= res.summary["chip_utilization"] <= 1.0
     assert len(tasks) == res.summary["tasks_submitted"] == tasks["task_id"].nunique()
     assert set(tasks["final_state"]) <= {"PROVISIONING", "RUNNING", "STOPPED"}
     stopped = tasks[tasks["final_state"] == "STOPPED"]
@@ -78,8 +82,13 @@ def test_faults_lose_no_task(tmp_path: Path, seed: int) -> None:
     assert faults["instance_failures"] >= 1  # the one at 2h at least
     codes = set(stopped["stop_code"])
     assert "InfrastructureHealth" in codes
-    if faults["spot_interruptions"]:
-        assert faults["tasks_stopped"] >= 0
+    # the fault counts add up: each task a fault stopped is in the table with a fault's stop code
+    by_fault = stopped[stopped["stop_code"].isin(["InfrastructureHealth", "SpotInterruption", "TerminationNotice"])]
+    assert faults["tasks_stopped"] == len(by_fault)
+    from_services = by_fault["workload"].isin(["chip-svc", "web"])
+    assert faults["service_tasks_stopped"] == int(from_services.sum())
+    lost = (by_fault.loc[~from_services, "end"] - by_fault.loc[~from_services, "start"]).sum() / 3600
+    assert faults["run_task_hours_lost"] == pytest.approx(lost, abs=1e-5)
     # services keep their tasks: after the faults, replacements run
     web = tasks[(tasks["workload"] == "web") & (tasks["final_state"] == "RUNNING")]
     assert len(web) == 6
@@ -92,6 +101,96 @@ def test_spot_interruption_drains_then_stops_with_spot_code(tmp_path: Path) -> N
     assert any("Spot interruption notice" in e["message"] for e in res.events)
     codes = set(res.tasks["stop_code"].dropna())
     assert "SpotInterruption" in codes or "ServiceSchedulerInitiated" in codes
+
+
+RETIRING = f"""
+name: retiring
+duration: 6h
+task_definitions:
+  sidecar: {TASKDEFS / "cpu-sidecar.json"}
+cluster:
+  fleets: [{{instance_type: m6i.4xlarge, count: 1}}]
+  capacity_providers:
+    - name: asg
+      type: EC2_AUTOSCALING
+      instance_types: [m6i.xlarge]
+      min_size: 1
+      max_size: 1
+      desired_capacity: 1
+      managed_scaling: {{status: DISABLED}}
+workloads:
+  - name: web
+    kind: service
+    task_definition: sidecar
+    desired_count: 2
+    placement_strategy: [{{type: binpack, field: memory}}]
+  - name: batch
+    kind: run_task
+    task_definition: sidecar
+    arrivals: {{type: once, at: 1m}}
+    duration: {{type: fixed, value: 5h}}
+    placement_constraints: [{{type: memberOf, expression: "attribute:ecs.instance-type == m6i.xlarge"}}]
+faults:
+  instance_retirements: [{{instance_type: m6i.xlarge, at: [1h], notice: 30m}}]
+"""
+
+
+def test_retirement_drains_moves_services_and_stops_the_rest_with_termination_notice(tmp_path: Path) -> None:
+    res = Simulation(load_scenario(write(tmp_path, RETIRING))).run()
+    assert res.summary["faults"]["instance_retirements"] == 1
+    tasks = res.tasks
+    first_web = tasks[tasks["workload"] == "web"].sort_values("task_id").head(2)
+    assert set(first_web["instance_type"]) == {"m6i.xlarge"}  # binpack chose the smaller instance
+    # at the notice (1 h) the service tasks moved to the other instance
+    assert (first_web["stop_code"] == "ServiceSchedulerInitiated").all()
+    assert (first_web["end"] == 3600).all()
+    running_web = tasks[(tasks["workload"] == "web") & (tasks["final_state"] == "RUNNING")]
+    assert len(running_web) == 2
+    # the standalone task ran on until the instance was terminated, 30 minutes later
+    batch = tasks[tasks["workload"] == "batch"].iloc[0]
+    assert (batch["instance_type"], batch["stop_code"]) == ("m6i.xlarge", "TerminationNotice")
+    assert batch["end"] == pytest.approx(90 * 60)
+    assert res.summary["faults"]["tasks_stopped"] == 1
+    # the group replaced the retired instance
+    launches = res.extra_tables["scaling_events"]
+    replacing = launches[(launches["action"] == "launch") & launches["reason"].str.contains("replacing")]
+    assert list(replacing["time"]) == [90 * 60]
+
+
+def test_a_failed_chip_leaves_the_totals_once_when_its_instance_fails_later(tmp_path: Path) -> None:
+    text = f"""
+name: chip-then-instance
+duration: 3h
+sample_interval: 10m
+task_definitions: {{chip: {TASKDEFS / "trn1-chip-00.json"}}}
+cluster: {{fleets: [{{instance_type: trn1.32xlarge, count: 1}}, {{instance_type: c6i.2xlarge, count: 1}}]}}
+workloads: [{{name: svc, kind: service, task_definition: chip, desired_count: 1}}]
+faults:
+  chip_failures: [{{instance_type: trn1.32xlarge, at: [1h]}}]
+  instance_failures: [{{instance_type: trn1.32xlarge, at: [2h]}}]
+"""
+    res = Simulation(load_scenario(write(tmp_path, text))).run()
+    star = res.timeline[res.timeline["instance_type"] == "*"].set_index("time")
+    assert list(star.loc[[1800.0, 5400.0, 9000.0], "chips_total"]) == [16, 15, 0]
+    # one chip held for 2 h, of 16 + 15 + 0 chip-hours
+    assert res.summary["chip_utilization"] == pytest.approx(2 / 31, abs=1e-6)
+
+
+def test_an_instance_lost_twice_is_replaced_once(tmp_path: Path) -> None:
+    # A Spot or retirement notice can run out after the instance already left (scaled in, or failed).
+    sim = Simulation(load_scenario(write(tmp_path, RETIRING), overrides={"faults": {}}))
+
+    def lose_twice() -> None:
+        row = next(i.index for i in sim.state.instances if i.instance_type.name == "m6i.xlarge")
+        sim._lose_instance(row, "InfrastructureHealth", "failed")
+        sim._lose_instance(row, "SpotInterruption", "notice ran out")
+
+    sim.at(7200, lose_twice)
+    res = sim.run()
+    launches = res.extra_tables["scaling_events"]
+    assert (launches["reason"].str.contains("replacing")).sum() == 1
+    batch = res.tasks[res.tasks["workload"] == "batch"].iloc[0]
+    assert (batch["stop_code"], batch["end"]) == ("InfrastructureHealth", 7200)
 
 
 def test_chip_failure_leaves_neuron_devices_and_stops_its_task(tmp_path: Path) -> None:

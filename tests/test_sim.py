@@ -62,6 +62,10 @@ def test_16_per_chip_services_fill_a_trn1_and_the_17th_waits_with_a_reason() -> 
     assert list(waiting["workload"]) == ["svc-chip-03-extra"]
     assert "/dev/neuron3" in waiting["stop_reason"].iloc[0]
     assert any("svc-chip-03-extra" in e["message"] for e in res.events)
+    # the 17th service is one task short from its start at 1 minute to the end at 2 hours
+    short = res.summary["service_shortfall_task_hours"]
+    assert short["svc-chip-03-extra"] == pytest.approx(119 / 60)
+    assert sum(short.values()) == pytest.approx(119 / 60)
 
 
 def test_ecs_blind_static_path_one_runs_three_fail_to_start() -> None:

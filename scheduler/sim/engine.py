@@ -40,6 +40,8 @@ SERVICE_BACKOFF_BASE_S = 10.0
 SERVICE_BACKOFF_MAX_S = 900.0  # ECS: retry delay grows up to 15 minutes for tasks that never start
 RECENT_STOPPED = 100           # stopped tasks kept for the DescribeTasks view
 PROVISIONING_QUOTA = 500       # "Tasks in PROVISIONING state per cluster"
+RESOURCE_COLUMNS = ("chips_total", "chips_held", "chips_stranded", "cpu_total", "cpu_used", "memory_total",
+                    "memory_used", "gpus_total", "gpus_used")
 SPOT_DISCOUNT = 0.65           # default Spot price discount off on-demand (scenario: cluster.spot_discount)
 QUOTA_REASON = ("ClientException: capacity error because the quota of tasks in the PROVISIONING per cluster "
                 "has been reached")
@@ -99,6 +101,14 @@ class Service:
     backoff_until: float = 0.0
     reconcile_scheduled: bool = False
     daemon_requests: dict[int, Request] = field(default_factory=dict)
+    running: int = 0
+    short_seconds: float = 0.0  # integral of max(0, desired - running) over time
+    counted_to: float = 0.0
+
+    def account(self, now: float) -> None:
+        """Add the shortfall since the last change; call before ``desired`` or ``running`` changes."""
+        self.short_seconds += max(0, self.desired - self.running) * (now - self.counted_to)
+        self.counted_to = now
 
 
 @dataclass
@@ -168,8 +178,10 @@ class Simulation:
         self.completed_count = 0
         self.waits: list[float] = []
         self.fault_counts = {"instance_failures": 0, "spot_interruptions": 0, "chip_failures": 0,
-                             "agent_disconnects": 0, "tasks_stopped": 0}
+                             "agent_disconnects": 0, "instance_retirements": 0, "tasks_stopped": 0,
+                             "service_tasks_stopped": 0}
         self.task_seconds_lost = 0.0
+        self._mtbf_faults: list[tuple[str, Any]] = []  # (kind, entry) with an mtbf: a clock per instance
         self.fault_rng = np.random.default_rng([self.seed, 2])
         self.placement_rng = np.random.default_rng([self.seed, 0])
         self.tasks: dict[str, SimTask] = {}
@@ -251,6 +263,7 @@ class Simulation:
                 self._daemon_on(svc, index)
         if spot:
             self._schedule_spot(index)
+        self._arm_faults(index)
         self._kick()
         return index
 
@@ -448,6 +461,8 @@ class Simulation:
         self.counts[RUNNING] += 1
         if request.service is not None:
             request.service.failed_starts = 0
+            request.service.account(self.now)
+            request.service.running += 1
         if math.isfinite(task.run_for):
             self.at(self.now + task.run_for, self._exit, task)
         return None
@@ -487,6 +502,9 @@ class Simulation:
         svc = task.request.service if task.request else None
         if svc is not None:
             svc.live.discard(task.task_id)
+            if was == RUNNING:
+                svc.account(self.now)
+                svc.running -= 1
             if code == "TaskFailedToStart":
                 svc.failed_starts += 1
                 delay = min(SERVICE_BACKOFF_MAX_S, SERVICE_BACKOFF_BASE_S * 2 ** (svc.failed_starts - 1))
@@ -536,6 +554,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ services
     def _set_desired(self, svc: Service, desired: int) -> None:
+        svc.account(self.now)
         svc.desired = desired
         self._reconcile(svc)
 
@@ -632,8 +651,7 @@ class Simulation:
         for task_id in sorted(inst.tasks):
             task = self.tasks[task_id]
             if stop_code != "ServiceSchedulerInitiated":
-                self.fault_counts["tasks_stopped"] += 1
-                self.task_seconds_lost += self.now - (task.started_at or self.now)
+                self._count_fault_stop(task)
             self._stop(task, stop_code, f"Container instance deregistered ({reason})" if stop_code ==
                        "ServiceSchedulerInitiated" else reason, placed=True)
             svc = task.request.service if task.request else None
@@ -641,7 +659,7 @@ class Simulation:
                 self._schedule_reconcile(svc)
         self.recorder.advance(self.now)
         lv = self.recorder.levels
-        lv.chips_total -= inst.instance_type.chips
+        lv.chips_total -= int(np.bitwise_count(self.state.chips_all[row]))  # failed chips already left
         lv.cpu_total -= float(self.state.cpu_registered[row])
         lv.mem_total -= float(self.state.mem_registered[row])
         lv.idle_chip_cost -= self._chip_price(row) * int(np.bitwise_count(self.state.chips_free[row]))
@@ -654,37 +672,49 @@ class Simulation:
         if faults is None:
             return
         for kind, entries in (("instance", faults.instance_failures), ("chip", faults.chip_failures),
-                              ("agent", faults.agent_disconnects)):
+                              ("agent", faults.agent_disconnects), ("retirement", faults.instance_retirements)):
             for entry in entries:
                 for t in entry.at:
                     self.at(float(t), self._strike, kind, entry)
                 if entry.mtbf:
-                    self._schedule_fault(kind, entry)
+                    self._mtbf_faults.append((kind, entry))
+        for inst in self.state.instances:
+            self._arm_faults(inst.index)
+
+    def _arm_faults(self, row: int) -> None:
+        """Start the failure clocks of a new instance: one exponential clock per MTBF entry that matches it."""
+        name = self.state.instances[row].instance_type.name
+        for kind, entry in self._mtbf_faults:
+            if entry.instance_type is None or entry.instance_type == name:
+                self._arm(kind, entry, row)
+
+    def _arm(self, kind: str, entry: Any, row: int) -> None:
+        t = self.now + float(self.fault_rng.exponential(float(entry.mtbf)))
+        if t < self.duration:
+            self.at(t, self._clock_strike, kind, entry, row)
+
+    def _clock_strike(self, kind: str, entry: Any, row: int) -> None:
+        if self.state.instances[row].status == "INACTIVE":
+            return  # the clock dies with its instance
+        if row in self._fault_candidates(entry) and (kind != "chip" or int(self.state.chips_all[row])):
+            self._hit(kind, entry, row)
+        if self.state.instances[row].status != "INACTIVE":
+            self._arm(kind, entry, row)
 
     def _fault_candidates(self, entry: Any) -> list[int]:
         return [i.index for i in self.state.instances
                 if i.status == "ACTIVE" and (entry.instance_type is None or i.instance_type.name == entry.instance_type)
                 and (not hasattr(entry, "duration") or i.agent_connected)]
 
-    def _schedule_fault(self, kind: str, entry: Any) -> None:
-        # One Poisson process for all matching instances: rate = instances / MTBF, re-drawn after each strike.
-        n = max(1, len(self._fault_candidates(entry)))
-        gap = float(self.fault_rng.exponential(float(entry.mtbf) / n))
-
-        def strike() -> None:
-            self._strike(kind, entry)
-            self._schedule_fault(kind, entry)
-
-        if self.now + gap < self.duration:
-            self.at(self.now + gap, strike)
-
     def _strike(self, kind: str, entry: Any) -> None:
+        """A fault at a fixed time: it strikes one matching instance, chosen at random."""
         rows = self._fault_candidates(entry)
         if kind == "chip":
             rows = [r for r in rows if int(self.state.chips_all[r])]
-        if not rows:
-            return
-        row = rows[int(self.fault_rng.integers(len(rows)))]
+        if rows:
+            self._hit(kind, entry, rows[int(self.fault_rng.integers(len(rows)))])
+
+    def _hit(self, kind: str, entry: Any, row: int) -> None:
         inst = self.state.instances[row]
         if kind == "instance":
             self.fault_counts["instance_failures"] += 1
@@ -696,6 +726,13 @@ class Simulation:
             self.state.set_agent_connected(row, False)
             self.recorder.event(self.now, "fault", f"agent on {inst.ec2_instance_id} disconnected")
             self.at(self.now + float(entry.duration), self._reconnect, row)
+        elif kind == "retirement":
+            self.fault_counts["instance_retirements"] += 1
+            self.recorder.event(self.now, "fault", f"{inst.ec2_instance_id} is scheduled for retirement in "
+                                f"{float(entry.notice):g} s")
+            self.drain(row, "EC2 scheduled instance retirement")
+            self.at(self.now + float(entry.notice), self._lose_instance, row, "TerminationNotice",
+                    "Task stopped: the container instance was terminated after its retirement notice")
         else:
             self._fail_chip(row)
 
@@ -713,8 +750,7 @@ class Simulation:
         holder = inst.chip_holders.get(chip)
         if holder is not None:
             task = self.tasks[holder]
-            self.fault_counts["tasks_stopped"] += 1
-            self.task_seconds_lost += self.now - (task.started_at or self.now)
+            self._count_fault_stop(task)
             self._stop(task, "InfrastructureHealth", f"Task stopped: Neuron device /dev/neuron{chip} failed on "
                        f"{inst.ec2_instance_id}", placed=True)
         self.recorder.advance(self.now)
@@ -725,8 +761,18 @@ class Simulation:
         self.recorder.event(self.now, "fault", f"/dev/neuron{chip} on {inst.ec2_instance_id} failed and left "
                             "NEURON_DEVICES")
 
+    def _count_fault_stop(self, task: SimTask) -> None:
+        # A service replaces its task (the cost shows as service shortfall); a RunTask task's work is lost.
+        self.fault_counts["tasks_stopped"] += 1
+        if task.request is not None and task.request.service is not None:
+            self.fault_counts["service_tasks_stopped"] += 1
+        else:
+            self.task_seconds_lost += self.now - (task.started_at or self.now)
+
     def _lose_instance(self, row: int, stop_code: str, reason: str) -> None:
         inst = self.state.instances[row]
+        if inst.status == "INACTIVE":  # already gone (scaled in, or lost to an earlier fault): no replacement
+            return
         provider = self.providers.get(inst.capacity_provider or "")
         self.deregister(row, reason, stop_code=stop_code)
         if provider is not None:
@@ -772,6 +818,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ sampling
     def _sample(self) -> None:
+        """One timeline sample: a row per (instance type, capacity provider) and a "*" row for the cluster."""
         t = self.now
         st = self.state
         n = len(st)
@@ -812,7 +859,8 @@ class Simulation:
                 rows.append(row)
             self.recorder.stranded_chip_seconds += float(stranded.sum()) * self.sample_interval
         active = int(sum(1 for i in st.instances if i.status != "INACTIVE"))
-        rows.append({"time": t, "instance_type": "*", "capacity_provider": None, "instances": active,
+        totals = {key: sum(r[key] for r in rows) for key in RESOURCE_COLUMNS}
+        rows.append({"time": t, "instance_type": "*", "capacity_provider": None, "instances": active, **totals,
                      "running": self.counts[RUNNING],
                      "pending": self.counts[PENDING], "provisioning": self.counts[PROVISIONING],
                      "submitted": self.submitted, "stopped": self.counts[STOPPED]})
@@ -860,6 +908,9 @@ class Simulation:
         self.interrupted = True
 
     def _results(self, wall_seconds: float) -> Results:
+        services = [svc for svc in self.services if not svc.daemon]
+        for svc in services:
+            svc.account(self.duration)
         for task in list(self.tasks.values()):  # still alive at the end: rows with their current state
             self._row(task, placed=task.ever_ran)
         tasks = None
@@ -909,7 +960,8 @@ class Simulation:
                                             if e["action"] == "terminate")),
             "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
             "extensions": self._extensions(),
-            "faults": {**self.fault_counts, "task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
+            "service_shortfall_task_hours": {svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
+            "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
         if self.partial:
