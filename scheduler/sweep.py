@@ -177,7 +177,8 @@ def run_one(scenario: Mapping[str, Any], run: Run, until: float | None = None) -
 def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The flat, tabular part of a run summary: numbers as numbers, breakdowns as JSON text.
 
-    ``tasks_failed`` (reason -> count) becomes its total, with the breakdown in ``tasks_failed_by_reason``.
+    ``tasks_failed`` (reason -> count) becomes its total, with the breakdown in ``tasks_failed_by_reason``;
+    ``service_shortfall_task_hours`` likewise (``..._by_service``); ``faults`` become ``faults_<name>`` numbers.
     """
     row: dict[str, Any] = {}
     for key, value in summary.items():
@@ -186,6 +187,11 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
         if key == "tasks_failed" and isinstance(value, Mapping):
             row["tasks_failed"] = int(sum(value.values()))
             row["tasks_failed_by_reason"] = json.dumps(dict(value), sort_keys=True)
+        elif key == "service_shortfall_task_hours" and isinstance(value, Mapping):
+            row[key] = round(float(sum(value.values())), 6)
+            row[f"{key}_by_service"] = json.dumps(dict(value), sort_keys=True)
+        elif key == "faults" and isinstance(value, Mapping):
+            row.update({f"faults_{name}": n for name, n in value.items()})
         elif isinstance(value, bool) or value is None or isinstance(value, int | float):
             row[key] = value
         elif isinstance(value, Mapping):

@@ -239,3 +239,28 @@ def test_extensions_beyond_ecs_are_named_in_the_summary() -> None:
     assert any("on_no_capacity wait" in e for e in ext)
     _, plain = simulate("static-paths-blind.yaml")
     assert plain.summary["extensions"] == []  # ECS-blind with RunTask defaults is plain ECS
+
+
+def test_every_output_field_and_column_is_documented() -> None:
+    from scheduler.sim.metrics import TASK_COLUMNS, TIMELINE_COLUMNS
+
+    doc = (ROOT / "docs" / "outputs.md").read_text()
+    _, res = simulate("faults-inf2-spot.yaml", duration="1h")
+    names = [*res.summary, *res.summary["faults"], *TASK_COLUMNS, *TIMELINE_COLUMNS, "partial"]
+    missing = [name for name in names if f"`{name}`" not in doc]
+    assert missing == []
+
+
+def test_faults_scenario_counts_what_faults_cost_and_the_service_recovers() -> None:
+    _, res = simulate("faults-inf2-spot.yaml")
+    faults = res.summary["faults"]
+    assert min(faults[k] for k in ("instance_failures", "chip_failures", "spot_interruptions",
+                                   "agent_disconnects")) >= 1
+    assert faults["instance_retirements"] == 1
+    tasks = res.tasks
+    by_fault = tasks[tasks["stop_code"].isin(["InfrastructureHealth", "SpotInterruption", "TerminationNotice"])]
+    assert faults["tasks_stopped"] == len(by_fault) > 0
+    assert faults["service_tasks_stopped"] == int((by_fault["workload"] == "inference").sum())
+    # the service is back to its 12 tasks at the end, and was short for less than an hour in all
+    assert ((tasks["workload"] == "inference") & (tasks["final_state"] == "RUNNING")).sum() == 12
+    assert 0 < res.summary["service_shortfall_task_hours"]["inference"] < 1.0

@@ -116,6 +116,9 @@ def test_a_row_holds_the_parameters_and_the_runs_own_summary(serial: sweep_modul
         assert (row[key] == expected) or (expected is None and math.isnan(row[key])), key
     assert row["tasks_failed"] == sum(summary["tasks_failed"].values())
     assert json.loads(row["tasks_failed_by_reason"]) == summary["tasks_failed"]
+    for name, value in summary["faults"].items():  # numbers a sweep can average
+        assert row[f"faults_{name}"] == value, name
+    assert row["service_shortfall_task_hours"] == pytest.approx(sum(summary["service_shortfall_task_hours"].values()))
     # the replications of a point differ: the seed matters
     assert runs.loc[runs["point"] == 2, "tasks_submitted"].nunique() > 1
 
