@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -113,6 +114,20 @@ def test_a_run_without_failures_says_so_instead_of_an_empty_chart(tmp_path: Path
     markdown = (folder / "report.md").read_text(encoding="utf-8")
     assert "No task failed to be placed or to start." in markdown
     assert not (folder / "figures" / "failures.png").exists()
+
+
+def test_a_run_with_faults_reports_what_they_cost_and_a_run_without_does_not(tmp_path: Path) -> None:
+    folder = run_folder(tmp_path, "faults-inf2-spot", duration="3d")
+    build_report(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    markdown = (folder / "report.md").read_text(encoding="utf-8")
+    assert "## Faults and service shortfall" in markdown
+    stopped = summary["faults"]["tasks_stopped"]
+    assert f"| tasks stopped by faults | {stopped} |" in markdown
+    assert "| inference |" in markdown
+    calm = run_folder(tmp_path, "static-paths-blind")
+    build_report(calm)
+    assert "Faults and service shortfall" not in (calm / "report.md").read_text(encoding="utf-8")
 
 
 def test_a_later_report_removes_figures_that_no_longer_apply(tmp_path: Path) -> None:

@@ -180,7 +180,43 @@ def run_report(folder: Path) -> Report:
            lambda: fg.cost_figure(summary))
     if not cost.charts:
         cost.paragraphs.append("The run has no priced instance-hours.")
-    return Report(title, subtitle, [overview, usage, waiting, failures, cost])
+    sections = [overview, usage, waiting, failures]
+    resilience = _faults_section(summary)
+    if resilience is not None:
+        sections.append(resilience)
+    return Report(title, subtitle, [*sections, cost])
+
+
+FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("instance_failures", "instance failures", ""),
+    ("chip_failures", "Neuron chip failures", ""),
+    ("agent_disconnects", "agent disconnects", ""),
+    ("spot_interruptions", "Spot interruptions", ""),
+    ("instance_retirements", "scheduled retirements", ""),
+    ("tasks_stopped", "tasks stopped by faults", ""),
+    ("service_tasks_stopped", "of which service tasks (replaced)", ""),
+    ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),
+)
+
+
+def _faults_section(summary: Mapping[str, Any]) -> Section | None:
+    """Faults and service shortfall, when the run had either."""
+    faults = summary.get("faults") if isinstance(summary.get("faults"), Mapping) else {}
+    short = summary.get("service_shortfall_task_hours")
+    short = short if isinstance(short, Mapping) else {}
+    if not any(faults.values()) and not any(short.values()):
+        return None
+    section = Section("Faults and service shortfall")
+    if any(faults.values()):
+        section.tables.append(TableBlock(("fault or cost", "value"), tuple(
+            (label, fmt(faults[key], unit)) for key, label, unit in FAULT_ROWS if key in faults)))
+    if short:
+        section.paragraphs.append(
+            "Service shortfall: desired tasks minus running tasks, integrated over the run, in task-hours. "
+            "It counts waiting for capacity as well as replacing tasks that faults stopped.")
+        section.tables.append(TableBlock(("service", "shortfall (task-hours)"), tuple(
+            (name, fmt(hours)) for name, hours in sorted(short.items()))))
+    return section
 
 
 TASK_COLUMNS = ("workload", "wait_s", "start", "final_state")  # all the figures need of a long task table

@@ -101,6 +101,7 @@ class Service:
     backoff_until: float = 0.0
     reconcile_scheduled: bool = False
     daemon_requests: dict[int, Request] = field(default_factory=dict)
+    daemon_tasks: dict[int, str] = field(default_factory=dict)  # instance row -> its daemon task's id
     running: int = 0
     short_seconds: float = 0.0  # integral of max(0, desired - running) over time
     counted_to: float = 0.0
@@ -610,9 +611,9 @@ class Simulation:
                           constraints=base.constraints, strategies=(), launch_type=base.launch_type,
                           duration=base.duration, service=svc, only=only)
             svc.daemon_requests[index] = req
-        if any(self.tasks[t].request is req for t in svc.live if t in self.tasks):
+        if svc.daemon_tasks.get(index) in svc.live:  # one lookup, not a scan: daemons start on every instance
             return
-        self.submit(req)
+        svc.daemon_tasks[index] = self.submit(req).task_id
 
     # ------------------------------------------------------------------ capacity providers
     def _chip_price(self, row: int) -> float:
