@@ -78,6 +78,8 @@ def test_faults_lose_no_task(tmp_path: Path, seed: int) -> None:
     assert set(tasks["final_state"]) <= {"PROVISIONING", "RUNNING", "STOPPED"}
     stopped = tasks[tasks["final_state"] == "STOPPED"]
     assert stopped["stop_code"].notna().all() and stopped["stop_reason"].notna().all()
+    waiting = tasks[tasks["final_state"] == "PROVISIONING"]
+    assert waiting["stop_reason"].notna().all()  # the reason it cannot be placed yet
     faults = res.summary["faults"]
     assert faults["instance_failures"] >= 1  # the one at 2h at least
     codes = set(stopped["stop_code"])

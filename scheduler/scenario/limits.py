@@ -1,0 +1,26 @@
+"""How large a scenario may be, and the ECS constants its fields default to.
+
+The limits a scenario is refused for breaking (file size, YAML nodes, instances, samples, calls, tasks
+per call, strategy and constraint rules, name length), the default availability zones, the
+availability-zone attribute and the launch types a fleet or workload may name. The YAML digit limit
+stays beside the check that applies it (``yaml_reader``); the nesting limit is ``scheduler.nesting``'s.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a scenario is a few KiB; anything this big is a mistake or an attack
+MAX_NODES = 100_000                # YAML nodes after alias expansion (refuses "billion laughs")
+MAX_INSTANCES = 100_000            # the simulator's cap; ECS's default quota is 5,000 per cluster
+MAX_SAMPLES = 1_000_000            # duration / sample_interval
+MAX_CALLS = 1_000_000              # `once` arrivals in one burst
+MAX_TASKS_PER_CALL = 10            # RunTask count
+MAX_STRATEGIES = 5                 # placement strategy rules per task or service
+MAX_CONSTRAINTS = 10               # task definition and run time together
+MAX_PROVIDERS_PER_STRATEGY = 20
+MAX_NAME = 255
+
+DEFAULT_AVAILABILITY_ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+AZ_ATTRIBUTE = "attribute:ecs.availability-zone"
+LaunchType = Literal["EC2", "MANAGED_INSTANCES"]

@@ -1,0 +1,113 @@
+"""Loading a scenario: read the file, apply overrides, validate, cross-check and resolve, giving a
+:class:`LoadedScenario` (the model with its catalog, task specs and trace tables) the simulation can
+run. Every problem, from any step, is one ScenarioError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from pydantic import ValidationError
+
+from scheduler.catalog import Catalog
+from scheduler.ecs.taskspec import TaskSpec
+from scheduler.errors import ScenarioError, show_value
+from scheduler.nesting import first_problem
+from scheduler.scenario.checks import (
+    _check_cluster,
+    _check_faults,
+    _check_workload_references,
+    _check_workloads_against_specs,
+    _load_task_definitions,
+    _scenario_catalog,
+)
+from scheduler.scenario.context import _Context
+from scheduler.scenario.models import Launch, Scenario, resolve_launch
+from scheduler.scenario.overrides import apply_overrides
+from scheduler.scenario.traces import _load_traces
+from scheduler.scenario.validation_errors import _from_validation_error
+from scheduler.scenario.words import _kind, _path_part
+from scheduler.scenario.workloads import RunTaskWorkload, ServiceWorkload
+from scheduler.scenario.yaml_reader import _read_text, parse_yaml
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with everything it refers to loaded: the catalog (with the scenario's own
+    additions), a TaskSpec per task definition and a table per trace workload.
+
+    Each trace table has float columns ``submit`` and ``duration`` (seconds; ``duration`` is NaN where
+    the workload's own ``duration`` applies) and a ``task_definition`` column of task_definitions keys,
+    sorted by ``submit``.
+    """
+
+    model: Scenario
+    path: Path
+    catalog: Catalog
+    task_specs: dict[str, TaskSpec]
+    traces: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
+        return resolve_launch(workload, self.model.cluster)
+
+    def group_of(self, workload: RunTaskWorkload | ServiceWorkload) -> str:
+        """The ECS task group: ``service:<name>`` for services; the RunTask ``group`` or
+        ``family:<task-definition family>`` for standalone tasks."""
+        if isinstance(workload, ServiceWorkload):
+            return f"service:{workload.name}"
+        if workload.group is not None:
+            return workload.group
+        return f"family:{self.task_specs[workload.task_definition].family}"
+
+
+def load_scenario(path: str | Path, *, overrides: Mapping[str, object] | None = None) -> LoadedScenario:
+    """Read, override, validate and resolve a scenario file; every problem is a ScenarioError."""
+    label = str(path)
+    text = _read_text(Path(path), label)
+    data = parse_yaml(text, label)
+    if data is None:
+        raise ScenarioError("the file is empty; a scenario needs at least name, duration, task_definitions, "
+                            "cluster and workloads", file=label)
+    return scenario_from_mapping(data, path=path, overrides=overrides)
+
+
+def scenario_from_mapping(data: object, *, path: str | Path,
+                          overrides: Mapping[str, object] | None = None) -> LoadedScenario:
+    """Validate and resolve already-parsed scenario data; ``path`` names it in errors and is where
+    relative file references (task definitions, catalog, traces) are resolved from."""
+    label = str(path)
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"the top level must be a mapping of scenario fields (name, duration, ...), "
+                            f"not {_kind(data)}", file=label)
+    _check_tree(data, label)
+    try:
+        if overrides:
+            data = apply_overrides(data, overrides, file=label)
+            _check_tree(data, label)
+        model = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation_error(exc, label) from None
+    except RecursionError:
+        raise ScenarioError("the document is nested too deeply", file=label) from None
+    base = Path(path).parent
+    context = _Context(label, base)
+    catalog = _scenario_catalog(model, context)
+    _check_cluster(model.cluster, catalog, context)
+    _check_faults(model.faults, catalog, context)
+    _check_workload_references(model, context)
+    specs = _load_task_definitions(model, context)
+    _check_workloads_against_specs(model, specs, context)
+    traces = _load_traces(model, context)
+    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces)
+
+
+def _check_tree(data: object, label: str) -> None:
+    # Before pydantic: it cannot report these without tracebacks of its own on stderr.
+    found = first_problem(data)
+    if found is not None:
+        keys, problem = found
+        path = "".join(_path_part(key if isinstance(key, int | str) else show_value(key), first=not i)
+                       for i, key in enumerate(keys))
+        raise ScenarioError(problem, file=label, path=path or None)

@@ -1,0 +1,282 @@
+"""What a scenario runs: RunTask workloads (arrival processes of RunTask calls) and ECS services, with
+the task durations they draw. ECS's defaults that depend on the kind of request (the default placement
+strategy) are resolved here; how arrivals and durations play out over time is ``scheduler.sim``'s."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+
+from scheduler.ecs.taskspec import Constraint, Strategy
+from scheduler.scenario.fields import Duration, EcsName, Int, Number, Rate, RateOrZero, _Model
+from scheduler.scenario.limits import (
+    AZ_ATTRIBUTE,
+    MAX_CALLS,
+    MAX_INSTANCES,
+    MAX_NAME,
+    MAX_TASKS_PER_CALL,
+    LaunchType,
+)
+from scheduler.scenario.placement import (
+    CapacityProviderStrategy,
+    CapacityProviderStrategyItem,
+    PlacementConstraints,
+    PlacementStrategies,
+    PlacementStrategyItem,
+)
+
+# --- arrivals ---------------------------------------------------------------------------------------
+
+class PoissonArrivals(_Model):
+    """RunTask calls at exponentially distributed gaps with mean 1/rate."""
+
+    type: Literal["poisson"]
+    rate: Rate
+
+
+class IntervalArrivals(_Model):
+    """A call every ``every``, each delayed by a uniform random amount in [0, jitter]."""
+
+    type: Literal["interval"]
+    every: Duration = Field(gt=0)
+    jitter: Duration = 0
+
+
+class DiurnalArrivals(_Model):
+    """A Poisson process whose rate follows a sinusoid between ``trough_rate`` and ``peak_rate``,
+    peaking at ``peak_at`` (an offset into each period; the run starts at offset 0)."""
+
+    type: Literal["diurnal"]
+    peak_rate: Rate
+    trough_rate: RateOrZero
+    peak_at: Duration = "14h"
+    period: Duration = Field("1d", gt=0)
+
+    @field_validator("trough_rate")
+    @classmethod
+    def _trough_below_peak(cls, value: float, info: ValidationInfo) -> float:
+        peak = info.data.get("peak_rate")
+        if peak is not None and value > peak:
+            raise ValueError(f"must not exceed peak_rate ({peak:g}/s), got {value:g}/s")
+        return value
+
+    def rate_at(self, t: float) -> float:
+        """The rate (per second) at ``t`` seconds into the run."""
+        phase = 2 * math.pi * (t - self.peak_at) / self.period
+        return self.trough_rate + (self.peak_rate - self.trough_rate) * (1 + math.cos(phase)) / 2
+
+
+class OnceArrivals(_Model):
+    """``calls`` RunTask calls all at time ``at``."""
+
+    type: Literal["once"]
+    at: Duration = 0
+    calls: Int = Field(1, ge=1, le=MAX_CALLS)
+
+
+class TraceArrivals(_Model):
+    """Calls replayed from a CSV file (relative to the scenario): one row per RunTask call."""
+
+    type: Literal["trace"]
+    file: Annotated[str, Field(min_length=1)]
+    time_column: str = "submit"
+    duration_column: str = "duration"
+    task_definition_column: str = "task_definition"
+
+
+Arrivals = Annotated[PoissonArrivals | IntervalArrivals | DiurnalArrivals | OnceArrivals | TraceArrivals,
+                     Field(discriminator="type")]
+
+
+# --- task durations ---------------------------------------------------------------------------------
+
+class FixedDuration(_Model):
+    type: Literal["fixed"]
+    value: Duration = Field(gt=0)
+
+
+class ExponentialDuration(_Model):
+    type: Literal["exponential"]
+    mean: Duration = Field(gt=0)
+
+
+class LognormalDuration(_Model):
+    """exp(N(ln median, sigma^2)) seconds."""
+
+    type: Literal["lognormal"]
+    median: Duration = Field(gt=0)
+    sigma: Number = Field(ge=0, le=10)
+
+
+class EmpiricalDuration(_Model):
+    """One of ``values``, drawn with probabilities proportional to ``weights`` (equal when omitted)."""
+
+    type: Literal["empirical"]
+    values: Annotated[list[Duration], Field(min_length=1, max_length=100_000)]
+    weights: list[Annotated[Number, Field(ge=0, allow_inf_nan=False)]] | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_match_values(cls, value: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        values = info.data.get("values")
+        if value is None or values is None:
+            return value
+        if len(value) != len(values):
+            raise ValueError(f"needs one weight per value: {len(values)} values, {len(value)} weights")
+        if sum(value) <= 0:
+            raise ValueError("at least one weight must be above 0")
+        return value
+
+
+def _bare_fixed(value: object) -> object:
+    # `duration: 90s` is shorthand for `{type: fixed, value: 90s}`.
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return {"type": "fixed", "value": value}
+    return value
+
+
+TaskDuration = Annotated[
+    FixedDuration | ExponentialDuration | LognormalDuration | EmpiricalDuration,
+    Field(discriminator="type"),
+    BeforeValidator(_bare_fixed, json_schema_input_type=Duration | FixedDuration | ExponentialDuration
+                    | LognormalDuration | EmpiricalDuration),
+]
+
+
+# --- workloads --------------------------------------------------------------------------------------
+
+class _Placement(_Model):
+    """What RunTask workloads and services share: the launch-type rule and the request's constraints."""
+
+    @field_validator("capacity_provider_strategy", check_fields=False)
+    @classmethod
+    def _strategy_or_launch_type(cls, value: list[CapacityProviderStrategyItem],
+                                 info: ValidationInfo) -> list[CapacityProviderStrategyItem]:
+        if value and info.data.get("launch_type") is not None:
+            raise ValueError("give launch_type or capacity_provider_strategy, not both (ECS rejects both)")
+        return value
+
+    def runtime_constraints(self) -> tuple[Constraint, ...]:
+        """The constraints given with the request (the task definition's own come on top)."""
+        return tuple(item.to_constraint() for item in getattr(self, "placement_constraints", ()))
+
+
+class RunTaskWorkload(_Placement):
+    """Standalone tasks: RunTask calls of ``count`` tasks each, arriving by ``arrivals``."""
+
+    kind: Literal["run_task"]
+    name: EcsName
+    task_definition: str
+    arrivals: Arrivals
+    count: Int = Field(1, ge=1, le=MAX_TASKS_PER_CALL)
+    duration: TaskDuration | None = None
+    placement_strategy: PlacementStrategies | None = None
+    placement_constraints: PlacementConstraints = []
+    group: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | None = None
+    launch_type: LaunchType | None = None
+    capacity_provider_strategy: CapacityProviderStrategy = []
+    start: Duration = 0
+    stop: Duration | None = None
+    max_calls: Int | None = Field(None, ge=1)
+    on_no_capacity: Literal["fail", "wait"] = "fail"
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_needed(cls, value: object, info: ValidationInfo) -> object:
+        arrivals = info.data.get("arrivals")
+        if value is None and arrivals is not None and not isinstance(arrivals, TraceArrivals):
+            raise ValueError("is required (how long each task runs), e.g. 10m or "
+                             "{type: exponential, mean: 10m}")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_after_start(cls, value: float | None, info: ValidationInfo) -> float | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value <= start:
+            raise ValueError(f"must be after start ({start:g} s), got {value:g} s")
+        return value
+
+    def effective_strategy(self) -> tuple[Strategy, ...]:
+        """The strategy chain ECS applies: the one given, else RunTask's default, ``random``."""
+        if self.placement_strategy is None:
+            return (Strategy("random"),)
+        return tuple(item.to_strategy() for item in self.placement_strategy)
+
+
+class ScheduleStep(_Model):
+    """From ``at`` on, the service's desired count is ``count``."""
+
+    at: Duration
+    count: Int = Field(ge=0, le=MAX_INSTANCES)
+
+
+class ServiceWorkload(_Placement):
+    """An ECS service: keeps ``desired_count`` tasks running (REPLICA) or one per instance (DAEMON)."""
+
+    kind: Literal["service"]
+    name: EcsName
+    task_definition: str
+    scheduling_strategy: Literal["REPLICA", "DAEMON"] = "REPLICA"
+    desired_count: Int | None = Field(None, ge=0, le=MAX_INSTANCES,
+                                      description="default 1 for REPLICA without a schedule; DAEMON has none")
+    schedule: Annotated[list[ScheduleStep], Field(min_length=1)] | None = None
+    task_duration: TaskDuration | None = None
+    placement_strategy: PlacementStrategies | None = None
+    placement_constraints: PlacementConstraints = []
+    launch_type: LaunchType | None = None
+    capacity_provider_strategy: CapacityProviderStrategy = []
+    start: Duration = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_desired_count(cls, data: object) -> object:
+        if (isinstance(data, dict) and data.get("desired_count") is None and data.get("schedule") is None
+                and data.get("scheduling_strategy", "REPLICA") == "REPLICA"):
+            return {**data, "desired_count": 1}
+        return data
+
+    @field_validator("desired_count")
+    @classmethod
+    def _daemon_has_no_count(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("scheduling_strategy") == "DAEMON":
+            raise ValueError("a DAEMON service runs one task per instance and takes no desired_count")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_rules(cls, value: list[ScheduleStep] | None,
+                        info: ValidationInfo) -> list[ScheduleStep] | None:
+        if value is None:
+            return value
+        if info.data.get("scheduling_strategy") == "DAEMON":
+            raise ValueError("a DAEMON service runs one task per instance and takes no schedule")
+        if info.data.get("desired_count") is not None:
+            raise ValueError("give desired_count or schedule, not both")
+        for i in range(1, len(value)):
+            if value[i].at <= value[i - 1].at:
+                raise ValueError(f"entries must be in time order: entry {i} (at {value[i].at:g} s) is not "
+                                 f"after entry {i - 1} (at {value[i - 1].at:g} s)")
+        return value
+
+    @field_validator("placement_strategy")
+    @classmethod
+    def _daemon_has_no_strategy(cls, value: list[PlacementStrategyItem] | None,
+                                info: ValidationInfo) -> list[PlacementStrategyItem] | None:
+        if value is not None and info.data.get("scheduling_strategy") == "DAEMON":
+            raise ValueError("a DAEMON service takes no placement strategy (one task goes on every instance)")
+        return value
+
+    def effective_strategy(self) -> tuple[Strategy, ...]:
+        """The strategy chain ECS applies: the one given, else a REPLICA service's default (spread over
+        availability zones, then over instances); DAEMON services have none."""
+        if self.scheduling_strategy == "DAEMON":
+            return ()
+        if self.placement_strategy is None:
+            return (Strategy("spread", AZ_ATTRIBUTE), Strategy("spread", "instanceId"))
+        return tuple(item.to_strategy() for item in self.placement_strategy)
+
+
+Workload = Annotated[RunTaskWorkload | ServiceWorkload, Field(discriminator="kind")]
