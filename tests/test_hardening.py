@@ -178,6 +178,30 @@ faults:
     assert res.summary["chip_utilization"] == pytest.approx(2 / 31, abs=1e-6)
 
 
+def test_a_spot_auto_scaling_group_prices_and_interrupts_its_instances_and_replaces_them(tmp_path: Path) -> None:
+    text = f"""
+name: spot-asg
+duration: 2d
+task_definitions: {{chip: {TASKDEFS / "inf2-chip-0.json"}}}
+cluster:
+  capacity_providers:
+    - {{name: spot, type: EC2_AUTOSCALING, instance_types: [inf2.xlarge], min_size: 4, max_size: 4,
+        desired_capacity: 4, spot: true, managed_scaling: {{status: DISABLED}}}}
+workloads: [{{name: svc, kind: service, task_definition: chip, desired_count: 4, launch_type: EC2}}]
+faults: {{spot_interruptions: {{rate: 1/d, notice: 2m}}}}
+"""
+    sim = Simulation(load_scenario(write(tmp_path, text)))
+    res = sim.run()
+    price = sim.loaded.catalog.get("inf2.xlarge").price_per_hour * (1 - 0.65)
+    assert sim.instance_price == pytest.approx([price] * len(sim.instance_price))  # the first four too
+    interruptions = res.summary["faults"]["spot_interruptions"]
+    assert interruptions >= 2
+    launches = res.extra_tables["scaling_events"]
+    assert int(launches["reason"].str.contains("replacing").sum()) == interruptions
+    # each interruption leaves the service one task short from the notice until the replacement registers
+    assert res.summary["service_shortfall_task_hours"]["svc"] == pytest.approx(interruptions * 3.5 / 60)
+
+
 def test_an_instance_lost_twice_is_replaced_once(tmp_path: Path) -> None:
     # A Spot or retirement notice can run out after the instance already left (scaled in, or failed).
     sim = Simulation(load_scenario(write(tmp_path, RETIRING), overrides={"faults": {}}))

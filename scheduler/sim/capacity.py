@@ -144,7 +144,8 @@ class AutoScalingGroup(Provider):
         for _ in range(self.model.desired_capacity or 0):
             itype = self._next_type()
             row = self.sim.add_instance(itype, launch_type=LAUNCH_EC2, availability_zone=self.next_zone(),
-                                        capacity_provider=self.name, attributes={})
+                                        capacity_provider=self.name, attributes={},
+                                        spot=bool(getattr(self.model, "spot", False)))
             self.instances.add(row)
             self.launched_at[row] = -math.inf  # in service before the run: no warm-up
 
