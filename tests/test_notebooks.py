@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -28,6 +29,13 @@ HOURS = 4
 REPLICATIONS = 2
 """,
     "benchmarks.ipynb": "RESULTS = {results!r}",
+    "spot_vs_on_demand.ipynb": """
+DAYS = 2
+REPLICATIONS = 2
+SPOT_COUNTS = (0, 6, 12)
+SPARES = (0, 1)
+INTERRUPTIONS_PER_WEEK = 7.0
+""",
 }
 
 
@@ -65,8 +73,9 @@ def test_notebooks_are_committed_without_outputs(name: str) -> None:
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_there_are_the_three_notebooks() -> None:
-    assert ALL == ["benchmarks.ipynb", "capacity_planning.ipynb", "managed_vs_manual.ipynb"]
+def test_there_are_the_four_notebooks() -> None:
+    assert ALL == ["benchmarks.ipynb", "capacity_planning.ipynb", "managed_vs_manual.ipynb",
+                   "spot_vs_on_demand.ipynb"]
 
 
 def test_capacity_planning_answers_how_many_inf2_48xlarge() -> None:
@@ -85,6 +94,19 @@ def test_managed_vs_manual_compares_the_four_ways() -> None:
         assert way in text
     assert "Answer:" in text
     assert images(notebook) >= 1
+
+
+def test_spot_vs_on_demand_finds_the_cheapest_mix_within_the_shortfall_budget() -> None:
+    notebook = execute("spot_vs_on_demand.ipynb", SMALL["spot_vs_on_demand.ipynb"])
+    text = printed(notebook)
+    answer = re.search(r"Answer: (\d+) of 12 instances on Spot with (\d+) spare on-demand instance\(s\) costs "
+                       r"\$([\d,.]+)/day, saving \$([\d,.]+)/day", text)
+    assert answer is not None, text
+    spot, spare = int(answer[1]), int(answer[2])
+    assert spot in (0, 6, 12) and spare in (0, 1)
+    # 7 interruptions per Spot instance-week: the all-Spot fleet without a spare falls short
+    assert "12 Spot and no spare: 0.0000" not in text
+    assert images(notebook) == 1
 
 
 def test_benchmarks_notebook_plots_the_results(tmp_path: Path) -> None:
