@@ -32,7 +32,18 @@ class NeuronSimError(Exception):
 
     def __str__(self) -> str:
         where = ": ".join(part for part in (self.file, self.path) if part)
-        return one_line(f"{where}: {self.message}" if where else self.message)
+        return bounded(one_line(f"{where}: {self.message}" if where else self.message))
+
+
+MAX_LINE = 1000  # characters in one error line; a value quoted in full may be far longer
+
+
+def bounded(line: str, limit: int = MAX_LINE) -> str:
+    """``line``, or its start and end around a note of how much was cut when it is longer than ``limit``."""
+    if len(line) <= limit:
+        return line
+    head, tail = limit * 3 // 4, limit // 5
+    return f"{line[:head]} ... [{len(line) - head - tail:,} characters cut] ... {line[-tail:]}"
 
 
 def one_line(text: str) -> str:

@@ -417,3 +417,15 @@ def test_an_integer_beyond_32_bits_is_out_of_range_not_a_crash(value: int) -> No
 def test_the_largest_32_bit_integer_is_in_range() -> None:
     doc = {**CPU_TASKDEF, "containerDefinitions": [{"name": "a", "image": "b", "memory": 2**31 - 1}]}
     assert validate_task_definition(doc).valid
+
+
+def test_a_100000_character_value_gives_a_bounded_line_that_still_names_the_field() -> None:
+    data = json.loads(json.dumps(scenario_seeds()["mixed-cluster.yaml"]))
+    data["cluster"]["fleets"][0]["instance_type"] = "x" * 100_000
+    with pytest.raises(ScenarioError, match="unknown instance type") as caught:
+        scenario_from_mapping(data, path="s.yaml")
+    line = str(caught.value)
+    assert len(line) <= 1000
+    assert line.startswith("s.yaml: cluster.fleets[0].instance_type: unknown instance type 'xxx")
+    assert "characters cut" in line and line.endswith("`neuron-sim catalog` lists known types")
+    check_error(caught.value, "s.yaml", "long value")
