@@ -697,15 +697,20 @@ class Simulation:
     def _clock_strike(self, kind: str, entry: Any, row: int) -> None:
         if self.state.instances[row].status == "INACTIVE":
             return  # the clock dies with its instance
-        if row in self._fault_candidates(entry) and (kind != "chip" or int(self.state.chips_all[row])):
+        if self._strikable(entry, self.state.instances[row]) and (kind != "chip" or int(self.state.chips_all[row])):
             self._hit(kind, entry, row)
         if self.state.instances[row].status != "INACTIVE":
             self._arm(kind, entry, row)
 
     def _fault_candidates(self, entry: Any) -> list[int]:
-        return [i.index for i in self.state.instances
-                if i.status == "ACTIVE" and (entry.instance_type is None or i.instance_type.name == entry.instance_type)
-                and (not hasattr(entry, "duration") or i.agent_connected)]
+        return [i.index for i in self.state.instances if self._strikable(entry, i)]
+
+    @staticmethod
+    def _strikable(entry: Any, inst: Any) -> bool:
+        """An ACTIVE instance of the entry's type (and, for an agent disconnect, still connected)."""
+        return (inst.status == "ACTIVE"
+                and (entry.instance_type is None or inst.instance_type.name == entry.instance_type)
+                and (not hasattr(entry, "duration") or inst.agent_connected))
 
     def _strike(self, kind: str, entry: Any) -> None:
         """A fault at a fixed time: it strikes one matching instance, chosen at random."""
