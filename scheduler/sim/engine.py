@@ -31,7 +31,7 @@ from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
-from scheduler.sim.metrics import Levels, Recorder, TaskTableWriter, ratio, wait_percentiles
+from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio, wait_percentiles
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
 
@@ -40,8 +40,6 @@ SERVICE_BACKOFF_BASE_S = 10.0
 SERVICE_BACKOFF_MAX_S = 900.0  # ECS: retry delay grows up to 15 minutes for tasks that never start
 RECENT_STOPPED = 100           # stopped tasks kept for the DescribeTasks view
 PROVISIONING_QUOTA = 500       # "Tasks in PROVISIONING state per cluster"
-RESOURCE_COLUMNS = ("chips_total", "chips_held", "chips_stranded", "cpu_total", "cpu_used", "memory_total",
-                    "memory_used", "gpus_total", "gpus_used")
 SPOT_DISCOUNT = 0.65           # default Spot price discount off on-demand (scenario: cluster.spot_discount)
 QUOTA_REASON = ("ClientException: capacity error because the quota of tasks in the PROVISIONING per cluster "
                 "has been reached")

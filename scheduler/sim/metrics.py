@@ -21,9 +21,9 @@ TASK_COLUMNS = ("task_id", "family", "workload", "group", "launch_type", "capaci
                 "start", "end", "final_state", "stop_code", "stop_reason", "instance_id", "instance_type",
                 "availability_zone", "chips", "wait_s", "placed")
 
-TIMELINE_COLUMNS = ("time", "instance_type", "capacity_provider", "instances", "chips_total", "chips_held",
-                    "chips_stranded",
-                    "cpu_total", "cpu_used", "memory_total", "memory_used", "gpus_total", "gpus_used",
+RESOURCE_COLUMNS = ("chips_total", "chips_held", "chips_stranded", "cpu_total", "cpu_used", "memory_total",
+                    "memory_used", "gpus_total", "gpus_used")
+TIMELINE_COLUMNS = ("time", "instance_type", "capacity_provider", "instances", *RESOURCE_COLUMNS,
                     "running", "pending", "provisioning", "submitted", "stopped")
 
 
