@@ -1,8 +1,9 @@
 """neuron-sim: a discrete-event simulator of Amazon ECS task placement for AWS Neuron workloads.
 
-The import package is ``scheduler``. Layers, each importing only those before it:
-``catalog`` -> ``ecs`` vocabulary (task definitions, query language) -> ``placement`` ->
-ECS views (``ecs.api``) and ``sim`` -> scenario / report / sweep -> ``cli``.
+The import package is ``scheduler``. Layers, each importing only those before it (tests/test_architecture.py
+holds the exact order): ``errors``/``units`` -> ``catalog`` -> ``ecs`` vocabulary (task definitions, query
+language) -> ``placement`` (the core) -> ECS ``views`` (ids, Describe*) -> ``sim`` and the ``Cluster``
+facade -> scenario / sweep / report -> ``cli``.
 """
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Cluster: the Python API to build a cluster, run and stop tasks, and read ECS-shaped views.
 
-A thin facade over the placement core (ClusterState + Placer) that keeps one TaskRecord per task, so a
-notebook or a test can speak in ECS terms::
+A thin facade over the placement core (ClusterState + Placer) and the ECS views (ids, Describe*) that
+keeps one TaskRecord per task, so a notebook or a test can speak in ECS terms::
 
     from scheduler import Cluster
     c = Cluster("demo", seed=7)
@@ -20,8 +20,6 @@ import numpy as np
 
 from scheduler.catalog import Catalog, default_catalog
 from scheduler.catalog.model import LAUNCH_EC2
-from scheduler.ecs import api
-from scheduler.ecs.api import TaskRecord
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
 from scheduler.errors import PlacementError
@@ -30,6 +28,8 @@ from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
+from scheduler.views import describe, events, identity
+from scheduler.views.describe import TaskRecord
 
 MAX_RUNTASK_COUNT = 10
 
@@ -42,8 +42,8 @@ class RunTaskResult:
     failures: list[Failure] = field(default_factory=list)
 
     def as_response(self, cluster: Cluster) -> dict:
-        return {"tasks": [api.describe_task(t, cluster.state) for t in self.tasks],
-                "failures": [api.run_task_failure(f.reason, f.detail, f.arn) for f in self.failures]}
+        return {"tasks": [describe.describe_task(t, cluster.state) for t in self.tasks],
+                "failures": [describe.run_task_failure(f, cluster.state) for f in self.failures]}
 
 
 class Cluster:
@@ -69,10 +69,10 @@ class Cluster:
                       attributes: dict[str, str] | None = None) -> list[int]:
         """Register ``count`` instances of a catalog type, round-robin over the availability zones."""
         itype = self.catalog.get(instance_type)
-        return [self.state.add_instance(itype, launch_type=launch_type,
-                                        availability_zone=availability_zones[k % len(availability_zones)],
-                                        capacity_provider=capacity_provider, attributes=attributes,
-                                        registered_at=self.clock)
+        return [identity.register_instance(self.state, itype, launch_type=launch_type,
+                                           availability_zone=availability_zones[k % len(availability_zones)],
+                                           capacity_provider=capacity_provider, attributes=attributes,
+                                           registered_at=self.clock)
                 for k in range(count)]
 
     def run_task(self, task: TaskSpec | str | Path | dict, *, count: int = 1, group: str | None = None,
@@ -88,7 +88,7 @@ class Cluster:
         result = RunTaskResult()
         for _ in range(count):
             self._next_task += 1
-            task_id = f"{self._next_task:032x}"
+            task_id = identity.task_id(self._next_task)
             outcome = self.placer.place(spec, task_id=task_id, group=group, constraints=constraints,
                                         strategies=chain, launch_type=launch_type, rng=self.rng)
             if isinstance(outcome, Failure):
@@ -99,12 +99,13 @@ class Cluster:
                                 last_status="RUNNING", launch_type=inst.launch_type,
                                 capacity_provider=inst.capacity_provider, created_at=self.clock,
                                 started_at=self.clock, started_by=started_by)
-            if not outcome.ok:
+            if outcome.start_failure is not None:  # ECS-blind: the container could not open its device
                 record.last_status = record.desired_status = "STOPPED"
                 record.started_at = None
                 record.stopped_at = self.clock
                 record.stop_code = "TaskFailedToStart"
-                record.stopped_reason = outcome.start_failure
+                record.stopped_reason = events.start_failure_reason(outcome.start_failure, self.state,
+                                                                    outcome.instance)
             self.tasks[task_id] = record
             result.tasks.append(record)
         return result
@@ -128,10 +129,10 @@ class Cluster:
 
     def describe_tasks(self, task_ids: Iterable[str] | None = None) -> dict:
         ids = list(self.tasks) if task_ids is None else list(task_ids)
-        return api.describe_tasks((self.tasks[t] for t in ids), self.state)
+        return describe.describe_tasks((self.tasks[t] for t in ids), self.state)
 
     def describe_container_instances(self, indices: Iterable[int] | None = None) -> dict:
-        return api.describe_container_instances(self.state, indices)
+        return describe.describe_container_instances(self.state, indices)
 
     def holder_of(self, instance: int, device_path: str) -> str | None:
         """Which task holds ``/dev/neuronN`` on an instance row (None when free)."""

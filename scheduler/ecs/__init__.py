@@ -1,2 +1,3 @@
-"""The ECS vocabulary users already speak: task definitions, the cluster query language, capacity
-providers, and (above the placement core) ECS-shaped API views."""
+"""The ECS vocabulary users already speak: task definitions, the cluster query language and capacity
+providers. It sits below the placement core and imports nothing above it; the ECS-shaped API views are
+in ``scheduler.views``."""

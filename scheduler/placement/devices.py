@@ -16,6 +16,7 @@ import numpy as np
 
 from scheduler.ecs.taskspec import NeuronMode, TaskSpec
 from scheduler.placement import topology
+from scheduler.placement.results import StartFailure
 from scheduler.placement.state import LAUNCH_CODES, ClusterState, chips_of
 
 MANAGED_CODE = LAUNCH_CODES["MANAGED_INSTANCES"]
@@ -102,24 +103,18 @@ def chips_for(state: ClusterState, spec: TaskSpec, index: int, mode: DeviceMode)
     return 0 if block is None else block
 
 
-def start_conflict(state: ClusterState, spec: TaskSpec, index: int) -> str | None:
+def start_conflict(state: ClusterState, spec: TaskSpec, index: int) -> StartFailure | None:
     """ECS-blind: why the container would fail to start on this instance (None when it starts)."""
     if spec.neuron_mode is not NeuronMode.MANUAL:
         return None
-    inst = state.instances[index]
     need = request_mask(spec)
     missing = need & ~int(state.chips_all[index])
     if missing:
-        path = f"/dev/neuron{chips_of(missing)[0]}"
-        return (f"TaskFailedToStart: CannotStartContainerError: error gathering device information "
-                f"while adding custom device \"{path}\": no such file or directory "
-                f"({inst.instance_type.name} has {inst.instance_type.chips} Neuron device(s))")
+        return StartFailure(StartFailure.MISSING, chips_of(missing)[0])
     busy = need & ~int(state.chips_free[index])
     if busy:
         chip = chips_of(busy)[0]
-        holder = inst.chip_holders.get(chip, "another task")
-        return (f"TaskFailedToStart: /dev/neuron{chip} is already in use by task {holder} on "
-                f"{inst.ec2_instance_id}; the Neuron runtime cannot open it")
+        return StartFailure(StartFailure.IN_USE, chip, state.instances[index].chip_holders.get(chip))
     return None
 
 

@@ -424,10 +424,8 @@ class Placer:
             detail = "no instance satisfies the placement constraints"
         if closest is not None:
             best, lacks, cand = closest
-            phrase = EVENT_PHRASES.get(lacks[0], "does not meet the task's requirements") if lacks else ""
-            inst = st.instances[best]
-            event = (f"unable to place a task because no container instance met all of its requirements. "
-                     f"The closest matching container-instance {inst.arn.rsplit('/', 1)[-1]} {phrase}.")
+            # what the closest instance lacks in ECS's event words; the views quote it with the instance's id
+            event = EVENT_PHRASES.get(lacks[0], "does not meet the task's requirements") if lacks else ""
             if name == "neuron devices":
                 detail = devices.shortage_detail(st, spec, cand)
             else:
@@ -438,8 +436,7 @@ class Placer:
         explanation = Explanation(tuple(steps), best,
                                   st.instances[best].ec2_instance_id if best is not None else None,
                                   lacks, event)
-        arn = st.instances[best].arn if best is not None else None
-        return Failure(reason, detail, arn, explanation)
+        return Failure(reason, detail, best, explanation)
 
 
 def strategies_narrow(state: ClusterState, cand: np.ndarray, chain: Sequence[Strategy], *,

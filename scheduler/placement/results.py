@@ -6,6 +6,24 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class StartFailure:
+    """Why a container placed ECS-blind cannot open a device it names: ``code`` is ``MISSING`` (the chip
+    does not exist on the instance) or ``IN_USE`` (``holder``, another task, holds it). The words are the
+    views' (``scheduler.views.events``)."""
+
+    MISSING = "missing"
+    IN_USE = "in use"
+
+    code: str
+    chip: int
+    holder: str | None = None
+
+    @property
+    def device_path(self) -> str:
+        return f"/dev/neuron{self.chip}"
+
+
+@dataclass(frozen=True, slots=True)
 class Placement:
     """A task placed on instance row ``instance`` with these chips and GPU ids.
 
@@ -17,7 +35,7 @@ class Placement:
     instance: int
     chips: tuple[int, ...] = ()
     gpu_ids: tuple[str, ...] = ()
-    start_failure: str | None = None
+    start_failure: StartFailure | None = None
 
     @property
     def ok(self) -> bool:
@@ -56,11 +74,12 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``."""
+    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``;
+    ``instance`` is the row of the closest instance (the views name it), None when there is none."""
 
     reason: str
     detail: str = ""
-    arn: str | None = None
+    instance: int | None = None
     explanation: Explanation | None = None
 
     @property

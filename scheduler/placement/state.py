@@ -7,13 +7,16 @@ only for the one instance a decision picks.
 
 The state also implements the query language's ``InstanceTable`` protocol (attribute columns, subjects,
 task-group masks), so memberOf expressions evaluate over all instances at once.
+
+The core formats no ECS or AWS identity (no ARNs, account or region): an instance is a row. Its EC2
+instance id and GPU ids are plain values the caller gives at registration (``scheduler.views.identity``
+does), stored so that the query language's ``ec2InstanceId`` can compare them and the views can show them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -33,22 +36,15 @@ AGENT_RESERVED_TCP_PORTS = (22, 2375, 2376, 51678, 51679)
 MAX_RESERVED_PORTS = 100
 SMALL_MERGE = 128  # tied candidates up to this many rows are merged and indexed directly
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-
-
-def _hex_id(*parts: object, length: int) -> str:
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()
-    return digest[:length]
-
 
 @dataclass(slots=True)
 class ContainerInstance:
-    """What ECS knows of one registered container instance, beyond the numeric columns."""
+    """What ECS knows of one registered container instance, beyond the numeric columns.
+
+    ``ec2_instance_id`` is opaque data from the caller (None: an instance registered without one)."""
 
     index: int
-    arn: str
-    ec2_instance_id: str
+    ec2_instance_id: str | None
     instance_type: InstanceType
     launch_type: str
     capacity_provider: str | None
@@ -225,8 +221,13 @@ class ClusterState:
         attributes: dict[str, str] | None = None,
         registered_at: float = 0.0,
         agent_version: str = "1.90.0",
+        ec2_instance_id: str | None = None,
+        gpu_ids: Sequence[str] | None = None,
     ) -> int:
-        """Register a container instance; returns its row index (stable for the cluster's life)."""
+        """Register a container instance; returns its row index (stable for the cluster's life).
+
+        ``ec2_instance_id`` and ``gpu_ids`` are the caller's names for the instance and its GPUs (GPUs are
+        named by their index when none are given); ``attributes`` are added to the built-in ones."""
         if launch_type not in LAUNCH_CODES:
             raise PlacementError(f"unknown launch type {launch_type!r}; expected EC2 or MANAGED_INSTANCES")
         if launch_type not in instance_type.launch_types:
@@ -234,6 +235,9 @@ class ClusterState:
                 f"{instance_type.name} is not offered with launch type {launch_type} "
                 f"(only {', '.join(sorted(instance_type.launch_types))})"
             )
+        gpus = tuple(str(g) for g in range(instance_type.gpus)) if gpu_ids is None else tuple(gpu_ids)
+        if len(gpus) != instance_type.gpus:
+            raise PlacementError(f"{instance_type.name} has {instance_type.gpus} GPU(s), got {len(gpus)} GPU id(s)")
         if self._n == self._cap:
             self._grow()
         i = self._n
@@ -257,26 +261,19 @@ class ClusterState:
         self._connected[i] = True
         self._running[i] = 0
         self._registered_at[i] = registered_at
-        ec2_id = "i-" + _hex_id(self.cluster, "ec2", i, length=17)
-        arn = (f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/{self.cluster}/"
-               f"{_hex_id(self.cluster, 'ci', i, length=32)}")
-        gpu_ids = tuple(f"GPU-{_hex_id(ec2_id, 'gpu', g, length=8)}-{g}" for g in range(instance_type.gpus))
         builtin = {
             "ecs.instance-type": instance_type.name,
             "ecs.availability-zone": availability_zone,
             "ecs.os-type": "linux",
             "ecs.os-family": "LINUX",
             "ecs.cpu-architecture": instance_type.cpu_architecture,
-            "ecs.ami-id": "ami-" + _hex_id(instance_type.family, "ami", length=17),
-            "ecs.vpc-id": "vpc-" + _hex_id(self.cluster, "vpc", length=17),
-            "ecs.subnet-id": "subnet-" + _hex_id(self.cluster, availability_zone, length=17),
         }
         builtin.update(attributes or {})
         self.instances.append(ContainerInstance(
-            index=i, arn=arn, ec2_instance_id=ec2_id, instance_type=instance_type,
+            index=i, ec2_instance_id=ec2_instance_id, instance_type=instance_type,
             launch_type=launch_type, capacity_provider=capacity_provider,
             availability_zone=availability_zone, attributes=builtin, registered_at=registered_at,
-            agent_version=agent_version, gpu_ids=gpu_ids, free_gpu_ids=list(gpu_ids),
+            agent_version=agent_version, gpu_ids=gpus, free_gpu_ids=list(gpus),
             reserved_tcp=set(AGENT_RESERVED_TCP_PORTS),
         ))
         for port in AGENT_RESERVED_TCP_PORTS:
@@ -292,7 +289,7 @@ class ClusterState:
             raise PlacementError(f"unknown container instance status {status!r}")
         inst = self.instance(index)
         if status == INACTIVE and inst.tasks:
-            raise PlacementError(f"{inst.ec2_instance_id} still runs {len(inst.tasks)} task(s)")
+            raise PlacementError(f"container instance row {index} still runs {len(inst.tasks)} task(s)")
         inst.status = status
         self._active[index] = status == ACTIVE
         self._touch()
@@ -316,7 +313,8 @@ class ClusterState:
         """A failed Neuron chip leaves the instance's NEURON_DEVICES; no task may hold it."""
         inst = self.instance(index)
         if chip in inst.chip_holders:
-            raise PlacementError(f"/dev/neuron{chip} on {inst.ec2_instance_id} is held by {inst.chip_holders[chip]}")
+            raise PlacementError(f"/dev/neuron{chip} on container instance row {index} is held by "
+                                 f"{inst.chip_holders[chip]}")
         keep = np.uint64(~(1 << chip) & 0xFFFFFFFFFFFFFFFF)
         self._chips_all[index] &= keep
         self._chips_free[index] &= keep

@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import simpy
 
-from scheduler.ecs import api
-from scheduler.ecs.api import TaskRecord
 from scheduler.ecs.capacity import StrategySplitter
 from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
 from scheduler.placement.devices import DeviceMode
@@ -34,6 +32,8 @@ from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, P
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio, wait_percentiles
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
+from scheduler.views import describe, events, identity
+from scheduler.views.describe import TaskRecord
 
 PROVISIONING, PENDING, RUNNING, STOPPED = "PROVISIONING", "PENDING", "RUNNING", "STOPPED"
 SERVICE_BACKOFF_BASE_S = 10.0
@@ -82,7 +82,8 @@ class SimTask(TaskRecord):
     workload: str = ""
     request: Request | None = None
     run_for: float = math.inf
-    waiting_reason: str | None = None
+    waiting_reason: str | None = None  # the last placement failure, as shown (reason: detail)
+    waiting_code: str | None = None    # its ECS reason alone (RESOURCE:CPU, ...), what counters key on
     ever_ran: bool = False
 
 
@@ -244,9 +245,9 @@ class Simulation:
                      capacity_provider: str | None, attributes: dict[str, str], spot: bool = False) -> int:
         """Register a container instance now; daemons are placed on it before anything else."""
         self.recorder.advance(self.now)
-        index = self.state.add_instance(itype, launch_type=launch_type, availability_zone=availability_zone,
-                                        capacity_provider=capacity_provider, attributes=attributes,
-                                        registered_at=self.now)
+        index = identity.register_instance(self.state, itype, launch_type=launch_type,
+                                           availability_zone=availability_zone, capacity_provider=capacity_provider,
+                                           attributes=attributes, registered_at=self.now)
         self.instance_start.append(self.now)
         self.instance_end.append(None)
         self.daemon_rows.append(0)
@@ -361,7 +362,7 @@ class Simulation:
         if request.splitter is not None:
             request = request.variants[request.splitter.next()]
         self._next_id += 1
-        task_id = f"{self._next_id:032x}"
+        task_id = identity.task_id(self._next_id)
         spec = request.spec
         task = SimTask(task_id=task_id, spec=spec, group=request.group, last_status=PROVISIONING,
                        launch_type=request.shown_launch_type, created_at=self.env._now,
@@ -388,13 +389,17 @@ class Simulation:
         # it, as a task short of a resource waits in PENDING, instead of failing at container start.
         return failure.reason == "RESOURCE:NEURON_DEVICES" and self.device_mode is DeviceMode.AWARE
 
-    def _unplaced(self, task: SimTask, failure: Failure) -> None:
+    @staticmethod
+    def _note_waiting(task: SimTask, failure: Failure) -> None:
         task.waiting_reason = str(failure)
+        task.waiting_code = failure.reason
+
+    def _unplaced(self, task: SimTask, failure: Failure) -> None:
+        self._note_waiting(task, failure)
         svc = task.request.service if task.request else None
         if svc is not None:
-            exp = failure.explanation
-            detail = exp.event if exp and exp.event else f"unable to place a task. Reason: {failure}."
-            self.recorder.event(self.now, "service", f"service {svc.name} was {detail}", service=svc.name,
+            words = events.unplaced_event(failure, self.state)
+            self.recorder.event(self.now, "service", f"service {svc.name} was {words}", service=svc.name,
                                 reason=failure.reason)
         provider = self.providers.get(task.request.provider) if task.request and task.request.provider else None
         if provider is not None and provider.scaling:
@@ -414,10 +419,8 @@ class Simulation:
 
     def _provisioning_timeout(self, task: SimTask) -> None:
         if task.last_status == PROVISIONING and task.task_id in self.tasks:
-            reason = (task.waiting_reason or "RESOURCE:*").split(":", 2)
-            short = ":".join(reason[:2]).strip()
-            self._stop(task, "TaskFailedToStart", f"TaskFailedToStart: {short} (timed out waiting for capacity "
-                       f"after {self.provisioning_timeout:g} s)", placed=False)
+            self._stop(task, "TaskFailedToStart", f"TaskFailedToStart: {task.waiting_code or 'RESOURCE:*'} (timed "
+                       f"out waiting for capacity after {self.provisioning_timeout:g} s)", placed=False)
 
     def _try_start(self, task: SimTask) -> Failure | None:
         request = task.request
@@ -435,11 +438,13 @@ class Simulation:
         if request.provider is not None:
             self.cp_waiting[request.provider].pop(task.task_id, None)
         self.counts[PROVISIONING] -= 1
-        if not out.ok:
+        if out.start_failure is not None:
             # ECS-blind: placed on CPU/memory, the container cannot open its device.
             self.counts[PENDING] += 1
             task.last_status = PENDING
-            self._stop(task, "TaskFailedToStart", out.start_failure or "TaskFailedToStart", placed=True)
+            reason = events.start_failure_reason(out.start_failure, self.state, out.instance)
+            self._stop(task, "TaskFailedToStart", reason, placed=True,
+                       failure_key=events.start_failure_key(out.start_failure))
             return None
         self.recorder.advance(self.now)
         lv = self.recorder.levels
@@ -456,7 +461,7 @@ class Simulation:
         task.ever_ran = True
         self.placed_count += 1
         self.waits.append(self.now - task.created_at)
-        task.waiting_reason = None
+        task.waiting_reason = task.waiting_code = None
         self.counts[RUNNING] += 1
         if request.service is not None:
             request.service.failed_starts = 0
@@ -470,8 +475,9 @@ class Simulation:
         if task.last_status == RUNNING:
             self._stop(task, "EssentialContainerExited", "Essential container in task exited", placed=True)
 
-    def _stop(self, task: SimTask, code: str, reason: str, *, placed: bool) -> None:
-        """Move a task to STOPPED now, give back what it holds, and tell its service."""
+    def _stop(self, task: SimTask, code: str, reason: str, *, placed: bool, failure_key: str | None = None) -> None:
+        """Move a task to STOPPED now, give back what it holds, and tell its service. A TaskFailedToStart
+        counts under ``failure_key`` (default: ``reason``)."""
         was = task.last_status
         self.counts[was] -= 1
         self.counts[STOPPED] += 1
@@ -494,7 +500,7 @@ class Simulation:
         if code == "EssentialContainerExited":
             self.completed_count += 1
         if code == "TaskFailedToStart":
-            self.recorder.failures[_failure_key(reason)] += 1
+            self.recorder.failures[failure_key or reason] += 1
         self._row(task, placed)
         del self.tasks[task.task_id]
         self.recent_stopped.append(task)
@@ -545,7 +551,7 @@ class Simulation:
                     continue
                 failure = self._try_start(task)
                 if failure is not None:
-                    task.waiting_reason = str(failure)
+                    self._note_waiting(task, failure)
                     break  # the rest of this class asks for the same and fails the same way
                 waiting.popleft()
             if not waiting:
@@ -973,8 +979,8 @@ class Simulation:
         records = list(self.recent_stopped) + list(self.tasks.values())
         return Results(
             summary=summary, tasks=tasks, timeline=timeline,
-            describe_tasks=api.describe_tasks(records, self.state),
-            describe_container_instances=api.describe_container_instances(self.state),
+            describe_tasks=describe.describe_tasks(records, self.state),
+            describe_container_instances=describe.describe_container_instances(self.state),
             events=self.recorder.events,
             extra_tables={"scaling_events": self.recorder.scaling_frame(),
                           "capacity_reservation": self.recorder.reservation_frame()},
@@ -1000,12 +1006,3 @@ class Simulation:
         """submitted = provisioning + pending + running + stopped."""
         return self.submitted == sum(self.counts.values())
 
-
-def _failure_key(reason: str) -> str:
-    """A stable key for failure counts: the ECS reason without per-task detail."""
-    if reason.startswith("TaskFailedToStart: CannotStartContainerError"):
-        path = reason.split('"')[1] if '"' in reason else "device"
-        return f"TaskFailedToStart: {path} missing"
-    if reason.startswith("TaskFailedToStart: /dev/neuron"):
-        return f"TaskFailedToStart: {reason.split()[1]} in use"
-    return reason

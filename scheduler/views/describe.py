@@ -1,4 +1,4 @@
-"""ECS-shaped views of the placement core's state: DescribeTasks and DescribeContainerInstances.
+"""ECS-shaped views of the placement core's state: DescribeTasks, DescribeContainerInstances, RunTask failures.
 
 These render what the core knows in the shapes of botocore's ECS output model, so tools that read
 ``aws ecs describe-tasks`` output read ours. Containers carry ``neuronDeviceIds`` (device indices, "0" for
@@ -16,14 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from scheduler.ecs.taskspec import NeuronMode, TaskSpec
-from scheduler.placement.state import (
-    ACCOUNT,
-    AGENT_RESERVED_TCP_PORTS,
-    REGION,
-    ClusterState,
-    ContainerInstance,
-    chips_of,
-)
+from scheduler.placement.results import Failure
+from scheduler.placement.state import AGENT_RESERVED_TCP_PORTS, ClusterState, ContainerInstance, chips_of
+from scheduler.views import identity
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # simulated time 0
 
@@ -57,18 +52,6 @@ def timestamp(seconds: float | None, epoch: datetime = EPOCH) -> str | None:
     return (epoch + timedelta(seconds=float(seconds))).isoformat()
 
 
-def cluster_arn(cluster: str) -> str:
-    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}"
-
-
-def task_arn(cluster: str, task_id: str) -> str:
-    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{task_id}"
-
-
-def task_definition_arn(spec: TaskSpec) -> str:
-    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{spec.family}:{spec.revision or 1}"
-
-
 def _container_devices(spec: TaskSpec, chips: tuple[int, ...], gpu_ids: tuple[str, ...]
                        ) -> list[tuple[list[str], list[str]]]:
     """Per container: (neuronDeviceIds, gpuIds) it was given."""
@@ -95,12 +78,12 @@ def _container_devices(spec: TaskSpec, chips: tuple[int, ...], gpu_ids: tuple[st
 def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = EPOCH) -> dict:
     """One ``Task`` object as DescribeTasks returns it."""
     spec = record.spec
-    t_arn = task_arn(state.cluster, record.task_id)
+    t_arn = identity.task_arn(state.cluster, record.task_id)
     inst = state.instances[record.instance] if record.instance is not None else None
     task: dict = {
         "taskArn": t_arn,
-        "clusterArn": cluster_arn(state.cluster),
-        "taskDefinitionArn": task_definition_arn(spec),
+        "clusterArn": identity.cluster_arn(state.cluster),
+        "taskDefinitionArn": identity.task_definition_arn(spec),
         "lastStatus": record.last_status,
         "desiredStatus": record.desired_status,
         "group": record.group,
@@ -119,7 +102,7 @@ def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = 
     if record.started_by:
         task["startedBy"] = record.started_by
     if inst is not None:
-        task["containerInstanceArn"] = inst.arn
+        task["containerInstanceArn"] = identity.container_instance_arn(state.cluster, inst.index)
         task["availabilityZone"] = inst.availability_zone
     for key, value in (("startedAt", record.started_at), ("stoppedAt", record.stopped_at)):
         if value is not None:
@@ -131,7 +114,7 @@ def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = 
     for c, (neuron, gpus) in zip(spec.containers, _container_devices(spec, record.chips, record.gpu_ids),
                                  strict=True):
         container: dict = {
-            "containerArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:container/{state.cluster}/{record.task_id}/{c.name}",
+            "containerArn": identity.container_arn(state.cluster, record.task_id, c.name),
             "taskArn": t_arn,
             "name": c.name,
             "image": c.image,
@@ -182,9 +165,10 @@ def _resources(state: ClusterState, inst: ContainerInstance, *, remaining: bool,
 def describe_container_instance(state: ClusterState, inst: ContainerInstance, *, epoch: datetime = EPOCH,
                                 ec2_neuron_devices: bool = True) -> dict:
     """One ``ContainerInstance`` object as DescribeContainerInstances returns it."""
-    out: dict = {
-        "containerInstanceArn": inst.arn,
-        "ec2InstanceId": inst.ec2_instance_id,
+    out: dict = {"containerInstanceArn": identity.container_instance_arn(state.cluster, inst.index)}
+    if inst.ec2_instance_id is not None:  # an instance registered without one (external) has none
+        out["ec2InstanceId"] = inst.ec2_instance_id
+    out.update({
         "version": 1,
         "versionInfo": {"agentVersion": inst.agent_version},
         "remainingResources": _resources(state, inst, remaining=True, ec2_neuron_devices=ec2_neuron_devices),
@@ -196,7 +180,7 @@ def describe_container_instance(state: ClusterState, inst: ContainerInstance, *,
         "pendingTasksCount": 0,
         "attributes": [{"name": k, "value": v} for k, v in sorted(inst.attributes.items())],
         "registeredAt": timestamp(inst.registered_at, epoch),
-    }
+    })
     if inst.capacity_provider:
         out["capacityProviderName"] = inst.capacity_provider
     return out
@@ -212,11 +196,11 @@ def describe_container_instances(state: ClusterState, indices: Iterable[int] | N
             "failures": []}
 
 
-def run_task_failure(reason: str, detail: str = "", arn: str | None = None) -> dict:
-    """One ``Failure`` object as RunTask returns it."""
-    out = {"reason": reason}
-    if arn:
-        out["arn"] = arn
-    if detail:
-        out["detail"] = detail
+def run_task_failure(failure: Failure, state: ClusterState) -> dict:
+    """One ``Failure`` object as RunTask returns it: ``arn`` names the closest container instance, if any."""
+    out = {"reason": failure.reason}
+    if failure.instance is not None:
+        out["arn"] = identity.container_instance_arn(state.cluster, failure.instance)
+    if failure.detail:
+        out["detail"] = failure.detail
     return out
