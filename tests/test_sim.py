@@ -264,3 +264,39 @@ def test_faults_scenario_counts_what_faults_cost_and_the_service_recovers() -> N
     # the service is back to its 12 tasks at the end, and was short for less than an hour in all
     assert ((tasks["workload"] == "inference") & (tasks["final_state"] == "RUNNING")).sum() == 12
     assert 0 < res.summary["service_shortfall_task_hours"]["inference"] < 1.0
+
+
+def test_a_task_timed_out_in_provisioning_counts_under_its_ecs_reason_alone(tmp_path: Path) -> None:
+    taskdef = SCENARIOS / "taskdefs" / "inf2-chip-0.json"
+    scenario = tmp_path / "timeout.yaml"
+    scenario.write_text(f"""\
+name: timeout
+seed: 1
+duration: 1h
+task_definitions:
+  inf2-chip: {taskdef.as_posix()}
+cluster:
+  name: c
+  provisioning_timeout: 5m
+  capacity_providers:
+    - name: asg
+      type: EC2_AUTOSCALING
+      instance_types: [inf2.xlarge]
+      min_size: 0
+      max_size: 1
+      desired_capacity: 1
+  default_capacity_provider_strategy:
+    - {{capacity_provider: asg, weight: 1}}
+workloads:
+  - name: pinned
+    kind: run_task
+    task_definition: inf2-chip
+    arrivals: {{type: interval, every: 30m}}
+    duration: {{type: fixed, value: 1m}}
+    placement_constraints:
+      - {{type: memberOf, expression: "attribute:stack == prod"}}
+""")
+    res = Simulation(load_scenario(scenario)).run()
+    failed = res.summary["tasks_failed"]
+    assert failed and set(failed) == {"TaskFailedToStart: MemberOf placement constraint unsatisfied "
+                                      "(timed out waiting for capacity after 300 s)"}

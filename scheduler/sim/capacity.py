@@ -22,15 +22,13 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
 from scheduler.ecs.capacity import matching_types
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.placement.fits import copies_on_empty
-
-if TYPE_CHECKING:
-    from scheduler.sim.engine import SimTask, Simulation
+from scheduler.placement.state import ClusterState
 
 TICK_S = 60.0
 SCALE_IN_MINUTES = 15
@@ -46,6 +44,40 @@ class Launch:
     count: int
     group: tuple
     slots: int
+
+
+class WaitingTask(Protocol):
+    """A task waiting in PROVISIONING, as a provider sees it (the engine's SimTask)."""
+
+    spec: TaskSpec
+    request: Any  # the engine's Request: spec, group and constraints are read
+
+
+class SimulationPort(Protocol):
+    """The narrow port through which providers drive the simulation (the engine implements it)."""
+
+    loaded: Any
+    state: ClusterState
+
+    @property
+    def now(self) -> float: ...
+
+    def provisioning_tasks(self, provider: str) -> Sequence[WaitingTask]: ...
+
+    def launch_instance(self, provider: Provider, itype: InstanceType, zone: str, **registration: Any) -> None: ...
+
+    def add_instance(self, itype: InstanceType, *, launch_type: str, availability_zone: str,
+                     capacity_provider: str | None, attributes: dict[str, str], spot: bool = False) -> int: ...
+
+    def non_daemon_tasks(self, row: int) -> int: ...
+
+    def deregister(self, row: int, reason: str) -> None: ...
+
+    def drain(self, row: int, reason: str) -> None: ...
+
+    def scaling_event(self, provider: str, action: str, count: int, reason: str, **extra: Any) -> None: ...
+
+    def scaling_metric(self, provider: str, cpr: float, instances: int, needed: int) -> None: ...
 
 
 PlacementPolicy = Callable[[list[tuple[tuple, TaskSpec, int]], Sequence[InstanceType]], list[Launch]]
@@ -72,7 +104,7 @@ def cheapest_fit(groups: list[tuple[tuple, TaskSpec, int]], candidates: Sequence
     return out
 
 
-def group_key(task: SimTask) -> tuple:
+def group_key(task: WaitingTask) -> tuple:
     req = task.request
     assert req is not None
     return (id(req.spec), req.constraints, req.group if any(c.type == "distinctInstance"
@@ -84,7 +116,7 @@ class Provider:
     """What both kinds share: a name, the instances they own, the tasks waiting on them."""
 
     name: str
-    sim: Simulation
+    sim: SimulationPort
     launch_type: str
     launch_time: float
     zones: list[str]
@@ -99,7 +131,7 @@ class Provider:
         self._zone_turn += 1
         return zone
 
-    def waiting(self) -> list[SimTask]:
+    def waiting(self) -> list[WaitingTask]:
         return [t for t in self.sim.provisioning_tasks(self.name)]
 
     def launch(self, itype: InstanceType, count: int, reason: str, **extra: object) -> None:
@@ -126,7 +158,7 @@ class Provider:
 class AutoScalingGroup(Provider):
     """An EC2_AUTOSCALING capacity provider with (or without) ECS managed scaling."""
 
-    def __init__(self, model: Any, sim: Simulation) -> None:
+    def __init__(self, model: Any, sim: SimulationPort) -> None:
         ms = model.managed_scaling
         super().__init__(model.name, sim, LAUNCH_EC2, float(model.launch_time), list(model.availability_zones),
                          ms.status == "ENABLED")
@@ -167,7 +199,7 @@ class AutoScalingGroup(Provider):
     def needed(self) -> tuple[int, int]:
         """(M, waiting tasks counted): instances needed by running and waiting tasks."""
         busy = sum(1 for row in self.instances if self.sim.non_daemon_tasks(row) > 0)
-        groups: dict[tuple, list[SimTask]] = defaultdict(list)
+        groups: dict[tuple, list[WaitingTask]] = defaultdict(list)
         for task in self.waiting():
             groups[group_key(task)].append(task)
         extra = 0
@@ -234,7 +266,7 @@ class AutoScalingGroup(Provider):
 class ManagedInstances(Provider):
     """A MANAGED_INSTANCES capacity provider: ECS picks instance types from instanceRequirements."""
 
-    def __init__(self, model: Any, sim: Simulation, policy: PlacementPolicy = cheapest_fit) -> None:
+    def __init__(self, model: Any, sim: SimulationPort, policy: PlacementPolicy = cheapest_fit) -> None:
         super().__init__(model.name, sim, LAUNCH_MANAGED, float(model.launch_time), list(model.availability_zones),
                          True)
         self.model = model
@@ -258,7 +290,7 @@ class ManagedInstances(Provider):
 
     def tick(self) -> None:
         now = self.sim.now
-        groups: dict[tuple, list[SimTask]] = defaultdict(list)
+        groups: dict[tuple, list[WaitingTask]] = defaultdict(list)
         for task in self.waiting():
             groups[group_key(task)].append(task)
         wanted = []
