@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from scheduler import Cluster
 from scheduler.catalog import default_catalog
 from scheduler.ecs.botocore_model import validate_output
@@ -118,3 +120,17 @@ def test_start_failures_are_worded_and_keyed_from_fields() -> None:
     in_use, gone = StartFailure(StartFailure.IN_USE, 0, "x"), StartFailure(StartFailure.MISSING, 3)
     assert events.start_failure_key(in_use) == "TaskFailedToStart: /dev/neuron0 in use"
     assert events.start_failure_key(gone) == "TaskFailedToStart: /dev/neuron3 missing"
+
+
+def test_readme_python_example_runs_as_written(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    block = text.split("From Python:\n\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    names: dict = {}
+    exec(compile(block, "README.md", "exec"), names)  # the project's own README, as a user runs it
+    assert names["result"].tasks[0].chips == (0,)
+    (failure,) = names["failed"].failures
+    assert failure.reason == "RESOURCE:NEURON_DEVICES" and failure.instance == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "(0,)" and printed[-1] == identity.container_instance_arn("demo", 0)
