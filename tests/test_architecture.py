@@ -182,6 +182,22 @@ def test_order_names_only_existing_components_and_every_allowance_has_a_reason()
     assert all(reason.strip() for reason in ALLOWED.values())
 
 
+def test_nothing_below_the_views_formats_an_aws_identity() -> None:
+    """ARNs and the account are the views' (DESIGN.md): no module below them holds an ARN or account literal."""
+    views = component("scheduler.views")
+    assert views is not None
+    found = []
+    for name, path in modules(ROOT).items():
+        layer = component(name)
+        if layer is None or layer[0] >= views[0]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+                    "arn:aws" in node.value or "123456789012" in node.value):
+                found.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno}: {node.value[:60]!r}")
+    assert found == []
+
+
 def test_the_checker_names_an_upward_import_a_cycle_and_a_module_with_no_layer(tmp_path: Path) -> None:
     pkg = tmp_path / "demo"
     (pkg / "core").mkdir(parents=True)
