@@ -127,7 +127,8 @@ def test_explanation_names_the_closest_instance_in_ecs_event_words() -> None:
     assert exp is not None
     assert exp.closest == 1  # c6i.2xlarge has the CPU, lacks only memory
     assert exp.lacks == ("memory",)
-    assert exp.event == "has insufficient memory available"  # ECS's words; the views add the instance id
+    assert exp.phrase == "has insufficient memory available"  # ECS's words; the views add the instance id
+    assert exp.event.endswith("The closest matching container-instance has insufficient memory available.")
     assert [s.name for s in exp.steps][-2:] == ["cpu", "memory"]
     assert exp.steps[-2].removed == 1 and exp.steps[-1].removed == 1
 

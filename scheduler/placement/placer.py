@@ -407,7 +407,7 @@ class Placer:
         detail = ""
         best = None
         lacks: tuple[str, ...] = ()
-        event = ""
+        event = phrase = ""
         if name == "launch type":
             wanted = launch_type or "/".join(sorted(spec.compatibilities))
             detail = f"no container instance of launch type {wanted} in the cluster"
@@ -424,8 +424,9 @@ class Placer:
             detail = "no instance satisfies the placement constraints"
         if closest is not None:
             best, lacks, cand = closest
-            # what the closest instance lacks in ECS's event words; the views quote it with the instance's id
-            event = EVENT_PHRASES.get(lacks[0], "does not meet the task's requirements") if lacks else ""
+            phrase = EVENT_PHRASES.get(lacks[0], "does not meet the task's requirements") if lacks else ""
+            event = (f"unable to place a task because no container instance met all of its requirements. "
+                     f"The closest matching container-instance {phrase}.")
             if name == "neuron devices":
                 detail = devices.shortage_detail(st, spec, cand)
             else:
@@ -435,7 +436,7 @@ class Placer:
                 detail = f"no candidate instance has {need.get(name, name)} free"
         explanation = Explanation(tuple(steps), best,
                                   st.instances[best].ec2_instance_id if best is not None else None,
-                                  lacks, event)
+                                  lacks, event, phrase)
         return Failure(reason, detail, best, explanation)
 
 

@@ -63,7 +63,8 @@ class Explanation:
     closest: int | None = None
     closest_id: str | None = None
     lacks: tuple[str, ...] = ()
-    event: str = ""
+    event: str = ""   # ECS's service-event sentence without the instance's identity (views add it)
+    phrase: str = ""  # what the closest instance lacks, in the service event's words
 
     def lines(self) -> list[str]:
         out = [f"{s.name}: {s.before} candidate(s), removed {s.removed}" for s in self.steps]
@@ -74,8 +75,10 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``;
-    ``instance`` is the row of the closest instance (the views name it), None when there is none."""
+    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``.
+
+    ``instance`` is the row of the closest instance (None when no instance got that far); the views turn
+    it into the container instance's ARN."""
 
     reason: str
     detail: str = ""

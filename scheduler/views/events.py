@@ -15,7 +15,7 @@ from scheduler.views import identity
 def unplaced_event(failure: Failure, state: ClusterState) -> str:
     """A service event's words after "service X was": the closest instance and what it lacks, as ECS
     says it, or the reason when no instance came close."""
-    phrase = failure.explanation.event if failure.explanation else ""
+    phrase = failure.explanation.phrase if failure.explanation else ""
     if phrase and failure.instance is not None:
         return ("unable to place a task because no container instance met all of its requirements. The closest "
                 f"matching container-instance {identity.container_instance_id(state.cluster, failure.instance)} "
