@@ -434,9 +434,7 @@ class Placer:
                         "gpu": f"{spec.gpus} GPU(s)",
                         "ports": "host ports " + ", ".join(map(str, spec.tcp_ports + spec.udp_ports))}
                 detail = f"no candidate instance has {need.get(name, name)} free"
-        explanation = Explanation(tuple(steps), best,
-                                  st.instances[best].ec2_instance_id if best is not None else None,
-                                  lacks, event, phrase)
+        explanation = Explanation(tuple(steps), best, None, lacks, event, phrase)
         return Failure(reason, detail, best, explanation)
 
 
