@@ -42,8 +42,8 @@ class RunTaskResult:
     failures: list[Failure] = field(default_factory=list)
 
     def as_response(self, cluster: Cluster) -> dict:
-        return {"tasks": [describe.describe_task(t, cluster.state) for t in self.tasks],
-                "failures": [describe.run_task_failure(f, cluster.state) for f in self.failures]}
+        return {"tasks": [describe.describe_task(t, cluster.state, names=cluster.names) for t in self.tasks],
+                "failures": [describe.run_task_failure(f, cluster.state, names=cluster.names) for f in self.failures]}
 
 
 class Cluster:
@@ -53,6 +53,7 @@ class Cluster:
                  device_mode: DeviceMode | str = DeviceMode.AWARE, seed: int | None = 0) -> None:
         self.catalog = catalog or default_catalog()
         self.state = ClusterState(name)
+        self.names = identity.InstanceNames(name)  # container-instance ARNs (the core knows rows)
         self.placer = Placer(self.state, device_mode=device_mode)
         self.rng = np.random.default_rng(seed)
         self.tasks: dict[str, TaskRecord] = {}
@@ -69,7 +70,7 @@ class Cluster:
                       attributes: dict[str, str] | None = None) -> list[int]:
         """Register ``count`` instances of a catalog type, round-robin over the availability zones."""
         itype = self.catalog.get(instance_type)
-        return [identity.register_instance(self.state, itype, launch_type=launch_type,
+        return [identity.register_instance(self.state, itype, names=self.names, launch_type=launch_type,
                                            availability_zone=availability_zones[k % len(availability_zones)],
                                            capacity_provider=capacity_provider, attributes=attributes,
                                            registered_at=self.clock)
@@ -129,10 +130,10 @@ class Cluster:
 
     def describe_tasks(self, task_ids: Iterable[str] | None = None) -> dict:
         ids = list(self.tasks) if task_ids is None else list(task_ids)
-        return describe.describe_tasks((self.tasks[t] for t in ids), self.state)
+        return describe.describe_tasks((self.tasks[t] for t in ids), self.state, names=self.names)
 
     def describe_container_instances(self, indices: Iterable[int] | None = None) -> dict:
-        return describe.describe_container_instances(self.state, indices)
+        return describe.describe_container_instances(self.state, indices, names=self.names)
 
     def holder_of(self, instance: int, device_path: str) -> str | None:
         """Which task holds ``/dev/neuronN`` on an instance row (None when free)."""

@@ -134,3 +134,26 @@ def test_readme_python_example_runs_as_written(monkeypatch: pytest.MonkeyPatch, 
     assert failure.reason == "RESOURCE:NEURON_DEVICES" and failure.instance == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "(0,)" and printed[-1] == identity.container_instance_arn("demo", 0)
+
+
+def test_an_instance_registered_with_its_real_names_shows_them_everywhere() -> None:
+    """A snapshot of a real cluster brings real ARNs and ids; the views show them, the core keeps only the ids."""
+    c = Cluster("prod")
+    real_arn = "arn:aws:ecs:eu-west-1:111122223333:container-instance/prod/5f0c0e6a1b2d4c3e8f9a0b1c2d3e4f50"
+    row = identity.register_instance(c.state, CAT.get("g5.xlarge"), availability_zone="eu-west-1a", names=c.names,
+                                     arn=real_arn, ec2_id="i-0123456789abcdef0", gpus=("GPU-real-0",))
+    c.add_instances("g5.xlarge", 1)
+    assert not hasattr(c.state.instances[row], "arn")
+    (ci, other) = c.describe_container_instances()["containerInstances"]
+    assert ci["containerInstanceArn"] == real_arn and ci["ec2InstanceId"] == "i-0123456789abcdef0"
+    assert other["containerInstanceArn"] == identity.container_instance_arn("prod", 1)
+    gpu = next(r for r in ci["registeredResources"] if r["name"] == "GPU")
+    assert gpu["stringSetValue"] == ["GPU-real-0"]
+    placed = c.run_task(cpu_spec(), constraints=[Constraint("memberOf", "ec2InstanceId == i-0123456789abcdef0")])
+    assert placed.tasks[0].instance == row
+    assert c.describe_tasks()["tasks"][0]["containerInstanceArn"] == real_arn
+    failed = c.run_task(cpu_spec(cpu=4096, memory=20_000), constraints=[
+        Constraint("memberOf", "ec2InstanceId == i-0123456789abcdef0")])
+    assert failed.as_response(c)["failures"][0]["arn"] == real_arn
+    assert events.unplaced_event(failed.failures[0], c.state, c.names).endswith(
+        "container-instance 5f0c0e6a1b2d4c3e8f9a0b1c2d3e4f50 has insufficient CPU units available.")

@@ -167,6 +167,7 @@ class Simulation:
         self.progress = progress
         self.env = simpy.Environment()
         self.state = ClusterState(model.cluster.name)
+        self.names = identity.InstanceNames(model.cluster.name)  # container-instance ARNs (the core knows rows)
         self.placer = Placer(self.state, device_mode=self.device_mode)
         self.recorder = Recorder()
         self.task_sink = task_sink
@@ -242,12 +243,14 @@ class Simulation:
             self.at(TICK_S, self._tick)
 
     def add_instance(self, itype: Any, *, launch_type: str, availability_zone: str,
-                     capacity_provider: str | None, attributes: dict[str, str], spot: bool = False) -> int:
-        """Register a container instance now; daemons are placed on it before anything else."""
+                     capacity_provider: str | None, attributes: dict[str, str], spot: bool = False,
+                     **names: Any) -> int:
+        """Register a container instance now; daemons are placed on it before anything else. ``names``
+        (``arn``, ``ec2_id``, ``gpus``) are the instance's real ids, when it has them (a snapshot)."""
         self.recorder.advance(self.now)
-        index = identity.register_instance(self.state, itype, launch_type=launch_type,
+        index = identity.register_instance(self.state, itype, names=self.names, launch_type=launch_type,
                                            availability_zone=availability_zone, capacity_provider=capacity_provider,
-                                           attributes=attributes, registered_at=self.now)
+                                           attributes=attributes, registered_at=self.now, **names)
         self.instance_start.append(self.now)
         self.instance_end.append(None)
         self.daemon_rows.append(0)
@@ -398,7 +401,7 @@ class Simulation:
         self._note_waiting(task, failure)
         svc = task.request.service if task.request else None
         if svc is not None:
-            words = events.unplaced_event(failure, self.state)
+            words = events.unplaced_event(failure, self.state, self.names)
             self.recorder.event(self.now, "service", f"service {svc.name} was {words}", service=svc.name,
                                 reason=failure.reason)
         provider = self.providers.get(task.request.provider) if task.request and task.request.provider else None
@@ -979,8 +982,8 @@ class Simulation:
         records = list(self.recent_stopped) + list(self.tasks.values())
         return Results(
             summary=summary, tasks=tasks, timeline=timeline,
-            describe_tasks=describe.describe_tasks(records, self.state),
-            describe_container_instances=describe.describe_container_instances(self.state),
+            describe_tasks=describe.describe_tasks(records, self.state, names=self.names),
+            describe_container_instances=describe.describe_container_instances(self.state, names=self.names),
             events=self.recorder.events,
             extra_tables={"scaling_events": self.recorder.scaling_frame(),
                           "capacity_reservation": self.recorder.reservation_frame()},

@@ -75,8 +75,9 @@ def _container_devices(spec: TaskSpec, chips: tuple[int, ...], gpu_ids: tuple[st
     return out
 
 
-def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = EPOCH) -> dict:
-    """One ``Task`` object as DescribeTasks returns it."""
+def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = EPOCH,
+                  names: identity.InstanceNames | None = None) -> dict:
+    """One ``Task`` object as DescribeTasks returns it (``names``: the cluster's container-instance ARNs)."""
     spec = record.spec
     t_arn = identity.task_arn(state.cluster, record.task_id)
     inst = state.instances[record.instance] if record.instance is not None else None
@@ -102,7 +103,7 @@ def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = 
     if record.started_by:
         task["startedBy"] = record.started_by
     if inst is not None:
-        task["containerInstanceArn"] = identity.container_instance_arn(state.cluster, inst.index)
+        task["containerInstanceArn"] = identity.names_of(state, names).arn(inst.index)
         task["availabilityZone"] = inst.availability_zone
     for key, value in (("startedAt", record.started_at), ("stoppedAt", record.stopped_at)):
         if value is not None:
@@ -133,9 +134,11 @@ def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = 
     return task
 
 
-def describe_tasks(records: Iterable[TaskRecord], state: ClusterState, *, epoch: datetime = EPOCH) -> dict:
+def describe_tasks(records: Iterable[TaskRecord], state: ClusterState, *, epoch: datetime = EPOCH,
+                   names: identity.InstanceNames | None = None) -> dict:
     """A DescribeTasks response for these tasks."""
-    return {"tasks": [describe_task(r, state, epoch=epoch) for r in records], "failures": []}
+    names = identity.names_of(state, names)
+    return {"tasks": [describe_task(r, state, epoch=epoch, names=names) for r in records], "failures": []}
 
 
 def _resources(state: ClusterState, inst: ContainerInstance, *, remaining: bool,
@@ -163,9 +166,9 @@ def _resources(state: ClusterState, inst: ContainerInstance, *, remaining: bool,
 
 
 def describe_container_instance(state: ClusterState, inst: ContainerInstance, *, epoch: datetime = EPOCH,
-                                ec2_neuron_devices: bool = True) -> dict:
+                                ec2_neuron_devices: bool = True, names: identity.InstanceNames | None = None) -> dict:
     """One ``ContainerInstance`` object as DescribeContainerInstances returns it."""
-    out: dict = {"containerInstanceArn": identity.container_instance_arn(state.cluster, inst.index)}
+    out: dict = {"containerInstanceArn": identity.names_of(state, names).arn(inst.index)}
     if inst.ec2_instance_id is not None:  # an instance registered without one (external) has none
         out["ec2InstanceId"] = inst.ec2_instance_id
     out.update({
@@ -187,20 +190,22 @@ def describe_container_instance(state: ClusterState, inst: ContainerInstance, *,
 
 
 def describe_container_instances(state: ClusterState, indices: Iterable[int] | None = None, *,
-                                 epoch: datetime = EPOCH, ec2_neuron_devices: bool = True) -> dict:
+                                 epoch: datetime = EPOCH, ec2_neuron_devices: bool = True,
+                                 names: identity.InstanceNames | None = None) -> dict:
     """A DescribeContainerInstances response (all instances unless ``indices`` is given)."""
     rows = state.instances if indices is None else [state.instances[i] for i in indices]
+    names = identity.names_of(state, names)
     return {"containerInstances": [describe_container_instance(state, inst, epoch=epoch,
-                                                               ec2_neuron_devices=ec2_neuron_devices)
+                                                               ec2_neuron_devices=ec2_neuron_devices, names=names)
                                    for inst in rows],
             "failures": []}
 
 
-def run_task_failure(failure: Failure, state: ClusterState) -> dict:
+def run_task_failure(failure: Failure, state: ClusterState, *, names: identity.InstanceNames | None = None) -> dict:
     """One ``Failure`` object as RunTask returns it: ``arn`` names the closest container instance, if any."""
     out = {"reason": failure.reason}
     if failure.instance is not None:
-        out["arn"] = identity.container_instance_arn(state.cluster, failure.instance)
+        out["arn"] = identity.names_of(state, names).arn(failure.instance)
     if failure.detail:
         out["detail"] = failure.detail
     return out

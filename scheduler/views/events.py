@@ -12,14 +12,13 @@ from scheduler.placement.state import ClusterState
 from scheduler.views import identity
 
 
-def unplaced_event(failure: Failure, state: ClusterState) -> str:
+def unplaced_event(failure: Failure, state: ClusterState, names: identity.InstanceNames | None = None) -> str:
     """A service event's words after "service X was": the closest instance and what it lacks, as ECS
     says it, or the reason when no instance came close."""
     phrase = failure.explanation.phrase if failure.explanation else ""
     if phrase and failure.instance is not None:
         return ("unable to place a task because no container instance met all of its requirements. The closest "
-                f"matching container-instance {identity.container_instance_id(state.cluster, failure.instance)} "
-                f"{phrase}.")
+                f"matching container-instance {identity.names_of(state, names).id(failure.instance)} {phrase}.")
     return f"unable to place a task. Reason: {failure}."
 
 

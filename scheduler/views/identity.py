@@ -7,12 +7,16 @@ that carry ids. The same cluster name and row always give the same names, so run
 
 ``register_instance`` is the one place an instance enters a cluster with its identity: it gives the core
 the EC2 instance id (a plain value the query language's ``ec2InstanceId`` compares), the GPU ids and the
-id-bearing attributes, as data.
+id-bearing attributes, as data. An instance that already has real names (one read from a snapshot of a
+real cluster) is registered with them instead; its container-instance ARN is kept in the cluster's
+``InstanceNames``, which the views read, never in the core.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.catalog.model import InstanceType
@@ -78,13 +82,45 @@ def id_attributes(cluster: str, instance_type: InstanceType, availability_zone: 
     }
 
 
+@dataclass
+class InstanceNames:
+    """The container-instance ARNs of one cluster: made from the cluster name and row, except for the
+    instances registered with their real ARN (``arns``, by row)."""
+
+    cluster: str
+    arns: dict[int, str] = field(default_factory=dict)
+
+    def arn(self, row: int) -> str:
+        return self.arns.get(row) or container_instance_arn(self.cluster, row)
+
+    def id(self, row: int) -> str:
+        """The last part of the ARN, as ECS's service events quote it."""
+        return self.arn(row).rsplit("/", 1)[-1]
+
+
+def names_of(state: ClusterState, names: InstanceNames | None) -> InstanceNames:
+    """``names``, or the made-up names of the state's cluster when none are kept."""
+    return names if names is not None else InstanceNames(state.cluster)
+
+
 def register_instance(state: ClusterState, instance_type: InstanceType, *, availability_zone: str,
-                      attributes: dict[str, str] | None = None, **registration: Any) -> int:
-    """Register a container instance with its ids; returns its row. ``attributes`` given by the caller win
-    over the id attributes; ``registration`` goes to ``ClusterState.add_instance`` as is."""
+                      attributes: dict[str, str] | None = None, names: InstanceNames | None = None,
+                      arn: str | None = None, ec2_id: str | None = None, gpus: Sequence[str] | None = None,
+                      **registration: Any) -> int:
+    """Register a container instance with its ids; returns its row.
+
+    The ids are made from the cluster name and the row unless given: ``arn`` (kept in ``names``, which is
+    then required), ``ec2_id`` and ``gpus``. ``attributes`` given by the caller win over the id attributes;
+    ``registration`` goes to ``ClusterState.add_instance`` as is."""
+    if arn is not None and names is None:
+        raise ValueError("an instance registered with its own ARN needs the cluster's InstanceNames to keep it")
     row = len(state)
-    ec2_id = ec2_instance_id(state.cluster, row)
-    return state.add_instance(
+    ec2_id = ec2_id or ec2_instance_id(state.cluster, row)
+    out = state.add_instance(
         instance_type, availability_zone=availability_zone,
         attributes={**id_attributes(state.cluster, instance_type, availability_zone), **(attributes or {})},
-        ec2_instance_id=ec2_id, gpu_ids=gpu_ids(ec2_id, instance_type.gpus), **registration)
+        ec2_instance_id=ec2_id, gpu_ids=gpu_ids(ec2_id, instance_type.gpus) if gpus is None else tuple(gpus),
+        **registration)
+    if arn is not None and names is not None:
+        names.arns[out] = arn
+    return out
