@@ -167,9 +167,9 @@ class Simulation:
         self.progress = progress
         self.env = simpy.Environment()
         self.state = ClusterState(model.cluster.name)
-        self.names = identity.InstanceNames(model.cluster.name)  # container-instance ARNs (the core knows rows)
         self.placer = Placer(self.state, device_mode=self.device_mode)
         self.recorder = Recorder()
+        self.names = identity.InstanceNames(model.cluster.name)  # container-instance ARNs (the core knows rows)
         self.task_sink = task_sink
         if task_sink is not None:
             self.recorder.sink = TaskTableWriter(task_sink)
