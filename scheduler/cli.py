@@ -311,7 +311,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from scheduler.scenario.snapshot_export import snapshot_from_results
 
     scenario = load_scenario(args.scenario) if args.scenario else None
-    out = args.out or Path("snapshots") / Path(args.from_results).name
+    out = args.out or Path(args.from_results).parent / f"{Path(args.from_results).resolve().name}-snapshot"
     catalog = scenario.catalog if scenario is not None else _catalog(args)
     written = snapshot_from_results(args.from_results, out, catalog, scenario=scenario, force=args.force)
     print(f"snapshot of {args.from_results} in {out}/ ({len(written)} files); start a scenario from it with "
@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("snapshot", help="turn a finished run into a cluster snapshot (AWS CLI describe outputs)")
     p.add_argument("--from-results", type=Path, required=True, metavar="DIR",
                    help="a folder written by `neuron-sim run`")
-    p.add_argument("--out", type=Path, help="snapshot folder (default snapshots/<results folder name>/)")
+    p.add_argument("--out", type=Path, help="snapshot folder (default: DIR-snapshot/ beside DIR)")
     p.add_argument("--scenario", type=Path,
                    help="the scenario the run used: its task definitions and service settings are copied "
                         "(default: rebuilt from the tasks)")

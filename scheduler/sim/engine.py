@@ -874,7 +874,7 @@ class Simulation:
         rows.append({"time": t, "instance_type": "*", "capacity_provider": None, "instances": active, **totals,
                      "running": self.counts[RUNNING],
                      "pending": self.counts[PENDING], "provisioning": self.counts[PROVISIONING],
-                     "submitted": self.submitted, "stopped": self.counts[STOPPED]})
+                     "submitted": self.submitted + self.seeded, "stopped": self.counts[STOPPED]})
         self.recorder.sample(rows)
         if self.progress is not None:
             self.progress(t, self.duration)
