@@ -569,6 +569,9 @@ def read_snapshot(folder: Path, catalog: Catalog) -> ClusterSnapshot:
         cluster = _arn_tail(arn, ":container-instance/")
         if cluster and "/" in cluster:
             clusters.add(cluster.split("/", 1)[0])
+    if len(clusters) > 1:
+        raise ScenarioError(f"the container instances belong to {len(clusters)} clusters "
+                            f"({', '.join(sorted(clusters))}); a snapshot is one cluster", file=str(folder))
     tasks: list[tuple[str, str, SnapshotTask]] = []
     seen: set[str] = set()
     for file, path, task in _items(folder, "describe-tasks", "tasks"):

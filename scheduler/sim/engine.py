@@ -904,7 +904,7 @@ class Simulation:
             self._build_faults()
             self._build_workloads()
             if getattr(self.loaded, "snapshot", None) is not None:
-                seed_tasks(self, self.loaded.snapshot, self._snapshot_rows)
+                seed_tasks(self, self.loaded.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
             self.at(0.0, self._sample)
             try:
                 self.env.run(until=self.duration)

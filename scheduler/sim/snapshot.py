@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from scheduler.placement.state import DRAINING
 
 if TYPE_CHECKING:
-    from scheduler.sim.engine import Simulation
+    from scheduler.sim.engine import Request, SimTask, Simulation
 
+RUNNING = "RUNNING"
 SNAPSHOT_WORKLOAD = "snapshot"  # the workload name of snapshot tasks that belong to no service
 _HEX_ID_LIMIT = 1 << 64         # task ids the engine itself could give (32 hex digits of a counter)
 
@@ -54,10 +55,11 @@ def seed_instances(sim: Simulation, snapshot: Any) -> dict[str, int]:
     return rows
 
 
-def seed_tasks(sim: Simulation, snapshot: Any, rows: dict[str, int]) -> None:
-    """Start the snapshot's tasks now, holding what they hold; service tasks count toward their service."""
-    from scheduler.sim.engine import RUNNING, Request, SimTask
+def seed_tasks(sim: Simulation, snapshot: Any, rows: dict[str, int], *, task_type: type[SimTask],
+               request_type: type[Request]) -> None:
+    """Start the snapshot's tasks now, holding what they hold; service tasks count toward their service.
 
+    The engine passes its task and request classes (this module is below it: no import back)."""
     services = {svc.name: svc for svc in sim.services}
     standalone: dict[tuple[str, str], Request] = {}
     sim.recorder.advance(sim.now)
@@ -72,7 +74,7 @@ def seed_tasks(sim: Simulation, snapshot: Any, rows: dict[str, int]) -> None:
             request = svc.request.variants.get(t.capacity_provider or "", svc.request)
         else:
             key = (t.task_definition, t.group)
-            request = standalone.get(key) or standalone.setdefault(key, Request(
+            request = standalone.get(key) or standalone.setdefault(key, request_type(
                 workload=SNAPSHOT_WORKLOAD, spec=base, group=t.group, launch_type=inst.launch_type))
         named = [g for g in t.gpu_ids if g]
         if named:  # hold exactly the GPUs the snapshot names
@@ -82,11 +84,11 @@ def seed_tasks(sim: Simulation, snapshot: Any, rows: dict[str, int]) -> None:
             mask |= 1 << chip
         alloc = sim.state.reserve(t.task_id, row, cpu=t.cpu, memory=t.memory, gpus=len(t.gpu_ids), chips=mask,
                                   tcp_ports=t.tcp_ports, udp_ports=t.udp_ports, group=t.group)
-        task = SimTask(task_id=t.task_id, spec=spec, group=t.group, instance=row, chips=tuple(t.chips),
-                       gpu_ids=alloc.gpu_ids, last_status=RUNNING, launch_type=inst.launch_type,
-                       capacity_provider=inst.capacity_provider, created_at=sim.now, started_at=sim.now,
-                       started_by=t.started_by, workload=svc.name if svc else SNAPSHOT_WORKLOAD,
-                       request=request, run_for=math.inf, ever_ran=True, seeded=True)
+        task = task_type(task_id=t.task_id, spec=spec, group=t.group, instance=row, chips=tuple(t.chips),
+                         gpu_ids=alloc.gpu_ids, last_status=RUNNING, launch_type=inst.launch_type,
+                         capacity_provider=inst.capacity_provider, created_at=sim.now, started_at=sim.now,
+                         started_by=t.started_by, workload=svc.name if svc else SNAPSHOT_WORKLOAD,
+                         request=request, run_for=math.inf, ever_ran=True, seeded=True)
         sim.tasks[t.task_id] = task
         sim.counts[RUNNING] += 1
         sim.seeded += 1
