@@ -35,6 +35,7 @@ from scheduler.errors import ScenarioError, show_value
 from scheduler.scenario.snapshot_merge import apply_snapshot
 from scheduler.scenario.snapshot_model import (
     HOLDING,
+    REQUIRED,
     TASKDEF_PREFIX,
     USABLE_INSTANCE,
     ClusterSnapshot,
@@ -56,9 +57,6 @@ from scheduler.scenario.snapshot_parts import (
     read_task_definitions,
     snapshot_files,
 )
-
-REQUIRED = ("describe-container-instances", "describe-tasks")
-
 
 def read_snapshot(folder: Path, catalog: Catalog) -> ClusterSnapshot:
     """Read and check a snapshot folder; every problem is a ScenarioError naming the file and JSON path."""
