@@ -58,6 +58,7 @@ from scheduler.scenario.snapshot_parts import (
     snapshot_files,
 )
 
+
 def read_snapshot(folder: Path, catalog: Catalog) -> ClusterSnapshot:
     """Read and check a snapshot folder; every problem is a ScenarioError naming the file and JSON path."""
     folder = Path(folder)
