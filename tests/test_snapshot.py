@@ -345,3 +345,24 @@ def test_seeded_state_is_what_the_snapshot_says(tmp_path_factory: pytest.TempPat
     assert {ci["ec2InstanceId"]: next(r["integerValue"] for r in ci["remainingResources"] if r["name"] == "CPU")
             for ci in res.describe_container_instances["containerInstances"]} == cpu
     assert res.summary["snapshot"]["tasks_seeded"] == len(keep)
+
+
+def test_snapshot_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["snapshot", "--from-results", str(tmp_path / "empty"), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no describe_container_instances.json" in err
+    assert not (tmp_path / "s").exists()  # nothing written for a folder that is not a run
+
+
+def test_a_new_snapshot_replaces_an_earlier_one_in_the_same_folder(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    assert main(["run", str(WHAT_IF), "--out", str(first), "--no-report", "--until", "10m"]) == 0
+    snap = tmp_path / "snap"
+    assert main(["snapshot", "--from-results", str(first), "--out", str(snap)]) == 0
+    stale = snap / "describe-task-definition-old-1.json"
+    shutil.copy(EXAMPLE / "describe-task-definition-inf2-chat.json", stale)
+    assert main(["snapshot", "--from-results", str(first), "--out", str(snap)]) == 0
+    assert not stale.exists() and not list(snap.glob(".partial-*"))
+    assert read_snapshot(snap, default_catalog()).chips_held == 16

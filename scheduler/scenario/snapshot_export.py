@@ -12,13 +12,16 @@ that hold nothing, STOPPED or still PROVISIONING, are left out). What the result
 - capacity providers: one per ``capacityProviderName`` on the instances (the scenario's settings when
   given; otherwise Managed Instances if any of its tasks runs with that launch type, else Auto Scaling).
 
-Every file is checked against botocore's output shape before it is written, and the folder is read back
-with :func:`~scheduler.scenario.snapshot.read_snapshot` before the command reports success.
+Every file is checked against botocore's output shape, and the whole is read back with
+:func:`~scheduler.scenario.snapshot.read_snapshot` before any file takes its place in the folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -218,11 +221,25 @@ def snapshot_from_results(results: Path, out: Path, catalog: Catalog, *, scenari
     files["describe-services.json"] = {"services": _services(wanted, scenario, cluster_arn), "failures": []}
     files["describe-capacity-providers.json"] = {
         "capacityProviders": _providers(instances, every_task, scenario, cluster_arn), "failures": []}
-    written = []
     for name, payload in files.items():
-        command = name.removesuffix(".json")
-        command = "describe-task-definition" if command.startswith("describe-task-definition") else command
-        write_json(out / name, _checked(command, payload, out / name))
-        written.append(out / name)
-    read_snapshot(out, catalog)  # the folder must load as it is
-    return written
+        _checked(_command_of(name), payload, out / name)
+    # written into a hidden folder inside ``out`` and read back first: a folder that would not load is
+    # never left behind, and no file is half written
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
+    try:
+        for name, payload in files.items():
+            write_json(staging / name, payload)
+        read_snapshot(staging, catalog)
+        for name in files:
+            os.replace(staging / name, out / name)
+        for stale in out.glob("describe*.json"):  # an earlier snapshot's files would be read with these
+            if stale.name not in files:
+                stale.unlink()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out / name for name in files]
+
+
+def _command_of(file_name: str) -> str:
+    command = file_name.removesuffix(".json")
+    return "describe-task-definition" if command.startswith("describe-task-definition") else command
