@@ -219,6 +219,10 @@ def _device_not_on_instance(doc: dict) -> None:
     doc["tasks"][4]["containers"][0]["neuronDeviceIds"] = ["3"]
 
 
+def _names_a_missing_chip(doc: dict) -> None:
+    doc["taskDefinition"]["containerDefinitions"][0]["linuxParameters"]["devices"][0]["hostPath"] = "/dev/neuron1"
+
+
 TASKS, INSTANCES = "describe-tasks.json", "describe-container-instances.json"
 BAD = [  # (change, file it changes, file the error names, JSON path, words)
     (_unknown_instance, TASKS, "describe-tasks.json", "$.tasks[3].containerInstanceArn",
@@ -237,6 +241,8 @@ BAD = [  # (change, file it changes, file the error names, JSON path, words)
      "expected string, got integer 0; not what `aws ecs describe-tasks --output json` prints"),
     (_device_not_on_instance, TASKS, "describe-tasks.json", "$.tasks[4].containers[0].neuronDeviceIds",
      "/dev/neuron3 is not a Neuron device of i-0f9c6b7d8a0cbf206"),
+    (_names_a_missing_chip, "describe-task-definition-inf2-embed.json", "describe-tasks.json",
+     "$.tasks[3].taskDefinitionArn", "the task definition names /dev/neuron1, which i-0d7a4f5b6e8a9da04"),
 ]
 
 

@@ -31,7 +31,8 @@ class SnapshotInstance:
     launch_type: str
     cpu: int                      # registered CPU units
     memory: int                   # registered MiB
-    gpu_ids: tuple[str, ...]      # registered GPUs
+    gpu_ids: tuple[str, ...]      # registered GPUs, when the output names them
+    gpus: int                     # GPUs of the instance
     chips: tuple[int, ...]        # registered Neuron chips (a failed chip has left)
     where: str                    # file and JSON path, for messages
 

@@ -83,7 +83,9 @@ def _integer(resources: Mapping[str, tuple[int, Mapping[str, Any]]], name: str, 
     if hit is None:
         return None
     k, res = hit
-    for key in ("integerValue", "longValue", "doubleValue"):
+    # the CLI prints all three members; the resource's type says which one holds the amount
+    first = {"LONG": "longValue", "DOUBLE": "doubleValue"}.get(str(res.get("type")), "integerValue")
+    for key in dict.fromkeys((first, "integerValue", "longValue", "doubleValue")):
         value = res.get(key)
         if value is not None:
             if value < 0 or value != int(value):
@@ -246,7 +248,7 @@ def read_instance(file: str, path: str, ci: Mapping[str, Any], catalog: Catalog,
         status=ci.get("status", "ACTIVE"), agent_connected=bool(ci.get("agentConnected", True)),
         agent_version=(ci.get("versionInfo") or {}).get("agentVersion") or "1.90.0",
         capacity_provider=provider_name, launch_type=launch, cpu=values["CPU"], memory=values["MEMORY"],
-        gpu_ids=gpu_ids, chips=chips, where=f"{file}: {path}")
+        gpu_ids=gpu_ids, gpus=itype.gpus, chips=chips, where=f"{file}: {path}")
 
 
 def _task_chips(task: Mapping[str, Any], spec: TaskSpec, inst: SnapshotInstance, file: str,
@@ -269,6 +271,11 @@ def _task_chips(task: Mapping[str, Any], spec: TaskSpec, inst: SnapshotInstance,
     if seen_ids:
         return tuple(sorted(listed))
     if spec.neuron_mode is NeuronMode.MANUAL:
+        missing = [c for c in spec.chips if c not in inst.chips]
+        if missing:
+            raise fail(file, f"{path}.taskDefinitionArn", f"the task definition names /dev/neuron{missing[0]}, "
+                       f"which {inst.ec2_instance_id} ({inst.instance_type}) does not have: ECS could not have "
+                       "started this task there")
         return spec.chips
     if spec.neuron_mode is NeuronMode.MANAGED:
         return inst.chips
@@ -305,7 +312,7 @@ def read_task(file: str, path: str, task: Mapping[str, Any], instances: Mapping[
         except ValueError as exc:
             raise fail(file, f"{path}.{name}", str(exc)) from None
     gpu_ids = tuple(g for c in task.get("containers") or [] for g in c.get("gpuIds") or [])
-    unknown = [g for g in gpu_ids if g not in inst.gpu_ids]
+    unknown = [g for g in gpu_ids if inst.gpu_ids and g not in inst.gpu_ids]
     if unknown:
         raise fail(file, f"{path}.containers", f"GPU {show_value(unknown[0])} is not a GPU of "
                     f"{inst.ec2_instance_id}")
@@ -325,7 +332,7 @@ def check_holdings(instances: Mapping[str, SnapshotInstance], tasks: list[tuple[
                     remaining: Mapping[str, tuple[str, str, Mapping[str, Any]]]) -> None:
     """No chip, GPU or host port held twice; remaining = registered - what the instance's tasks hold."""
     holders: dict[tuple[str, str, object], str] = {}
-    used: dict[str, dict[str, int]] = {arn: {"CPU": 0, "MEMORY": 0} for arn in instances}
+    used: dict[str, dict[str, int]] = {arn: {"CPU": 0, "MEMORY": 0, "GPU": 0} for arn in instances}
     chips: dict[str, set[int]] = {arn: set() for arn in instances}
     gpus: dict[str, set[str]] = {arn: set() for arn in instances}
     for file, path, t in tasks:
@@ -338,6 +345,9 @@ def check_holdings(instances: Mapping[str, SnapshotInstance], tasks: list[tuple[
                     shown = f"/dev/neuron{item}" if kind == "chip" else f"{kind} {item}"
                     raise fail(file, path, f"{shown} on {inst.ec2_instance_id} is held twice: by task {other} "
                                 f"and by task {t.task_id}")
+        used[t.instance_arn]["GPU"] += len(t.gpu_ids)
+        if used[t.instance_arn]["GPU"] > inst.gpus:
+            raise fail(file, path, f"the tasks on {inst.ec2_instance_id} hold more GPUs than its {inst.gpus}")
         used[t.instance_arn]["CPU"] += t.cpu
         used[t.instance_arn]["MEMORY"] += t.memory
         chips[t.instance_arn].update(t.chips)
@@ -346,14 +356,14 @@ def check_holdings(instances: Mapping[str, SnapshotInstance], tasks: list[tuple[
         file, path, rem_list = remaining[arn]
         rem = _resources(rem_list)  # type: ignore[arg-type]
         for name, registered in (("CPU", inst.cpu), ("MEMORY", inst.memory)):
-            if name not in rem:
-                continue
-            k, res = rem[name]
-            free = int(res.get("integerValue", res.get("longValue", res.get("doubleValue", 0))))
             held = used[arn][name]
             if held > registered:
                 raise fail(file, f"{path}.registeredResources", f"the tasks on {inst.ec2_instance_id} hold "
                             f"{held} {name} but it registers {registered}")
+            free = _integer(rem, name, file, path, "remainingResources")
+            if free is None:
+                continue
+            k = rem[name][0]
             if free != registered - held:
                 raise fail(file, f"{path}.remainingResources[{k}]", f"remaining {name} is {free}, but registered "
                             f"{registered} less the {held} its tasks in describe-tasks hold leaves "
