@@ -314,8 +314,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     out = args.out or Path(args.from_results).parent / f"{Path(args.from_results).resolve().name}-snapshot"
     catalog = scenario.catalog if scenario is not None else _catalog(args)
     written = snapshot_from_results(args.from_results, out, catalog, scenario=scenario, force=args.force)
-    print(f"snapshot of {args.from_results} in {out}/ ({len(written)} files); start a scenario from it with "
-          f"`snapshot: {out}` (relative to the scenario file)")
+    print(f"snapshot of {args.from_results} in {out}/ ({len(written)} files); a scenario starts from it with "
+          "`snapshot: <this folder, relative to the scenario file>`")
     return EXIT_OK
 
 
