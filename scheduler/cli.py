@@ -1,4 +1,4 @@
-"""The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, schema.
+"""The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, snapshot, schema.
 
 Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2.
 """
@@ -306,6 +306,19 @@ def _print_summary(summary: dict, out: Path) -> None:
     console.print(f"results in {out}/", markup=False, highlight=False)
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from scheduler.scenario import load_scenario
+    from scheduler.scenario.snapshot_export import snapshot_from_results
+
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    out = args.out or Path(args.from_results).parent / f"{Path(args.from_results).resolve().name}-snapshot"
+    catalog = scenario.catalog if scenario is not None else _catalog(args)
+    written = snapshot_from_results(args.from_results, out, catalog, scenario=scenario, force=args.force)
+    print(f"snapshot of {args.from_results} in {out}/ ({len(written)} files); a scenario starts from it with "
+          "`snapshot: <this folder, relative to the scenario file>`")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from scheduler.scenario import scenario_json_schema
 
@@ -364,6 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     sub.add_parser("bench", help="run the benchmark suite: --quick, --out DIR, --only PART (see bench --help)")
+
+    p = sub.add_parser("snapshot", help="turn a finished run into a cluster snapshot (AWS CLI describe outputs)")
+    p.add_argument("--from-results", type=Path, required=True, metavar="DIR",
+                   help="a folder written by `neuron-sim run`")
+    p.add_argument("--out", type=Path, help="snapshot folder (default: DIR-snapshot/ beside DIR)")
+    p.add_argument("--scenario", type=Path,
+                   help="the scenario the run used: its task definitions and service settings are copied "
+                        "(default: rebuilt from the tasks)")
+    p.add_argument("--catalog", type=Path, help="a CSV/YAML/JSON file that adds or overrides instance types")
+    p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
+    p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.set_defaults(func=cmd_schema)

@@ -41,7 +41,7 @@ def test_every_bundled_scenario_runs_conserves_tasks_and_renders_ecs_shapes(path
     assert conservation_holds(res.timeline)
     assert sim.conservation_ok()
     s = res.summary
-    assert s["tasks_submitted"] == len(res.tasks) > 0
+    assert s["tasks_submitted"] + s.get("snapshot", {}).get("tasks_seeded", 0) == len(res.tasks) > 0
     assert 0.0 <= s["chip_utilization"] <= 1.0
     assert validate_output("DescribeTasks", res.describe_tasks) == []
     assert validate_output("DescribeContainerInstances", res.describe_container_instances) == []

@@ -3,7 +3,8 @@
 ``validate_input`` runs botocore's own ``ParamValidator`` (unknown keys, types, required members, minimums)
 and adds what botocore leaves to the service: enum values, maximums, and booleans given where a number is
 expected (``True`` is an ``int`` to Python). ``validate_output`` checks a response payload, such as an
-ECS-shaped DescribeTasks view, against the operation's output shape with one walker that does all of it.
+ECS-shaped DescribeTasks view, against the operation's output shape with one walker that does all of it;
+``validate_cli_output`` does the same for a file saved from ``aws ecs describe-... --output json``.
 Every finding is an :class:`~scheduler.errors.Issue` whose path reads like ``$.containerDefinitions[0].cpu``.
 """
 
@@ -91,6 +92,27 @@ def validate_output(operation: str, payload: Any, *, root: str = "$") -> list[Is
         return issues
     _walk(payload, shape, root, issues, full=True)
     return issues
+
+
+# The AWS CLI commands whose ``--output json`` a cluster snapshot is made of, and the operation each prints.
+CLI_OUTPUTS = {
+    "describe-container-instances": "DescribeContainerInstances",
+    "describe-tasks": "DescribeTasks",
+    "describe-services": "DescribeServices",
+    "describe-task-definition": "DescribeTaskDefinition",
+    "describe-capacity-providers": "DescribeCapacityProviders",
+}
+
+
+def validate_cli_output(command: str, payload: Any, *, root: str = "$") -> list[Issue]:
+    """Check what ``aws ecs <command> --output json`` printed against the operation's output shape.
+
+    The CLI prints the output shape as it is (timestamps as ISO-8601 strings), without the SDK's
+    ``ResponseMetadata``; a saved file that still has it (from an SDK) is accepted.
+    """
+    if isinstance(payload, Mapping) and "ResponseMetadata" in payload:
+        payload = {k: v for k, v in payload.items() if k != "ResponseMetadata"}
+    return validate_output(CLI_OUTPUTS[command], payload, root=root)
 
 
 def check_shape(value: Any, shape: Shape, *, root: str = "$") -> list[Issue]:

@@ -323,6 +323,16 @@ class ClusterState:
         if self._classes is not None:
             self._classes.resign(index)
 
+    def set_registered(self, index: int, *, cpu: int, memory: int) -> None:
+        """Registered CPU and memory as the instance's agent reported them (a snapshot); nothing held yet."""
+        if self.instance(index).tasks:
+            raise PlacementError(f"{self.instances[index].ec2_instance_id} already runs tasks")
+        self._cpu_reg[index] = self._cpu_free[index] = cpu
+        self._mem_reg[index] = self._mem_free[index] = memory
+        self._touch()
+        if self._classes is not None:
+            self._classes.update_row(index, False)
+
     def instance(self, index: int) -> ContainerInstance:
         if not 0 <= index < self._n:
             raise PlacementError(f"no container instance at row {index}")

@@ -20,6 +20,9 @@ The modules, in the order they build on each other:
   ``faults``: the models of each part; ``models``: the whole :class:`Scenario` and launch resolution;
 - ``yaml_reader``: reading the file and its YAML safely; ``overrides``: dotted-path overrides;
   ``validation_errors``: pydantic errors as one line; ``checks``: cross-checks; ``traces``: trace files;
+- ``snapshot_model``, ``snapshot_parts``, ``snapshot``, ``snapshot_merge``: a cluster snapshot (AWS CLI
+  describe outputs) read, checked and folded into the scenario; ``snapshot_export``: a run's end state
+  written as one;
 - ``loading``: :func:`load_scenario` and :func:`scenario_from_mapping`; ``schema``: the JSON Schema.
 
 Everything public is importable from ``scheduler.scenario`` itself.

@@ -69,9 +69,9 @@ def _provider_kind(provider: AutoScalingCapacityProvider | ManagedInstancesCapac
     return LAUNCH_EC2 if provider.type == "EC2_AUTOSCALING" else LAUNCH_MANAGED
 
 
-def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context) -> None:
-    if not cluster.fleets and not cluster.capacity_providers:
-        raise context.error("cluster", "needs at least one fleet or capacity provider")
+def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context, *, snapshot_instances: int = 0) -> None:
+    if not cluster.fleets and not cluster.capacity_providers and not snapshot_instances:
+        raise context.error("cluster", "needs at least one fleet or capacity provider (or a snapshot)")
     providers: dict[str, AutoScalingCapacityProvider | ManagedInstancesCapacityProvider] = {}
     for i, provider in enumerate(cluster.capacity_providers):
         where = f"cluster.capacity_providers[{i}]"
@@ -84,7 +84,7 @@ def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context) -
         else:
             _check_allowed_types(provider, catalog, f"{where}.instance_requirements.allowedInstanceTypes",
                                  context)
-    initial = 0
+    initial = snapshot_instances
     for i, fleet in enumerate(cluster.fleets):
         where = f"cluster.fleets[{i}]"
         _known_type(catalog, fleet.instance_type, fleet.launch_type, f"{where}.instance_type", context)

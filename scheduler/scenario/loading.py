@@ -26,6 +26,7 @@ from scheduler.scenario.checks import (
 from scheduler.scenario.context import _Context
 from scheduler.scenario.models import Launch, Scenario, resolve_launch
 from scheduler.scenario.overrides import apply_overrides
+from scheduler.scenario.snapshot import ClusterSnapshot, apply_snapshot, read_snapshot
 from scheduler.scenario.traces import _load_traces
 from scheduler.scenario.validation_errors import _from_validation_error
 from scheduler.scenario.words import _kind, _path_part
@@ -48,6 +49,7 @@ class LoadedScenario:
     catalog: Catalog
     task_specs: dict[str, TaskSpec]
     traces: dict[str, pd.DataFrame] = field(default_factory=dict)
+    snapshot: ClusterSnapshot | None = None
 
     def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
         return resolve_launch(workload, self.model.cluster)
@@ -94,13 +96,25 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     base = Path(path).parent
     context = _Context(label, base)
     catalog = _scenario_catalog(model, context)
-    _check_cluster(model.cluster, catalog, context)
+    snapshot = None
+    if model.snapshot is not None:
+        snapshot = read_snapshot(_snapshot_folder(model.snapshot, context), catalog)
+        model = apply_snapshot(model, snapshot)
+    _check_cluster(model.cluster, catalog, context, snapshot_instances=len(snapshot.instances) if snapshot else 0)
     _check_faults(model.faults, catalog, context)
     _check_workload_references(model, context)
     specs = _load_task_definitions(model, context)
     _check_workloads_against_specs(model, specs, context)
     traces = _load_traces(model, context)
-    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces)
+    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot)
+
+
+def _snapshot_folder(value: str, context: _Context) -> Path:
+    folder = context.base / value
+    if not folder.is_dir():
+        raise context.error("snapshot", f"not a folder: {value!r} (a folder of `aws ecs describe-...` outputs, "
+                            "relative to the scenario)")
+    return folder
 
 
 def _check_tree(data: object, label: str) -> None:

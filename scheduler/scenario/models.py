@@ -46,6 +46,8 @@ class Scenario(_Model):
     task_definitions: Annotated[dict[Annotated[str, Field(min_length=1, max_length=MAX_NAME)],
                                      TaskDefinitionSource], Field(min_length=1)]
     cluster: ClusterModel
+    snapshot: Annotated[str, Field(min_length=1, description="a folder of AWS CLI describe outputs (relative to "
+                                   "the scenario) the cluster starts from")] | None = None
     workloads: Annotated[list[Workload], Field(min_length=1)]
     faults: Faults = Faults()
 

@@ -30,6 +30,7 @@ from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio, wait_percentiles
+from scheduler.sim.snapshot import seed_instances, seed_tasks
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
 from scheduler.views import describe, events, identity
@@ -85,6 +86,7 @@ class SimTask(TaskRecord):
     waiting_reason: str | None = None  # the last placement failure, as shown (reason: detail)
     waiting_code: str | None = None    # its ECS reason alone (RESOURCE:CPU, ...), what counters key on
     ever_ran: bool = False
+    seeded: bool = False  # RUNNING from a cluster snapshot at t=0: never submitted, no wait
 
 
 @dataclass(eq=False)
@@ -191,6 +193,8 @@ class Simulation:
         self._retry_scheduled = False
         self.counts = {PROVISIONING: 0, PENDING: 0, RUNNING: 0, STOPPED: 0}
         self.submitted = 0
+        self.seeded = 0  # tasks RUNNING from a cluster snapshot at time 0 (not submitted)
+        self._snapshot_rows: dict[str, int] = {}
         self.services: list[Service] = []
         self.instance_start: list[float] = []
         self.instance_end: list[float | None] = []
@@ -221,6 +225,9 @@ class Simulation:
     # ------------------------------------------------------------------ building
     def _build_fleets(self) -> None:
         catalog = self.loaded.catalog
+        snapshot = getattr(self.loaded, "snapshot", None)
+        if snapshot is not None:  # the real cluster first: its instances are the lowest rows
+            self._snapshot_rows = seed_instances(self, snapshot)
         for fleet in self.model.cluster.fleets:
             itype = catalog.get(fleet.instance_type)
             zones = list(fleet.availability_zones)
@@ -530,11 +537,11 @@ class Simulation:
         stopped = task.last_status == STOPPED
         self.recorder.task_row(
             task.task_id, task.spec.family, task.workload, task.group, task.launch_type, task.capacity_provider,
-            task.created_at, start, task.stopped_at, task.last_status, task.stop_code,
+            None if task.seeded else task.created_at, start, task.stopped_at, task.last_status, task.stop_code,
             task.stopped_reason if stopped else task.waiting_reason,
             inst.ec2_instance_id if inst else None, inst.instance_type.name if inst else None,
             inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
-            None if start is None else start - task.created_at, placed)
+            None if start is None or task.seeded else start - task.created_at, placed)
 
     # ------------------------------------------------------------------ waiting and retries
     def _kick(self) -> None:
@@ -876,7 +883,7 @@ class Simulation:
         rows.append({"time": t, "instance_type": "*", "capacity_provider": None, "instances": active, **totals,
                      "running": self.counts[RUNNING],
                      "pending": self.counts[PENDING], "provisioning": self.counts[PROVISIONING],
-                     "submitted": self.submitted, "stopped": self.counts[STOPPED]})
+                     "submitted": self.submitted + self.seeded, "stopped": self.counts[STOPPED]})
         self.recorder.sample(rows)
         if self.progress is not None:
             self.progress(t, self.duration)
@@ -905,6 +912,8 @@ class Simulation:
             self._build_fleets()
             self._build_faults()
             self._build_workloads()
+            if getattr(self.loaded, "snapshot", None) is not None:
+                seed_tasks(self, self.loaded.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
             self.at(0.0, self._sample)
             try:
                 self.env.run(until=self.duration)
@@ -977,6 +986,8 @@ class Simulation:
             "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
+        if getattr(self.loaded, "snapshot", None) is not None:
+            summary["snapshot"] = {**self.loaded.snapshot.summary(), "tasks_seeded": self.seeded}
         if self.partial:
             summary["partial"] = True
         records = list(self.recent_stopped) + list(self.tasks.values())
@@ -1006,6 +1017,6 @@ class Simulation:
         return sorted(used)
 
     def conservation_ok(self) -> bool:
-        """submitted = provisioning + pending + running + stopped."""
-        return self.submitted == sum(self.counts.values())
+        """submitted + seeded from a snapshot = provisioning + pending + running + stopped."""
+        return self.submitted + self.seeded == sum(self.counts.values())
 

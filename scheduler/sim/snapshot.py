@@ -1,0 +1,108 @@
+"""Seeding a simulation from a cluster snapshot: the snapshot's container instances join the cluster before
+anything else, and its tasks are RUNNING at time 0, holding exactly the CPU, memory, GPUs, ports and chips
+the snapshot says, until their service scales them in or a fault stops them.
+
+The snapshot is the plain values ``scheduler.scenario.snapshot`` reads (read here by attribute only, as
+the engine reads the scenario): instances with ``arn``, ``instance_type``, registered ``cpu``/``memory``/
+``chips``/``gpu_ids``; tasks with ``task_id``, ``instance_arn``, ``task_definition`` and what they hold.
+Snapshot tasks are not submissions: they count in ``Simulation.seeded``, not in ``submitted`` or
+``tasks_placed``, and they add no wait.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from scheduler.placement.state import DRAINING
+
+if TYPE_CHECKING:
+    from scheduler.sim.engine import Request, SimTask, Simulation
+
+RUNNING = "RUNNING"
+SNAPSHOT_WORKLOAD = "snapshot"  # the workload name of snapshot tasks that belong to no service
+_HEX_ID_LIMIT = 1 << 64         # task ids the engine itself could give (32 hex digits of a counter)
+
+
+def seed_instances(sim: Simulation, snapshot: Any) -> dict[str, int]:
+    """Register the snapshot's container instances, as their agents reported them; arn -> row."""
+    rows: dict[str, int] = {}
+    state = sim.state
+    for inst in snapshot.instances:
+        itype = sim.loaded.catalog.get(inst.instance_type)
+        row = sim.add_instance(itype, launch_type=inst.launch_type, availability_zone=inst.availability_zone,
+                               capacity_provider=inst.capacity_provider, attributes=dict(inst.attributes))
+        record = state.instances[row]
+        record.arn, record.ec2_instance_id, record.agent_version = inst.arn, inst.ec2_instance_id, inst.agent_version
+        if inst.gpu_ids:
+            record.gpu_ids, record.free_gpu_ids = tuple(inst.gpu_ids), list(inst.gpu_ids)
+        sim.recorder.advance(sim.now)
+        levels = sim.recorder.levels
+        levels.cpu_total += inst.cpu - float(state.cpu_registered[row])
+        levels.mem_total += inst.memory - float(state.mem_registered[row])
+        state.set_registered(row, cpu=inst.cpu, memory=inst.memory)
+        for chip in range(itype.chips):
+            if chip not in inst.chips:  # a chip that failed before the snapshot: not registered
+                levels.chips_total -= 1
+                levels.idle_chip_cost -= sim._chip_price(row)
+                state.remove_chip(row, chip)
+        if inst.status == DRAINING:
+            state.set_status(row, DRAINING)
+        if not inst.agent_connected:
+            state.set_agent_connected(row, False)
+        rows[inst.arn] = row
+    return rows
+
+
+def seed_tasks(sim: Simulation, snapshot: Any, rows: dict[str, int], *, task_type: type[SimTask],
+               request_type: type[Request]) -> None:
+    """Start the snapshot's tasks now, holding what they hold; service tasks count toward their service.
+
+    The engine passes its task and request classes (this module is below it: no import back)."""
+    services = {svc.name: svc for svc in sim.services}
+    standalone: dict[tuple[str, str], Request] = {}
+    sim.recorder.advance(sim.now)
+    levels = sim.recorder.levels
+    for t in snapshot.tasks:
+        row = rows[t.instance_arn]
+        inst = sim.state.instances[row]
+        base = sim.specs[t.task_definition]
+        spec = base if (base.cpu, base.memory) == (t.cpu, t.memory) else replace(base, cpu=t.cpu, memory=t.memory)
+        svc = services.get(t.service or "")
+        if svc is not None and svc.request is not None:
+            request = svc.request.variants.get(t.capacity_provider or "", svc.request)
+        else:
+            key = (t.task_definition, t.group)
+            request = standalone.get(key) or standalone.setdefault(key, request_type(
+                workload=SNAPSHOT_WORKLOAD, spec=base, group=t.group, launch_type=inst.launch_type))
+        named = [g for g in t.gpu_ids if g]
+        if named:  # hold exactly the GPUs the snapshot names
+            inst.free_gpu_ids[:] = named + [g for g in inst.free_gpu_ids if g not in named]
+        mask = 0
+        for chip in t.chips:
+            mask |= 1 << chip
+        alloc = sim.state.reserve(t.task_id, row, cpu=t.cpu, memory=t.memory, gpus=len(t.gpu_ids), chips=mask,
+                                  tcp_ports=t.tcp_ports, udp_ports=t.udp_ports, group=t.group)
+        task = task_type(task_id=t.task_id, spec=spec, group=t.group, instance=row, chips=tuple(t.chips),
+                         gpu_ids=alloc.gpu_ids, last_status=RUNNING, launch_type=inst.launch_type,
+                         capacity_provider=inst.capacity_provider, created_at=sim.now, started_at=sim.now,
+                         started_by=t.started_by, workload=svc.name if svc else SNAPSHOT_WORKLOAD,
+                         request=request, run_for=math.inf, ever_ran=True, seeded=True)
+        sim.tasks[t.task_id] = task
+        sim.counts[RUNNING] += 1
+        sim.seeded += 1
+        levels.chips_held += len(t.chips)
+        levels.cpu_used += t.cpu
+        levels.mem_used += t.memory
+        levels.idle_chip_cost -= sim._chip_price(row) * len(t.chips)
+        if svc is not None:
+            svc.live.add(t.task_id)
+            svc.account(sim.now)
+            svc.running += 1
+            if svc.daemon:
+                svc.daemon_tasks[row] = t.task_id
+        if len(t.task_id) == 32 and all(c in "0123456789abcdef" for c in t.task_id):
+            number = int(t.task_id, 16)
+            if number < _HEX_ID_LIMIT:  # a snapshot of a simulated run: new ids must not repeat these
+                sim._next_id = max(sim._next_id, number)
