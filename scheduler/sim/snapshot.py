@@ -13,30 +13,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scheduler.placement.state import DRAINING
-
-if TYPE_CHECKING:
-    from scheduler.sim.engine import Request, SimTask, Simulation
 
 RUNNING = "RUNNING"
 SNAPSHOT_WORKLOAD = "snapshot"  # the workload name of snapshot tasks that belong to no service
 _HEX_ID_LIMIT = 1 << 64         # task ids the engine itself could give (32 hex digits of a counter)
 
 
-def seed_instances(sim: Simulation, snapshot: Any) -> dict[str, int]:
+def seed_instances(sim: Any, snapshot: Any) -> dict[str, int]:
     """Register the snapshot's container instances, as their agents reported them; arn -> row."""
     rows: dict[str, int] = {}
     state = sim.state
     for inst in snapshot.instances:
         itype = sim.loaded.catalog.get(inst.instance_type)
         row = sim.add_instance(itype, launch_type=inst.launch_type, availability_zone=inst.availability_zone,
-                               capacity_provider=inst.capacity_provider, attributes=dict(inst.attributes))
-        record = state.instances[row]
-        record.arn, record.ec2_instance_id, record.agent_version = inst.arn, inst.ec2_instance_id, inst.agent_version
-        if inst.gpu_ids:
-            record.gpu_ids, record.free_gpu_ids = tuple(inst.gpu_ids), list(inst.gpu_ids)
+                               capacity_provider=inst.capacity_provider, attributes=dict(inst.attributes),
+                               arn=inst.arn, ec2_id=inst.ec2_instance_id, gpus=tuple(inst.gpu_ids) or None)
+        state.instances[row].agent_version = inst.agent_version
         sim.recorder.advance(sim.now)
         levels = sim.recorder.levels
         levels.cpu_total += inst.cpu - float(state.cpu_registered[row])
@@ -55,13 +50,13 @@ def seed_instances(sim: Simulation, snapshot: Any) -> dict[str, int]:
     return rows
 
 
-def seed_tasks(sim: Simulation, snapshot: Any, rows: dict[str, int], *, task_type: type[SimTask],
-               request_type: type[Request]) -> None:
+def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type,
+               request_type: type) -> None:
     """Start the snapshot's tasks now, holding what they hold; service tasks count toward their service.
 
     The engine passes its task and request classes (this module is below it: no import back)."""
     services = {svc.name: svc for svc in sim.services}
-    standalone: dict[tuple[str, str], Request] = {}
+    standalone: dict[tuple[str, str], Any] = {}
     sim.recorder.advance(sim.now)
     levels = sim.recorder.levels
     for t in snapshot.tasks:
