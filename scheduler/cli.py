@@ -81,6 +81,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report: dict = {
         "file": str(args.file),
         "valid": result.valid,
+        "hint": result.hint,
         "errors": [{"path": i.path, "message": i.message, "rule": i.rule} for i in result.errors],
         "warnings": [{"path": i.path, "message": i.message, "rule": i.rule} for i in result.warnings],
         "family": spec.family if spec else None,
@@ -103,6 +104,8 @@ def _print_validation(report: dict) -> None:
     out = _console()
     err = _console(stderr=True)
     # One line per issue, never wrapped (soft_wrap), so that grep and CI logs see whole lines.
+    if report.get("hint"):
+        err.print(one_line(f"{report['file']}: {report['hint']}"), markup=False, highlight=False, soft_wrap=True)
     for issue in report["errors"]:
         err.print(one_line(f"{report['file']}: {issue['path']}: {issue['message']} [{issue['rule']}]"),
                   markup=False, highlight=False, soft_wrap=True)

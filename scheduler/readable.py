@@ -86,18 +86,24 @@ def number_text(value: float, digits: int = 4) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def duration_unit(seconds: float) -> tuple[str, float]:
+    """The unit a duration of ``seconds`` reads best in: (name, seconds per unit)."""
+    size = abs(seconds)
+    if not math.isfinite(size) or size < 120:
+        return "s", 1.0
+    if size < 7200:
+        return "min", 60.0
+    if size < 3 * 86400:
+        return "h", 3600.0
+    return "d", 86400.0
+
+
 def duration_text(seconds: float) -> str:
     """Seconds as a short human duration: 45 s, 12.5 min, 3 h, 7 d (three significant digits)."""
     if not math.isfinite(seconds):
         return number_text(seconds)
-    size = abs(seconds)
-    if size < 120:
-        return f"{number_text(seconds, 3)} s"
-    if size < 7200:
-        return f"{number_text(seconds / 60, 3)} min"
-    if size < 3 * 86400:
-        return f"{number_text(seconds / 3600, 3)} h"
-    return f"{number_text(seconds / 86400, 3)} d"
+    name, per = duration_unit(seconds)
+    return f"{number_text(seconds / per, 3)} {name}"
 
 
 def fmt(value: Any, unit: str = "") -> str:
@@ -120,8 +126,9 @@ def fmt(value: Any, unit: str = "") -> str:
 
 
 def interval_text(mean: float, low: float, high: float, unit: str = "") -> str:
-    """A mean and its confidence interval, ``80.9 min ± 5.2 min``; the mean alone when the interval is
-    unknown (one replication) or empty (every replication gave the same value)."""
+    """A mean and half its confidence interval, in the mean's unit (``80.9 ± 5.2 min``, ``60.7% ± 0.03%``,
+    ``$764.27 ± $1.20``); the mean alone when the interval is unknown (one replication) or empty (every
+    replication gave the same value)."""
     if mean != mean:
         return "-"
     if low != low or high != high:
@@ -129,7 +136,12 @@ def interval_text(mean: float, low: float, high: float, unit: str = "") -> str:
     half = (high - low) / 2
     if half <= 1e-9 * max(1.0, abs(mean)):
         return fmt(mean, unit)
-    return f"{fmt(mean, unit)} ± {fmt(half, unit)}"
+    if unit == "s":
+        name, per = duration_unit(mean)
+        return f"{number_text(mean / per, 3)} ± {number_text(half / per, 2)} {name}"
+    if unit == "%":
+        return f"{fmt(mean, unit)} ± {number_text(half * 100, 2)}%"
+    return f"{fmt(mean, unit)} ± {fmt(half, unit) if unit == 'USD' else number_text(half, 2)}"
 
 
 def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
