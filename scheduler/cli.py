@@ -166,10 +166,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         _write_report(out, stderr=args.json)
     if results.summary.get("partial"):
-        print(f"neuron-sim: interrupted after {duration_text(results.summary['sim_seconds'])} of simulated "
-              f"time; the results in {out}/ are partial (summary.json says \"partial\": true)", file=sys.stderr)
+        print(_interrupted_line(results.summary, out), file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _interrupted_line(summary: dict, out: Path) -> str:
+    """What Ctrl-C during a run leaves, in human time."""
+    return (f"neuron-sim: interrupted after {duration_text(summary['sim_seconds'])} of simulated time; the "
+            f"results in {out}/ are partial (summary.json says \"partial\": true)")
 
 
 def _run_overrides(texts: Sequence[str] | None) -> dict[str, str]:
