@@ -333,3 +333,49 @@ def test_a_bare_number_rate_prints_one_notice_and_a_rate_with_a_unit_none(
     assert [line for line in captured.err.splitlines() if "notice" in line] == [
         f"neuron-sim: notice: {tmp_path / 's.yaml'}: rate: 0.01 is read as 0.01 per second (36 per hour); "
         "write 0.01/s to say so, or 0.01/m, 0.01/h"]
+
+
+# --- README's "Using it" ----------------------------------------------------------------------------
+
+def readme_commands() -> list[list[str]]:
+    """The neuron-sim commands of README's "Using it" block, as argument lists (comments and redirections
+    dropped)."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Using it", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        line = line.split("#", 1)[0].split(">", 1)[0].strip()
+        if line:
+            words = shlex.split(line)
+            assert words[0] == "neuron-sim", line
+            commands.append(words[1:])
+    return commands
+
+
+def test_every_readme_command_parses_and_names_files_that_exist() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 8
+    for argv in commands:
+        if argv[0] == "bench":
+            bench_main.build_parser().parse_args(argv[1:])
+            continue
+        args = cli.build_parser().parse_args(argv)
+        for name in ("file", "scenario"):
+            if getattr(args, name, None) is not None:
+                assert (ROOT / getattr(args, name)).is_file(), argv
+
+
+def test_readme_commands_that_need_no_extra_work_after_a_plain_install(tmp_path: Path) -> None:
+    """With the optional modules hidden: the cheap commands run; bench and a Dask sweep print one line
+    with the install command and exit 2."""
+    hidden = ("scipy", "moto", "distributed", "dask", "jupyterlab")
+    for argv in readme_commands():
+        if argv[0] in ("catalog", "validate", "schema") or (argv[0] == "bench" and "--quick" in argv):
+            proc = _without(hidden, f"from scheduler.cli import main; sys.exit(main({argv!r}))")
+            if argv[0] == "bench":
+                assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+                assert "pip install 'neuron-sim[bench]'" in proc.stderr
+            else:
+                assert proc.returncode == 0 and proc.stdout and not proc.stderr, (argv, proc.stderr)
