@@ -317,7 +317,7 @@ class _progress:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    from scheduler.readable import fmt, summary_rows
+    from scheduler.readable import FAULT_ROWS, fmt, summary_rows
 
     span = summary.get("sim_seconds")
     title = (f"{summary['scenario']} (seed {summary['seed']}, {summary['device_mode']}, "
@@ -328,7 +328,12 @@ def _print_summary(summary: dict, out: Path) -> None:
     short = sum(summary.get("service_shortfall_task_hours", {}).values())
     if short:
         rows.append(("service shortfall (task-hours)", fmt(float(short))))
-    rows += [(f"faults: {key.replace('_', ' ')}", fmt(n)) for key, n in summary.get("faults", {}).items() if n]
+    faults = summary.get("faults", {})
+    labels = {key: (label, unit) for key, label, unit in FAULT_ROWS}
+    for key, n in faults.items():
+        if n:
+            label, unit = labels.get(key, (key.replace("_", " "), ""))
+            rows.append((f"faults: {label}", fmt(n, unit)))
     console = _console()
     console.print(_rich_table(title, ("metric", "value"), rows))
     console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)

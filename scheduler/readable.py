@@ -57,6 +57,18 @@ RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
     ("wall_seconds", "wall-clock time of the simulation", "s"),
 )
+# (key of summary["faults"], label, unit)
+FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("instance_failures", "instance failures", ""),
+    ("chip_failures", "Neuron chip failures", ""),
+    ("agent_disconnects", "agent disconnects", ""),
+    ("spot_interruptions", "Spot interruptions", ""),
+    ("instance_retirements", "scheduled retirements", ""),
+    ("tasks_stopped", "tasks stopped by faults", ""),
+    ("service_tasks_stopped", "of which service tasks (replaced)", ""),
+    ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),
+)
+
 # Keys a summary's title or a section of their own shows, not a row.
 HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial"})
 PERIOD_KEYS = frozenset({"cost_usd", "idle_chip_cost_usd"})  # totals whose label names the period covered

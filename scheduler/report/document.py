@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scheduler.errors import NeuronSimError
-from scheduler.readable import fmt, interval_text, metric_name, metric_unit, summary_rows
+from scheduler.readable import FAULT_ROWS, fmt, interval_text, metric_name, metric_unit, summary_rows
 from scheduler.report import figures as fg
 
 if TYPE_CHECKING:
@@ -133,18 +133,6 @@ def run_report(folder: Path) -> Report:
     if resilience is not None:
         sections.append(resilience)
     return Report(title, subtitle, [*sections, cost])
-
-
-FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("instance_failures", "instance failures", ""),
-    ("chip_failures", "Neuron chip failures", ""),
-    ("agent_disconnects", "agent disconnects", ""),
-    ("spot_interruptions", "Spot interruptions", ""),
-    ("instance_retirements", "scheduled retirements", ""),
-    ("tasks_stopped", "tasks stopped by faults", ""),
-    ("service_tasks_stopped", "of which service tasks (replaced)", ""),
-    ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),
-)
 
 
 def _faults_section(summary: Mapping[str, Any]) -> Section | None:
