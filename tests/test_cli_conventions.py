@@ -319,6 +319,12 @@ def test_a_misspelt_required_key_shows_the_did_you_mean_first(tmp_path: Path,
     assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "workloads[0].arival: unknown key 'arival'; did you mean 'arrivals'?" in err
+    knd = _scenario(tmp_path, "arrivals: {type: poisson, rate: 10/h}").read_text()
+    knd = knd.replace("kind: run_task", "knd: run_task")
+    (tmp_path / "knd.yaml").write_text(knd)
+    assert main(["run", str(tmp_path / "knd.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "workloads[0]: needs a 'kind' key saying which kind it is; did you mean 'kind' for 'knd'?" in (
+        capsys.readouterr().err)
 
 
 def test_a_bare_number_rate_prints_one_notice_and_a_rate_with_a_unit_none(

@@ -112,7 +112,11 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         tag = show_value(ctx.get("tag"))
         return f"unknown {ctx.get('discriminator', 'kind')} {tag}: expected one of {expected}{hint}"
     if kind == "union_tag_not_found":
-        return f"needs a {ctx.get('discriminator', 'type')} key saying which kind it is"
+        tag = str(ctx.get("discriminator", "type"))
+        keys = [str(k) for k in value] if isinstance(value, Mapping) else []
+        close = difflib.get_close_matches(tag.strip("'\""), keys, n=1, cutoff=0.6)
+        hint = f"; did you mean {tag} for {close[0]!r}?" if close else ""
+        return f"needs a {tag} key saying which kind it is{hint}"
     if kind in ("value_error", "assertion_error"):
         return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind in ("model_type", "model_attributes_type"):
