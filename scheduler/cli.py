@@ -1,6 +1,9 @@
 """The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, schema.
 
-Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2.
+Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2, and so
+does a missing optional extra (with the ``pip install`` that adds it). Every option's help states its
+default. Tables print through :mod:`scheduler.readable`, as the report does, at most 120 columns wide;
+``--json`` (run, sweep) puts only JSON on stdout and everything else on stderr.
 """
 
 from __future__ import annotations
