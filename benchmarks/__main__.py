@@ -1,51 +1,72 @@
 """``python -m benchmarks`` (and ``neuron-sim bench``): run the benchmarks, write results.json and report.md.
 
-``--quick`` is the CI size (well under a minute on 2 cores); the default is the full run committed under
-benchmarks/results/. ``--only`` runs one part and merges it into an existing results.json in ``--out``.
+``--quick`` is the CI size (well under a minute on 2 cores); the default is the full run. Both write to
+results/bench/ (ignored by git) unless ``--out`` says otherwise; the committed full run lives in
+benchmarks/results/, and only a full run may write there. ``--only`` runs one part and merges it into an
+existing results.json in ``--out``. The parts need the ``bench`` extra (scipy, moto) only when they run:
+``--help`` works after a plain install, and a missing extra is one line with the install command.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, report
-from benchmarks.placement_bench import PlacementConfig
-from benchmarks.simulation_bench import SimulationConfig
-from benchmarks.utilization_bench import UtilizationConfig
+from benchmarks import machine
 
 PARTS = ("placement", "simulation", "utilization")
+DEFAULT_OUT = Path("results") / "bench"   # ignored by git
+COMMITTED = Path(__file__).resolve().parent / "results"  # the committed full run
+# optional modules each part imports, and the extra that installs them
+NEEDS = {"placement": ("moto",), "simulation": (), "utilization": ("scipy",)}
+EXTRA = "bench"
 
-FULL = {
-    "placement": PlacementConfig(),
-    "simulation": SimulationConfig(profile_duration="2h"),  # long enough that end-of-run views are small
-    "utilization": UtilizationConfig(),
-}
-QUICK = {
-    "placement": PlacementConfig(
-        sizes=(500, 5_000),
-        churn=3_000,
-        row_path=500,
-        reference_max=300,
-        reference_budget_s=2.0,
-        moto_max=300,
-        moto_budget_s=2.0,
-        profile_decisions=1_000,
-    ),
-    "simulation": SimulationConfig(duration="10m", profile_duration="5m"),
-    "utilization": UtilizationConfig(scale=1, seeds=2),
-}
+
+def full_configs() -> dict[str, Any]:
+    """The committed full run's configuration of each part."""
+    from benchmarks.placement_bench import PlacementConfig
+    from benchmarks.simulation_bench import SimulationConfig
+    from benchmarks.utilization_bench import UtilizationConfig
+
+    return {
+        "placement": PlacementConfig(),
+        "simulation": SimulationConfig(profile_duration="2h"),  # long enough that end-of-run views are small
+        "utilization": UtilizationConfig(),
+    }
+
+
+def quick_configs() -> dict[str, Any]:
+    """The CI-sized configuration of each part."""
+    from benchmarks.placement_bench import PlacementConfig
+    from benchmarks.simulation_bench import SimulationConfig
+    from benchmarks.utilization_bench import UtilizationConfig
+
+    return {
+        "placement": PlacementConfig(
+            sizes=(500, 5_000),
+            churn=3_000,
+            row_path=500,
+            reference_max=300,
+            reference_budget_s=2.0,
+            moto_max=300,
+            moto_budget_s=2.0,
+            profile_decisions=1_000,
+        ),
+        "simulation": SimulationConfig(duration="10m", profile_duration="5m"),
+        "utilization": UtilizationConfig(scale=1, seeds=2),
+    }
 
 
 def run_suite(
     out: Path, configs: dict[str, Any], *, mode: str, only: str | None = None, log: Any = print
 ) -> dict[str, Any]:
     """Run the parts in ``configs`` (or just ``only``), merge into ``out``/results.json, render the report."""
-    from benchmarks import placement_bench, simulation_bench, utilization_bench
+    from benchmarks import report
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
@@ -64,11 +85,17 @@ def run_suite(
         load_before = machine.load_average()
         t0 = time.perf_counter()
         if part == "placement":
+            from benchmarks import placement_bench
+
             results["placement"], results["placement_profile"] = placement_bench.run(config, log)
             results["floor"] = placement_bench.floor()
         elif part == "simulation":
+            from benchmarks import simulation_bench
+
             results["simulation"] = simulation_bench.run(config, log)
         else:
+            from benchmarks import utilization_bench
+
             results["utilization"] = utilization_bench.run(config, log)
         results["wall_s"][part] = round(time.perf_counter() - t0, 1)
         results.setdefault("load_average", {})[part] = {
@@ -83,25 +110,51 @@ def run_suite(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def missing_modules(parts: list[str]) -> list[str]:
+    """The optional modules the given parts need that are not installed."""
+    from importlib.util import find_spec
+
+    return sorted({m for part in parts for m in NEEDS[part] if find_spec(m) is None})
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuron-sim bench",
         description="Measure placement throughput, simulation speed and chip utilization; write "
-        "results.json, report.md and plots.",
+        f"results.json, report.md and plots into {DEFAULT_OUT}/ (ignored by git) unless --out says otherwise. "
+        f"The placement and utilization parts need the optional dependencies: pip install 'neuron-sim[{EXTRA}]'.",
     )
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (under a minute)")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI-sized run, under a minute (default: the full run, which takes much longer)")
     parser.add_argument(
-        "--out", default="benchmarks/results", help="folder for results.json, report.md, PNGs"
+        "--out", type=Path, default=DEFAULT_OUT,
+        help=f"folder for results.json, report.md and PNGs (default: {DEFAULT_OUT}/); only a full run may "
+        "write to the committed benchmarks/results/",
     )
     parser.add_argument(
-        "--only", choices=PARTS, help="run one part and merge it into an existing results.json"
+        "--only", choices=PARTS,
+        help="run one part and merge it into an existing results.json in --out (default: every part)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.quick and out.resolve() == COMMITTED.resolve():
+        print(f"neuron-sim bench: --out {out}: a quick run does not replace the committed full run in "
+              f"benchmarks/results/; leave --out out (default {DEFAULT_OUT}/) or name another folder", file=sys.stderr)
+        return 2
+    parts = [args.only] if args.only else list(PARTS)
+    missing = missing_modules(parts)
+    if missing:
+        print(f"neuron-sim bench: needs {' and '.join(missing)}: pip install 'neuron-sim[{EXTRA}]'", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    run_suite(
-        Path(args.out), QUICK if args.quick else FULL, mode="quick" if args.quick else "full", only=args.only
-    )
-    print(f"wrote {Path(args.out) / 'results.json'} and report.md in {time.perf_counter() - start:.0f} s")
+    run_suite(out, quick_configs() if args.quick else full_configs(), mode="quick" if args.quick else "full",
+              only=args.only)
+    print(f"wrote {out / 'results.json'} and report.md in {time.perf_counter() - start:.0f} s")
     return 0
 
 

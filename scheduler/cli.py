@@ -1,6 +1,9 @@
 """The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, snapshot, schema.
 
-Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2.
+Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2, and so
+does a missing optional extra (with the ``pip install`` that adds it). Every option's help states its
+default. Tables print through :mod:`scheduler.readable`, as the report does, at most 120 columns wide;
+``--json`` (run, sweep) puts only JSON on stdout and everything else on stderr.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rich.table import Table
 from scheduler.catalog import catalog_rows, default_catalog, load_catalog
 from scheduler.catalog.catalog import Catalog
 from scheduler.errors import NeuronSimError, one_line
+from scheduler.readable import duration_text
 
 if TYPE_CHECKING:
     from scheduler.sweep import Sweep
@@ -34,10 +38,15 @@ def _catalog(args: argparse.Namespace) -> Catalog:
     return load_catalog(args.catalog) if getattr(args, "catalog", None) else default_catalog()
 
 
+TABLE_WIDTH = 120  # columns a terminal table fits in
+
+
 def _console(stderr: bool = False) -> Console:
-    """A console that keeps tables readable when output is piped (no terminal width to follow)."""
+    """A console at most TABLE_WIDTH columns wide (that width when output is piped)."""
     probe = Console(stderr=stderr)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+    if probe.is_terminal and probe.width <= TABLE_WIDTH:
+        return probe
+    return Console(stderr=stderr, width=TABLE_WIDTH)
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
@@ -75,6 +84,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report: dict = {
         "file": str(args.file),
         "valid": result.valid,
+        "hint": result.hint,
         "errors": [{"path": i.path, "message": i.message, "rule": i.rule} for i in result.errors],
         "warnings": [{"path": i.path, "message": i.message, "rule": i.rule} for i in result.warnings],
         "family": spec.family if spec else None,
@@ -97,6 +107,8 @@ def _print_validation(report: dict) -> None:
     out = _console()
     err = _console(stderr=True)
     # One line per issue, never wrapped (soft_wrap), so that grep and CI logs see whole lines.
+    if report.get("hint"):
+        err.print(one_line(f"{report['file']}: {report['hint']}"), markup=False, highlight=False, soft_wrap=True)
     for issue in report["errors"]:
         err.print(one_line(f"{report['file']}: {issue['path']}: {issue['message']} [{issue['rule']}]"),
                   markup=False, highlight=False, soft_wrap=True)
@@ -135,13 +147,14 @@ def _until(text: str | None) -> float | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scheduler.output import prepare_folder, write_results
+    from scheduler.output import json_text, prepare_folder, write_results
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
 
-    loaded = load_scenario(args.scenario)
+    loaded = load_scenario(args.scenario, overrides=_run_overrides(args.set))
     _check_seed(args.seed)
     until = _until(args.until)
+    _print_notices(loaded)
     out = prepare_folder(args.out or Path("results") / loaded.model.name, force=args.force)
     sink = out / ".tasks.parquet.partial"  # the per-task table streams here, renamed when complete
     console = Console(stderr=True)
@@ -149,23 +162,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = Simulation(loaded, seed=args.seed, until=until, progress=tick, task_sink=sink).run(
             handle_sigint=True)
     write_results(results, out, force=True)
-    _print_summary(results.summary, out)
+    if args.json:
+        sys.stdout.write(json_text(results.summary))
+    else:
+        _print_summary(results.summary, out)
     if not args.no_report:
-        _write_report(out)
+        _write_report(out, stderr=args.json)
     if results.summary.get("partial"):
-        print(f"neuron-sim: interrupted at {results.summary['sim_seconds']:g} s of simulated time; the results "
-              f"in {out}/ are partial (summary.json says \"partial\": true)", file=sys.stderr)
+        print(_interrupted_line(results.summary, out), file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
 
 
-def _write_report(folder: Path) -> None:
+def _interrupted_line(summary: dict, out: Path) -> str:
+    """What Ctrl-C during a run leaves, in human time."""
+    return (f"neuron-sim: interrupted after {duration_text(summary['sim_seconds'])} of simulated time; the "
+            f"results in {out}/ are partial (summary.json says \"partial\": true)")
+
+
+def _run_overrides(texts: Sequence[str] | None) -> dict[str, str]:
+    """``--set PATH=VALUE`` options of ``run``, read by the sweep's parser: one value each."""
+    from scheduler.sweep import parse_set
+
+    overrides: dict[str, str] = {}
+    for text in texts or []:
+        parameter = parse_set(text)
+        if len(parameter.values) != 1:
+            raise NeuronSimError(f"run takes one value per --set, got {len(parameter.values)} in {text!r}; "
+                                 "to try several, use `neuron-sim sweep` with the same --set", path="--set")
+        if parameter.path in overrides:
+            raise NeuronSimError(f"{parameter.path} is set twice", path="--set")
+        overrides[parameter.path] = parameter.values[0]
+    return overrides
+
+
+def _print_notices(loaded: object) -> None:
+    """Readings of the scenario worth one line on stderr (a bare number read as a rate per second)."""
+    for notice in getattr(loaded, "notices", ()):
+        print(f"neuron-sim: notice: {notice}", file=sys.stderr)
+
+
+def _write_report(folder: Path, *, stderr: bool = False) -> None:
     from scheduler.report import build_report
 
     written = build_report(folder)
     html = next((f for f in written if f.suffix == ".html"), None)
     if html is not None:
-        _console().print(f"report: {html}", markup=False, highlight=False)
+        _console(stderr=stderr).print(f"report: {html}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_seed(seed: int | None) -> None:
@@ -191,11 +234,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep = run_sweep(args.scenario, parameters, replications=args.replications, executor=args.executor,
                           workers=args.workers, scheduler=args.scheduler, seed=args.seed, until=until,
                           progress=tick)
+    _print_notices(sweep)
     out = args.out or Path("results") / f"{sweep.scenario}-sweep"
     write_sweep(sweep, out, force=args.force)
-    _print_sweep(sweep, out)
+    if args.json:
+        from scheduler.output import json_text
+
+        sys.stdout.write(json_text({**sweep.describe(), "folder": str(out),
+                                    "summary": sweep.summary.to_dict(orient="records")}))
+    else:
+        _print_sweep(sweep, out)
     if not args.no_report:
-        _write_report(out)
+        _write_report(out, stderr=args.json)
     failed = sweep.failed
     if len(failed):
         first = failed.iloc[0]
@@ -206,35 +256,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_sweep(sweep: Sweep, out: Path) -> None:
-    from scheduler.sweep import wide_summary
+    from scheduler.report.document import sweep_point_table
 
-    keys = ("wait_p99_s", "chip_utilization", "cost_usd", "tasks_failed")
-    paths = sweep.parameter_paths
-    wide = wide_summary(sweep.summary, paths, keys)
-    table = Table(title=f"sweep of {sweep.scenario}: {len(sweep.runs)} runs, {sweep.replications} per point, "
-                        "mean [95% CI]")
-    for path in paths:
-        table.add_column(path)
-    table.add_column("runs ok", justify="right")
-    for key in keys:
-        if f"{key}_mean" in wide.columns:
-            table.add_column(key, justify="right")
-
-    def cell(row: dict, key: str) -> str:
-        mean, low, high = (row[f"{key}_{stat}"] for stat in ("mean", "ci_low", "ci_high"))
-        if mean != mean:  # NaN: no run of this point has the metric
-            return "-"
-        if low != low:
-            return f"{mean:,.4g}"
-        return f"{mean:,.4g} [{low:,.3g}, {high:,.3g}]"
-
-    for row in wide.to_dict("records"):
-        ok = f"{row['runs'] - row['failed']}/{row['runs']}"
-        table.add_row(*(str(row[p]) for p in paths), ok,
-                      *(cell(row, k) for k in keys if f"{k}_mean" in wide.columns))
+    block, same = sweep_point_table(sweep)
+    title = (f"sweep of {sweep.scenario}: {len(sweep.runs)} runs, {sweep.replications} per point, "
+             "mean ± half the 95% CI")
     console = _console()
-    console.print(table)
-    console.print(f"results in {out}/", markup=False, highlight=False)
+    console.print(_rich_table(title, block.columns, block.rows, first_left=len(sweep.parameter_paths) or 1))
+    if same:
+        console.print(f"the same at every grid point: {same}", markup=False, highlight=False)
+    console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
+
+
+def _rich_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, first_left: int = 1
+                ) -> Table:
+    """A terminal table of already formatted cells: the first ``first_left`` columns are names, the rest
+    values (right-aligned, never wrapped)."""
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        if index < first_left:
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -274,36 +320,26 @@ class _progress:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    table = Table(title=f"{summary['scenario']} (seed {summary['seed']}, {summary['device_mode']})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    from scheduler.readable import FAULT_ROWS, fmt, summary_rows
 
-    def fmt(v: object) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:,.4g}"
-        return str(v)
-
-    for key in ("sim_seconds", "tasks_submitted", "tasks_placed", "tasks_completed", "tasks_running_at_end",
-                "tasks_waiting_at_end", "wait_p50_s", "wait_p95_s", "wait_p99_s", "chip_utilization",
-                "cpu_utilization", "memory_utilization", "stranded_chip_hours", "instance_hours", "cost_usd",
-                "wall_seconds"):
-        if key in summary:
-            table.add_row(key, fmt(summary[key]))
-    for reason, n in summary.get("tasks_failed", {}).items():
-        table.add_row(f"failed: {reason}", str(n))
-    for reason, n in summary.get("tasks_waiting_by_reason", {}).items():
-        table.add_row(f"waiting: {reason}", str(n))
+    span = summary.get("sim_seconds")
+    title = (f"{summary['scenario']} (seed {summary['seed']}, {summary['device_mode']}, "
+             f"{duration_text(span) if isinstance(span, int | float) else '-'} simulated)")
+    rows = summary_rows(summary)
+    rows += [(f"failed: {reason}", fmt(n)) for reason, n in summary.get("tasks_failed", {}).items()]
+    rows += [(f"waiting: {reason}", fmt(n)) for reason, n in summary.get("tasks_waiting_by_reason", {}).items()]
     short = sum(summary.get("service_shortfall_task_hours", {}).values())
     if short:
-        table.add_row("service shortfall (task-hours)", fmt(float(short)))
-    for key, n in summary.get("faults", {}).items():
+        rows.append(("service shortfall (task-hours)", fmt(float(short))))
+    faults = summary.get("faults", {})
+    labels = {key: (label, unit) for key, label, unit in FAULT_ROWS}
+    for key, n in faults.items():
         if n:
-            table.add_row(f"faults: {key}", fmt(n))
+            label, unit = labels.get(key, (key.replace("_", " "), ""))
+            rows.append((f"faults: {label}", fmt(n, unit)))
     console = _console()
-    console.print(table)
-    console.print(f"results in {out}/", markup=False, highlight=False)
+    console.print(_rich_table(title, ("metric", "value"), rows))
+    console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -326,57 +362,88 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("neuron-sim")
+    except metadata.PackageNotFoundError:
+        from scheduler import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuron-sim",
-        description="Simulate Amazon ECS task placement for AWS Neuron (Trainium, Inferentia) workloads.")
-    sub = parser.add_subparsers(dest="command", required=True)
+        description="Simulate Amazon ECS task placement for AWS Neuron (Trainium, Inferentia) workloads.",
+        epilog="`neuron-sim COMMAND --help` says what each command takes and its defaults.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("catalog", help="print the instance catalog")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--catalog", type=Path, help="a CSV/YAML/JSON file that adds or overrides instance types")
+    p.add_argument("--json", action="store_true", help="machine-readable output (default: a table)")
+    p.add_argument("--catalog", type=Path,
+                   help="a CSV/YAML/JSON file that adds or overrides instance types (default: the bundled catalog)")
     p.set_defaults(func=cmd_catalog)
 
     p = sub.add_parser("validate", help="check a task definition as ECS would, and how many copies fit per type")
     p.add_argument("file", type=Path, help="task definition JSON (register-task-definition or describe output)")
     p.add_argument("--launch-type", choices=["EC2", "MANAGED_INSTANCES"],
                    help="count fits for this launch type only (default: any the task definition allows)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--catalog", type=Path, help="a CSV/YAML/JSON file that adds or overrides instance types")
+    p.add_argument("--json", action="store_true", help="machine-readable output (default: text and a table)")
+    p.add_argument("--catalog", type=Path,
+                   help="a CSV/YAML/JSON file that adds or overrides instance types (default: the bundled catalog)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="simulate a scenario file and write its results folder")
     p.add_argument("scenario", type=Path, help="scenario YAML")
-    p.add_argument("--out", type=Path, help="results folder (default results/<scenario name>/)")
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
-    p.add_argument("--until", help="simulate only this long (e.g. 30m, 2d)")
-    p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
-    p.add_argument("--no-report", action="store_true", help="do not write report.html and report.md")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>/)")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="set a scenario field for this run (dotted path, e.g. cluster.fleets.0.count=4); "
+                        "repeatable (default: the file as it is)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed (default: the scenario's seed)")
+    p.add_argument("--until", help="simulate only this long, e.g. 30m, 2d (default: the scenario's duration)")
+    p.add_argument("--json", action="store_true",
+                   help="print the run summary (summary.json) as JSON on stdout, nothing else "
+                        "(default: a table)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files (default: refuse)")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html and report.md (default: write them)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of scenario variants times replications, locally or on Dask")
     p.add_argument("scenario", type=Path, help="scenario YAML")
     p.add_argument("--set", action="append", metavar="PATH=V1,V2,...",
-                   help="sweep a scenario field (dotted path, e.g. cluster.fleets.0.count=2,4,8); repeatable")
-    p.add_argument("--replications", type=int, default=1, help="runs per grid point (default 1)")
+                   help="sweep a scenario field (dotted path, e.g. cluster.fleets.0.count=2,4,8); repeatable "
+                        "(default: no parameter, replications of the file as it is)")
+    p.add_argument("--replications", type=int, default=1, help="runs per grid point (default: 1)")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
-                   help="local process pool (default) or a Dask cluster")
+                   help="a local process pool or a Dask cluster (default: local)")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler address (tcp://host:8786); default: a LocalCluster")
+                   help="Dask scheduler address, tcp://host:8786 (default: a new LocalCluster)")
     p.add_argument("--workers", type=int,
-                   help="processes (local) or LocalCluster workers (default: CPU count)")
-    p.add_argument("--seed", type=int, help="base seed instead of the scenario's")
-    p.add_argument("--until", help="simulate only this long (e.g. 30m, 2d)")
-    p.add_argument("--out", type=Path, help="results folder (default results/<scenario name>-sweep/)")
-    p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
-    p.add_argument("--no-report", action="store_true", help="do not write report.html and report.md")
+                   help="processes (local) or LocalCluster workers (default: the CPU count)")
+    p.add_argument("--seed", type=int, help="base seed instead of the scenario's (default: the scenario's seed)")
+    p.add_argument("--until", help="simulate only this long, e.g. 30m, 2d (default: the scenario's duration)")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>-sweep/)")
+    p.add_argument("--json", action="store_true",
+                   help="print sweep.json and the per-point summary as JSON on stdout, nothing else "
+                        "(default: a table)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files (default: refuse)")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html and report.md (default: write them)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write report.html and report.md for a run or sweep results folder")
     p.add_argument("folder", type=Path, help="a folder written by `neuron-sim run` or `neuron-sim sweep`")
     p.set_defaults(func=cmd_report)
 
-    sub.add_parser("bench", help="run the benchmark suite: --quick, --out DIR, --only PART (see bench --help)")
+    sub.add_parser("bench", help="run the benchmark suite into results/bench/: --quick, --out DIR, --only PART "
+                                 "(see bench --help)")
 
     p = sub.add_parser("snapshot", help="turn a finished run into a cluster snapshot (AWS CLI describe outputs)")
     p.add_argument("--from-results", type=Path, required=True, metavar="DIR",
@@ -385,11 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", type=Path,
                    help="the scenario the run used: its task definitions and service settings are copied "
                         "(default: rebuilt from the tasks)")
-    p.add_argument("--catalog", type=Path, help="a CSV/YAML/JSON file that adds or overrides instance types")
-    p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
+    p.add_argument("--catalog", type=Path,
+                   help="a CSV/YAML/JSON file that adds or overrides instance types (default: the bundled catalog)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files (default: refuse)")
     p.set_defaults(func=cmd_snapshot)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario files (to stdout)")
     p.set_defaults(func=cmd_schema)
     return parser
 

@@ -220,6 +220,7 @@ class Sweep:
     base_seeds: tuple[int, ...] = ()
     until: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()  # the scenario's readings worth one line to the user (not saved)
 
     @property
     def parameter_paths(self) -> list[str]:
@@ -313,7 +314,7 @@ def run_sweep(scenario: str | Path | Mapping[str, Any], parameters: Sequence[Par
     frame = runs_frame(runs, rows, parameters)
     return Sweep(scenario=base.model.name, source=label, parameters=parameters, replications=replications,
                  executor=executor, runs=frame, summary=summarize(frame, [p.path for p in parameters]),
-                 base_seeds=tuple(base_seeds), until=until)
+                 base_seeds=tuple(base_seeds), until=until, notices=base.notices)
 
 
 class _Tracker:

@@ -15,6 +15,7 @@ Paths point into the document as given: ``$.containerDefinitions[0].cpu``, or
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -25,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from scheduler.ecs import botocore_model
+from scheduler.ecs import botocore_model, near_miss
 from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
 from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line
 from scheduler.nesting import MAX_DEPTH, too_deep
@@ -70,14 +71,16 @@ class Validation:
     warnings: tuple[Issue, ...]
     document: dict               # the RegisterTaskDefinition input, unwrapped
     file: str | None = None
+    hint: str | None = None      # when invalid and another kind of document: what it is, what to pass instead
 
     @property
     def valid(self) -> bool:
         return not self.errors
 
     def error(self) -> TaskDefinitionError:
-        """The exception that carries this verdict's errors."""
-        return TaskDefinitionError(list(self.errors), file=self.file)
+        """The exception that carries this verdict's errors (the hint, if any, first)."""
+        lead = [Issue("$", self.hint, near_miss.WRONG_DOCUMENT)] if self.hint else []
+        return TaskDefinitionError([*lead, *self.errors], file=self.file)
 
 
 # --- string forms of cpu and memory --------------------------------------------------------------------
@@ -601,7 +604,7 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
         if inner is None:
             kind = "null"
         issues.append(Issue(root, f"a task definition is a JSON object, not {kind}", "not-an-object"))
-        return Validation(None, tuple(issues), (), {}, file)
+        return Validation(None, tuple(issues), (), {}, file, _hint(doc))
     revision = _int(inner.get("revision"))
     read_only = _read_only_fields()
     document = {k: v for k, v in inner.items() if k not in read_only}
@@ -615,7 +618,11 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
     if extra and "tags" not in document:
         document.update(extra)
     spec = None if issues else _task_spec(task, revision)
-    return Validation(spec, tuple(issues), tuple(findings.warnings), document, file)
+    return Validation(spec, tuple(issues), tuple(findings.warnings), document, file, _hint(doc) if issues else None)
+
+
+def _hint(doc: object) -> str | None:
+    return near_miss.task_definition_hint(near_miss.recognise(doc), doc)
 
 
 def _too_deep(doc: object) -> str | None:
@@ -641,7 +648,9 @@ def read_task_definition(path: str | Path) -> Validation:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        return _failed(file, f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}", "not-json")
+        failed = _failed(file, f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}", "not-json")
+        hint = near_miss.task_definition_hint(near_miss.recognise_text(text), text)
+        return dataclasses.replace(failed, hint=hint)
     except RecursionError:
         return _failed(file, "not valid JSON: nested too deeply", "not-json")
     except ValueError:  # a number with more digits than int() reads (sys.get_int_max_str_digits)
@@ -660,8 +669,7 @@ def load_task_definition(source: str | Path | Mapping[str, Any], *, file: str | 
     else:
         validation = read_task_definition(source)
         if file is not None:
-            validation = Validation(validation.spec, validation.errors, validation.warnings,
-                                    validation.document, file)
+            validation = dataclasses.replace(validation, file=file)
     if validation.spec is None:
         raise validation.error()
     return validation.spec

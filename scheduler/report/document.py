@@ -7,15 +7,19 @@ embedded) and Markdown (figures as PNG files beside it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from scheduler.errors import NeuronSimError
+from scheduler.readable import FAULT_ROWS, fmt, interval_text, metric_name, metric_unit, summary_rows
 from scheduler.report import figures as fg
+
+if TYPE_CHECKING:
+    from scheduler.sweep import Sweep
 
 
 class ReportError(NeuronSimError):
@@ -76,65 +80,9 @@ def _chart(section: Section, name: str, title: str, caption: str, make: Callable
         section.charts.append(Chart(name, title, caption, fg.png_bytes(figure)))
 
 
-# --- formatting -------------------------------------------------------------------------------------
-
-def fmt(value: Any, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if unit == "%":
-        return f"{float(value) * 100:.1f}%"
-    if unit == "USD":
-        return f"${float(value):,.2f}"
-    if unit == "s":
-        return fg.duration_text(float(value))
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return str(value)
-
-
-# (summary key, label, unit)
-RUN_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("tasks_submitted", "tasks submitted", ""),
-    ("tasks_placed", "tasks placed (started)", ""),
-    ("tasks_completed", "tasks completed", ""),
-    ("tasks_running_at_end", "tasks running at the end", ""),
-    ("tasks_waiting_at_end", "tasks still waiting at the end", ""),
-    ("wait_p50_s", "wait, median", "s"),
-    ("wait_p95_s", "wait, p95", "s"),
-    ("wait_p99_s", "wait, p99", "s"),
-    ("wait_max_s", "wait, longest", "s"),
-    ("chip_utilization", "Neuron chips held (time-weighted)", "%"),
-    ("cpu_utilization", "CPU reserved (time-weighted)", "%"),
-    ("memory_utilization", "memory reserved (time-weighted)", "%"),
-    ("stranded_chip_hours", "stranded chip-hours (free chips no Neuron task could use)", ""),
-    ("instance_hours", "instance-hours", ""),
-    ("cost_usd", "cost", "USD"),
-    ("cost_per_completed_task_usd", "cost per completed task", "USD"),
-    ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
-    ("wall_seconds", "wall-clock time of the simulation (s)", ""),
-)
-HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial"})
-
-
 def summary_table(summary: Mapping[str, Any]) -> TableBlock:
     """The run summary as label/value rows; keys this table does not know are listed after the known."""
-    rows: list[tuple[str, str]] = []
-    known = {key for key, _, _ in RUN_ROWS}
-    for key, label, unit in RUN_ROWS:
-        if key in summary:
-            rows.append((label, fmt(summary[key], unit)))
-    failed = summary.get("tasks_failed") or {}
-    if isinstance(failed, Mapping):
-        rows.insert(3, ("tasks failed", fmt(int(sum(failed.values())))))
-    for key, value in summary.items():
-        if key in known or key in HEADER_KEYS or isinstance(value, Mapping | list):
-            continue
-        rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
-    return TableBlock(("metric", "value"), tuple(rows))
+    return TableBlock(("metric", "value"), tuple(summary_rows(summary)))
 
 
 # --- a run ------------------------------------------------------------------------------------------
@@ -187,18 +135,6 @@ def run_report(folder: Path) -> Report:
     return Report(title, subtitle, [*sections, cost])
 
 
-FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("instance_failures", "instance failures", ""),
-    ("chip_failures", "Neuron chip failures", ""),
-    ("agent_disconnects", "agent disconnects", ""),
-    ("spot_interruptions", "Spot interruptions", ""),
-    ("instance_retirements", "scheduled retirements", ""),
-    ("tasks_stopped", "tasks stopped by faults", ""),
-    ("service_tasks_stopped", "of which service tasks (replaced)", ""),
-    ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),
-)
-
-
 def _faults_section(summary: Mapping[str, Any]) -> Section | None:
     """Faults and service shortfall, when the run had either."""
     faults = summary.get("faults") if isinstance(summary.get("faults"), Mapping) else {}
@@ -235,21 +171,53 @@ def _read(path: Path, columns: tuple[str, ...] | None = None) -> pd.DataFrame | 
 
 # --- a sweep ----------------------------------------------------------------------------------------
 
-POINT_METRICS: tuple[tuple[str, str], ...] = (("wait_p99_s", "s"), ("chip_utilization", "%"),
-                                              ("cost_usd", "USD"), ("tasks_failed", ""))
+POINT_METRICS = ("wait_p99_s", "chip_utilization", "cost_usd", "tasks_failed")
 
 
-def _ci(mean: float, low: float, high: float, unit: str) -> str:
-    if mean != mean:
-        return "-"
-    if low != low:
-        return fmt(mean, unit)
-    return f"{fmt(mean, unit)} [{fmt(low, unit)} – {fmt(high, unit)}]"
+def simulated_period(sweep: Sweep) -> float | None:
+    """The simulated time every run of a sweep covered, or None when the runs differ (or none finished)."""
+    if "sim_seconds" not in sweep.runs.columns:
+        return None
+    spans = sweep.runs["sim_seconds"].dropna().unique()
+    return float(spans[0]) if len(spans) == 1 else None
+
+
+def constant_text(constant: Mapping[str, float], period: float | None = None) -> str:
+    """``cost: $764.27; tasks failed: 0``: metrics with one value at every grid point, in their units."""
+    return "; ".join(f"{_metric_header(m, period)}: {fmt(v, metric_unit(m))}" for m, v in constant.items())
+
+
+def _metric_header(metric: str, period: float | None) -> str:
+    if period is not None and metric_unit(metric) == "USD" and metric != "cost_per_completed_task_usd":
+        return f"{metric_name(metric)} over {fmt(period, 's')}"
+    return metric_name(metric)
+
+
+def sweep_point_table(sweep: Sweep, metrics: Sequence[str] = POINT_METRICS) -> tuple[TableBlock, str]:
+    """One row per grid point: parameter values, runs ok, and each metric's mean ± half its 95%
+    confidence interval; metrics with the same value at every point leave the table for the sentence
+    returned beside it (empty when none)."""
+    from scheduler.sweep import wide_summary
+
+    summary, paths = sweep.summary, sweep.parameter_paths
+    present = [m for m in metrics if m in set(summary["metric"])]
+    varying, constant = fg.split_constant(summary, present) if summary["point"].nunique() > 1 else (present, {})
+    shown = [m for m in present if m in varying]
+    wide = wide_summary(summary, paths, present)
+    rows = []
+    for row in wide.to_dict("records"):
+        cells = [str(row[p]) for p in paths] + [f"{int(row['runs'] - row['failed'])}/{int(row['runs'])}"]
+        cells += [interval_text(*(row[f"{m}_{stat}"] for stat in ("mean", "ci_low", "ci_high")), metric_unit(m))
+                  for m in shown]
+        rows.append(tuple(cells))
+    period = simulated_period(sweep)
+    columns = (*paths, "runs ok", *(_metric_header(m, period) for m in shown))
+    return TableBlock(columns, tuple(rows)), constant_text(constant, period)
 
 
 def sweep_report(folder: Path) -> Report:
     """The report of a ``neuron-sim sweep`` results folder."""
-    from scheduler.sweep import read_sweep, wide_summary
+    from scheduler.sweep import read_sweep
 
     sweep = read_sweep(folder)
     paths = sweep.parameter_paths
@@ -263,28 +231,21 @@ def sweep_report(folder: Path) -> Report:
     overview = Section("Grid points")
     overview.paragraphs.append(
         "Each grid point ran once per replication; replication r of every point used the same seed, derived "
-        "from the base seed and r. Cells show the mean over replications and its 95% confidence interval "
-        "(Student's t).")
+        "from the base seed and r. Cells show the mean over replications ± half its 95% confidence interval "
+        "(Student's t); a cell without ± had one replication, or the same value in every replication.")
     if len(failed):
         overview.paragraphs.append(f"{len(failed)} of {len(runs)} runs failed; they are listed under "
                                    "'Failed runs' and left out of the means.")
-    metrics = [m for m, _ in POINT_METRICS if m in set(summary["metric"])]
-    wide = wide_summary(summary, paths, metrics)
-    rows = []
-    for row in wide.to_dict("records"):
-        cells = [str(row[p]) for p in paths] + [f"{int(row['runs'] - row['failed'])}/{int(row['runs'])}"]
-        for metric, unit in POINT_METRICS:
-            if metric in metrics:
-                cells.append(_ci(*(row[f"{metric}_{stat}"] for stat in ("mean", "ci_low", "ci_high")), unit))
-        rows.append(tuple(cells))
-    columns = (*paths, "runs ok", *(fg.metric_label(m) for m in metrics))
-    overview.tables.append(TableBlock(columns, tuple(rows)))
+    table, same = sweep_point_table(sweep)
+    overview.tables.append(table)
     sections = [overview]
     charts = Section("Metrics against each parameter")
     varying, constant = fg.split_constant(summary)
     if constant:
-        same = "; ".join(f"{fg.metric_label(m)}: {fmt(v * fg.metric_scale(m))}" for m, v in constant.items())
-        charts.paragraphs.append(f"The same at every grid point (not drawn): {same}.")
+        same_here = constant_text(constant, simulated_period(sweep))
+        charts.paragraphs.append(f"The same at every grid point (not drawn): {same_here}.")
+    if same:
+        overview.paragraphs.append(f"The same at every grid point: {same}.")
     for index, path in enumerate(paths if varying else []):
         _chart(charts, f"sweep_{index}_{_slug(path)}", f"Metrics against {path}",
                f"Mean over replications with the 95% confidence interval, against {path}.",

@@ -19,29 +19,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from scheduler.readable import METRICS as READABLE_METRICS
+from scheduler.readable import UNIT_AXIS, duration_text
+
 CLUSTER_ROW = "*"  # timeline rows that carry cluster-wide task counts
 MAX_LINES = 8      # series per panel before a sweep figure falls back to averaging
 WIDTH = 11.0
 
-# metric -> (label with unit, scale applied to values)
+# metric -> (label with unit, scale applied to values), from the one table of metric names and units
 METRICS: dict[str, tuple[str, float]] = {
-    "wait_p50_s": ("p50 wait (s)", 1.0),
-    "wait_p95_s": ("p95 wait (s)", 1.0),
-    "wait_p99_s": ("p99 wait (s)", 1.0),
-    "wait_max_s": ("longest wait (s)", 1.0),
-    "chip_utilization": ("Neuron chips held (%)", 100.0),
-    "cpu_utilization": ("CPU reserved (%)", 100.0),
-    "memory_utilization": ("memory reserved (%)", 100.0),
-    "cost_usd": ("cost (USD)", 1.0),
-    "cost_per_completed_task_usd": ("cost per completed task (USD)", 1.0),
-    "idle_chip_cost_usd": ("cost of idle chips (USD)", 1.0),
-    "tasks_failed": ("tasks failed (count)", 1.0),
-    "tasks_waiting_at_end": ("tasks still waiting at the end (count)", 1.0),
-    "tasks_placed": ("tasks placed (count)", 1.0),
-    "tasks_completed": ("tasks completed (count)", 1.0),
-    "stranded_chip_hours": ("stranded chip-hours (h)", 1.0),
-    "instance_hours": ("instance-hours (h)", 1.0),
-}
+    metric: (f"{name} ({UNIT_AXIS[unit]})", 100.0 if unit == "%" else 1.0) for metric, (name, unit) in
+    READABLE_METRICS.items()}
 SWEEP_METRICS = ("wait_p50_s", "wait_p99_s", "chip_utilization", "cpu_utilization", "memory_utilization",
                  "cost_usd", "tasks_failed", "tasks_waiting_at_end", "stranded_chip_hours")
 
@@ -454,14 +442,3 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
     ax.legend(loc="upper right", fontsize=8)
     figure.suptitle("Cost against wait per grid point (lower left is better)")
     return figure
-
-
-def duration_text(seconds: float) -> str:
-    """Seconds as a short human duration: 45 s, 12.5 min, 3 h, 7 d."""
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.3g} min"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.3g} h"
-    return f"{seconds / 86400:.3g} d"

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
 )
 
@@ -46,9 +47,20 @@ def _not_bool(value: object) -> object:
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Number = Annotated[float, BeforeValidator(_not_bool)]
 Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
-Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema(_RATE_SCHEMA)]
-RateOrZero = Annotated[float, BeforeValidator(partial(parse_rate, allow_zero=True)),
-                       WithJsonSchema(_RATE_SCHEMA)]
+BARE_RATES = "bare_rates"  # validation-context key: where (field, value) of rates given as bare numbers go
+
+
+def _rate(value: object, info: ValidationInfo, *, allow_zero: bool = False) -> float:
+    """A rate, noting in the validation context when a bare number was read as per second."""
+    rate = parse_rate(value, allow_zero=allow_zero)
+    bare = isinstance(value, int | float) and not isinstance(value, bool)
+    if bare and rate > 0 and isinstance(info.context, dict) and BARE_RATES in info.context:
+        info.context[BARE_RATES].append((info.field_name, value))
+    return rate
+
+
+Rate = Annotated[float, BeforeValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
+RateOrZero = Annotated[float, BeforeValidator(partial(_rate, allow_zero=True)), WithJsonSchema(_RATE_SCHEMA)]
 
 _ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _ECS_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"

@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from scheduler.catalog import Catalog
+from scheduler.ecs import near_miss
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.errors import ScenarioError, show_value
 from scheduler.nesting import first_problem
@@ -24,6 +25,7 @@ from scheduler.scenario.checks import (
     _scenario_catalog,
 )
 from scheduler.scenario.context import _Context
+from scheduler.scenario.fields import BARE_RATES
 from scheduler.scenario.models import Launch, Scenario, resolve_launch
 from scheduler.scenario.overrides import apply_overrides
 from scheduler.scenario.snapshot import ClusterSnapshot, apply_snapshot, read_snapshot
@@ -50,6 +52,7 @@ class LoadedScenario:
     task_specs: dict[str, TaskSpec]
     traces: dict[str, pd.DataFrame] = field(default_factory=dict)
     snapshot: ClusterSnapshot | None = None
+    notices: tuple[str, ...] = ()  # readings worth telling the user, one line each (not errors)
 
     def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
         return resolve_launch(workload, self.model.cluster)
@@ -68,7 +71,13 @@ def load_scenario(path: str | Path, *, overrides: Mapping[str, object] | None = 
     """Read, override, validate and resolve a scenario file; every problem is a ScenarioError."""
     label = str(path)
     text = _read_text(Path(path), label)
-    data = parse_yaml(text, label)
+    try:
+        data = parse_yaml(text, label)
+    except ScenarioError:
+        hint = near_miss.scenario_hint(near_miss.recognise_text(text), text)
+        if hint is None:
+            raise
+        raise ScenarioError(hint, file=label) from None
     if data is None:
         raise ScenarioError("the file is empty; a scenario needs at least name, duration, task_definitions, "
                             "cluster and workloads", file=label)
@@ -80,6 +89,9 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     """Validate and resolve already-parsed scenario data; ``path`` names it in errors and is where
     relative file references (task definitions, catalog, traces) are resolved from."""
     label = str(path)
+    hint = near_miss.scenario_hint(near_miss.recognise(data), data)  # another kind of document?
+    if hint is not None:
+        raise ScenarioError(hint, file=label)
     if not isinstance(data, Mapping):
         raise ScenarioError(f"the top level must be a mapping of scenario fields (name, duration, ...), "
                             f"not {_kind(data)}", file=label)
@@ -88,7 +100,8 @@ def scenario_from_mapping(data: object, *, path: str | Path,
         if overrides:
             data = apply_overrides(data, overrides, file=label)
             _check_tree(data, label)
-        model = Scenario.model_validate(data)
+        readings: dict[str, list] = {BARE_RATES: []}
+        model = Scenario.model_validate(data, context=readings)
     except ValidationError as exc:
         raise _from_validation_error(exc, label) from None
     except RecursionError:
@@ -106,8 +119,8 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     specs = _load_task_definitions(model, context)
     _check_workloads_against_specs(model, specs, context)
     traces = _load_traces(model, context)
-    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot)
-
+    notices = _bare_rate_notice(readings[BARE_RATES], label)
+    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot, notices)
 
 def _snapshot_folder(value: str, context: _Context) -> Path:
     folder = context.base / value
@@ -115,6 +128,17 @@ def _snapshot_folder(value: str, context: _Context) -> Path:
         raise context.error("snapshot", f"not a folder: {value!r} (a folder of `aws ecs describe-...` outputs, "
                             "relative to the scenario)")
     return folder
+
+def _bare_rate_notice(bare: list[tuple[str | None, object]], label: str) -> tuple[str, ...]:
+    """One line when rates were given as bare numbers, which mean events per second (``rate: 10`` is
+    36,000 an hour): the first such field and how to say the unit."""
+    if not bare:
+        return ()
+    name, value = bare[0]
+    per_hour = float(value) * 3600  # type: ignore[arg-type]
+    more = f" (and {len(bare) - 1} more bare rate{'s' if len(bare) > 2 else ''})" if len(bare) > 1 else ""
+    return (f"{label}: {name}: {value} is read as {value} per second ({per_hour:,.0f} per hour); write "
+            f"{value}/s to say so, or {value}/m, {value}/h{more}",)
 
 
 def _check_tree(data: object, label: str) -> None:

@@ -20,12 +20,27 @@ from scheduler.scenario.words import _kind, _path_part
 
 def _from_validation_error(exc: ValidationError, label: str) -> ScenarioError:
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    first = _misspelt_required(errors) or errors[0]
     path, fields = _describe_location(first["loc"])
     message = _error_message(first, fields)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return ScenarioError(message, file=label, path=path or None)
+
+
+def _misspelt_required(errors: list[Any]) -> Any:
+    """An unknown key that is a near miss of a required key missing beside it (``arival:`` for
+    ``arrivals:``): reported first, since its "did you mean" explains the missing key too."""
+    missing: dict[tuple[Any, ...], list[str]] = {}
+    for error in errors:
+        if error["type"] == "missing" and error["loc"]:
+            missing.setdefault(tuple(error["loc"][:-1]), []).append(str(error["loc"][-1]))
+    for error in errors:
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            beside = missing.get(tuple(error["loc"][:-1]), [])
+            if difflib.get_close_matches(str(error["loc"][-1]), beside, n=1, cutoff=0.6):
+                return error
+    return None
 
 
 def _describe_location(loc: tuple[int | str, ...]) -> tuple[str, tuple[str, ...]]:
@@ -97,7 +112,11 @@ def _error_message(error: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         tag = show_value(ctx.get("tag"))
         return f"unknown {ctx.get('discriminator', 'kind')} {tag}: expected one of {expected}{hint}"
     if kind == "union_tag_not_found":
-        return f"needs a {ctx.get('discriminator', 'type')} key saying which kind it is"
+        tag = str(ctx.get("discriminator", "type"))
+        keys = [str(k) for k in value] if isinstance(value, Mapping) else []
+        close = difflib.get_close_matches(tag.strip("'\""), keys, n=1, cutoff=0.6)
+        hint = f"; did you mean {tag} for {close[0]!r}?" if close else ""
+        return f"needs a {tag} key saying which kind it is{hint}"
     if kind in ("value_error", "assertion_error"):
         return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind in ("model_type", "model_attributes_type"):

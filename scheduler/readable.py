@@ -1,0 +1,176 @@
+"""How results read to people: the label and unit of each summary metric, and one formatter for values.
+
+The terminal tables (``neuron-sim run`` and ``sweep``) and the HTML/Markdown report both print through
+these functions, so a number reads the same everywhere: durations in a human unit (``80.9 min``),
+shares as percentages (``60.7%``), money in dollars (``$764.27``), counts with thousands separators,
+and never scientific notation. Only the standard library: the command line imports it cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+# A unit says how a value is shown: "s" a duration, "%" a share (0..1), "USD" money, "count" a number of
+# things, "h" hours (shown as a plain number: the label says hours), "" a plain number.
+UNIT_AXIS = {"s": "s", "%": "%", "USD": "USD", "count": "count", "h": "h"}
+
+# metric -> (name, unit): the metrics a sweep averages and the report draws.
+METRICS: dict[str, tuple[str, str]] = {
+    "wait_p50_s": ("p50 wait", "s"),
+    "wait_p95_s": ("p95 wait", "s"),
+    "wait_p99_s": ("p99 wait", "s"),
+    "wait_max_s": ("longest wait", "s"),
+    "chip_utilization": ("Neuron chips held", "%"),
+    "cpu_utilization": ("CPU reserved", "%"),
+    "memory_utilization": ("memory reserved", "%"),
+    "cost_usd": ("cost", "USD"),
+    "cost_per_completed_task_usd": ("cost per completed task", "USD"),
+    "idle_chip_cost_usd": ("cost of idle chips", "USD"),
+    "tasks_failed": ("tasks failed", "count"),
+    "tasks_waiting_at_end": ("tasks still waiting at the end", "count"),
+    "tasks_placed": ("tasks placed", "count"),
+    "tasks_completed": ("tasks completed", "count"),
+    "stranded_chip_hours": ("stranded chip-hours", "h"),
+    "instance_hours": ("instance-hours", "h"),
+}
+
+# (summary key, label, unit): the rows of a run's summary, in order.
+RUN_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("tasks_submitted", "tasks submitted", ""),
+    ("tasks_placed", "tasks placed (started)", ""),
+    ("tasks_completed", "tasks completed", ""),
+    ("tasks_running_at_end", "tasks running at the end", ""),
+    ("tasks_waiting_at_end", "tasks still waiting at the end", ""),
+    ("wait_p50_s", "wait, median", "s"),
+    ("wait_p95_s", "wait, p95", "s"),
+    ("wait_p99_s", "wait, p99", "s"),
+    ("wait_max_s", "wait, longest", "s"),
+    ("chip_utilization", "Neuron chips held (time-weighted)", "%"),
+    ("cpu_utilization", "CPU reserved (time-weighted)", "%"),
+    ("memory_utilization", "memory reserved (time-weighted)", "%"),
+    ("stranded_chip_hours", "stranded chip-hours (free chips no Neuron task could use)", ""),
+    ("instance_hours", "instance-hours", ""),
+    ("cost_usd", "cost", "USD"),
+    ("cost_per_completed_task_usd", "cost per completed task", "USD"),
+    ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
+    ("wall_seconds", "wall-clock time of the simulation", "s"),
+)
+# (key of summary["faults"], label, unit)
+FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("instance_failures", "instance failures", ""),
+    ("chip_failures", "Neuron chip failures", ""),
+    ("agent_disconnects", "agent disconnects", ""),
+    ("spot_interruptions", "Spot interruptions", ""),
+    ("instance_retirements", "scheduled retirements", ""),
+    ("tasks_stopped", "tasks stopped by faults", ""),
+    ("service_tasks_stopped", "of which service tasks (replaced)", ""),
+    ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),
+)
+
+# Keys a summary's title or a section of their own shows, not a row.
+HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial"})
+PERIOD_KEYS = frozenset({"cost_usd", "idle_chip_cost_usd"})  # totals whose label names the period covered
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name without its unit (the cells carry the unit): ``wait_p99_s`` -> ``p99 wait``."""
+    return METRICS.get(metric, (metric.replace("_", " "), ""))[0]
+
+
+def metric_unit(metric: str) -> str:
+    return METRICS.get(metric, ("", "USD" if metric.endswith("_usd") else ""))[1]
+
+
+def number_text(value: float, digits: int = 4) -> str:
+    """A number with ``digits`` significant digits (all of the integer part), thousands separators and
+    no exponent: 6477.3 -> "6,477", 12.345 -> "12.35", 0.000123 -> "0.000123", 3.0 -> "3"."""
+    if not math.isfinite(value):
+        return "-" if value != value else ("∞" if value > 0 else "-∞")
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = min(max(0, digits - 1 - magnitude), 12)
+    text = f"{value:,.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def duration_unit(seconds: float) -> tuple[str, float]:
+    """The unit a duration of ``seconds`` reads best in: (name, seconds per unit)."""
+    size = abs(seconds)
+    if not math.isfinite(size) or size < 120:
+        return "s", 1.0
+    if size < 7200:
+        return "min", 60.0
+    if size < 3 * 86400:
+        return "h", 3600.0
+    return "d", 86400.0
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as a short human duration: 45 s, 12.5 min, 3 h, 7 d (three significant digits)."""
+    if not math.isfinite(seconds):
+        return number_text(seconds)
+    name, per = duration_unit(seconds)
+    return f"{number_text(seconds / per, 3)} {name}"
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    """One value as a table cell, in its unit (see UNIT_AXIS); None and NaN are "-"."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if unit == "%":
+        return f"{float(value) * 100:.1f}%"
+    if unit == "USD":
+        return f"${float(value):,.2f}"
+    if unit == "s":
+        return duration_text(float(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return number_text(value)
+    return str(value)
+
+
+def interval_text(mean: float, low: float, high: float, unit: str = "") -> str:
+    """A mean and half its confidence interval, in the mean's unit (``80.9 ± 5.2 min``, ``60.7% ± 0.03%``,
+    ``$764.27 ± $1.20``); the mean alone when the interval is unknown (one replication) or empty (every
+    replication gave the same value)."""
+    if mean != mean:
+        return "-"
+    if low != low or high != high:
+        return fmt(mean, unit)
+    half = (high - low) / 2
+    if half <= 1e-9 * max(1.0, abs(mean)):
+        return fmt(mean, unit)
+    if unit == "s":
+        name, per = duration_unit(mean)
+        return f"{number_text(mean / per, 3)} ± {number_text(half / per, 2)} {name}"
+    if unit == "%":
+        return f"{fmt(mean, unit)} ± {number_text(half * 100, 2)}%"
+    return f"{fmt(mean, unit)} ± {fmt(half, unit) if unit == 'USD' else number_text(half, 2)}"
+
+
+def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A run summary as (label, value) rows: the known rows in order, the count of failed tasks, then any
+    scalar key this list does not know. Total costs say the simulated period they cover ("cost over 7 d")."""
+    rows: list[tuple[str, str]] = []
+    known = {key for key, _, _ in RUN_ROWS}
+    span = summary.get("sim_seconds")
+    period = f" over {duration_text(float(span))}" if isinstance(span, int | float) else ""
+    for key, label, unit in RUN_ROWS:
+        if key in summary:
+            rows.append((label + (period if key in PERIOD_KEYS else ""), fmt(summary[key], unit)))
+    failed = summary.get("tasks_failed") or {}
+    if isinstance(failed, Mapping):
+        rows.insert(3, ("tasks failed", fmt(int(sum(failed.values())))))
+    for key, value in summary.items():
+        if key in known or key in HEADER_KEYS or isinstance(value, Mapping | list):
+            continue
+        rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
+    return rows
