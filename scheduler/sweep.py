@@ -15,6 +15,7 @@ per grid point and metric, the mean and a 95% confidence interval (Student's t).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -360,20 +361,45 @@ def _result_row(future: Any) -> dict[str, Any]:
         return {"status": FAILED, "error": _one_line(exc)}
 
 
+WORKER_ATTEMPTS = 3  # a run whose Dask worker died (or whose result was lost) is sent at most this often
+
+
 def _run_dask(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,
-              workers: int | None, scheduler: Any, tracker: _Tracker) -> dict[int, dict[str, Any]]:
+              workers: int | None, scheduler: Any, tracker: _Tracker, *,
+              task: Callable[..., dict[str, Any]] = run_one) -> dict[int, dict[str, Any]]:
+    """Run on Dask. A run's own errors come back as failed rows (``run_one`` catches them); a worker that
+    dies under a run (Dask's ``KilledWorker`` once its own retries are spent, a lost result, a cancelled
+    future) sends the run again, up to ``WORKER_ATTEMPTS`` in all, then records it as failed with why.
+    Runs are deterministic, so a run sent again gives the row it would have given the first time."""
     rows: dict[int, dict[str, Any]] = {}
+    attempts: dict[int, int] = {}
     with dask_client(scheduler, workers) as client:
         import distributed
 
         # each grid point travels to the cluster once, not once per replication
         scattered = {point: client.scatter([data])[0] for point, data in shipped.items()}
-        futures = {client.submit(run_one, scattered[run.point], run, until, pure=False): run for run in runs}
+
+        def submit(run: Run) -> Any:
+            attempts[run.run] = attempts.get(run.run, 0) + 1
+            return client.submit(task, scattered[run.point], run, until, pure=False)
+
+        futures = {submit(run): run for run in runs}
+        pending = distributed.as_completed(list(futures))
         try:
-            for future in distributed.as_completed(list(futures)):
-                run = futures[future]
-                rows[run.run] = _result_row(future)
-                tracker.done(rows[run.run])
+            for future in pending:
+                run = futures.pop(future)
+                try:
+                    row = future.result()
+                except (Exception, asyncio.CancelledError) as exc:  # the worker, not the run, failed
+                    if attempts[run.run] < WORKER_ATTEMPTS:
+                        again = submit(run)
+                        futures[again] = run
+                        pending.add(again)
+                        continue
+                    row = {"status": FAILED, "error": f"{_one_line(exc)} (sent {attempts[run.run]} times; "
+                                                      "the worker failed each time)"}
+                rows[run.run] = row
+                tracker.done(row)
         except BaseException:
             client.cancel(list(futures))
             raise
@@ -532,22 +558,28 @@ def wide_summary(summary: pd.DataFrame, parameters: Sequence[str],
 # --- the folder -------------------------------------------------------------------------------------
 
 def write_sweep(sweep: Sweep, out: str | Path, *, force: bool = False) -> list[Path]:
-    """Write ``sweep.parquet``, ``sweep_summary.parquet``/``.json`` and ``sweep.json`` (last: its
-    presence says the folder is complete), each to a temporary name and renamed."""
-    from scheduler.output import OutputError, prepare_folder, write_json, write_parquet
+    """Replace the folder ``out`` with the sweep's files (see :class:`~scheduler.results_folder.ResultsFolder`:
+    an earlier sweep's folder is replaced only with ``force``)."""
+    from scheduler.output import ResultsFolder
 
-    folder = prepare_folder(Path(out), force=force)
-    written: list[Path] = []
-    try:
-        write_parquet(folder / "sweep.parquet", sweep.runs)
-        write_parquet(folder / "sweep_summary.parquet", sweep.summary)
-        write_json(folder / "sweep_summary.json", sweep.summary.to_dict(orient="records"))
-        written += [folder / "sweep.parquet", folder / "sweep_summary.parquet", folder / "sweep_summary.json"]
-        write_json(folder / "sweep.json", sweep.describe())
-        written.append(folder / "sweep.json")
-    except OSError as exc:
-        raise OutputError(f"cannot write the sweep: {exc.strerror or exc}", file=str(folder)) from None
-    return written
+    with ResultsFolder(out, "sweep", force=force) as folder:
+        names = [p.name for p in write_sweep_files(sweep, folder.staging)]
+        final = folder.commit()
+    return [final / name for name in names]
+
+
+def write_sweep_files(sweep: Sweep, folder: Path) -> list[Path]:
+    """Write ``sweep.parquet``, ``sweep_summary.parquet``/``.json`` and ``sweep.json`` (last: its presence
+    says the folder is complete) into a staging folder, each to a temporary name and renamed."""
+    from scheduler.output import write_json, write_parquet
+
+    folder = Path(folder)
+    write_parquet(folder / "sweep.parquet", sweep.runs)
+    write_parquet(folder / "sweep_summary.parquet", sweep.summary)
+    write_json(folder / "sweep_summary.json", sweep.summary.to_dict(orient="records"))
+    write_json(folder / "sweep.json", sweep.describe())
+    return [folder / name for name in ("sweep.parquet", "sweep_summary.parquet", "sweep_summary.json",
+                                       "sweep.json")]
 
 
 def read_sweep(folder: str | Path) -> Sweep:
