@@ -7,11 +7,11 @@ complete earlier results or the complete new ones; a staging folder left by a ki
 the next run into the same folder.
 
 The marker ``.neuron-sim`` is the manifest: the kind of results (``run``, ``sweep``) and every file this
-tool wrote there. Only those files are ever deleted or replaced: a folder that holds anything else is
-refused unless ``force``, and then the tool's files are moved in beside the others one by one (each file
-whole, the completion file last) and nothing else is touched. Nothing inside a results folder is
-followed when it is a symbolic link: entries are inspected with ``lstat`` and opened relative to a
-folder descriptor with ``O_NOFOLLOW``.
+tool wrote there. Only those files are ever deleted or replaced: an unmarked folder that holds anything
+is refused unless ``force``; in a folder that holds other files, the tool's files are moved in beside
+them one by one (each file whole, the completion file last) and nothing else is touched. Nothing inside
+a results folder is followed when it is a symbolic link: entries are inspected with ``lstat`` and opened
+relative to a folder descriptor with ``O_NOFOLLOW``.
 
 A lock (``flock`` on the folder) makes a second run into the same folder stop with one line.
 """
@@ -341,7 +341,8 @@ class ResultsFolder:
         foreign = self._foreign_entries()
         self._check_replace(foreign)
         self._remove_stale_staging()
-        self._in_place = bool(foreign) or os.path.ismount(path) or not os.access(path.parent, os.W_OK)
+        self._in_place = (bool(foreign) or os.path.ismount(path) or not os.access(path.parent, os.W_OK)
+                          or _holds_cwd(path))
         if self._in_place:
             self._check_targets(["figures/"])  # before the run, not after it: a linked figures/ is refused
         parent = path if self._in_place else path.parent
@@ -373,7 +374,7 @@ class ResultsFolder:
         return foreign
 
     def _check_replace(self, foreign: list[str]) -> None:
-        if foreign and not self.force:
+        if foreign and self._manifest is None and not self.force:  # marked once, its other files are kept
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise OutputError(f"the folder holds files that are not neuron-sim results ({shown}); choose "
                               "another --out, or pass --force to write beside them (they are kept)",
@@ -550,6 +551,15 @@ class ResultsFolder:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._staging_fd = self._fd = None
+
+
+def _holds_cwd(path: Path) -> bool:
+    """Whether the working folder is ``path`` or inside it (then the folder is not swapped away under it)."""
+    try:
+        cwd = Path.cwd()
+    except OSError:
+        return False
+    return cwd == path or path in cwd.parents
 
 
 def _reason(exc: BaseException) -> str:

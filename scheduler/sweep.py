@@ -381,6 +381,9 @@ def _run_dask(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until:
 
         def submit(run: Run) -> Any:
             attempts[run.run] = attempts.get(run.run, 0) + 1
+            if attempts[run.run] > 1 and scattered[run.point].status != "finished":
+                # the scattered scenario died with its worker: send it again
+                scattered[run.point] = client.scatter([shipped[run.point]], hash=False)[0]
             return client.submit(task, scattered[run.point], run, until, pure=False)
 
         futures = {submit(run): run for run in runs}
