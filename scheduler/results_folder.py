@@ -187,7 +187,7 @@ def update_manifest(folder: Path, added: list[str], removed: list[str]) -> None:
     fd = open_folder(folder, where=str(folder))
     try:
         manifest = Manifest.read(fd, str(folder))
-        kind = (manifest.kind if manifest else None) or "run"
+        kind = (manifest.kind if manifest else None) or ("sweep" if "sweep.json" in os.listdir(fd) else "run")
         files = set(manifest.files if manifest and manifest.listed else _present_known(fd)) | set(added)
         write_file(fd, MARKER, Manifest.text(kind, sorted(files - set(removed))).encode())
     finally:
@@ -486,7 +486,7 @@ class ResultsFolder:
         assert self._fd is not None and self._staging_fd is not None
         self._check_targets(files)  # all checks before the first move
         order = sorted(files, key=lambda f: (f in COMPLETION_FILES, f))
-        earlier = self._manifest.files if self._manifest and self._manifest.listed else frozenset()
+        earlier = self._manifest.files if self._manifest else frozenset()  # an old marker: the known names
         # the earlier completion file goes first, so that no moment shows the old summary over new tables
         for name in COMPLETION_FILES:
             if name in earlier:

@@ -471,3 +471,15 @@ def test_a_run_whose_dask_worker_dies_is_resent_and_one_that_always_kills_it_is_
     # a resent run gives the row it would have given the first time
     assert {k: v for k, v in rows[1].items() if k != "wall_seconds"} == \
         {k: v for k, v in sweep.run_one(shipped[0], runs[1], 60.0).items() if k != "wall_seconds"}
+
+
+def test_a_folder_marked_by_an_earlier_version_is_replaced_but_its_unknown_files_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run(out) == 0
+    (out / MARKER).write_text("results of neuron-sim; safe to overwrite with another run\n")  # the old marker
+    (out / "figures" / "cost.png").write_bytes(b"drawn by someone")  # a name it does not list: not deleted
+    assert run(out, "--no-report", "--seed", "3") == 0
+    assert json.loads((out / "summary.json").read_text())["seed"] == 3
+    assert not (out / "report.html").exists()  # a name every version writes: the tool's
+    assert (out / "figures" / "cost.png").read_bytes() == b"drawn by someone"
+    assert json.loads((out / MARKER).read_text())["kind"] == "run"
