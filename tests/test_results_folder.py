@@ -114,7 +114,7 @@ def test_a_full_disk_during_the_simulation_keeps_the_earlier_run(tmp_path: Path,
     from scheduler.sim import metrics
 
     out = tmp_path / "out"
-    assert run(out) == 0
+    assert run(out, "--no-report") == 0
     before = snapshot(out)
     capsys.readouterr()
 
@@ -122,7 +122,7 @@ def test_a_full_disk_during_the_simulation_keeps_the_earlier_run(tmp_path: Path,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(metrics.TaskTableWriter, "write", full)
-    assert run(out) == 2
+    assert run(out, "--no-report") == 2
     assert "No space left on device" in one_error_line(capsys.readouterr().err)
     assert snapshot(out) == before and no_staging_left(tmp_path)
 
@@ -132,7 +132,7 @@ def test_a_full_disk_while_writing_the_tables_keeps_the_earlier_run(tmp_path: Pa
     from scheduler import output
 
     out = tmp_path / "out"
-    assert run(out) == 0
+    assert run(out, "--no-report") == 0
     before = snapshot(out)
     capsys.readouterr()
     real = output.write_json
@@ -143,7 +143,7 @@ def test_a_full_disk_while_writing_the_tables_keeps_the_earlier_run(tmp_path: Pa
         real(path, payload)
 
     monkeypatch.setattr(output, "write_json", full_at_the_summary)
-    assert run(out, "--seed", "9") == 2
+    assert run(out, "--seed", "9", "--no-report") == 2
     one_error_line(capsys.readouterr().err)
     assert snapshot(out) == before and no_staging_left(tmp_path)
 
@@ -301,7 +301,7 @@ def test_sigterm_while_writing_is_handled_like_ctrl_c(tmp_path: Path, monkeypatc
     from scheduler import output
 
     out = tmp_path / "out"
-    assert run(out) == 0
+    assert run(out, "--no-report") == 0
     before = snapshot(out)
     real = output.write_parquet
 
@@ -310,7 +310,7 @@ def test_sigterm_while_writing_is_handled_like_ctrl_c(tmp_path: Path, monkeypatc
         real(path, frame)
 
     monkeypatch.setattr(output, "write_parquet", terminated)
-    assert run(out, "--seed", "5") == 143
+    assert run(out, "--seed", "5", "--no-report") == 143
     assert "SIGTERM" in capsys.readouterr().err
     assert snapshot(out) == before and no_staging_left(tmp_path)
 
