@@ -25,6 +25,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,39 +330,65 @@ class _Tracker:
 
 
 def _run_local(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,
-               workers: int | None, tracker: _Tracker) -> dict[int, dict[str, Any]]:
+               workers: int | None, tracker: _Tracker, *,
+               task: Callable[..., dict[str, Any]] = run_one) -> dict[int, dict[str, Any]]:
+    """Run on a local process pool. A worker process that dies (the OOM killer, a crash) breaks the whole
+    pool: the runs it took down are sent again in a new pool, and on the last of ``WORKER_ATTEMPTS``
+    each alone, so that a run that kills its worker every time is recorded as failed and takes no
+    other run with it."""
     rows: dict[int, dict[str, Any]] = {}
     workers = min(workers or os.cpu_count() or 1, max(len(runs), 1))
     if workers == 1:
         for run in runs:
-            rows[run.run] = run_one(shipped[run.point], run, until)
+            rows[run.run] = task(shipped[run.point], run, until)
             tracker.done(rows[run.run])
         return rows
     # spawn, not fork: workers start clean (no inherited threads or state) on every platform
     context = multiprocessing.get_context("spawn")
+    pending: list[Run] = list(runs)
+    for attempt in range(1, WORKER_ATTEMPTS + 1):
+        last = attempt == WORKER_ATTEMPTS
+        groups = [[run] for run in pending] if last and attempt > 1 else [pending]
+        pending = []
+        for group in groups:
+            pending += _pool_round(context, min(workers, len(group)), shipped, group, until, task, rows, tracker,
+                                   attempt if last else 0)
+        if not pending:
+            break
+    return rows
+
+
+def _pool_round(context: Any, workers: int, shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run],
+                until: float | None, task: Callable[..., dict[str, Any]], rows: dict[int, dict[str, Any]],
+                tracker: _Tracker, final_attempt: int) -> list[Run]:
+    """One pool over ``runs``; returns the runs a broken pool took down (recorded as failed instead when
+    ``final_attempt`` is the number of the last attempt)."""
+    broken: list[Run] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future, Run] = {pool.submit(run_one, shipped[run.point], run, until): run
-                                      for run in runs}
+        futures: dict[Future, Run] = {pool.submit(task, shipped[run.point], run, until): run for run in runs}
         try:
             for future in as_completed(futures):
                 run = futures[future]
-                rows[run.run] = _result_row(future)
-                tracker.done(rows[run.run])
+                try:
+                    row = future.result()
+                except BrokenProcessPool as exc:
+                    if not final_attempt:
+                        broken.append(run)
+                        continue
+                    row = {"status": FAILED, "error": f"{_one_line(exc)} (sent {final_attempt} times; the "
+                                                      "worker process died each time)"}
+                except Exception as exc:  # the worker could not run it: record it, go on
+                    row = {"status": FAILED, "error": _one_line(exc)}
+                rows[run.run] = row
+                tracker.done(row)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-    return rows
+    return broken
 
 
-def _result_row(future: Any) -> dict[str, Any]:
-    try:
-        return future.result()
-    except Exception as exc:  # the worker died or could not be reached: record it, go on
-        return {"status": FAILED, "error": _one_line(exc)}
-
-
-WORKER_ATTEMPTS = 3  # a run whose Dask worker died (or whose result was lost) is sent at most this often
+WORKER_ATTEMPTS = 3  # a run whose worker died (or whose result was lost) is sent at most this often
 
 
 def _run_dask(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,

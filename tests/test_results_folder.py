@@ -483,3 +483,30 @@ def test_a_folder_marked_by_an_earlier_version_is_replaced_but_its_unknown_files
     assert not (out / "report.html").exists()  # a name every version writes: the tool's
     assert (out / "figures" / "cost.png").read_bytes() == b"drawn by someone"
     assert json.loads((out / MARKER).read_text())["kind"] == "run"
+
+
+def dies_under_some_runs(scenario: dict, run: object, until: float | None) -> dict:
+    """A sweep task (imported by the pool's worker processes) whose worker dies under run 2 every time and
+    under run 1 the first time; the marks folder comes through the environment."""
+    from scheduler.sweep import run_one
+
+    first = Path(os.environ["NEURON_SIM_TEST_MARKS"]) / f"run{run.run}"
+    if run.run == 2 or (run.run == 1 and not first.exists()):
+        first.touch()
+        os._exit(1)
+    return run_one(scenario, run, until)
+
+
+def test_a_local_worker_that_dies_takes_no_other_run_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scheduler import sweep
+    from scheduler.scenario import load_scenario
+
+    monkeypatch.setenv("NEURON_SIM_TEST_MARKS", str(tmp_path))
+    monkeypatch.setattr(sweep, "WORKER_ATTEMPTS", 2)  # fewer pools: a small test
+    shipped = {0: sweep.portable(load_scenario(SCENARIO))}
+    runs = sweep.expand_runs([{}], [1], 3)
+    tracker = sweep._Tracker(len(runs), None)
+    rows = sweep._run_local(shipped, runs, 60.0, 2, tracker, task=dies_under_some_runs)
+    assert sorted(rows) == [0, 1, 2] and tracker.count == 3
+    assert rows[0]["status"] == rows[1]["status"] == sweep.OK
+    assert rows[2]["status"] == sweep.FAILED and "sent 2 times" in rows[2]["error"]
