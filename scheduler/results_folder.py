@@ -217,6 +217,9 @@ def _lock(fd: int, where: str) -> None:
     except BlockingIOError:
         raise OutputError("another neuron-sim run, sweep or report is writing this folder; wait for it to end "
                           "or choose another --out", file=where) from None
+    except OSError as exc:  # a file system without locks (some network mounts): go on unlocked
+        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
 
 
 def _same(fd: int, path: Path) -> bool:
