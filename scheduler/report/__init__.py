@@ -60,13 +60,14 @@ def build_report(folder: str | Path, *, lock: bool = True) -> list[Path]:
             report = _document(folder)
             earlier = {f.split("/", 1)[1] for f in manifest.files if f.startswith(f"{FIGURES}/")}
             written: list[str] = []
-            with subfolder(fd, FIGURES, create=True, where=str(folder)) as charts:
-                for chart in report.charts:
-                    write_file(charts, f"{chart.name}.png", chart.png)
-                    written.append(f"{FIGURES}/{chart.name}.png")
-                stale = earlier - {name.split("/", 1)[1] for name in written}  # only what an earlier report wrote
-                for name in sorted(stale):
-                    remove_file(charts, name)
+            stale = earlier - {f"{chart.name}.png" for chart in report.charts}  # only what an earlier report wrote
+            if report.charts or (stale and os.path.lexists(folder / FIGURES)):  # never an empty figures/
+                with subfolder(fd, FIGURES, create=bool(report.charts), where=str(folder)) as charts:
+                    for chart in report.charts:
+                        write_file(charts, f"{chart.name}.png", chart.png)
+                        written.append(f"{FIGURES}/{chart.name}.png")
+                    for name in sorted(stale):
+                        remove_file(charts, name)
             for name, text in (("report.md", to_markdown(report)), ("report.html", to_html(report))):
                 write_file(fd, name, text.encode("utf-8"))
                 written.append(name)
