@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from rich.table import Table
 from scheduler.catalog import catalog_rows, default_catalog, load_catalog
 from scheduler.catalog.catalog import Catalog
 from scheduler.errors import NeuronSimError, one_line
+from scheduler.interrupts import Terminated, exit_code, terminate_as_interrupt
 from scheduler.readable import duration_text
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_RUNS_FAILED = 1  # a sweep finished, but some of its runs failed
 EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C; SIGTERM gives 143 (128 + signal number)
 MAX_SEED = 2**63 - 1  # as a scenario's seed
 
 
@@ -147,7 +149,7 @@ def _until(text: str | None) -> float | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scheduler.output import json_text, prepare_folder, write_results
+    from scheduler.output import TASK_SINK, ResultsFolder, json_text, safe_folder_name, write_run_files
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
 
@@ -155,27 +157,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_seed(args.seed)
     until = _until(args.until)
     _print_notices(loaded)
-    out = prepare_folder(args.out or Path("results") / loaded.model.name, force=args.force)
-    sink = out / ".tasks.parquet.partial"  # the per-task table streams here, renamed when complete
+    out = args.out or Path("results") / safe_folder_name(loaded.model.name)
     console = Console(stderr=True)
-    with _progress(console, loaded.model.name) as tick:
-        results = Simulation(loaded, seed=args.seed, until=until, progress=tick, task_sink=sink).run(
-            handle_sigint=True)
-    write_results(results, out, force=True)
+    # the run is written into a staging folder beside `out` and replaces it whole at the end: an
+    # interruption before that leaves the earlier results as they were
+    with ResultsFolder(out, "run", force=args.force) as folder:
+        with _progress(console, loaded.model.name) as tick:
+            sim = Simulation(loaded, seed=args.seed, until=until, progress=tick,
+                             task_sink=folder.staging / TASK_SINK)
+            results = sim.run(handle_sigint=True)
+        write_run_files(results, folder.staging)
+        report = None if args.no_report else _write_report(folder.staging)
+        folder.commit()
     if args.json:
         sys.stdout.write(json_text(results.summary))
     else:
         _print_summary(results.summary, out)
-    if not args.no_report:
-        _write_report(out, stderr=args.json)
+    _show_report(report, out, stderr=args.json)
     if results.summary.get("partial"):
         print(_interrupted_line(results.summary, out), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_code(sim.stopped_by)
     return EXIT_OK
 
 
 def _interrupted_line(summary: dict, out: Path) -> str:
-    """What Ctrl-C during a run leaves, in human time."""
+    """What Ctrl-C or SIGTERM during a run leaves, in human time."""
     return (f"neuron-sim: interrupted after {duration_text(summary['sim_seconds'])} of simulated time; the "
             f"results in {out}/ are partial (summary.json says \"partial\": true)")
 
@@ -202,13 +208,17 @@ def _print_notices(loaded: object) -> None:
         print(f"neuron-sim: notice: {notice}", file=sys.stderr)
 
 
-def _write_report(folder: Path, *, stderr: bool = False) -> None:
+def _write_report(folder: Path) -> Path | None:
+    """Write the report into a staging folder (locked by its :class:`ResultsFolder`); its HTML file."""
     from scheduler.report import build_report
 
-    written = build_report(folder)
-    html = next((f for f in written if f.suffix == ".html"), None)
+    written = build_report(folder, lock=False)
+    return next((f for f in written if f.suffix == ".html"), None)
+
+
+def _show_report(html: Path | None, out: Path, *, stderr: bool = False) -> None:
     if html is not None:
-        _console(stderr=stderr).print(f"report: {html}", markup=False, highlight=False, soft_wrap=True)
+        _console(stderr=stderr).print(f"report: {out / html.name}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_seed(seed: int | None) -> None:
@@ -224,19 +234,24 @@ def _check_until(seconds: float, text: str) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from scheduler.sweep import RunProgress, parse_set, run_sweep, write_sweep
+    from scheduler.output import ResultsFolder, safe_folder_name
+    from scheduler.sweep import RunProgress, parse_set, run_sweep, write_sweep_files
 
     _check_seed(args.seed)
     until = _until(args.until)
     parameters = [parse_set(text) for text in args.set or []]
     name = args.scenario.stem
-    with RunProgress(Console(stderr=True), name) as tick:
-        sweep = run_sweep(args.scenario, parameters, replications=args.replications, executor=args.executor,
-                          workers=args.workers, scheduler=args.scheduler, seed=args.seed, until=until,
-                          progress=tick)
-    _print_notices(sweep)
-    out = args.out or Path("results") / f"{sweep.scenario}-sweep"
-    write_sweep(sweep, out, force=args.force)
+    out = args.out or Path("results") / f"{safe_folder_name(_scenario_name(args.scenario))}-sweep"
+    # checked (and locked) before the runs: an earlier sweep's folder is refused without --force
+    with ResultsFolder(out, "sweep", force=args.force) as folder:
+        with RunProgress(Console(stderr=True), name) as tick:
+            sweep = run_sweep(args.scenario, parameters, replications=args.replications, executor=args.executor,
+                              workers=args.workers, scheduler=args.scheduler, seed=args.seed, until=until,
+                              progress=tick)
+        _print_notices(sweep)
+        write_sweep_files(sweep, folder.staging)
+        report = None if args.no_report else _write_report(folder.staging)
+        folder.commit()
     if args.json:
         from scheduler.output import json_text
 
@@ -244,8 +259,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                     "summary": sweep.summary.to_dict(orient="records")}))
     else:
         _print_sweep(sweep, out)
-    if not args.no_report:
-        _write_report(out, stderr=args.json)
+    _show_report(report, out, stderr=args.json)
     failed = sweep.failed
     if len(failed):
         first = failed.iloc[0]
@@ -253,6 +267,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f"{out / 'sweep.parquet'} says why); run {first['run']}: {first['error']}", file=sys.stderr)
         return EXIT_RUNS_FAILED
     return EXIT_OK
+
+
+def _scenario_name(path: Path) -> str:
+    from scheduler.scenario import load_scenario
+
+    return load_scenario(path).model.name
 
 
 def _print_sweep(sweep: Sweep, out: Path) -> None:
@@ -409,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the run summary (summary.json) as JSON on stdout, nothing else "
                         "(default: a table)")
     p.add_argument("--force", action="store_true",
-                   help="write into a folder that holds other files (default: refuse)")
+                   help="write into a folder that holds other files; they are kept (default: refuse)")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html and report.md (default: write them)")
     p.set_defaults(func=cmd_run)
@@ -433,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print sweep.json and the per-point summary as JSON on stdout, nothing else "
                         "(default: a table)")
     p.add_argument("--force", action="store_true",
-                   help="write into a folder that holds other files (default: refuse)")
+                   help="replace an earlier sweep's results, or write beside other files; they are kept "
+                        "(default: refuse)")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html and report.md (default: write them)")
     p.set_defaults(func=cmd_sweep)
@@ -468,20 +489,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = argv[:1] == ["bench"]  # the suite parses its own options (argparse REMAINDER drops a leading --flag)
     args = None if bench else build_parser().parse_args(argv)
     try:
-        if args is None:
-            from benchmarks.__main__ import main as bench_main
-
-            return int(bench_main(argv[1:]))
-        return int(args.func(args))
+        with terminate_as_interrupt():
+            return _dispatch(args, argv)
     except NeuronSimError as exc:
         print(f"neuron-sim: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        print("neuron-sim: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        term = isinstance(exc, Terminated)
+        print(f"neuron-sim: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
+        return exit_code(signal.SIGTERM if term else signal.SIGINT)
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace | None, argv: list[str]) -> int:
+    if args is None:
+        from benchmarks.__main__ import main as bench_main
+
+        return int(bench_main(argv[1:]))
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Writing a run's results folder safely: every file to a temporary name in the folder, then renamed.
+"""Writing a run's tables and views into a results folder, each file to a temporary name then renamed.
 
-A folder is only written into when it is new, empty, or already holds results of this tool (marked by
-``.neuron-sim``); anything else needs ``force``. A reader never sees a half-written file, and an
-interrupted run leaves the previous complete files in place.
+:mod:`scheduler.results_folder` decides *where*: a run writes a fresh staging folder that replaces the
+results folder as a whole at the end (see there); :func:`write_run_files` fills such a folder and
+:func:`write_results` does both for callers that only want the folder written.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from scheduler.errors import NeuronSimError
+from scheduler.results_folder import MARKER, OutputError, ResultsFolder, safe_folder_name
 
-MARKER = ".neuron-sim"
+__all__ = ["MARKER", "OutputError", "ResultsFolder", "atomic_write", "json_text", "safe_folder_name",
+           "write_json", "write_parquet", "write_results", "write_run_files"]
 
-
-class OutputError(NeuronSimError):
-    """The results folder cannot be written."""
+TASK_SINK = ".tasks.parquet.partial"  # the per-task table streams here during a run, renamed when complete
 
 
 def _clean(value: Any) -> Any:
@@ -44,7 +44,8 @@ def json_text(payload: Any) -> str:
 
 
 def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
-    """Call ``writer(tmp)`` for a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``writer(tmp)`` for a new temporary file beside ``path``, then rename it over ``path`` (a link
+    at ``path`` is replaced, never followed)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -67,33 +68,20 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False, engine="pyarrow"))
 
 
-def prepare_folder(out: Path, *, force: bool = False) -> Path:
-    """Create or reuse a results folder, refusing one that holds something else unless ``force``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError("exists and is not a folder", file=str(out))
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists() and not force:
-        raise OutputError("the folder holds files that are not neuron-sim results; "
-                          "choose another --out or pass --force", file=str(out))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / MARKER).write_text("results of neuron-sim; safe to overwrite with another run\n")
-    except OSError as exc:
-        raise OutputError(f"cannot write: {exc.strerror or exc}", file=str(out)) from None
-    return out
-
-
 def _tasks_table(results: Any, path: Path) -> None:
     streamed = getattr(results, "tasks_path", None)
     if results.tasks is None and streamed is not None:
-        os.replace(streamed, path)  # streamed during the run into the same folder: a rename is atomic
+        try:
+            os.replace(streamed, path)  # streamed during the run into the same folder: a rename
+        except OSError:
+            atomic_write(path, lambda tmp: shutil.copyfile(streamed, tmp))
     else:
         write_parquet(path, results.tasks)
 
 
-def write_results(results: Any, out: Path, *, force: bool = False) -> list[Path]:
-    """Write every table and view of a run; returns the files written."""
-    out = prepare_folder(out, force=force)
+def write_run_files(results: Any, folder: Path) -> list[Path]:
+    """Write every table and view of a run into ``folder`` (a staging folder); returns the files written."""
+    folder = Path(folder)
     files = {
         "tasks.parquet": lambda p: _tasks_table(results, p),
         "timeline.parquet": lambda p: write_parquet(p, results.timeline),
@@ -105,13 +93,18 @@ def write_results(results: Any, out: Path, *, force: bool = False) -> list[Path]
     for name, frame in extra.items():
         files[f"{name}.parquet"] = lambda p, frame=frame: write_parquet(p, frame)
     written = []
-    try:
-        for name, write in files.items():
-            write(out / name)
-            written.append(out / name)
-        # the summary last: its presence says the folder is complete
-        write_json(out / "summary.json", results.summary)
-        written.append(out / "summary.json")
-    except OSError as exc:
-        raise OutputError(f"cannot write results: {exc.strerror or exc}", file=str(out)) from None
+    for name, write in files.items():
+        write(folder / name)
+        written.append(folder / name)
+    # the summary last: its presence says the folder is complete
+    write_json(folder / "summary.json", results.summary)
+    written.append(folder / "summary.json")
     return written
+
+
+def write_results(results: Any, out: Path, *, force: bool = False) -> list[Path]:
+    """Replace the results folder ``out`` with a run's files (see :class:`ResultsFolder`); returns them."""
+    with ResultsFolder(out, "run", force=force) as folder:
+        names = [p.name for p in write_run_files(results, folder.staging)]
+        final = folder.commit()
+    return [final / name for name in names]

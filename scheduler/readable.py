@@ -71,6 +71,7 @@ FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
 
 # Keys a summary's title or a section of their own shows, not a row.
 HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial"})
+MACHINE_KEYS = frozenset({"wall_seconds"})  # figures of the machine that ran, not of the scenario
 PERIOD_KEYS = frozenset({"cost_usd", "idle_chip_cost_usd"})  # totals whose label names the period covered
 
 
@@ -156,15 +157,16 @@ def interval_text(mean: float, low: float, high: float, unit: str = "") -> str:
     return f"{fmt(mean, unit)} ± {fmt(half, unit) if unit == 'USD' else number_text(half, 2)}"
 
 
-def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+def summary_rows(summary: Mapping[str, Any], *, machine: bool = True) -> list[tuple[str, str]]:
     """A run summary as (label, value) rows: the known rows in order, the count of failed tasks, then any
-    scalar key this list does not know. Total costs say the simulated period they cover ("cost over 7 d")."""
+    scalar key this list does not know. Total costs say the simulated period they cover ("cost over 7 d").
+    ``machine=False`` leaves out what measures the machine rather than the scenario (``wall_seconds``)."""
     rows: list[tuple[str, str]] = []
     known = {key for key, _, _ in RUN_ROWS}
     span = summary.get("sim_seconds")
     period = f" over {duration_text(float(span))}" if isinstance(span, int | float) else ""
     for key, label, unit in RUN_ROWS:
-        if key in summary:
+        if key in summary and (machine or key not in MACHINE_KEYS):
             rows.append((label + (period if key in PERIOD_KEYS else ""), fmt(summary[key], unit)))
     failed = summary.get("tasks_failed") or {}
     if isinstance(failed, Mapping):

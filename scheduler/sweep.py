@@ -15,6 +15,7 @@ per grid point and metric, the mean and a 95% confidence interval (Student's t).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -24,6 +25,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,52 +331,106 @@ class _Tracker:
 
 
 def _run_local(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,
-               workers: int | None, tracker: _Tracker) -> dict[int, dict[str, Any]]:
+               workers: int | None, tracker: _Tracker, *,
+               task: Callable[..., dict[str, Any]] = run_one) -> dict[int, dict[str, Any]]:
+    """Run on a local process pool. A worker process that dies (the OOM killer, a crash) breaks the whole
+    pool: the runs it took down are sent again in a new pool, and on the last of ``WORKER_ATTEMPTS``
+    each alone, so that a run that kills its worker every time is recorded as failed and takes no
+    other run with it."""
     rows: dict[int, dict[str, Any]] = {}
     workers = min(workers or os.cpu_count() or 1, max(len(runs), 1))
     if workers == 1:
         for run in runs:
-            rows[run.run] = run_one(shipped[run.point], run, until)
+            rows[run.run] = task(shipped[run.point], run, until)
             tracker.done(rows[run.run])
         return rows
     # spawn, not fork: workers start clean (no inherited threads or state) on every platform
     context = multiprocessing.get_context("spawn")
+    pending: list[Run] = list(runs)
+    for attempt in range(1, WORKER_ATTEMPTS + 1):
+        last = attempt == WORKER_ATTEMPTS
+        groups = [[run] for run in pending] if last and attempt > 1 else [pending]
+        pending = []
+        for group in groups:
+            pending += _pool_round(context, min(workers, len(group)), shipped, group, until, task, rows, tracker,
+                                   attempt if last else 0)
+        if not pending:
+            break
+    return rows
+
+
+def _pool_round(context: Any, workers: int, shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run],
+                until: float | None, task: Callable[..., dict[str, Any]], rows: dict[int, dict[str, Any]],
+                tracker: _Tracker, final_attempt: int) -> list[Run]:
+    """One pool over ``runs``; returns the runs a broken pool took down (recorded as failed instead when
+    ``final_attempt`` is the number of the last attempt)."""
+    broken: list[Run] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future, Run] = {pool.submit(run_one, shipped[run.point], run, until): run
-                                      for run in runs}
+        futures: dict[Future, Run] = {pool.submit(task, shipped[run.point], run, until): run for run in runs}
         try:
             for future in as_completed(futures):
                 run = futures[future]
-                rows[run.run] = _result_row(future)
-                tracker.done(rows[run.run])
+                try:
+                    row = future.result()
+                except BrokenProcessPool as exc:
+                    if not final_attempt:
+                        broken.append(run)
+                        continue
+                    row = {"status": FAILED, "error": f"{_one_line(exc)} (sent {final_attempt} times; the "
+                                                      "worker process died each time)"}
+                except Exception as exc:  # the worker could not run it: record it, go on
+                    row = {"status": FAILED, "error": _one_line(exc)}
+                rows[run.run] = row
+                tracker.done(row)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-    return rows
+    return broken
 
 
-def _result_row(future: Any) -> dict[str, Any]:
-    try:
-        return future.result()
-    except Exception as exc:  # the worker died or could not be reached: record it, go on
-        return {"status": FAILED, "error": _one_line(exc)}
+WORKER_ATTEMPTS = 3  # a run whose worker died (or whose result was lost) is sent at most this often
 
 
 def _run_dask(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None,
-              workers: int | None, scheduler: Any, tracker: _Tracker) -> dict[int, dict[str, Any]]:
+              workers: int | None, scheduler: Any, tracker: _Tracker, *,
+              task: Callable[..., dict[str, Any]] = run_one) -> dict[int, dict[str, Any]]:
+    """Run on Dask. A run's own errors come back as failed rows (``run_one`` catches them); a worker that
+    dies under a run (Dask's ``KilledWorker`` once its own retries are spent, a lost result, a cancelled
+    future) sends the run again, up to ``WORKER_ATTEMPTS`` in all, then records it as failed with why.
+    Runs are deterministic, so a run sent again gives the row it would have given the first time."""
     rows: dict[int, dict[str, Any]] = {}
+    attempts: dict[int, int] = {}
     with dask_client(scheduler, workers) as client:
         import distributed
 
         # each grid point travels to the cluster once, not once per replication
         scattered = {point: client.scatter([data])[0] for point, data in shipped.items()}
-        futures = {client.submit(run_one, scattered[run.point], run, until, pure=False): run for run in runs}
+
+        def submit(run: Run) -> Any:
+            attempts[run.run] = attempts.get(run.run, 0) + 1
+            if attempts[run.run] > 1 and scattered[run.point].status != "finished":
+                # the scattered scenario died with its worker: send it again
+                scattered[run.point] = client.scatter([shipped[run.point]], hash=False)[0]
+            return client.submit(task, scattered[run.point], run, until, pure=False)
+
+        futures = {submit(run): run for run in runs}
+        pending = distributed.as_completed(list(futures))
         try:
-            for future in distributed.as_completed(list(futures)):
-                run = futures[future]
-                rows[run.run] = _result_row(future)
-                tracker.done(rows[run.run])
+            for future in pending:
+                run = futures.pop(future)
+                try:
+                    row = future.result()
+                except (Exception, asyncio.CancelledError) as exc:  # the worker, not the run, failed
+                    if attempts[run.run] < WORKER_ATTEMPTS:
+                        again = submit(run)
+                        futures[again] = run
+                        pending.add(again)
+                        continue
+                    row = {"status": FAILED, "error": f"{_one_line(exc)} (sent {attempts[run.run]} times; "
+                                                      "the worker failed each time)"}
+                rows[run.run] = row
+                tracker.done(row)
         except BaseException:
             client.cancel(list(futures))
             raise
@@ -533,22 +589,28 @@ def wide_summary(summary: pd.DataFrame, parameters: Sequence[str],
 # --- the folder -------------------------------------------------------------------------------------
 
 def write_sweep(sweep: Sweep, out: str | Path, *, force: bool = False) -> list[Path]:
-    """Write ``sweep.parquet``, ``sweep_summary.parquet``/``.json`` and ``sweep.json`` (last: its
-    presence says the folder is complete), each to a temporary name and renamed."""
-    from scheduler.output import OutputError, prepare_folder, write_json, write_parquet
+    """Replace the folder ``out`` with the sweep's files (see :class:`~scheduler.results_folder.ResultsFolder`:
+    an earlier sweep's folder is replaced only with ``force``)."""
+    from scheduler.output import ResultsFolder
 
-    folder = prepare_folder(Path(out), force=force)
-    written: list[Path] = []
-    try:
-        write_parquet(folder / "sweep.parquet", sweep.runs)
-        write_parquet(folder / "sweep_summary.parquet", sweep.summary)
-        write_json(folder / "sweep_summary.json", sweep.summary.to_dict(orient="records"))
-        written += [folder / "sweep.parquet", folder / "sweep_summary.parquet", folder / "sweep_summary.json"]
-        write_json(folder / "sweep.json", sweep.describe())
-        written.append(folder / "sweep.json")
-    except OSError as exc:
-        raise OutputError(f"cannot write the sweep: {exc.strerror or exc}", file=str(folder)) from None
-    return written
+    with ResultsFolder(out, "sweep", force=force) as folder:
+        names = [p.name for p in write_sweep_files(sweep, folder.staging)]
+        final = folder.commit()
+    return [final / name for name in names]
+
+
+def write_sweep_files(sweep: Sweep, folder: Path) -> list[Path]:
+    """Write ``sweep.parquet``, ``sweep_summary.parquet``/``.json`` and ``sweep.json`` (last: its presence
+    says the folder is complete) into a staging folder, each to a temporary name and renamed."""
+    from scheduler.output import write_json, write_parquet
+
+    folder = Path(folder)
+    write_parquet(folder / "sweep.parquet", sweep.runs)
+    write_parquet(folder / "sweep_summary.parquet", sweep.summary)
+    write_json(folder / "sweep_summary.json", sweep.summary.to_dict(orient="records"))
+    write_json(folder / "sweep.json", sweep.describe())
+    return [folder / name for name in ("sweep.parquet", "sweep_summary.parquet", "sweep_summary.json",
+                                       "sweep.json")]
 
 
 def read_sweep(folder: str | Path) -> Sweep:

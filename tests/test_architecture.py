@@ -25,10 +25,10 @@ ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("placement core", ("scheduler.placement",)),
     ("views", ("scheduler.views",)),
     ("sim and the Python facade", ("scheduler.sim", "scheduler.cluster")),
-    ("results", ("scheduler.output",)),
+    ("results", ("scheduler.results_folder", "scheduler.output")),
     ("scenario, sweep, report", ("scheduler.scenario", "scheduler.sweep", "scheduler.report")),
     # the package root (``__version__``, the lazily imported Cluster) first, so the cli may read the version
-    ("cli", ("scheduler", "scheduler.cli", "scheduler.__main__")),
+    ("cli", ("scheduler", "scheduler.interrupts", "scheduler.cli", "scheduler.__main__")),
 )
 # Imports that break the order on purpose, each with its reason. Empty: there are none today.
 ALLOWED: dict[tuple[str, str], str] = {}

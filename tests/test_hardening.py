@@ -328,7 +328,7 @@ workloads:
     proc = subprocess.Popen([sys.executable, "-m", "scheduler", "run", str(scenario), "--out", str(out),
                              "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(300):  # wait (at most about a minute) until the run has started writing
-        if (out / ".tasks.parquet.partial").exists():
+        if list(tmp_path.glob(".out.neuron-sim-*/.tasks.parquet.partial")):  # the run's staging folder
             break
         time.sleep(0.2)
     time.sleep(1.5)

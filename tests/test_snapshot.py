@@ -362,7 +362,7 @@ def test_snapshot_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path,
     assert not (tmp_path / "s").exists()  # nothing written for a folder that is not a run
 
 
-def test_a_new_snapshot_replaces_an_earlier_one_in_the_same_folder(tmp_path: Path) -> None:
+def test_a_new_snapshot_replaces_an_earlier_one_in_the_same_folder_and_keeps_a_users_file(tmp_path: Path) -> None:
     first = tmp_path / "first"
     assert main(["run", str(WHAT_IF), "--out", str(first), "--no-report", "--until", "10m"]) == 0
     snap = tmp_path / "snap"
@@ -370,5 +370,9 @@ def test_a_new_snapshot_replaces_an_earlier_one_in_the_same_folder(tmp_path: Pat
     stale = snap / "describe-task-definition-old-1.json"
     shutil.copy(EXAMPLE / "describe-task-definition-inf2-chat.json", stale)
     assert main(["snapshot", "--from-results", str(first), "--out", str(snap)]) == 0
-    assert not stale.exists() and not list(snap.glob(".partial-*"))
+    # a file the tool did not write is never deleted (the results-folder rule); the tool's files are replaced
+    assert stale.exists() and not list(snap.glob(".partial-*")) and not list(snap.glob(".neuron-sim-*"))
+    with pytest.raises(ScenarioError, match=r"describe-task-definition-old-1\.json"):  # it clashes, and says where
+        read_snapshot(snap, default_catalog())
+    stale.unlink()
     assert read_snapshot(snap, default_catalog()).chips_held == 16

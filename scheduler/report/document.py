@@ -82,14 +82,18 @@ def _chart(section: Section, name: str, title: str, caption: str, make: Callable
 
 def summary_table(summary: Mapping[str, Any]) -> TableBlock:
     """The run summary as label/value rows; keys this table does not know are listed after the known."""
-    return TableBlock(("metric", "value"), tuple(summary_rows(summary)))
+    # wall-clock time measures the machine, not the scenario: kept out so the same seed gives the same report
+    return TableBlock(("metric", "value"), tuple(summary_rows(summary, machine=False)))
 
 
 # --- a run ------------------------------------------------------------------------------------------
 
 def run_report(folder: Path) -> Report:
     """The report of a ``neuron-sim run`` results folder."""
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary = _damaged_is_one_line(folder / "summary.json",
+                                   lambda path: json.loads(path.read_text(encoding="utf-8")))
+    if not isinstance(summary, dict):
+        raise ReportError("is not a run summary (a JSON object)", file=str(folder / "summary.json"))
     tasks = _read(folder / "tasks.parquet", columns=TASK_COLUMNS)
     timeline = _read(folder / "timeline.parquet")
     span = summary.get("sim_seconds")
@@ -158,9 +162,23 @@ def _faults_section(summary: Mapping[str, Any]) -> Section | None:
 TASK_COLUMNS = ("workload", "wait_s", "start", "final_state")  # all the figures need of a long task table
 
 
+def _damaged_is_one_line(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)``; a damaged file (truncated, not JSON or Parquet) is a :class:`ReportError` naming it."""
+    try:
+        return read(path)
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ReportError(f"cannot be read, the results are damaged ({type(exc).__name__}: {detail}); run the "
+                          "scenario again to rewrite them", file=str(path)) from None
+
+
 def _read(path: Path, columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
     if not path.is_file():
         return None
+    return _damaged_is_one_line(path, lambda p: _read_table(p, columns))
+
+
+def _read_table(path: Path, columns: tuple[str, ...] | None) -> pd.DataFrame:
     if columns is not None:
         import pyarrow.parquet as pq
 

@@ -19,9 +19,6 @@ Every file is checked against botocore's output shape, and the whole is read bac
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +27,8 @@ from typing import Any
 from scheduler.catalog import Catalog
 from scheduler.ecs import botocore_model
 from scheduler.errors import ScenarioError
-from scheduler.output import prepare_folder, write_json
+from scheduler.output import write_json
+from scheduler.results_folder import ResultsFolder
 from scheduler.scenario.snapshot import HOLDING, TASKDEF_PREFIX, read_snapshot, task_definition_key
 
 WAITING = frozenset({"PROVISIONING"})
@@ -209,7 +207,6 @@ def snapshot_from_results(results: Path, out: Path, catalog: Catalog, *, scenari
     by_definition: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in wanted:
         by_definition[t["taskDefinitionArn"]].append(t)
-    out = prepare_folder(out, force=force)
     files: dict[str, dict[str, Any]] = {
         "describe-container-instances.json": {"containerInstances": instances, "failures": []},
         "describe-tasks.json": {"tasks": holding, "failures": []},
@@ -223,20 +220,13 @@ def snapshot_from_results(results: Path, out: Path, catalog: Catalog, *, scenari
         "capacityProviders": _providers(instances, every_task, scenario, cluster_arn), "failures": []}
     for name, payload in files.items():
         _checked(_command_of(name), payload, out / name)
-    # written into a hidden folder inside ``out`` and read back first: a folder that would not load is
-    # never left behind, and no file is half written
-    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
-    try:
+    # written into a staging folder and read back before it replaces ``out`` whole: a folder that would
+    # not load is never left behind, and no file is half written
+    with ResultsFolder(out, "snapshot", force=force) as folder:
         for name, payload in files.items():
-            write_json(staging / name, payload)
-        read_snapshot(staging, catalog)
-        for name in files:
-            os.replace(staging / name, out / name)
-        for stale in out.glob("describe*.json"):  # an earlier snapshot's files would be read with these
-            if stale.name not in files:
-                stale.unlink()
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            write_json(folder.staging / name, payload)
+        read_snapshot(folder.staging, catalog)
+        folder.commit()
     return [out / name for name in files]
 
 

@@ -128,8 +128,11 @@ class Results:
     tasks_path: Any = None
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both end a run early with partial results
+
+
 class _Interrupted(Exception):
-    """Raised between two events when the user pressed Ctrl-C."""
+    """Raised between two events when the user pressed Ctrl-C (or the run got SIGTERM)."""
 
 
 class _Call(simpy.events.Event):
@@ -176,6 +179,7 @@ class Simulation:
         if task_sink is not None:
             self.recorder.sink = TaskTableWriter(task_sink)
         self.interrupted = False
+        self.stopped_by: int | None = None  # the signal that stopped a run early
         self.partial = False
         self.placed_count = 0
         self.completed_count = 0
@@ -903,11 +907,12 @@ class Simulation:
 
     # ------------------------------------------------------------------ run
     def run(self, *, handle_sigint: bool = False) -> Results:
-        """Simulate to the end (or, with ``handle_sigint``, until Ctrl-C: then the results are partial)."""
+        """Simulate to the end (or, with ``handle_sigint``, until Ctrl-C or SIGTERM: then the results are partial)."""
         wall = time.perf_counter()
-        previous = None
-        if handle_sigint:
-            previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous: dict[int, Any] = {}
+        if handle_sigint:  # Ctrl-C, and SIGTERM (timeout, containers, batch schedulers) alike
+            for signum in STOP_SIGNALS:
+                previous[signum] = signal.signal(signum, self._on_sigint)
         try:
             self._build_fleets()
             self._build_faults()
@@ -921,13 +926,14 @@ class Simulation:
                 self.partial = True
                 self.duration = self.now
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         self.recorder.advance(self.duration)
         return self._results(time.perf_counter() - wall)
 
     def _on_sigint(self, signum: int, frame: object) -> None:
         self.interrupted = True
+        self.stopped_by = signum
 
     def _results(self, wall_seconds: float) -> Results:
         services = [svc for svc in self.services if not svc.daemon]
