@@ -25,9 +25,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from scheduler.catalog.catalog import MAX_CHIPS
 from scheduler.ecs import botocore_model
 from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
-from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line
+from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line, show_value
+from scheduler.files import UnreadableFile, read_bounded
 from scheduler.nesting import MAX_DEPTH, too_deep
 
 try:  # the cluster query language parser; without it, expressions are only checked for length
@@ -39,6 +41,9 @@ OPERATION = "RegisterTaskDefinition"
 
 MAX_CONSTRAINTS = 10         # per task, task definition and run time together
 MAX_EXPRESSION_CHARS = 2000  # PlacementConstraint.expression
+# ECS refuses a task definition over 64 KiB; a file may also hold describe output (read-only fields, tags)
+# and indentation, so the reader allows sixteen times that and no more.
+MAX_FILE_BYTES = 1024 * 1024
 MAX_AMOUNT_DIGITS = 18       # cpu and memory strings: far beyond any instance, and still printable
 TASK_CPU_RANGE = (128, 196608)
 FRACTIONAL_GPUS = {Decimal("0.125"), Decimal("0.25"), Decimal("0.5")}
@@ -242,15 +247,24 @@ def _container_view(raw: Mapping[str, Any], path: str) -> _Container:
         host_path = _str(_map(item).get("hostPath"))
         if host_path is None:
             continue
-        match = _NEURON_PATH.fullmatch(host_path)
         container.devices.append(_Device(f"{path}.linuxParameters.devices[{index}].hostPath", host_path,
-                                         int(match[1]) if match else None))
+                                         _device_number(host_path)))
     for index, item in enumerate(_list(raw.get("portMappings"))):
         item = _map(item)
         protocol = _str(item.get("protocol")) or "tcp"
         container.ports.append(_Port(f"{path}.portMappings[{index}]", _int(item.get("containerPort")),
                                      _int(item.get("hostPort")), protocol))
     return container
+
+
+def _device_number(host_path: str) -> int | None:
+    """N of a well-formed /dev/neuronN; any N past MAX_CHIPS reads as MAX_CHIPS (refused later), so that a
+    path of thousands of digits is never turned into an integer."""
+    match = _NEURON_PATH.fullmatch(host_path)
+    if match is None:
+        return None
+    digits = match[1]
+    return int(digits) if len(digits) <= len(str(MAX_CHIPS)) else MAX_CHIPS
 
 
 def _is_neuron_path(host_path: str) -> bool:
@@ -318,8 +332,12 @@ def _check_neuron(task: _Task, out: _Findings) -> None:
     for c in task.containers:
         for d in c.devices:
             if _is_neuron_path(d.host_path) and d.chip is None:
-                out.error(d.path, f"{d.host_path!r} is not a Neuron device path; they are /dev/neuronN "
-                          "with N = 0, 1, 2, ...", "bad-neuron-path")
+                out.error(d.path, f"{show_value(d.host_path)} is not a Neuron device path; they are "
+                          "/dev/neuronN with N = 0, 1, 2, ...", "bad-neuron-path")
+            elif d.chip is not None and d.chip >= MAX_CHIPS:
+                out.error(d.path, f"{show_value(d.host_path)} is beyond every instance type: the catalog "
+                          f"allows at most {MAX_CHIPS} Neuron devices on one instance (/dev/neuron0 to "
+                          f"/dev/neuron{MAX_CHIPS - 1})", "neuron-device-beyond-catalog")
     chips = sorted({d.chip for c in task.containers for d in c.devices if d.chip is not None})
     gaps = [b for a, b in itertools.pairwise(chips) if b != a + 1]
     if gaps:
@@ -633,9 +651,11 @@ def read_task_definition(path: str | Path) -> Validation:
     """Read and validate a JSON file; an unreadable file or bad JSON gives a Validation with an error."""
     file = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        return _failed(file, f"cannot read the file: {exc.strerror or exc}", "unreadable-file")
+        text = read_bounded(path, MAX_FILE_BYTES).decode("utf-8-sig")
+    except FileNotFoundError:
+        return _failed(file, "cannot read the file: No such file or directory", "unreadable-file")
+    except UnreadableFile as exc:
+        return _failed(file, str(exc), "unreadable-file")
     except UnicodeDecodeError as exc:
         return _failed(file, f"not UTF-8 text (byte {exc.start}): {exc.reason}", "not-json")
     try:

@@ -12,31 +12,21 @@ from pathlib import Path
 import yaml
 
 from scheduler.errors import ScenarioError, show_value
+from scheduler.files import UnreadableFile, read_bounded
 from scheduler.nesting import MAX_DEPTH
 from scheduler.scenario.limits import MAX_FILE_BYTES, MAX_NODES
-from scheduler.scenario.words import _first_line, _path_text
+from scheduler.scenario.words import _first_line
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_text(path: Path, label: str) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(f"the file is {size:,} bytes; a scenario may be at most {MAX_FILE_BYTES:,}",
-                                file=label)
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_bounded(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ScenarioError("scenario file not found", file=label) from None
-    except IsADirectoryError:
-        raise ScenarioError("is a directory, not a scenario file", file=label) from None
-    except OSError as exc:
-        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", file=label) from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise ScenarioError(f"cannot read the file: {exc}", file=_path_text(path)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError(f"the file is larger than {MAX_FILE_BYTES:,} bytes", file=label)
+    except UnreadableFile as exc:
+        raise ScenarioError(str(exc), file=label) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
