@@ -30,6 +30,7 @@ from scheduler.files import UnreadableFile, read_bounded
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InstanceType))
 REQUIRED_FOR_NEW: tuple[str, ...] = ("name", "vcpus", "memory_mib")
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a catalog file of thousands of instance types is well under 1 MiB
+MAX_PRICE_PER_HOUR = 1_000_000.0  # dollars; the dearest EC2 instance costs a few hundred an hour
 MAX_CHIPS = 40  # chip sets are bitmasks packed beside a type code in 64 bits; today's maximum is 16
 
 LAUNCH_TYPES = frozenset({LAUNCH_EC2, LAUNCH_MANAGED})
@@ -392,6 +393,14 @@ def _number(raw: Any) -> float:
     return value
 
 
+def _price(raw: Any) -> float:
+    value = _number(raw)
+    if value > MAX_PRICE_PER_HOUR:
+        raise ValueError(f"must be at most {MAX_PRICE_PER_HOUR:,.0f} (dollars per hour), got {_show(raw)}; "
+                         "costs are sums of prices times hours and must stay finite")
+    return value
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def parse_optional(raw: Any) -> Any:
         return None if raw is None or (isinstance(raw, str) and raw.strip() == "") else parse(raw)
@@ -463,7 +472,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "accelerator_memory_gib": _number,
     "gpus": _count,
     "launch_types": _launch_types,
-    "price_per_hour": _optional(_number),
+    "price_per_hour": _optional(_price),
     "price_note": _note,
     "topology": _topology,
     "cpu_architecture": _one_of(CPU_ARCHITECTURES),

@@ -19,7 +19,7 @@ import itertools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -30,7 +30,7 @@ from scheduler.ecs import botocore_model
 from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
 from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line, show_value
 from scheduler.files import UnreadableFile, read_bounded
-from scheduler.nesting import MAX_DEPTH, too_deep
+from scheduler.nesting import MAX_DEPTH, lone_surrogate, too_deep
 
 try:  # the cluster query language parser; without it, expressions are only checked for length
     from scheduler.ecs import cql as _cql
@@ -613,6 +613,11 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
     if deep_path is not None:
         issue = Issue(deep_path, f"nested more than {MAX_DEPTH} levels deep", "too-deep")
         return Validation(None, (issue,), (), {}, file)
+    bad_text = lone_surrogate(doc)
+    if bad_text is not None:
+        issue = Issue(_json_path(bad_text), "text holding a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
+                      "without its pair), which is not valid Unicode and cannot be sent to ECS", "not-unicode")
+        return Validation(None, (issue,), (), {}, file)
     inner, root, extra, issues = _unwrap(doc)
     if not isinstance(inner, Mapping):
         kind = "array" if isinstance(inner, list | tuple) else type(inner).__name__
@@ -639,8 +644,10 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
 def _too_deep(doc: object) -> str | None:
     """The JSON path of the first collection nested more than MAX_DEPTH levels deep, or None."""
     keys = too_deep(doc, MAX_DEPTH)
-    if keys is None:
-        return None
+    return None if keys is None else _json_path(keys)
+
+
+def _json_path(keys: tuple[object, ...]) -> str:
     path = "$"
     for key in keys:
         path = f"{path}[{key}]" if isinstance(key, int) else botocore_model.member_path(path, key)
@@ -658,15 +665,52 @@ def read_task_definition(path: str | Path) -> Validation:
         return _failed(file, str(exc), "unreadable-file")
     except UnicodeDecodeError as exc:
         return _failed(file, f"not UTF-8 text (byte {exc.start}): {exc.reason}", "not-json")
+    duplicates = _Duplicates()
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=duplicates)
     except json.JSONDecodeError as exc:
         return _failed(file, f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}", "not-json")
     except RecursionError:
         return _failed(file, "not valid JSON: nested too deeply", "not-json")
     except ValueError:  # a number with more digits than int() reads (sys.get_int_max_str_digits)
         return _failed(file, "not valid JSON: a number has thousands of digits", "not-json")
-    return validate_task_definition(doc, file=file)
+    validation = validate_task_definition(doc, file=file)
+    warnings = duplicates.warnings(doc)
+    if not warnings:
+        return validation
+    return replace(validation, warnings=(*warnings, *validation.warnings))
+
+
+class _Duplicates:
+    """A json.loads object hook that builds each object as json does (the last of a repeated key wins) and
+    remembers the objects that repeated a key. ECS's parsers are not all Python's: one may keep the first
+    value or refuse the document, so a repeated key is worth a warning."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, list[str]] = {}
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        built = dict(pairs)
+        if len(built) < len(pairs):
+            seen: set[str] = set()
+            self.found[id(built)] = [key for key, _ in pairs if key in seen or seen.add(key)]
+        return built
+
+    def warnings(self, doc: object) -> list[Issue]:
+        """One warning per repeated key, at its JSON path, in document order."""
+        issues = []
+        stack: list[tuple[object, tuple[object, ...]]] = [(doc, ())]
+        while stack and self.found:
+            node, keys = stack.pop()
+            if isinstance(node, dict):
+                for key in dict.fromkeys(self.found.pop(id(node), ())):
+                    issues.append(Issue(_json_path((*keys, key)), f"the key {show_value(key)} appears more than "
+                                        "once; this reader keeps the last value, but JSON parsers differ (some "
+                                        "keep the first, some refuse the document)", "duplicate-key"))
+                stack.extend((child, (*keys, key)) for key, child in reversed(node.items()))
+            elif isinstance(node, list):
+                stack.extend((child, (*keys, index)) for index, child in reversed(list(enumerate(node))))
+        return issues
 
 
 def _failed(file: str, message: str, rule: str) -> Validation:
