@@ -69,7 +69,7 @@ def show_value(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_NAME_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. /:-]{0,63}")
+_NAME_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]{0,63}")
 
 
 def show_name(value: object) -> str | None:

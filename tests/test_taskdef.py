@@ -69,6 +69,7 @@ INVALID_PATHS = {
     "wrong-type": f"{C0}.portMappings[0].containerPort",
 }
 WARNING_PATHS = {
+    "duplicate-key": "$.family",
     "non-contiguous-chips": f"{C0}.linuxParameters.devices[1].hostPath",
     "fractional-gpu": f"{C0}.resourceRequirements[0].value",
     "gpu-sharing-not-modelled": f"{C0}.resourceRequirements[0]",
