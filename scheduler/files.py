@@ -40,7 +40,7 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
             kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
             raise UnreadableFile(f"is {kind}, not a regular file")
         if info.st_size > limit:
-            raise UnreadableFile(f"the file is {info.st_size:,} bytes; at most {limit:,} are allowed")
+            raise UnreadableFile(f"the file is {info.st_size:,} bytes; it may be at most {limit:,}")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -57,5 +57,5 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
         except OSError as exc:
             raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
     if size > limit:
-        raise UnreadableFile(f"the file is larger than {limit:,} bytes, the most allowed")
+        raise UnreadableFile(f"the file is larger than {limit:,} bytes, the most it may be")
     return b"".join(chunks)
