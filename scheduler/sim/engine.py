@@ -502,7 +502,8 @@ class Simulation:
             lv.idle_chip_cost += self._chip_price(task.instance) * len(task.chips)
             if task.request is not None and task.request.only is not None:
                 self.daemon_rows[task.instance] -= 1
-            self._freed_rows.add(task.instance)
+            if task.instance in self.daemon_waiting:
+                self._freed_rows.add(task.instance)
         if task.request is not None and task.request.provider is not None:
             self.cp_waiting[task.request.provider].pop(task.task_id, None)
         task.last_status = task.desired_status = STOPPED
@@ -780,7 +781,8 @@ class Simulation:
     def _reconnect(self, row: int) -> None:
         if self.state.instances[row].status != "INACTIVE":
             self.state.set_agent_connected(row, True)
-            self._freed_rows.add(row)
+            if row in self.daemon_waiting:
+                self._freed_rows.add(row)
             self._kick()
 
     def _fail_chip(self, row: int) -> None:
