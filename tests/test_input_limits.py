@@ -365,6 +365,14 @@ def test_a_trace_with_named_columns_still_lists_them(tmp_path: Path) -> None:
         load_scenario(write(tmp_path, text))
 
 
+def test_a_scenario_that_is_some_other_file_is_not_echoed(tmp_path: Path) -> None:
+    other = tmp_path / "passwd"
+    other.write_text(f"{SECRET}\n")
+    with pytest.raises(ScenarioError, match="not a line of text") as caught:
+        load_scenario(other)
+    assert "secret" not in str(caught.value)
+
+
 def test_a_catalog_that_is_some_other_file_is_not_echoed(tmp_path: Path) -> None:
     other = tmp_path / "other.csv"
     other.write_text(f"{SECRET}\nline two\n")
