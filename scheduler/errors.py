@@ -6,6 +6,7 @@ the CLI can print one clear line and exit with code 2 instead of a traceback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -66,6 +67,18 @@ def show_value(value: object, limit: int = 60) -> str:
     except RecursionError:
         return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]{0,63}")
+
+
+def show_name(value: object) -> str | None:
+    """A column or field name from a user's file as an error may quote it: the repr of a short name-like
+    text, else None. A file read by mistake (a scenario may name any file) has a first line that is no
+    name; it is not echoed, so that an error never shows more of a file than the field in error."""
+    if isinstance(value, str) and _NAME_LIKE.fullmatch(value):
+        return repr(value)
+    return None
 
 
 class CatalogError(NeuronSimError):

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scheduler.errors import NeuronSimError, ScenarioError
+from scheduler.errors import NeuronSimError, ScenarioError, show_value
 
 EXECUTORS = ("local", "dask")
 ID_COLUMNS = ("run", "point", "replication", "run_seed")
@@ -42,6 +42,7 @@ OK, FAILED = "ok", "failed"
 # Columns of a run row that are not simulation results worth averaging.
 NOT_SUMMARIZED = frozenset({*ID_COLUMNS, *STATUS_COLUMNS, "wall_seconds", "sim_seconds"})
 CONFIDENCE = 0.95
+MAX_RUNS = 100_000  # grid points x replications in one sweep: each run is a simulation, and each a row
 DASK_HINT = "the dask executor needs the optional dependency: pip install 'neuron-sim[dask]'"
 
 ProgressFn = Callable[[int, int, int], None]  # (runs done, runs in all, runs failed so far)
@@ -126,6 +127,14 @@ def replication_seed(base_seed: int, replication: int) -> int:
     """
     state = np.random.SeedSequence([int(base_seed), int(replication)]).generate_state(1, np.uint64)
     return int(state[0]) >> 1
+
+
+def check_size(parameters: Sequence[Parameter], replications: int) -> None:
+    """Refuse a sweep of more than MAX_RUNS runs before a single one is set up."""
+    runs = math.prod(len(p.values) for p in parameters) * replications
+    if runs > MAX_RUNS:
+        raise SweepError(f"the sweep would make {show_value(runs)} runs (grid points x --replications); "
+                         f"at most {MAX_RUNS:,} are allowed", path="--replications")
 
 
 def grid_points(parameters: Sequence[Parameter]) -> list[dict[str, Any]]:
@@ -266,6 +275,7 @@ def run_sweep(scenario: str | Path | Mapping[str, Any], parameters: Sequence[Par
     if replications < 1:
         raise SweepError(f"--replications must be at least 1, got {replications}")
     parameters = tuple(parameters)
+    check_size(parameters, replications)
     points = grid_points(parameters)
     if isinstance(scenario, Mapping):
         label = str(source) if source is not None else str(Path.cwd() / "scenario.yaml")
@@ -460,6 +470,9 @@ def dask_client(scheduler: Any = None, workers: int | None = None, *, timeout: s
             except (OSError, TimeoutError) as exc:
                 raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}",
                                  path="--scheduler") from None
+            except (ValueError, TypeError, OverflowError) as exc:  # raised by distributed's address parser
+                raise SweepError(f"not a Dask scheduler address such as tcp://host:8786: {show_value(scheduler)}"
+                                 f" ({_one_line(exc)})", path="--scheduler") from None
         yield client
 
 

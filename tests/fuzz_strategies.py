@@ -22,6 +22,7 @@ import copy
 import io
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -120,9 +121,22 @@ class BigInt:
         return ("-" if self.negative else "") + "9" * self.digits
 
 
+@dataclass(frozen=True)
+class Plain:
+    """A scalar written unquoted, as a person types it: YAML 1.1 reads ``1:30`` as 90 and ``010`` as 8."""
+
+    raw: str
+
+    def build(self) -> Any:
+        return yaml.safe_load(self.raw)
+
+    def text(self) -> str:
+        return self.raw
+
+
 def materialize(tree: Any) -> Any:
     """The tree with every marker replaced by the value it stands for (markers are leaves)."""
-    if isinstance(tree, Deep | BigInt):
+    if isinstance(tree, Deep | BigInt | Plain):
         return tree.build()
     if isinstance(tree, dict):
         return {materialize(k): materialize(v) for k, v in tree.items()}
@@ -132,7 +146,7 @@ def materialize(tree: Any) -> Any:
 
 
 def _with_placeholders(tree: Any, splices: dict[str, str]) -> Any:
-    if isinstance(tree, Deep | BigInt):
+    if isinstance(tree, Deep | BigInt | Plain):
         key = f"FUZZSPLICE{len(splices)}X"
         splices[key] = tree.text()
         return key
@@ -236,7 +250,9 @@ CATALOG_YAML = "- {name: lab.small, vcpus: 2, memory_mib: 4096, price_per_hour: 
 
 HUGE_INTS = [10**400, -(10**400), 2**63, 2**63 - 1, -(2**63), 2**64, 10**20, 10**4000, BigInt(5000),
              BigInt(4301, negative=True)]
-SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, -0.0, 1e308, 5e-324, 1e-300, 0.1, 1.5]
+SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, -0.0, 1e308, 5e-324, 1e-300, 1e-12, 0.0005, 0.1, 1.5]
+# YAML 1.1 numbers that do not look like the number they are (base 60, octal)
+YAML11_NUMBERS = [Plain("1:30"), Plain("1:30:00"), Plain("1:30.5"), Plain("010"), Plain("-07")]
 NASTY_STRINGS = [
     "", " ", "\t", "\n", "\r\n", "a\nb", "\x00", "a\x00b", "\x1b[31mred\x1b[0m", "\u202egnp.exe", "\ufeff",
     "\u00a0", "\u2028", "\ud800", "🚀", "名前", "Ünïcödé", "٣", "²", "𝟗", "NaN", "nan", "Infinity", "-0",
@@ -262,7 +278,8 @@ DOMAIN_STRINGS = [
     "c6i.2xlarge", "inf*", "*", "?", "inf2.*", "", "lab.big",
     # device paths and amounts
     "/dev/neuron0", "/dev/neuron15", "/dev/neuron16", "/dev/neuron-1", "/dev/neuron01", "/dev/neuron",
-    "/dev/neuron" + "9" * 30, "/dev/nvidia0", "1 vCPU", "0.5 vcpu", "0.1 vCPU", "2 GB", "2GB", "2048 MiB",
+    "/dev/neuron" + "9" * 30, "/dev/neuron39", "/dev/neuron40", "/dev/neuron64", "/dev/neuron99999999999",
+    "/dev/neuron" + "9" * 5000, "/dev/nvidia0", "1 vCPU", "0.5 vcpu", "0.1 vCPU", "2 GB", "2GB", "2048 MiB",
     "1.5 MiB", "0.125", "0.25", "0.3", "1e3",
     # expressions
     "attribute:ecs.instance-type =~ inf2.*", "attribute:ecs.instance-type == inf2.xlarge",
@@ -270,7 +287,10 @@ DOMAIN_STRINGS = [
     # file names, relative to the scenario's folder
     "taskdefs/inf2-chip-0.json", "taskdefs/neuron-managed.json", "taskdefs", "taskdefs/",
     "taskdefs/README.md", "taskdefs/invalid/not-json.json", "missing.json", "scenario.yaml", "traces/t.csv",
-    "extra-catalog.yaml", "/dev/null", "../../../../../../etc/hostname", "traces/missing.csv",
+    "extra-catalog.yaml", "/dev/null", "/dev/zero", "/dev/urandom", "../../../../../../etc/hostname",
+    "traces/missing.csv", "traces/fifo", "/etc/passwd",
+    # below the shortest time step, or above the highest rate
+    "0.5ms", "0.0001s", "1001/s", "3600001/h", "1000/s",
 ]
 KEY_NOISE = ["", " ", "name ", "Name", "\x00", "ñame", "<<", "a" * 300, "type", "kind", "name", "count",
              "value"]
@@ -291,14 +311,14 @@ def nasty_values(*, exotic: bool = False, bounded: bool = False) -> st.SearchStr
     if bounded:
         numbers = st.one_of(st.sampled_from([-1, 0, 1, 2, 3, -0.0, 0.5, math.nan, math.inf, -math.inf,
                                              10**400,
-                                             -(10**400), BigInt(5000), True, False]),
-                            st.integers(-3, 12))
+                                             -(10**400), BigInt(5000), True, False, 1e-12, 1e308]),
+                            st.integers(-3, 12), st.sampled_from(YAML11_NUMBERS))
         strings = st.one_of(st.sampled_from([s for s in NASTY_STRINGS if not re.fullmatch(r"[0-9.e+-]+", s)]),
                             st.text(alphabet=string.ascii_letters + " _-:/.*", max_size=12),
                             st.sampled_from([s for s in DOMAIN_STRINGS if not _fast(s)]))
     else:
         numbers = st.one_of(st.integers(), st.sampled_from(HUGE_INTS), st.sampled_from(SPECIAL_FLOATS),
-                            st.floats(), st.booleans())
+                            st.floats(), st.booleans(), st.sampled_from(YAML11_NUMBERS))
         strings = st.one_of(st.sampled_from(NASTY_STRINGS), st.sampled_from(DOMAIN_STRINGS),
                             st.text(max_size=20),
                             st.text(alphabet=st.characters(codec="utf-8"), max_size=8))
@@ -319,7 +339,8 @@ def nasty_values(*, exotic: bool = False, bounded: bool = False) -> st.SearchStr
 
 def _fast(text: str) -> bool:
     """Durations or rates that make a short simulated span hold millions of events."""
-    return text in ("1ms", "0.5/s", "2/m", "99999999999999999999w") or text.startswith("1" + "0" * 10)
+    return (text in ("1ms", "0.5/s", "2/m", "99999999999999999999w", "1000/s", "/dev/zero", "/dev/urandom",
+                     "/etc/passwd") or text.startswith("1" + "0" * 10))
 
 
 def cql_expressions() -> st.SearchStrategy[str]:
@@ -697,6 +718,8 @@ class ScenarioFiles:
             taskdefs.symlink_to(TASKDEF_DIR, target_is_directory=True)
         (folder / "traces").mkdir(exist_ok=True)
         (folder / "traces" / "t.csv").write_bytes(self.trace)
+        if not (folder / "traces" / "fifo").exists():  # a name that must be refused, never opened for reading
+            os.mkfifo(folder / "traces" / "fifo")
         (folder / "extra-catalog.yaml").write_bytes(self.catalog)
         path = folder / "scenario.yaml"
         path.write_bytes(self.scenario)
@@ -789,7 +812,7 @@ class CliCase:
 
     command: str
     data: bytes
-    where: str = "file"  # file | missing | directory
+    where: str = "file"  # file | missing | directory | fifo | device
     flags: tuple[str, ...] = ()
 
 
@@ -799,7 +822,7 @@ UNTILS = ["1m", "30s", "0", "0s", "1", "-1", "-1s", "5 parsecs", "1e999", "", " 
 
 @st.composite
 def cli_cases(draw: st.DrawFn) -> CliCase:
-    where = draw(st.sampled_from(["file"] * 8 + ["missing", "directory"]))
+    where = draw(st.sampled_from(["file"] * 8 + ["missing", "directory", "fifo", "device"]))
     if draw(st.booleans()):
         flags: tuple[str, ...] = draw(st.sampled_from([(), ("--json",), ("--launch-type", "EC2"),
                                                        ("--launch-type", "MANAGED_INSTANCES", "--json")]))
@@ -816,14 +839,16 @@ def cli_cases(draw: st.DrawFn) -> CliCase:
 
 LEAKS = ("Traceback", "set_int_max_str_digits", "errors.pydantic.dev", "pydantic", "<class '",
          " object at 0x",
-         "Input should be", "For further information")
+         "Input should be", "For further information",
+         "root:x:0:0")  # the first line of /etc/passwd: a message quotes the field in error, not a file
 # Messages quote the user's values, sometimes in full; this only catches a message that grows beyond the
 # biggest value the strategies make (100,000 characters).
 MAX_MESSAGE = 250_000
 # Problems with no field to name (the whole file, or an override key that is not a path); every other
 # error must name one.
 WHOLE_FILE = ("the file is", "the top level must be", "not valid YAML", "scenario file not found",
-              "is a directory", "cannot read the file", "the document is nested too deeply", "not UTF-8 text",
+              "is a directory", "is a FIFO", "is a character device", "cannot read the file",
+              "the document is nested too deeply", "not UTF-8 text",
               "an override needs a dotted field path")
 
 
@@ -995,8 +1020,10 @@ def check_cli(case: CliCase, folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".json" if case.command == "validate" else ".yaml"
     path = folder / f"input{suffix}"
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         path.rmdir()
+    else:  # a FIFO or a link left by an earlier case: writing to either would block or go elsewhere
+        path.unlink(missing_ok=True)
     if case.where == "file":
         if case.command == "run":
             path = ScenarioFiles(case.data).write(folder)
@@ -1005,6 +1032,12 @@ def check_cli(case: CliCase, folder: Path) -> str:
     elif case.where == "directory":
         path.unlink(missing_ok=True)
         path.mkdir()
+    elif case.where == "fifo":  # opening it for reading would wait for a writer forever
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+    elif case.where == "device":  # endless: reading it would fill the memory
+        path.unlink(missing_ok=True)
+        path.symlink_to("/dev/zero")
     else:
         path.unlink(missing_ok=True)
     argv = [case.command, str(path), *case.flags]

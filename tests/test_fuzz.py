@@ -19,10 +19,12 @@ from fuzz_strategies import (
     Deep,
     FuzzFailure,
     Hang,
+    Plain,
     ScenarioFiles,
     Target,
     check_error,
     check_message,
+    materialize,
     render_yaml,
     run_cli,
     scenario_seeds,
@@ -120,6 +122,8 @@ def test_markers_build_what_they_stand_for_without_recursion() -> None:
     assert BigInt(5000).build() == 10**5000 - 1
     assert render_yaml({"a": Deep(2, "map"), "b": BigInt(3,
                                                          negative=True)}) == 'a: {"a": {"a": 1}}\nb: -999\n'
+    assert render_yaml({"count": Plain("1:30")}) == "count: 1:30\n"
+    assert materialize({"count": Plain("1:30"), "n": Plain("010")}) == {"count": 90, "n": 8}
 
 
 # --- regressions: one per bug the fuzzer found ---------------------------------------------------------

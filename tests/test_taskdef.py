@@ -50,6 +50,7 @@ INVALID_PATHS = {
     "member-of-without-expression": "$.placementConstraints[0].expression",
     "memory-below-reservation": f"{C0}.memory",
     "missing-required": "$.family",
+    "neuron-device-beyond-catalog": f"{C0}.linuxParameters.devices[0].hostPath",
     "neuron-device-launch-type": "$.requiresCompatibilities",
     "neuron-device-not-all": f"{C0}.resourceRequirements[0].value",
     "neuron-device-with-devices": f"{C0}.linuxParameters.devices[0].hostPath",
@@ -68,6 +69,7 @@ INVALID_PATHS = {
     "wrong-type": f"{C0}.portMappings[0].containerPort",
 }
 WARNING_PATHS = {
+    "duplicate-key": "$.family",
     "non-contiguous-chips": f"{C0}.linuxParameters.devices[1].hostPath",
     "fractional-gpu": f"{C0}.resourceRequirements[0].value",
     "gpu-sharing-not-modelled": f"{C0}.resourceRequirements[0]",

@@ -24,10 +24,13 @@ from typing import Any
 import yaml
 
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
-from scheduler.errors import CatalogError
+from scheduler.errors import CatalogError, show_name
+from scheduler.files import UnreadableFile, read_bounded
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InstanceType))
 REQUIRED_FOR_NEW: tuple[str, ...] = ("name", "vcpus", "memory_mib")
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a catalog file of thousands of instance types is well under 1 MiB
+MAX_PRICE_PER_HOUR = 1_000_000.0  # dollars; the dearest EC2 instance costs a few hundred an hour
 MAX_CHIPS = 40  # chip sets are bitmasks packed beside a type code in 64 bits; today's maximum is 16
 
 LAUNCH_TYPES = frozenset({LAUNCH_EC2, LAUNCH_MANAGED})
@@ -197,11 +200,13 @@ def _bundled_catalog() -> Catalog:
 
 def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise CatalogError("catalog file not found", file=label) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnreadableFile as exc:
         raise CatalogError(f"cannot read catalog file: {exc}", file=label) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"cannot read catalog file: not UTF-8 text (byte {exc.start})", file=label) from None
     suffix = path.suffix.lower()
     if suffix == ".csv":
         try:
@@ -272,8 +277,11 @@ def _build(record: Record, known: Mapping[str, InstanceType], label: str, where:
 
     if "instance_type" in record and "name" not in record:
         record = {("name" if k == "instance_type" else k): v for k, v in record.items()}
-    for key in record:
+    for number, key in enumerate(record, 1):
         if key not in FIELDS:
+            if show_name(key) is None:  # not a name: perhaps a line of some other file; do not echo it
+                raise CatalogError(f"field {number} is not a field name ({', '.join(FIELDS[:3])}, ...)",
+                                   file=label, path=where)
             close = difflib.get_close_matches(key, FIELDS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise fail(key, f"unknown field{hint}")
@@ -385,6 +393,14 @@ def _number(raw: Any) -> float:
     return value
 
 
+def _price(raw: Any) -> float:
+    value = _number(raw)
+    if value > MAX_PRICE_PER_HOUR:
+        raise ValueError(f"must be at most {MAX_PRICE_PER_HOUR:,.0f} (dollars per hour), got {_show(raw)}; "
+                         "costs are sums of prices times hours and must stay finite")
+    return value
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def parse_optional(raw: Any) -> Any:
         return None if raw is None or (isinstance(raw, str) and raw.strip() == "") else parse(raw)
@@ -456,7 +472,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "accelerator_memory_gib": _number,
     "gpus": _count,
     "launch_types": _launch_types,
-    "price_per_hour": _optional(_number),
+    "price_per_hour": _optional(_price),
     "price_note": _note,
     "topology": _topology,
     "cpu_architecture": _one_of(CPU_ARCHITECTURES),

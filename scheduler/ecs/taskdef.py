@@ -20,16 +20,18 @@ import itertools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from scheduler.catalog.catalog import MAX_CHIPS
 from scheduler.ecs import botocore_model, near_miss
 from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
-from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line
-from scheduler.nesting import MAX_DEPTH, too_deep
+from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line, show_value
+from scheduler.files import UnreadableFile, read_bounded
+from scheduler.nesting import MAX_DEPTH, lone_surrogate, too_deep
 
 try:  # the cluster query language parser; without it, expressions are only checked for length
     from scheduler.ecs import cql as _cql
@@ -40,6 +42,9 @@ OPERATION = "RegisterTaskDefinition"
 
 MAX_CONSTRAINTS = 10         # per task, task definition and run time together
 MAX_EXPRESSION_CHARS = 2000  # PlacementConstraint.expression
+# ECS refuses a task definition over 64 KiB; a file may also hold describe output (read-only fields, tags)
+# and indentation, so the reader allows sixteen times that and no more.
+MAX_FILE_BYTES = 1024 * 1024
 MAX_AMOUNT_DIGITS = 18       # cpu and memory strings: far beyond any instance, and still printable
 TASK_CPU_RANGE = (128, 196608)
 FRACTIONAL_GPUS = {Decimal("0.125"), Decimal("0.25"), Decimal("0.5")}
@@ -245,15 +250,24 @@ def _container_view(raw: Mapping[str, Any], path: str) -> _Container:
         host_path = _str(_map(item).get("hostPath"))
         if host_path is None:
             continue
-        match = _NEURON_PATH.fullmatch(host_path)
         container.devices.append(_Device(f"{path}.linuxParameters.devices[{index}].hostPath", host_path,
-                                         int(match[1]) if match else None))
+                                         _device_number(host_path)))
     for index, item in enumerate(_list(raw.get("portMappings"))):
         item = _map(item)
         protocol = _str(item.get("protocol")) or "tcp"
         container.ports.append(_Port(f"{path}.portMappings[{index}]", _int(item.get("containerPort")),
                                      _int(item.get("hostPort")), protocol))
     return container
+
+
+def _device_number(host_path: str) -> int | None:
+    """N of a well-formed /dev/neuronN; any N past MAX_CHIPS reads as MAX_CHIPS (refused later), so that a
+    path of thousands of digits is never turned into an integer."""
+    match = _NEURON_PATH.fullmatch(host_path)
+    if match is None:
+        return None
+    digits = match[1]
+    return int(digits) if len(digits) <= len(str(MAX_CHIPS)) else MAX_CHIPS
 
 
 def _is_neuron_path(host_path: str) -> bool:
@@ -321,8 +335,12 @@ def _check_neuron(task: _Task, out: _Findings) -> None:
     for c in task.containers:
         for d in c.devices:
             if _is_neuron_path(d.host_path) and d.chip is None:
-                out.error(d.path, f"{d.host_path!r} is not a Neuron device path; they are /dev/neuronN "
-                          "with N = 0, 1, 2, ...", "bad-neuron-path")
+                out.error(d.path, f"{show_value(d.host_path)} is not a Neuron device path; they are "
+                          "/dev/neuronN with N = 0, 1, 2, ...", "bad-neuron-path")
+            elif d.chip is not None and d.chip >= MAX_CHIPS:
+                out.error(d.path, f"{show_value(d.host_path)} is beyond every instance type: the catalog "
+                          f"allows at most {MAX_CHIPS} Neuron devices on one instance (/dev/neuron0 to "
+                          f"/dev/neuron{MAX_CHIPS - 1})", "neuron-device-beyond-catalog")
     chips = sorted({d.chip for c in task.containers for d in c.devices if d.chip is not None})
     gaps = [b for a, b in itertools.pairwise(chips) if b != a + 1]
     if gaps:
@@ -598,6 +616,11 @@ def validate_task_definition(doc: object, *, file: str | None = None) -> Validat
     if deep_path is not None:
         issue = Issue(deep_path, f"nested more than {MAX_DEPTH} levels deep", "too-deep")
         return Validation(None, (issue,), (), {}, file)
+    bad_text = lone_surrogate(doc)
+    if bad_text is not None:
+        issue = Issue(_json_path(bad_text), "text holding a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
+                      "without its pair), which is not valid Unicode and cannot be sent to ECS", "not-unicode")
+        return Validation(None, (issue,), (), {}, file)
     inner, root, extra, issues = _unwrap(doc)
     if not isinstance(inner, Mapping):
         kind = "array" if isinstance(inner, list | tuple) else type(inner).__name__
@@ -628,8 +651,10 @@ def _hint(doc: object) -> str | None:
 def _too_deep(doc: object) -> str | None:
     """The JSON path of the first collection nested more than MAX_DEPTH levels deep, or None."""
     keys = too_deep(doc, MAX_DEPTH)
-    if keys is None:
-        return None
+    return None if keys is None else _json_path(keys)
+
+
+def _json_path(keys: tuple[object, ...]) -> str:
     path = "$"
     for key in keys:
         path = f"{path}[{key}]" if isinstance(key, int) else botocore_model.member_path(path, key)
@@ -640,13 +665,16 @@ def read_task_definition(path: str | Path) -> Validation:
     """Read and validate a JSON file; an unreadable file or bad JSON gives a Validation with an error."""
     file = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        return _failed(file, f"cannot read the file: {exc.strerror or exc}", "unreadable-file")
+        text = read_bounded(path, MAX_FILE_BYTES).decode("utf-8-sig")
+    except FileNotFoundError:
+        return _failed(file, "cannot read the file: No such file or directory", "unreadable-file")
+    except UnreadableFile as exc:
+        return _failed(file, str(exc), "unreadable-file")
     except UnicodeDecodeError as exc:
         return _failed(file, f"not UTF-8 text (byte {exc.start}): {exc.reason}", "not-json")
+    duplicates = _Duplicates()
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=duplicates)
     except json.JSONDecodeError as exc:
         failed = _failed(file, f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}", "not-json")
         hint = near_miss.task_definition_hint(near_miss.recognise_text(text), text)
@@ -655,7 +683,43 @@ def read_task_definition(path: str | Path) -> Validation:
         return _failed(file, "not valid JSON: nested too deeply", "not-json")
     except ValueError:  # a number with more digits than int() reads (sys.get_int_max_str_digits)
         return _failed(file, "not valid JSON: a number has thousands of digits", "not-json")
-    return validate_task_definition(doc, file=file)
+    validation = validate_task_definition(doc, file=file)
+    warnings = duplicates.warnings(doc)
+    if not warnings:
+        return validation
+    return replace(validation, warnings=(*warnings, *validation.warnings))
+
+
+class _Duplicates:
+    """A json.loads object hook that builds each object as json does (the last of a repeated key wins) and
+    remembers the objects that repeated a key. ECS's parsers are not all Python's: one may keep the first
+    value or refuse the document, so a repeated key is worth a warning."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, list[str]] = {}
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        built = dict(pairs)
+        if len(built) < len(pairs):
+            seen: set[str] = set()
+            self.found[id(built)] = [key for key, _ in pairs if key in seen or seen.add(key)]
+        return built
+
+    def warnings(self, doc: object) -> list[Issue]:
+        """One warning per repeated key, at its JSON path, in document order."""
+        issues = []
+        stack: list[tuple[object, tuple[object, ...]]] = [(doc, ())]
+        while stack and self.found:
+            node, keys = stack.pop()
+            if isinstance(node, dict):
+                for key in dict.fromkeys(self.found.pop(id(node), ())):
+                    issues.append(Issue(_json_path((*keys, key)), f"the key {show_value(key)} appears more than "
+                                        "once; this reader keeps the last value, but JSON parsers differ (some "
+                                        "keep the first, some refuse the document)", "duplicate-key"))
+                stack.extend((child, (*keys, key)) for key, child in reversed(node.items()))
+            elif isinstance(node, list):
+                stack.extend((child, (*keys, index)) for index, child in reversed(list(enumerate(node))))
+        return issues
 
 
 def _failed(file: str, message: str, rule: str) -> Validation:

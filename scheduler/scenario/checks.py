@@ -21,14 +21,14 @@ from scheduler.scenario.faults import Faults
 from scheduler.scenario.limits import MAX_CONSTRAINTS, MAX_INSTANCES
 from scheduler.scenario.models import Scenario, resolve_launch
 from scheduler.scenario.placement import CapacityProviderStrategyItem
-from scheduler.scenario.words import _is_file, _path_part, _path_text
+from scheduler.scenario.words import _exists, _path_part, _path_text
 
 
 def _scenario_catalog(model: Scenario, context: _Context) -> Catalog:
     catalog = default_catalog()
     if model.catalog is not None:
         file = context.base / model.catalog
-        if not _is_file(file):
+        if not _exists(file):
             raise context.error("catalog", f"catalog file not found: {_path_text(file)}")
         try:
             catalog = load_catalog(file)
@@ -185,7 +185,7 @@ def _load_task_definitions(model: Scenario, context: _Context) -> dict[str, Task
         where = "task_definitions" + _path_part(name)
         if isinstance(source, str):
             file = context.base / source
-            if not _is_file(file):
+            if not _exists(file):
                 raise context.error(where, f"task-definition file not found: {_path_text(file)}")
             described = str(file)
         else:

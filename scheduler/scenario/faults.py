@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from scheduler.scenario.fields import Duration, Rate, _Model
+from scheduler.scenario.fields import Duration, Step, StepRate, _Model
 
 
 class _FaultTarget(_Model):
@@ -13,7 +13,7 @@ class _FaultTarget(_Model):
     with a mean time between failures per instance."""
 
     instance_type: str | None = None
-    mtbf: Duration | None = Field(None, gt=0, description="mean time between failures of one instance")
+    mtbf: Step | None = Field(None, description="mean time between failures of one instance")
     at: list[Duration] = []
 
     @model_validator(mode="after")
@@ -34,7 +34,7 @@ class ChipFailure(_FaultTarget):
 class AgentDisconnect(_FaultTarget):
     """The ECS agent loses its connection for ``duration``: no new placements there; tasks run on."""
 
-    duration: Duration = Field("5m", gt=0)
+    duration: Step = "5m"
 
 
 class InstanceRetirement(_FaultTarget):
@@ -47,7 +47,7 @@ class InstanceRetirement(_FaultTarget):
 class SpotInterruptions(_Model):
     """EC2 reclaims Spot instances at ``rate`` per instance; a two-minute notice drains the instance first."""
 
-    rate: Rate
+    rate: StepRate
     notice: Duration = Field("2m", ge=0)
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from scheduler.errors import show_value
+from scheduler.scenario.limits import MAX_RATE, MIN_STEP_S
 from scheduler.units import DURATION_PATTERN, RATE_PATTERN, parse_duration, parse_rate
 
 _DURATION_SCHEMA: dict[str, Any] = {
@@ -61,6 +62,37 @@ def _rate(value: object, info: ValidationInfo, *, allow_zero: bool = False) -> f
 
 Rate = Annotated[float, BeforeValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
 RateOrZero = Annotated[float, BeforeValidator(partial(_rate, allow_zero=True)), WithJsonSchema(_RATE_SCHEMA)]
+
+
+def _at_least_step(seconds: float) -> float:
+    if seconds < MIN_STEP_S:
+        raise ValueError(f"must be at least {MIN_STEP_S * 1000:g}ms, the shortest time step a scenario may ask "
+                         f"for (closer events would stall the simulated clock), got {seconds:g} s")
+    return seconds
+
+
+def _at_most_step_rate(rate: float) -> float:
+    if rate > MAX_RATE:
+        raise ValueError(f"must be at most {MAX_RATE:g}/s, one event per {MIN_STEP_S * 1000:g}ms, the shortest "
+                         f"time step a scenario may ask for (closer events would stall the simulated clock), "
+                         f"got {rate:g}/s")
+    return rate
+
+
+_STEP_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "number", "minimum": MIN_STEP_S}, _DURATION_SCHEMA["anyOf"][1]],
+    "description": f"{_DURATION_SCHEMA['description']}; at least {MIN_STEP_S * 1000:g}ms",
+}
+_STEP_RATE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_RATE}, _RATE_SCHEMA["anyOf"][1]],
+    "description": f"{_RATE_SCHEMA['description']}; at most {MAX_RATE:g}/s",
+}
+# How often something happens, or how long a task runs: refused below the shortest time step, so that every
+# run's events advance the clock (see limits.MIN_STEP_S).
+Step = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_at_least_step),
+                 WithJsonSchema(_STEP_SCHEMA)]
+StepRate = Annotated[float, BeforeValidator(_rate), AfterValidator(_at_most_step_rate),
+                     WithJsonSchema(_STEP_RATE_SCHEMA)]
 
 _ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _ECS_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"

@@ -93,8 +93,10 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     if hint is not None:
         raise ScenarioError(hint, file=label)
     if not isinstance(data, Mapping):
+        # text is not quoted: a file that is not a scenario (say /etc/passwd) reads as one line of text
+        kind = "a line of text" if isinstance(data, str) else _kind(data)
         raise ScenarioError(f"the top level must be a mapping of scenario fields (name, duration, ...), "
-                            f"not {_kind(data)}", file=label)
+                            f"not {kind}", file=label)
     _check_tree(data, label)
     try:
         if overrides:

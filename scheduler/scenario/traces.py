@@ -4,15 +4,18 @@ ScenarioError naming the file, the line and the column."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scheduler.errors import show_value
+from scheduler.errors import show_name, show_value
+from scheduler.files import UnreadableFile, read_bounded
 from scheduler.scenario.context import _Context
+from scheduler.scenario.limits import MAX_TRACE_BYTES
 from scheduler.scenario.models import Scenario
-from scheduler.scenario.words import _first_line, _is_file, _path_text
+from scheduler.scenario.words import _exists, _first_line, _path_text
 from scheduler.scenario.workloads import RunTaskWorkload, TraceArrivals
 from scheduler.units import parse_duration
 
@@ -29,10 +32,15 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
     arrivals = workload.arrivals
     assert isinstance(arrivals, TraceArrivals)
     file = context.base / arrivals.file
-    if not _is_file(file):
+    if not _exists(file):
         raise context.error(f"{where}.file", f"trace file not found: {_path_text(file)}")
     try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
+        raw = read_bounded(file, MAX_TRACE_BYTES)
+    except (FileNotFoundError, UnreadableFile) as exc:
+        problem = "not found" if isinstance(exc, FileNotFoundError) else str(exc)
+        raise context.error(f"{where}.file", f"{_path_text(file)}: {problem}") from None
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
     except UnicodeDecodeError:
         raise context.error(f"{where}.file", f"{file}: not UTF-8 text") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
@@ -41,8 +49,7 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
 
     def column(name: str, option: str) -> pd.Series:
         if name not in frame.columns:
-            raise context.error(f"{where}.{option}", f"{file} has no column {name!r} (columns: "
-                                f"{', '.join(frame.columns)})")
+            raise context.error(f"{where}.{option}", f"{file} has no column {name!r}{_columns(frame.columns)}")
         return frame[name]
 
     submit = _seconds(column(arrivals.time_column, "time_column"), file, arrivals.time_column, where, context)
@@ -68,6 +75,15 @@ def _load_trace(workload: RunTaskWorkload, where: str, model: Scenario, context:
         task_definitions = np.full(len(frame), workload.task_definition, dtype=object)
     table = pd.DataFrame({"submit": submit, "duration": durations, "task_definition": task_definitions})
     return table.sort_values("submit", kind="stable").reset_index(drop=True)
+
+
+def _columns(names: pd.Index) -> str:
+    """The columns a trace has, for an error: named only when each is a short name (a line of another file
+    read as a header is not echoed) and there are few."""
+    shown = [show_name(name) for name in names]
+    if len(shown) > 20 or None in shown:
+        return f" (its header line has {len(shown)} cells, not the column names of a trace)"
+    return f" (columns: {', '.join(str(name) for name in names)})"
 
 
 def _seconds(cells: pd.Series, file: Path, name: str, where: str, context: _Context) -> np.ndarray:

@@ -38,11 +38,12 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _is_file(path: Path) -> bool:
-    """Path.is_file, but False (not OSError) for a name too long for the file system."""
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path`` (a FIFO or a directory too: the reader says what is wrong with it);
+    False, not OSError, for a name too long for the file system."""
     try:
-        return path.is_file()
-    except OSError:
+        return path.exists()
+    except (OSError, ValueError):
         return False
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
-from scheduler.scenario.fields import Duration, EcsName, Int, Number, Rate, RateOrZero, _Model
+from scheduler.scenario.fields import Duration, EcsName, Int, Number, RateOrZero, Step, StepRate, _Model
 from scheduler.scenario.limits import (
     AZ_ATTRIBUTE,
     MAX_CALLS,
@@ -33,14 +33,14 @@ class PoissonArrivals(_Model):
     """RunTask calls at exponentially distributed gaps with mean 1/rate."""
 
     type: Literal["poisson"]
-    rate: Rate
+    rate: StepRate
 
 
 class IntervalArrivals(_Model):
     """A call every ``every``, each delayed by a uniform random amount in [0, jitter]."""
 
     type: Literal["interval"]
-    every: Duration = Field(gt=0)
+    every: Step
     jitter: Duration = 0
 
 
@@ -49,7 +49,7 @@ class DiurnalArrivals(_Model):
     peaking at ``peak_at`` (an offset into each period; the run starts at offset 0)."""
 
     type: Literal["diurnal"]
-    peak_rate: Rate
+    peak_rate: StepRate
     trough_rate: RateOrZero
     peak_at: Duration = "14h"
     period: Duration = Field("1d", gt=0)
@@ -94,19 +94,19 @@ Arrivals = Annotated[PoissonArrivals | IntervalArrivals | DiurnalArrivals | Once
 
 class FixedDuration(_Model):
     type: Literal["fixed"]
-    value: Duration = Field(gt=0)
+    value: Step
 
 
 class ExponentialDuration(_Model):
     type: Literal["exponential"]
-    mean: Duration = Field(gt=0)
+    mean: Step
 
 
 class LognormalDuration(_Model):
     """exp(N(ln median, sigma^2)) seconds."""
 
     type: Literal["lognormal"]
-    median: Duration = Field(gt=0)
+    median: Step
     sigma: Number = Field(ge=0, le=10)
 
 
@@ -114,7 +114,7 @@ class EmpiricalDuration(_Model):
     """One of ``values``, drawn with probabilities proportional to ``weights`` (equal when omitted)."""
 
     type: Literal["empirical"]
-    values: Annotated[list[Duration], Field(min_length=1, max_length=100_000)]
+    values: Annotated[list[Step], Field(min_length=1, max_length=100_000)]
     weights: list[Annotated[Number, Field(ge=0, allow_inf_nan=False)]] | None = None
 
     @field_validator("weights")
@@ -125,7 +125,7 @@ class EmpiricalDuration(_Model):
             return value
         if len(value) != len(values):
             raise ValueError(f"needs one weight per value: {len(values)} values, {len(value)} weights")
-        if sum(value) <= 0:
+        if max(value) <= 0:  # not sum(): weights near the largest float overflow it
             raise ValueError("at least one weight must be above 0")
         return value
 

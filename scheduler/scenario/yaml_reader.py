@@ -12,31 +12,21 @@ from pathlib import Path
 import yaml
 
 from scheduler.errors import ScenarioError, show_value
+from scheduler.files import UnreadableFile, read_bounded
 from scheduler.nesting import MAX_DEPTH
 from scheduler.scenario.limits import MAX_FILE_BYTES, MAX_NODES
-from scheduler.scenario.words import _first_line, _path_text
+from scheduler.scenario.words import _first_line
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_text(path: Path, label: str) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(f"the file is {size:,} bytes; a scenario may be at most {MAX_FILE_BYTES:,}",
-                                file=label)
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_bounded(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ScenarioError("scenario file not found", file=label) from None
-    except IsADirectoryError:
-        raise ScenarioError("is a directory, not a scenario file", file=label) from None
-    except OSError as exc:
-        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", file=label) from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise ScenarioError(f"cannot read the file: {exc}", file=_path_text(path)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError(f"the file is larger than {MAX_FILE_BYTES:,} bytes", file=label)
+    except UnreadableFile as exc:
+        raise ScenarioError(str(exc), file=label) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -136,12 +126,19 @@ _SCALAR_KINDS = {"tag:yaml.org,2002:int": "integer", "tag:yaml.org,2002:float": 
 MAX_DIGITS = 1000  # no scenario value comes close; int() refuses more than 4,300 digits
 
 
+_YAML11_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_YAML11_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+
+
 def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
     """What the YAML constructor would fail on without saying where: huge numbers, impossible dates,
     and explicitly tagged scalars such as ``!!bool x`` or ``!!timestamp`` (on which PyYAML's constructors
-    raise KeyError, IndexError or AttributeError rather than a YAML error)."""
+    raise KeyError, IndexError or AttributeError rather than a YAML error). Also the plain numbers that
+    YAML 1.1 reads differently from how they look (and from YAML 1.2): ``1:30`` is 90, ``010`` is 8."""
     plain = bool(event.implicit[0]) and event.tag in (None, "!")
     value = event.value
+    if plain and (surprise := _yaml11_surprise(value)) is not None:
+        return surprise
     if (plain or event.tag == _INT_TAG) and _YAML_DECIMAL.fullmatch(value):
         digits = len(value.replace("_", "").lstrip("+-"))
         if digits > MAX_DIGITS:
@@ -162,6 +159,19 @@ def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
         detail = f": {exc}" if isinstance(exc, ValueError) and kind == "date" else ""
         return f"not valid YAML: {show_value(value)} is not a valid {kind}{detail}"
     return None
+
+
+def _yaml11_surprise(value: str) -> str | None:
+    """Why a plain scalar that PyYAML (YAML 1.1) reads as a base-60 or octal number is refused, or None."""
+    if _YAML11_SEXAGESIMAL.fullmatch(value):
+        kind = "a base-60 number"
+    elif _YAML11_OCTAL.fullmatch(value) and value.strip("+-0_"):
+        kind = "an octal number"
+    else:
+        return None
+    reads = f" (it reads as {yaml.load(value, Loader=_Loader):g})" if len(value) <= 30 else ""
+    return (f"{show_value(value)} is {kind} in YAML 1.1{reads}; quote it, or write the number in decimal "
+            "(a duration as 1m30s)")
 
 
 def _from_yaml_error(exc: yaml.YAMLError, label: str) -> ScenarioError:

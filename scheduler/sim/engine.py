@@ -50,6 +50,16 @@ def _seconds(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else parse_duration(value)
 
 
+def service_backoff(failed_starts: int) -> float:
+    """The service scheduler's delay before its next start after ``failed_starts`` starts in a row failed:
+    doubling from SERVICE_BACKOFF_BASE_S and capped at SERVICE_BACKOFF_MAX_S (ECS's throttle logic). The
+    exponent is capped too, so that a service failing for weeks never computes 2 ** (thousands)."""
+    if failed_starts <= 0:
+        return 0.0
+    doublings = math.ceil(math.log2(SERVICE_BACKOFF_MAX_S / SERVICE_BACKOFF_BASE_S))
+    return min(SERVICE_BACKOFF_MAX_S, SERVICE_BACKOFF_BASE_S * 2.0 ** min(failed_starts - 1, doublings))
+
+
 @dataclass(eq=False)
 class Request:
     """How the tasks of one workload (or one daemon on one instance) are placed."""
@@ -194,6 +204,10 @@ class Simulation:
         self.tasks: dict[str, SimTask] = {}
         self.recent_stopped: deque[SimTask] = deque(maxlen=RECENT_STOPPED)
         self.queue: OrderedDict[int, deque[SimTask]] = OrderedDict()
+        # Daemon tasks wait apart, by instance row: each can only ever start on its own instance, so it is
+        # retried when that instance frees something or reconnects, not on every change in the cluster.
+        self.daemon_waiting: dict[int, list[SimTask]] = {}
+        self._freed_rows: set[int] = set()
         self._retry_scheduled = False
         self.counts = {PROVISIONING: 0, PENDING: 0, RUNNING: 0, STOPPED: 0}
         self.submitted = 0
@@ -426,6 +440,9 @@ class Simulation:
             self.at(self.now + self.provisioning_timeout, self._provisioning_timeout, task)
             return
         if self._waits(task, failure):
+            if task.request is not None and task.request.only is not None:
+                self.daemon_waiting.setdefault(int(task.request.only[0]), []).append(task)
+                return
             key = id(task.request)
             self.queue.setdefault(key, deque()).append(task)
             return
@@ -505,6 +522,8 @@ class Simulation:
             lv.idle_chip_cost += self._chip_price(task.instance) * len(task.chips)
             if task.request is not None and task.request.only is not None:
                 self.daemon_rows[task.instance] -= 1
+            if task.instance in self.daemon_waiting:
+                self._freed_rows.add(task.instance)
         if task.request is not None and task.request.provider is not None:
             self.cp_waiting[task.request.provider].pop(task.task_id, None)
         task.last_status = task.desired_status = STOPPED
@@ -526,8 +545,7 @@ class Simulation:
                 svc.running -= 1
             if code == "TaskFailedToStart":
                 svc.failed_starts += 1
-                delay = min(SERVICE_BACKOFF_MAX_S, SERVICE_BACKOFF_BASE_S * 2 ** (svc.failed_starts - 1))
-                svc.backoff_until = self.now + delay
+                svc.backoff_until = self.now + service_backoff(svc.failed_starts)
                 self.recorder.event(self.now, "service", f"service {svc.name} is unable to consistently "
                                     f"start tasks successfully.", service=svc.name)
             if code != "ServiceSchedulerInitiated":
@@ -550,12 +568,13 @@ class Simulation:
     # ------------------------------------------------------------------ waiting and retries
     def _kick(self) -> None:
         """Schedule one retry pass now (coalesced): capacity changed."""
-        if self.queue and not self._retry_scheduled:
+        if (self.queue or self._freed_rows) and not self._retry_scheduled:
             self._retry_scheduled = True
             self.at(self.now, self._retry_pass)
 
     def _retry_pass(self) -> None:
         self._retry_scheduled = False
+        self._retry_daemons()
         for key in list(self.queue):
             waiting = self.queue[key]
             while waiting:
@@ -570,6 +589,25 @@ class Simulation:
                 waiting.popleft()
             if not waiting:
                 del self.queue[key]
+
+    def _retry_daemons(self) -> None:
+        """Retry the daemon tasks waiting on instances that freed something since the last pass: the cost
+        follows the changes, not the number of instances."""
+        rows, self._freed_rows = sorted(self._freed_rows), set()
+        for row in rows:
+            waiting = self.daemon_waiting.pop(row, None)
+            if not waiting:
+                continue
+            still = []
+            for task in waiting:
+                if task.last_status != PROVISIONING:
+                    continue
+                failure = self._try_start(task)
+                if failure is not None:
+                    task.waiting_reason = str(failure)
+                    still.append(task)
+            if still:
+                self.daemon_waiting[row] = still
 
     # ------------------------------------------------------------------ services
     def _set_desired(self, svc: Service, desired: int) -> None:
@@ -763,6 +801,8 @@ class Simulation:
     def _reconnect(self, row: int) -> None:
         if self.state.instances[row].status != "INACTIVE":
             self.state.set_agent_connected(row, True)
+            if row in self.daemon_waiting:
+                self._freed_rows.add(row)
             self._kick()
 
     def _fail_chip(self, row: int) -> None:

@@ -104,6 +104,7 @@ def duration_sampler(model: Any, rng: np.random.Generator) -> DurationSampler:
         weights = None
         if getattr(model, "weights", None):
             w = np.asarray(model.weights, dtype=float)
+            w = w / w.max()  # first scaled to at most 1, so the sum stays finite for any finite weights
             weights = w / w.sum()
         return _batched(lambda n: rng.choice(values, size=n, p=weights)).__next__
     raise ValueError(f"unknown duration type {kind!r}")
