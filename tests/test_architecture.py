@@ -19,7 +19,8 @@ PACKAGE = "scheduler"
 # The import order, lowest first, grouped by DESIGN.md's layers. A component is a module or a package
 # (with everything under it); the package root ``scheduler`` itself is only its ``__init__``.
 ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("errors, units", ("scheduler.errors", "scheduler.files", "scheduler.units", "scheduler.nesting", "scheduler.readable")),
+    ("errors, units", ("scheduler.errors", "scheduler.files", "scheduler.units", "scheduler.nesting",
+                       "scheduler.readable", "scheduler.yaml11")),
     ("catalog", ("scheduler.catalog",)),
     ("ecs vocabulary", ("scheduler.ecs",)),
     ("placement core", ("scheduler.placement",)),

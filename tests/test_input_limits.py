@@ -412,3 +412,18 @@ def test_a_yaml_1_1_number_that_does_not_look_like_itself_is_refused(tmp_path: P
     else:
         with pytest.raises(ScenarioError, match="count"):  # quoted, it is text, and not a count
             load_scenario(write(tmp_path, quoted))
+
+
+@pytest.mark.parametrize(("raw", "reads"), [("1:30", "90"), ("010", "8")])
+def test_a_catalog_yaml_number_that_does_not_look_like_itself_is_refused(tmp_path: Path, raw: str, reads: str
+                                                                        ) -> None:
+    from scheduler.catalog import load_catalog
+    from scheduler.errors import CatalogError
+
+    path = tmp_path / "extra.yaml"
+    path.write_text(f"- name: m9x.large\n  vcpus: {raw}\n  memory_mib: 8192\n")
+    with pytest.raises(CatalogError, match=f"reads as {reads}") as caught:
+        load_catalog(path)
+    assert caught.value.path == "line 2, column 10"
+    path.write_text("- name: m9x.large\n  vcpus: 2\n  memory_mib: 8192\n")
+    assert load_catalog(path).get("m9x.large").vcpus == 2

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from scheduler import yaml11
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
 from scheduler.errors import CatalogError, show_name
 from scheduler.files import UnreadableFile, read_bounded
@@ -215,6 +216,8 @@ def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
             raise CatalogError(f"not valid CSV: {exc}", file=label) from None
     if suffix in (".yaml", ".yml"):
         try:
+            for line, column, why in yaml11.surprises(text):
+                raise CatalogError(why, file=label, path=f"line {line}, column {column}")
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)

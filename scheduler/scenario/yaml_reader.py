@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from scheduler import yaml11
 from scheduler.errors import ScenarioError, show_value
 from scheduler.files import UnreadableFile, read_bounded
 from scheduler.nesting import MAX_DEPTH
@@ -126,18 +127,14 @@ _SCALAR_KINDS = {"tag:yaml.org,2002:int": "integer", "tag:yaml.org,2002:float": 
 MAX_DIGITS = 1000  # no scenario value comes close; int() refuses more than 4,300 digits
 
 
-_YAML11_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-_YAML11_OCTAL = re.compile(r"[-+]?0[0-7_]+")
-
-
 def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
     """What the YAML constructor would fail on without saying where: huge numbers, impossible dates,
     and explicitly tagged scalars such as ``!!bool x`` or ``!!timestamp`` (on which PyYAML's constructors
     raise KeyError, IndexError or AttributeError rather than a YAML error). Also the plain numbers that
     YAML 1.1 reads differently from how they look (and from YAML 1.2): ``1:30`` is 90, ``010`` is 8."""
-    plain = bool(event.implicit[0]) and event.tag in (None, "!")
+    plain = yaml11.is_plain(event)
     value = event.value
-    if plain and (surprise := _yaml11_surprise(value)) is not None:
+    if plain and (surprise := yaml11.surprise(value)) is not None:
         return surprise
     if (plain or event.tag == _INT_TAG) and _YAML_DECIMAL.fullmatch(value):
         digits = len(value.replace("_", "").lstrip("+-"))
@@ -159,19 +156,6 @@ def _scalar_problem(event: yaml.ScalarEvent) -> str | None:
         detail = f": {exc}" if isinstance(exc, ValueError) and kind == "date" else ""
         return f"not valid YAML: {show_value(value)} is not a valid {kind}{detail}"
     return None
-
-
-def _yaml11_surprise(value: str) -> str | None:
-    """Why a plain scalar that PyYAML (YAML 1.1) reads as a base-60 or octal number is refused, or None."""
-    if _YAML11_SEXAGESIMAL.fullmatch(value):
-        kind = "a base-60 number"
-    elif _YAML11_OCTAL.fullmatch(value) and value.strip("+-0_"):
-        kind = "an octal number"
-    else:
-        return None
-    reads = f" (it reads as {yaml.load(value, Loader=_Loader):g})" if len(value) <= 30 else ""
-    return (f"{show_value(value)} is {kind} in YAML 1.1{reads}; quote it, or write the number in decimal "
-            "(a duration as 1m30s)")
 
 
 def _from_yaml_error(exc: yaml.YAMLError, label: str) -> ScenarioError:
