@@ -259,7 +259,9 @@ class Placer:
 
     def _ports_ok(self, spec: TaskSpec) -> np.ndarray:
         tcp, udp = set(spec.tcp_ports), set(spec.udp_ports)
-        return np.array([not (tcp & t or udp & u) for t, u in self.state.classes().port_sets], bool)
+        ok = [not (tcp & t or udp & u) for t, u in self.state.classes().port_sets]
+        # at least one entry: free class slots hold port id 0 even before any port set exists (no instance)
+        return np.array(ok or [False], bool)
 
     def _class_chip_fits(self, spec: TaskSpec, cls: np.ndarray) -> np.ndarray:
         ix = self.state.classes()
