@@ -43,7 +43,9 @@ class RunTaskResult:
 
     def as_response(self, cluster: Cluster) -> dict:
         return {"tasks": [api.describe_task(t, cluster.state) for t in self.tasks],
-                "failures": [api.run_task_failure(f.reason, f.detail, f.arn) for f in self.failures]}
+                "failures": [api.run_task_failure(
+                    f.reason, f.detail, cluster.state.instances[f.instance].arn if f.instance is not None else None)
+                    for f in self.failures]}
 
 
 class Cluster:

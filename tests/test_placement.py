@@ -112,11 +112,11 @@ def test_inf1_cannot_be_a_managed_instance() -> None:
     (cpu_task(ports=(22,)), "RESOURCE:PORTS"),
 ])
 def test_resource_failures_use_ecs_reasons(spec: TaskSpec, reason: str) -> None:
-    state, placer = cluster(("c6i.large", "EC2"), ("m6i.xlarge", "EC2"))
+    _state, placer = cluster(("c6i.large", "EC2"), ("m6i.xlarge", "EC2"))
     out = placer.place(spec)
     assert isinstance(out, Failure) and out.reason == reason
     assert out.explanation is not None and out.explanation.closest is not None
-    assert out.arn == state.instances[out.explanation.closest].arn
+    assert out.instance == out.explanation.closest
 
 
 def test_explanation_names_the_closest_instance_in_ecs_event_words() -> None:

@@ -45,7 +45,8 @@ class Explanation:
     closest: int | None = None
     closest_id: str | None = None
     lacks: tuple[str, ...] = ()
-    event: str = ""
+    event: str = ""   # ECS's service-event sentence without the instance's identity (views add it)
+    phrase: str = ""  # what the closest instance lacks, in the service event's words
 
     def lines(self) -> list[str]:
         out = [f"{s.name}: {s.before} candidate(s), removed {s.removed}" for s in self.steps]
@@ -56,11 +57,14 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``."""
+    """ECS's answer when no instance can take the task: ``reason`` as in RunTask ``failures[].reason``.
+
+    ``instance`` is the row of the closest instance (None when no instance got that far); the views turn
+    it into the container instance's ARN."""
 
     reason: str
     detail: str = ""
-    arn: str | None = None
+    instance: int | None = None
     explanation: Explanation | None = None
 
     @property
