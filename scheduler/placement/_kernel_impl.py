@@ -4,8 +4,9 @@ Array layouts (all int64):
 - ``R[field, row]``: 0 signature, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 free-chip mask, 6 class slot;
 - ``C[field, slot]``: 0 signature (-1: free slot), 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 size, 7 lowest row,
   8 position in its signature's class list;
-- ``SC[signature]``: the live class slots of each signature (``SN[signature]`` of them), so that a request
-  scans only the classes of the signatures it may run on (``QS[QO[r]:QO[r + 1]]``);
+- ``SC[SO[signature]:][:SN[signature]]``: the live class slots of each signature (room for as many as it
+  has rows), so that a request scans only the classes of the signatures it may run on
+  (``QS[QO[r]:QO[r + 1]]``);
 - ``S[field, signature]``: 0 launch code, 1 all-chips mask;
 - ``SA[attribute, signature]``: the code of each spread attribute;
 - ``Q[request, field]``: 0 cpu, 1 memory, 2 gpus, 3 enis, 4 neuron mode, 5 chip mask, 6 group,
@@ -45,13 +46,15 @@ def new_index(R, S, kcap):
     C[0, :] = -1
     cdict = Dict.empty(key_type=KEY, value_type=types.int64)
     rows = List.empty_list(types.int64[:])
-    SC = List.empty_list(types.int64[:])
-    for _ in range(S.shape[1]):
-        SC.append(np.empty(4, np.int64))
+    SO = np.zeros(S.shape[1] + 1, np.int64)
+    for i in range(R.shape[1]):
+        SO[R[0, i] + 1] += 1
+    SO = np.cumsum(SO)
+    SC = np.zeros(max(R.shape[1], 1), np.int64)
     SN = np.zeros(S.shape[1], np.int64)
     free = np.zeros(kcap, np.int64)
     M = np.zeros(4, np.int64)
-    idx = (cdict, SC, SN)
+    idx = (cdict, SC, SN, SO)
     for i in range(R.shape[1]):
         _enter(R, C, idx, rows, free, M, i)
     return C, idx, rows, free, M
@@ -59,7 +62,7 @@ def new_index(R, S, kcap):
 
 @njit(cache=True)
 def _enter(R, C, idx, rows, free, M, i):
-    cdict, SC, SN = idx
+    cdict, SC, SN, SO = idx
     key = (R[0, i], R[1, i], R[2, i], R[3, i], R[4, i], R[5, i])
     if key in cdict:
         c = cdict[key]
@@ -81,13 +84,7 @@ def _enter(R, C, idx, rows, free, M, i):
         C[6, c] = 0
         C[7, c] = i
         s = key[0]
-        lst = SC[s]
-        if SN[s] == len(lst):
-            bigger = np.empty(2 * len(lst), np.int64)
-            bigger[: SN[s]] = lst[: SN[s]]
-            SC[s] = bigger
-            lst = bigger
-        lst[SN[s]] = c
+        SC[SO[s] + SN[s]] = c
         C[8, c] = SN[s]
         SN[s] += 1
     arr = rows[c]
@@ -109,7 +106,7 @@ def _enter(R, C, idx, rows, free, M, i):
 
 @njit(cache=True)
 def _leave(R, C, idx, rows, free, M, i):
-    cdict, SC, SN = idx
+    cdict, SC, SN, SO = idx
     c = R[6, i]
     arr = rows[c]
     size = C[6, c]
@@ -121,10 +118,9 @@ def _leave(R, C, idx, rows, free, M, i):
     if size == 0:
         del cdict[(C[0, c], C[1, c], C[2, c], C[3, c], C[4, c], C[5, c])]
         s = C[0, c]
-        lst = SC[s]
         last = SN[s] - 1
-        moved = lst[last]
-        lst[C[8, c]] = moved
+        moved = SC[SO[s] + last]
+        SC[SO[s] + C[8, c]] = moved
         C[8, moved] = C[8, c]
         SN[s] = last
         C[0, c] = -1
@@ -136,30 +132,23 @@ def _leave(R, C, idx, rows, free, M, i):
 
 @njit(cache=True)
 def _kth_row(C, rows, cand, n, k):
-    """The k-th smallest row (0-based) among the rows of classes cand[:n]."""
+    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted)."""
     if n == 1:
         return rows[cand[0]][k]
-    lo = C[7, cand[0]]
-    hi = rows[cand[0]][C[6, cand[0]] - 1]
-    for t in range(1, n):
-        c = cand[t]
-        lo = min(lo, C[7, c])
-        hi = max(hi, rows[c][C[6, c] - 1])
-    while lo < hi:
-        mid = (lo + hi) // 2
-        count = 0
-        for t in range(n):
-            c = cand[t]
-            count += np.searchsorted(rows[c][: C[6, c]], mid, side="right")
-        if count > k:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    total = 0
+    for t in range(n):
+        total += C[6, cand[t]]
+    flat = np.empty(total, np.int64)
+    at = 0
+    for t in range(n):
+        size = C[6, cand[t]]
+        flat[at: at + size] = rows[cand[t]][:size]
+        at += size
+    return np.partition(flat, k)[k]
 
 
 @njit(cache=True)
-def _score(C, S, SA, SP, q, c, code, attr):
+def _score(C, SA, SP, group, c, code, attr):
     if code == S_BINPACK_CPU:
         return C[1, c]
     if code == S_BINPACK_MEM:
@@ -168,51 +157,37 @@ def _score(C, S, SA, SP, q, c, code, attr):
         return C[3, c]
     if code == S_BINPACK_CHIPS:
         return _popcount(C[5, c])
-    return SP[attr, q[6], SA[attr, C[0, c]]]
+    return SP[attr, group, SA[attr, C[0, c]]]
 
 
 @njit(cache=True)
-def _fits(C, S, q, c):
-    """Bit k set when class c fails resource step k (cpu, memory, gpu, eni, neuron devices)."""
-    miss = 0
-    if C[1, c] < q[0]:
-        miss |= 1
-    if C[2, c] < q[1]:
-        miss |= 2
-    if q[2] > 0 and C[3, c] < q[2]:
-        miss |= 4
-    if q[3] > 0 and C[4, c] < q[3]:
-        miss |= 8
-    mode = q[4]
-    if mode == N_MANUAL:
-        if (C[5, c] & q[5]) != q[5]:
-            miss |= 16
-    elif mode == N_MANAGED:
-        s = C[0, c]
-        if not (S[0, s] == MANAGED_LAUNCH and S[1, s] != 0 and C[5, c] == S[1, s]):
-            miss |= 16
-    return miss
-
-
-@njit(cache=True)
-def place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, r, rng, cand):
+def place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, r, rng, cand, scores):
     """One decision for request ``r``: the task's slot in T and its row, or -1 and a failure code
     (-1 - resource step, or -100 - static code)."""
     q = Q[r]
     if q[7] >= 0:
         return -1, -100 - q[7]
-    SC, SN = idx[1], idx[2]
+    SC, SN, SO = idx[1], idx[2], idx[3]
+    c_cpu, c_mem, c_gpu, c_eni, c_chips = C[1], C[2], C[3], C[4], C[5]
+    need_cpu, need_mem, need_gpu, need_eni, mode, need_chips = q[0], q[1], q[2], q[3], q[4], q[5]
     n = 0
     for k in range(QO[r], QO[r + 1]):
         s = QS[k]
-        lst = SC[s]
+        base = SO[s]
+        if mode == N_MANAGED:  # every chip of a Managed Instances instance, none held
+            if S[0, s] != MANAGED_LAUNCH or S[1, s] == 0:
+                continue
+            want, need = S[1, s], S[1, s]
+        else:  # manual: the named chips are free (need 0: no chip)
+            want, need = need_chips, need_chips
         for j in range(SN[s]):
-            c = lst[j]
-            if _fits(C, S, q, c) == 0:
-                cand[n] = c
-                n += 1
+            c = SC[base + j]
+            ok = ((c_cpu[c] >= need_cpu) & (c_mem[c] >= need_mem) & (c_gpu[c] >= need_gpu)
+                  & (c_eni[c] >= need_eni) & ((c_chips[c] & want) == need))
+            cand[n] = c
+            n += ok
     if n == 0:
-        return -1, -1 - _failed_step(C, S, Q, QS, QO, SC, SN, r)
+        return -1, -1 - _failed_step(C, Q, QS, QO, SC, SN, SO, r)
     if n == 1 and C[6, cand[0]] == 1:
         row = C[7, cand[0]]
     else:
@@ -237,16 +212,13 @@ def place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, r, rng, c
                 break
             if n == 1:
                 continue
-            best = _score(C, S, SA, SP, q, cand[0], code, attr)
-            for t in range(1, n):
-                v = _score(C, S, SA, SP, q, cand[t], code, attr)
-                if v < best:
-                    best = v
+            for t in range(n):
+                scores[t] = _score(C, SA, SP, q[6], cand[t], code, attr)
+            best = scores[:n].min()
             m = 0
             for t in range(n):
-                if _score(C, S, SA, SP, q, cand[t], code, attr) == best:
-                    cand[m] = cand[t]
-                    m += 1
+                cand[m] = cand[t]
+                m += scores[t] == best
             n = m
         if not drawn:
             total = 0
@@ -263,21 +235,33 @@ def place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, r, rng, c
 
 
 @njit(cache=True)
-def _failed_step(C, S, Q, QS, QO, SC, SN, r):
-    """The first resource step after which no row is left (the Python pass's explanation)."""
+def _failed_step(C, Q, QS, QO, SC, SN, SO, r):
+    """The first resource step after which no row is left (the Python pass's explanation): rows left
+    after cpu, memory, gpu, eni and neuron devices, counted cumulatively."""
     q = Q[r]
-    left = np.zeros(5, np.int64)
+    c_cpu, c_mem, c_gpu, c_eni, c_size = C[1], C[2], C[3], C[4], C[6]
+    left0 = left1 = left2 = left3 = 0
     for i in range(QO[r], QO[r + 1]):
         s = QS[i]
         for j in range(SN[s]):
-            c = SC[s][j]
-            miss = _fits(C, S, q, c)
-            for k in range(5):
-                if miss & ((1 << (k + 1)) - 1) == 0:
-                    left[k] += C[6, c]
-    for k in range(5):
-        if left[k] == 0:
-            return k
+            c = SC[SO[s] + j]
+            size = c_size[c]
+            ok = c_cpu[c] >= q[0]
+            left0 += size * ok
+            ok &= c_mem[c] >= q[1]
+            left1 += size * ok
+            ok &= c_gpu[c] >= q[2]
+            left2 += size * ok
+            ok &= c_eni[c] >= q[3]
+            left3 += size * ok
+    if left0 == 0:
+        return 0
+    if left1 == 0:
+        return 1
+    if left2 == 0:
+        return 2
+    if left3 == 0:
+        return 3
     return 4
 
 
@@ -334,6 +318,7 @@ def run_stream(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng,
     """The benchmark's churn: release a random live task while at least ``saturated`` run, place the next
     request. ``live[:M[2]]`` are the running task slots, in the order the Python loop keeps them."""
     cand = np.empty(C.shape[1], np.int64)
+    scores = np.empty(C.shape[1], np.int64)
     for i in range(len(reqs)):
         if saturated >= 0 and M[2] >= saturated:
             j = int(us[i] * M[2])
@@ -343,7 +328,7 @@ def run_stream(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng,
             live[last] = t
             M[2] = last
             release(R, C, idx, rows, free, M, SA, SP, T, t)
-        t, row = place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, reqs[i], rng, cand)
+        t, row = place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, reqs[i], rng, cand, scores)
         out_row[i] = row
         out_task[i] = t
         if t >= 0:
@@ -357,10 +342,11 @@ def run_fill(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng, r
     """Place ``reqs`` in order until more than ``fail_share`` of the last ``window`` decisions failed;
     returns how many were made."""
     cand = np.empty(C.shape[1], np.int64)
+    scores = np.empty(C.shape[1], np.int64)
     failed = np.zeros(window, np.bool_)
     in_window = 0
     for i in range(len(reqs)):
-        t, row = place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, reqs[i], rng, cand)
+        t, row = place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, reqs[i], rng, cand, scores)
         out_row[i] = row
         out_task[i] = t
         if t >= 0:
