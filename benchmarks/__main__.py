@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ QUICK = {
         moto_max=300,
         moto_budget_s=2.0,
         profile_decisions=1_000,
+        compiled_churn=20_000,
     ),
     "simulation": SimulationConfig(duration="10m", profile_duration="5m"),
     "utilization": UtilizationConfig(scale=1, seeds=2),
@@ -66,6 +67,9 @@ def run_suite(
         if part == "placement":
             results["placement"], results["placement_profile"] = placement_bench.run(config, log)
             results["floor"] = placement_bench.floor()
+            if config.compiled_churn and config.start_times and placement_bench.kernel.available():
+                results["placement_start"] = placement_bench.start_times()
+                log("  start-up: " + ", ".join(f"{k} {v:.2f}" for k, v in results["placement_start"].items()))
         elif part == "simulation":
             results["simulation"] = simulation_bench.run(config, log)
         else:
@@ -96,11 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=PARTS, help="run one part and merge it into an existing results.json"
     )
+    parser.add_argument(
+        "--sizes", help="placement cluster sizes, comma-separated (e.g. --only placement --sizes 5000 measures "
+        "figures (a) compiled stream and (b) public place() at 5,000 instances alone)"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    run_suite(
-        Path(args.out), QUICK if args.quick else FULL, mode="quick" if args.quick else "full", only=args.only
-    )
+    configs = dict(QUICK if args.quick else FULL)
+    if args.sizes:
+        try:
+            sizes = tuple(int(x) for x in args.sizes.split(","))
+        except ValueError:
+            parser.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+        configs["placement"] = replace(configs["placement"], sizes=sizes,
+                                       profile_size=sizes[0] if len(sizes) == 1 else configs["placement"].profile_size)
+    run_suite(Path(args.out), configs, mode="quick" if args.quick else "full", only=args.only)
     print(f"wrote {Path(args.out) / 'results.json'} and report.md in {time.perf_counter() - start:.0f} s")
     return 0
 
