@@ -132,19 +132,37 @@ def _leave(R, C, idx, rows, free, M, i):
 
 @njit(cache=True)
 def _kth_row(C, rows, cand, n, k):
-    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted)."""
+    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted):
+    a copy and a partial sort when they are few, else a bisection on the row number."""
     if n == 1:
         return rows[cand[0]][k]
     total = 0
+    lo = C[7, cand[0]]
+    hi = lo
     for t in range(n):
-        total += C[6, cand[t]]
-    flat = np.empty(total, np.int64)
-    at = 0
-    for t in range(n):
-        size = C[6, cand[t]]
-        flat[at: at + size] = rows[cand[t]][:size]
-        at += size
-    return np.partition(flat, k)[k]
+        c = cand[t]
+        total += C[6, c]
+        lo = min(lo, C[7, c])
+        hi = max(hi, rows[c][C[6, c] - 1])
+    if total <= 512:
+        flat = np.empty(total, np.int64)
+        at = 0
+        for t in range(n):
+            size = C[6, cand[t]]
+            flat[at: at + size] = rows[cand[t]][:size]
+            at += size
+        return np.partition(flat, k)[k]
+    while lo < hi:  # the smallest row r with more than k candidate rows <= r
+        mid = (lo + hi) // 2
+        count = 0
+        for t in range(n):
+            c = cand[t]
+            count += np.searchsorted(rows[c][: C[6, c]], mid, side="right")
+        if count > k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @njit(cache=True)
