@@ -134,3 +134,27 @@ def test_kernel_invariants(seed: int, n: int, steps: int) -> None:
     assert (cs.R[:6] == start[:6]).all() and not cs.SP.any()
     sizes = cs.C[6][cs.C[0] >= 0]
     assert sizes.sum() == n and (sizes > 0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(1, 400), min_size=2, max_size=6), seed=st.integers(0, 2**16))
+def test_kth_row_is_the_kth_of_the_sorted_union(sizes: list[int], seed: int) -> None:
+    """Both ways the kernel finds the k-th tied row (partial sort when few, bisection when many)."""
+    from numba.typed import List
+
+    from scheduler.placement import _kernel_impl
+
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(sum(sizes) * 3)[: sum(sizes)]
+    C = np.zeros((9, len(sizes)), np.int64)
+    lists = List()
+    at = 0
+    for c, size in enumerate(sizes):
+        mine = np.sort(rows[at: at + size])
+        at += size
+        lists.append(np.concatenate([mine, np.zeros(3, np.int64)]))  # spare room, as the kernel keeps
+        C[6, c], C[7, c] = size, mine[0]
+    union = np.sort(rows)
+    cand = np.arange(len(sizes), dtype=np.int64)
+    for k in {0, len(union) - 1, int(rng.integers(len(union)))}:
+        assert _kernel_impl._kth_row(C, lists, cand, len(sizes), k) == union[k]
