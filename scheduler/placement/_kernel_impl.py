@@ -331,14 +331,22 @@ def release(R, C, idx, rows, free, M, SA, SP, T, t):
 
 
 @njit(cache=True)
-def run_stream(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng, reqs, us,
-               live, saturated, out_row, out_task):
-    """The benchmark's churn: release a random live task while at least ``saturated`` run, place the next
-    request. ``live[:M[2]]`` are the running task slots, in the order the Python loop keeps them."""
+def run(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng, reqs, us,
+        live, saturated, window, fail_share, out_row, out_task):
+    """Decide ``reqs`` in order; returns how many were decided. One entry point for both phases of the
+    benchmark, so that a process loads one compiled function from the cache:
+
+    - fill (``window`` > 0): place until more than ``fail_share`` of the last ``window`` decisions failed;
+    - churn (``window`` = 0): before each placement, while at least ``saturated`` tasks run, release the
+      live task at fraction ``us[i]`` of the live list (swapped with the last, as the Python loop does).
+
+    ``live[:M[2]]`` are the running task slots, in the order the Python loop keeps them."""
     cand = np.empty(C.shape[1], np.int64)
     scores = np.empty(C.shape[1], np.int64)
+    failed = np.zeros(max(window, 1), np.bool_)
+    in_window = 0
     for i in range(len(reqs)):
-        if saturated >= 0 and M[2] >= saturated:
+        if window == 0 and saturated >= 0 and M[2] >= saturated:
             j = int(us[i] * M[2])
             last = M[2] - 1
             t = live[j]
@@ -352,32 +360,14 @@ def run_stream(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng,
         if t >= 0:
             live[M[2]] = t
             M[2] += 1
-
-
-@njit(cache=True)
-def run_fill(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng, reqs,
-             live, window, fail_share, out_row, out_task):
-    """Place ``reqs`` in order until more than ``fail_share`` of the last ``window`` decisions failed;
-    returns how many were made."""
-    cand = np.empty(C.shape[1], np.int64)
-    scores = np.empty(C.shape[1], np.int64)
-    failed = np.zeros(window, np.bool_)
-    in_window = 0
-    for i in range(len(reqs)):
-        t, row = place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, reqs[i], rng, cand, scores)
-        out_row[i] = row
-        out_task[i] = t
-        if t >= 0:
-            live[M[2]] = t
-            M[2] += 1
-        if i >= window:
-            in_window -= failed[i % window]
-        failed[i % window] = t < 0
-        in_window += t < 0
-        if i >= window and in_window > fail_share * window:
-            return i + 1
+        if window > 0:
+            if i >= window:
+                in_window -= failed[i % window]
+            failed[i % window] = t < 0
+            in_window += t < 0
+            if i >= window and in_window > fail_share * window:
+                return i + 1
     return len(reqs)
 
 
-FUNCTIONS = {"new_index": new_index, "place": place, "release": release, "run_stream": run_stream,
-             "run_fill": run_fill}
+FUNCTIONS = {"new_index": new_index, "place": place, "release": release, "run": run}

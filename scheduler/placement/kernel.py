@@ -186,7 +186,8 @@ class CompiledStream:
         reqs = np.ascontiguousarray(reqs, np.int64)
         out_row = np.zeros(len(reqs), np.int64)
         out_task = np.zeros(len(reqs), np.int64)
-        done = self._fn["run_fill"](*self._args(), rng, reqs, self.live, window, fail_share, out_row, out_task)
+        done = self._fn["run"](*self._args(), rng, reqs, np.zeros(len(reqs)), self.live, -1, window, fail_share,
+                               out_row, out_task)
         return int(done), out_row[:done], out_task[:done]
 
     def churn(self, reqs: np.ndarray, us: np.ndarray, rng: np.random.Generator,
@@ -196,8 +197,8 @@ class CompiledStream:
         reqs = np.ascontiguousarray(reqs, np.int64)
         out_row = np.zeros(len(reqs), np.int64)
         out_task = np.zeros(len(reqs), np.int64)
-        self._fn["run_stream"](*self._args(), rng, reqs, np.ascontiguousarray(us, np.float64), self.live,
-                               saturated, out_row, out_task)
+        self._fn["run"](*self._args(), rng, reqs, np.ascontiguousarray(us, np.float64), self.live, saturated, 0,
+                        0.0, out_row, out_task)
         return out_row, out_task
 
     @property
