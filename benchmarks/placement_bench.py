@@ -267,7 +267,7 @@ def profile_churn(run: Run, decisions: int, top: int = 14) -> list[dict[str, Any
     for (file, line, func), (cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         if "benchmarks/" in file or "cProfile" in func:
             continue  # this loop, not the core
-        where = re.sub(r"^.*/(site-packages|work/main)/", "", file)
+        where = re.sub(r"^.*?/(site-packages/|(?=scheduler/)|(?=benchmarks/))", "", file)  # no machine paths
         rows.append({"function": f"{where}:{line}({func})", "calls": cc, "own_s": tt, "cumulative_s": ct})
     rows.sort(key=lambda r: -r["own_s"])
     total = sum(r["own_s"] for r in rows)
