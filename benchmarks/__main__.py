@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ def quick_configs() -> dict[str, Any]:
             moto_max=300,
             moto_budget_s=2.0,
             profile_decisions=1_000,
+            compiled_churn=20_000,
         ),
         "simulation": SimulationConfig(duration="10m", profile_duration="5m"),
         "utilization": UtilizationConfig(scale=1, seeds=2),
@@ -89,6 +90,9 @@ def run_suite(
 
             results["placement"], results["placement_profile"] = placement_bench.run(config, log)
             results["floor"] = placement_bench.floor()
+            if config.compiled_churn and config.start_times and placement_bench.kernel.available():
+                results["placement_start"] = placement_bench.start_times()
+                log("  start-up: " + ", ".join(f"{k} {v:.2f}" for k, v in results["placement_start"].items()))
         elif part == "simulation":
             from benchmarks import simulation_bench
 
@@ -135,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", choices=PARTS,
         help="run one part and merge it into an existing results.json in --out (default: every part)",
     )
+    parser.add_argument(
+        "--sizes", help="placement cluster sizes, comma-separated, e.g. --only placement --sizes 5000 measures "
+        "figures (a) compiled stream and (b) public place() at 5,000 instances alone (default: 500,5000,50000; "
+        "500,5000 with --quick)"
+    )
     return parser
 
 
@@ -152,8 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuron-sim bench: needs {' and '.join(missing)}: pip install 'neuron-sim[{EXTRA}]'", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    run_suite(out, quick_configs() if args.quick else full_configs(), mode="quick" if args.quick else "full",
-              only=args.only)
+    configs = quick_configs() if args.quick else full_configs()
+    if args.sizes:
+        try:
+            sizes = tuple(int(x) for x in args.sizes.split(","))
+        except ValueError:
+            parser.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+        configs["placement"] = replace(configs["placement"], sizes=sizes,
+                                       profile_size=sizes[0] if len(sizes) == 1 else configs["placement"].profile_size)
+    run_suite(out, configs, mode="quick" if args.quick else "full", only=args.only)
     print(f"wrote {out / 'results.json'} and report.md in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -13,7 +13,16 @@ wall-clock time (kept beside them); releases are not counted as decisions. From 
 - moto's backend gets a copy of the saturated CPU and memory figures and runs the CPU-only tasks of the
   same churn (its window of running tasks is kept short so the cluster stays saturated).
 
-The headline ``*_per_s`` figures are the churn phase (steady state) for all three.
+The headline ``*_per_s`` figures are the churn phase (steady state) for all three. Two figures per size:
+
+- (a) ``compiled_*``: the same fill and churn as a stream of place/release decided in compiled code
+  (``scheduler.placement.kernel``), from the same seeds, so its decisions are compared one by one with
+  the core's; it runs a longer churn (``compiled_churn``) for the rate. Compiled code has no clock per
+  decision: its p50/p99 are over chunks of ``COMPILED_CHUNK`` decisions (chunk time / chunk size);
+- (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python.
+
+``start_times`` measures what the compiled path adds to a process's start: cold (an empty cache, so
+every kernel function compiles) and warm (loaded from numba's on-disk cache).
 """
 
 from __future__ import annotations
@@ -21,8 +30,12 @@ from __future__ import annotations
 import copy
 import cProfile
 import io
+import os
 import pstats
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +45,14 @@ import numpy as np
 from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
 from benchmarks.moto_peer import MotoCluster
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
+from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 
 SATURATION_WINDOW = 500
 SATURATION_FAIL_SHARE = 0.5
 MOTO_WINDOW = 100  # moto tasks kept running during its churn (oldest stopped first)
+COMPILED_CHUNK = 1_000  # decisions per timed call of the compiled churn
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,8 @@ class PlacementConfig:
     moto_budget_s: float = 10.0
     profile_size: int | None = 5_000
     profile_decisions: int = 5_000
+    compiled_churn: int = 200_000  # churn decisions of figure (a); 0 skips the compiled path
+    start_times: bool = True  # measure the kernel's cold and warm start in fresh processes
     seed: int = 7
 
 
@@ -250,13 +267,93 @@ def profile_churn(run: Run, decisions: int, top: int = 14) -> list[dict[str, Any
     for (file, line, func), (cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         if "benchmarks/" in file or "cProfile" in func:
             continue  # this loop, not the core
-        where = re.sub(r"^.*/(site-packages|work/main)/", "", file)
+        where = re.sub(r"^.*?/(site-packages/|(?=scheduler/)|(?=benchmarks/))", "", file)  # no machine paths
         rows.append({"function": f"{where}:{line}({func})", "calls": cc, "own_s": tt, "cumulative_s": ct})
     rows.sort(key=lambda r: -r["own_s"])
     total = sum(r["own_s"] for r in rows)
     for r in rows:
         r["own_share"] = r["own_s"] / total if total else 0.0
     return rows[:top]
+
+
+def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: list[Decision],
+                  log: Any = print) -> dict[str, Any]:
+    """Figure (a): the same fill and churn in the compiled kernel, its rate, and how many of its decisions
+    equal the core's (``python``: the core's churn decisions, in order)."""
+    kinds = task_kinds()
+    requests = [(k.spec, c, CHAIN) for k in kinds for c in ((), (k.constraint,))]
+    stream = draws(kinds, np.random.default_rng([config.seed, n, 1]))
+    churn = max(config.compiled_churn, len(python))
+    ids = np.array([2 * d.kind + bool(d.constraints) for d in (next(stream) for _ in range(fill_decisions + churn))],
+                   np.int64)
+    us = np.random.default_rng([config.seed, n, 2]).random(churn)
+    rng = np.random.default_rng([config.seed, n, 3])
+    t0 = time.perf_counter()
+    cs = kernel.CompiledStream(build_cluster(n, np.random.default_rng([config.seed, n, 0])), requests)
+    setup_s = time.perf_counter() - t0
+    c0 = time.thread_time_ns()
+    done, _, _ = cs.fill(ids, rng)
+    fill_cpu = (time.thread_time_ns() - c0) / 1e9
+    saturated = cs.running
+    chunks: list[float] = []
+    agree = 0
+    for at in range(0, churn, COMPILED_CHUNK):
+        sl = slice(done + at, done + min(at + COMPILED_CHUNK, churn))
+        c0 = time.thread_time_ns()
+        rows, tasks = cs.churn(ids[sl], us[at: at + COMPILED_CHUNK], rng, saturated)
+        chunks.append((time.thread_time_ns() - c0) / 1e3 / len(rows))
+        for k in range(len(rows)):
+            j = at + k
+            if j < len(python):
+                row, chips, reason = cs.decision(int(ids[sl][k]), int(rows[k]), int(tasks[k]))
+                agree += Decision(row, chips, True, reason) == python[j]
+    per = np.asarray(chunks)
+    entry = {
+        "compiled_per_s": float(1e6 / np.average(per, weights=[COMPILED_CHUNK] * len(per))),
+        "compiled_chunk_p50_us": float(np.percentile(per, 50)),
+        "compiled_chunk_p99_us": float(np.percentile(per, 99)),
+        "compiled_decisions": churn,
+        "compiled_fill_decisions": done,
+        "compiled_fill_per_s": done / fill_cpu if fill_cpu else 0.0,
+        "compiled_setup_s": setup_s,
+        "compiled_compared": len(python),
+        "compiled_agree": agree,
+        "compiled_fill_matches_core": done == fill_decisions,
+    }
+    log(f"    compiled (a): {entry['compiled_per_s']:,.0f}/s over {churn:,} churn decisions; "
+        f"{agree:,} of {len(python):,} identical to the core")
+    return entry
+
+
+def start_times() -> dict[str, float]:
+    """Seconds a fresh process spends before its first compiled decision: cold (empty numba cache: every
+    kernel function compiles) and warm (loaded from the cache), and the same process without the kernel."""
+    script = (
+        "import time; t0 = time.perf_counter()\n"
+        "import numpy as np\n"
+        "from benchmarks.mix import CHAIN, build_cluster, task_kinds\n"
+        "from scheduler.placement.placer import Placer\n"
+        "st = build_cluster(50, np.random.default_rng(0))\n"
+        "k = task_kinds()[0]\n"
+        "if KERNEL:\n"
+        "    from scheduler.placement.kernel import CompiledStream\n"
+        "    cs = CompiledStream(st, [(k.spec, (), CHAIN)])\n"
+        "    cs.fill(np.zeros(600, np.int64), np.random.default_rng(1))\n"
+        "    cs.churn(np.zeros(10, np.int64), np.zeros(10), np.random.default_rng(1), 1)\n"
+        "else:\n"
+        "    Placer(st).place(k.spec, strategies=CHAIN, rng=np.random.default_rng(1))\n"
+        "print(time.perf_counter() - t0)\n"
+    )
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label, flag in (("python_only_start_s", "False"), ("cold_start_s", "True"), ("warm_start_s", "True")):
+            done = subprocess.run([sys.executable, "-c", script.replace("KERNEL", flag)], env=env, check=True,
+                                  capture_output=True, text=True)
+            out[label] = float(done.stdout.strip().splitlines()[-1])
+    out["cold_extra_s"] = out["cold_start_s"] - out["python_only_start_s"]
+    out["warm_extra_s"] = out["warm_start_s"] - out["python_only_start_s"]
+    return out
 
 
 def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[str, Any], Run]:
@@ -277,6 +374,8 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     entry["moto_setup_s"] = time.perf_counter() - t0
 
     lat, decisions, failed = run.churn(plan)
+    if config.compiled_churn and kernel.available():
+        entry.update(compiled_size(n, config, entry["fill_decisions"], decisions, log))
     core = _stats(lat)
     cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
     cpu_lat = [dt for dt, (_, d) in zip(lat, plan, strict=True) if d.kind in cpu_only]

@@ -2,7 +2,8 @@
 
 It exists to be obviously right and to be measured against the core: no numpy columns, no caches, no
 classes of identical instances. For every task it walks every container instance through the filters in
-ECS order (launch type, status, cpu architecture, constraints, CPU, memory, GPU, ports, Neuron devices),
+ECS order (launch type, status, cpu architecture, constraints, CPU, memory, GPU, ports, ENIs, Neuron
+devices),
 then applies the strategy chain to the survivors, breaking a tie with the same seeded draw as the core
 (``rng.integers(number of tied instances)``, tied instances in row order; see ecs-semantics.md §1.4).
 
@@ -40,6 +41,7 @@ REASONS = {
     "memory": "RESOURCE:MEMORY",
     "gpu": "RESOURCE:GPU",
     "ports": "RESOURCE:PORTS",
+    "eni": "RESOURCE:ENI",
     "neuron devices": "RESOURCE:NEURON_DEVICES",
 }
 _TERM = re.compile(r"\s*attribute:(\S+)\s+(==|!=|=~|in|not in)\s+(\[[^\]]*\]|\S+)\s*")
@@ -60,6 +62,7 @@ class RefInstance:
     gpus: int
     chips_free: int
     chips_all: int
+    enis: int = 0  # free ENI attachment slots (awsvpc tasks take one each)
     tcp: set[int] = field(default_factory=set)
     udp: set[int] = field(default_factory=set)
     groups: dict[str, int] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class RefHold:
     tcp: tuple[int, ...]
     udp: tuple[int, ...]
     group: str
+    enis: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class ReferencePlacer:
                     gpus=int(state.gpu_free[i]),
                     chips_free=int(state.chips_free[i]),
                     chips_all=int(state.chips_all[i]),
+                    enis=int(state.eni_free[i]),
                     tcp=set(inst.reserved_tcp),
                     udp=set(inst.reserved_udp),
                 )
@@ -150,7 +155,7 @@ class ReferencePlacer:
         for task_id, a in state.allocations.items():
             group = a.group or ""
             ref.holds[task_id] = RefHold(
-                a.instance, a.cpu, a.memory, len(a.gpu_ids), a.chips, a.tcp_ports, a.udp_ports, group
+                a.instance, a.cpu, a.memory, len(a.gpu_ids), a.chips, a.tcp_ports, a.udp_ports, group, a.enis
             )
             groups = out[a.instance].groups
             groups[group] = groups.get(group, 0) + 1
@@ -197,6 +202,8 @@ class ReferencePlacer:
             steps.append(
                 ("ports", lambda i: not (set(spec.tcp_ports) & i.tcp or set(spec.udp_ports) & i.udp))
             )
+        if spec.network_mode == "awsvpc":
+            steps.append(("eni", lambda i: i.enis >= 1))
         if spec.neuron_mode is not NeuronMode.NONE and not (
             spec.neuron_mode is NeuronMode.MANUAL and self.blind
         ):
@@ -274,12 +281,14 @@ class ReferencePlacer:
         inst.cpu -= spec.cpu
         inst.memory -= spec.memory
         inst.gpus -= spec.gpus
+        enis = 1 if spec.network_mode == "awsvpc" else 0
+        inst.enis -= enis
         inst.chips_free &= ~need
         inst.tcp |= set(spec.tcp_ports)
         inst.udp |= set(spec.udp_ports)
         inst.groups[group] = inst.groups.get(group, 0) + 1
         self.holds[task_id] = RefHold(
-            inst.row, spec.cpu, spec.memory, spec.gpus, need, spec.tcp_ports, spec.udp_ports, group
+            inst.row, spec.cpu, spec.memory, spec.gpus, need, spec.tcp_ports, spec.udp_ports, group, enis
         )
         return Decision(inst.row, _bits(need))
 
@@ -289,6 +298,7 @@ class ReferencePlacer:
         inst.cpu += h.cpu
         inst.memory += h.memory
         inst.gpus += h.gpus
+        inst.enis += h.enis
         inst.chips_free |= h.chips
         inst.tcp -= set(h.tcp)
         inst.udp -= set(h.udp)

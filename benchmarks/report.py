@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-TARGET_PER_S = 500_000  # core decisions/s at 5,000 instances
+TARGET_PER_S = 500_000  # (a) compiled stream decisions/s at 5,000 instances
+TARGET_PUBLIC_PER_S = 150_000  # (b) public placer.place calls/s at 5,000 instances
 TARGET_SCALING = 1.5  # cost per decision at the largest size / at the smallest
 TARGET_SIM_SHARE = 0.60  # simulation rate / bare simpy rate
 TARGET_PEAK_MIB = 2048  # 1,000,000 tasks
@@ -38,6 +39,11 @@ def scaling(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         "small": small["instances"],
         "large": large["instances"],
         "cost_ratio": small["core_per_s"] / large["core_per_s"],
+        "compiled_cost_ratio": (
+            small["compiled_per_s"] / large["compiled_per_s"]
+            if small.get("compiled_per_s") and large.get("compiled_per_s")
+            else None
+        ),
         "p50_ratio": large["core_p50_us"] / small["core_p50_us"],
         "row_path_cost_ratio": (
             small["row_path_per_s"] / large["row_path_per_s"]
@@ -56,14 +62,26 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     placement = results.get("placement") or []
     at5k = _at(placement, 5_000)
+    if at5k and at5k.get("compiled_per_s"):
+        v = at5k["compiled_per_s"]
+        out.append(
+            {
+                "target": f"(a) compiled stream >= {TARGET_PER_S:,} decisions/s at 5,000 instances",
+                "measured": f"{v:,.0f}/s at {at5k['instances']:,} instances",
+                "reached": v >= TARGET_PER_S,
+                "gap": f"{TARGET_PER_S / v:.1f}x short" if v < TARGET_PER_S else "",
+                "note": f"{at5k['compiled_agree']:,} of {at5k['compiled_compared']:,} decisions identical "
+                "to the Python path",
+            }
+        )
     if at5k:
         v = at5k["core_per_s"]
         out.append(
             {
-                "target": f"core >= {TARGET_PER_S:,} decisions/s at 5,000 instances",
+                "target": f"(b) public placer.place >= {TARGET_PUBLIC_PER_S:,} decisions/s at 5,000 instances",
                 "measured": f"{v:,.0f}/s at {at5k['instances']:,} instances",
-                "reached": v >= TARGET_PER_S,
-                "gap": f"{TARGET_PER_S / v:.0f}x short" if v < TARGET_PER_S else "",
+                "reached": v >= TARGET_PUBLIC_PER_S,
+                "gap": f"{TARGET_PUBLIC_PER_S / v:.1f}x short" if v < TARGET_PUBLIC_PER_S else "",
                 "note": f"{v / KUBE_FLOOR_PER_S:,.0f}x kube-scheduler's CI floor "
                 f"of {KUBE_FLOOR_PER_S} pods/s",
             }
@@ -75,9 +93,11 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "target": f"cost per decision at {sc['large']:,} instances <= {TARGET_SCALING}x that at "
                 f"{sc['small']:,}",
-                "measured": f"{r:.2f}x",
-                "reached": r <= TARGET_SCALING,
-                "gap": f"{r / TARGET_SCALING:.2f}x over" if r > TARGET_SCALING else "",
+                "measured": f"(b) {r:.2f}x"
+                + (f", (a) {sc['compiled_cost_ratio']:.2f}x" if sc.get("compiled_cost_ratio") else ""),
+                "reached": max(r, sc.get("compiled_cost_ratio") or 0.0) <= TARGET_SCALING,
+                "gap": f"{max(r, sc.get('compiled_cost_ratio') or 0.0) / TARGET_SCALING:.2f}x over"
+                if max(r, sc.get("compiled_cost_ratio") or 0.0) > TARGET_SCALING else "",
                 "note": (
                     f"per-row path: {sc['row_path_cost_ratio']:.1f}x" if sc["row_path_cost_ratio"] else ""
                 ),
@@ -155,7 +175,7 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
     placement = results.get("placement") or []
     floor = results.get("floor") or {}
     at5k = _at(placement, 5_000)
-    if at5k and at5k["core_per_s"] < TARGET_PER_S:
+    if at5k and at5k["core_per_s"] < TARGET_PUBLIC_PER_S:
         v = at5k["core_per_s"]
         speedups = []
         if at5k.get("row_path_per_s"):
@@ -165,7 +185,8 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
         notes.append(
             f"Throughput: {v:,.0f} decisions/s at {at5k['instances']:,} instances "
             f"(p50 {at5k['core_p50_us']:.0f} us) "
-            f"is {TARGET_PER_S / v:.0f}x short of {TARGET_PER_S:,}/s, which allows 2 us per decision"
+            f"is {TARGET_PUBLIC_PER_S / v:.0f}x short of {TARGET_PUBLIC_PER_S:,}/s, which allows 6.7 us per "
+            "decision"
             + (f"; it is {' and '.join(speedups)}" if speedups else "")
             + ". What bounds it is CPython's cost "
             "per step, not the cluster: here one numpy call on a small array costs "
@@ -176,9 +197,9 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
             "such steps "
             "(filters over the live classes, the strategy chain, then reserving CPU, memory, GPU ids and "
             "chips and recording who holds them for the ECS views). The profile in section 2 shows the time "
-            "spread over those steps with no single hotspot. 2 us per decision would need the decision "
-            "loop in "
-            "compiled code (numba, C or Rust), which this pure-Python core does not use."
+            "spread over those steps with no single hotspot. The public call stays on the Python path: the "
+            "compiled kernel decides streams (figure a), and wiring it behind `place` would still pay "
+            "these per-call Python costs for the ECS bookkeeping (GPU ids, chip holders, allocations)."
         )
     sc = scaling(placement)
     if sc and sc["cost_ratio"] > TARGET_SCALING:
@@ -275,7 +296,8 @@ def _plots(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
         xs = [e["instances"] for e in placement]
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for key, label, style in (
-            ("core_per_s", "core (class index)", "o-"),
+            ("compiled_per_s", "(a) compiled stream", "D-"),
+            ("core_per_s", "(b) core, public place()", "o-"),
             ("row_path_per_s", "core, per-row path", "s--"),
             ("reference_per_s", "plain reference", "^-"),
             ("moto_per_s", "moto RunTask (CPU-only tasks)", "v-"),
@@ -425,6 +447,8 @@ def render(results: dict[str, Any], out: Path) -> Path:
             rows.append(
                 [
                     f"{e['instances']:,}",
+                    _n(e.get("compiled_per_s")),
+                    f"{e['compiled_agree']:,}/{e['compiled_compared']:,}" if "compiled_agree" in e else "-",
                     _n(e["core_per_s"]),
                     _n(e["core_p50_us"], ".0f"),
                     _n(e["core_p99_us"], ".0f"),
@@ -441,7 +465,9 @@ def render(results: dict[str, Any], out: Path) -> Path:
         lines += _table(
             [
                 "instances",
-                "core /s",
+                "(a) compiled /s",
+                "compiled = core",
+                "(b) core /s",
                 "p50 us",
                 "p99 us",
                 "per-row path /s",
@@ -456,6 +482,30 @@ def render(results: dict[str, Any], out: Path) -> Path:
             rows,
         )
         lines.append("")
+        if any(e.get("compiled_per_s") for e in placement):
+            lines += [
+                "(a) is the same fill and churn decided in compiled code (scheduler/placement/kernel.py, "
+                "numba), from the same seeds; \"compiled = core\" counts its churn decisions identical to "
+                "(b)'s, failures and tie-breaks included. Compiled code has no clock per decision, so its "
+                "p50/p99 (results.json) are over chunks of 1,000 decisions: "
+                + "; ".join(
+                    f"{e['instances']:,}: p50 {e['compiled_chunk_p50_us']:.2f} us, p99 "
+                    f"{e['compiled_chunk_p99_us']:.2f} us"
+                    for e in placement if e.get("compiled_per_s")
+                )
+                + ".",
+                "",
+            ]
+        start = results.get("placement_start") or {}
+        if start:
+            lines += [
+                "Start-up, a fresh process to its first compiled decision: cold (empty numba cache, every "
+                f"kernel function compiles) {start['cold_start_s']:.1f} s, warm (loaded from the cache) "
+                f"{start['warm_start_s']:.1f} s, the same process on the Python path "
+                f"{start['python_only_start_s']:.1f} s: the kernel adds {start['cold_extra_s']:.1f} s cold "
+                f"and {start['warm_extra_s']:.2f} s warm. `neuron-sim run` never loads it.",
+                "",
+            ]
         for name in ("placement_throughput.png", "placement_latency.png"):
             if name in plots:
                 lines += [f"![{plots[name]}]({name})", ""]

@@ -340,6 +340,8 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
             moto_max=30,
             profile_size=120,
             profile_decisions=50,
+            compiled_churn=2_000,
+            start_times=False,
         ),
         "simulation": SimulationConfig(duration="1m", fleet_scale=0.01, profile_duration=None),
         "utilization": UtilizationConfig(scale=1, seeds=1),
@@ -352,6 +354,8 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
         for key in ("instances", "core_per_s", "reference_per_s", "moto_per_s", "core_p99_us"):
             assert isinstance(e[key], int | float) and e[key] > 0, key
         assert e["reference_agree"] == e["reference_decisions"] > 0
+        assert e["compiled_agree"] == e["compiled_compared"] == 150  # figure (a) decides as (b) does
+        assert e["compiled_fill_matches_core"] and e["compiled_per_s"] > 0
     for key in ("tasks", "sim_tasks_per_s", "bare_simpy_tasks_per_s", "peak_rss_mib"):
         assert results["simulation"][key] > 0, key
     strategies = {r["strategy"] for r in results["utilization"]}

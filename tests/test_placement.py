@@ -319,3 +319,10 @@ def test_topology_aware_three_neighbours_on_the_inf2_ring() -> None:
     ring = {(a, b), (b, c)} <= {(i, (i + 1) % 12) for i in range(12)} or sorted(out.chips) in ([0, 1, 11],
                                                                                                 [0, 10, 11])
     assert ring
+
+
+def test_empty_cluster_and_static_host_ports_fail_cleanly() -> None:
+    """Issue 18 item 1: a fleet of count 0 and a task with static host ports raised IndexError."""
+    placer = Placer(ClusterState("empty"))
+    out = placer.place(cpu_task(ports=(8080,)))
+    assert isinstance(out, Failure) and out.reason == "NO ACTIVE INSTANCES"

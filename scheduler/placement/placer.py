@@ -2,10 +2,11 @@
 
 The pipeline follows ECS (ecs-semantics.md §1.1) and the scheduling-framework shape of DESIGN.md:
 filter (launch type and status, constraints, resources, devices) -> score (strategies) -> reserve
-(CPU, memory, GPUs, ports, chips). Filters are vectorised masks over all instances; masks that depend
-only on the cluster's membership and attributes are cached until the membership changes. On failure the
-filters are replayed one by one to say which step removed the last candidates and what the closest
-instance lacked.
+(CPU, memory, GPUs, ports, ENIs, chips). The filters are data (``placement.filters``): one function each
+over a column view that instance rows and classes of identical instances both expose. One pass runs them
+and keeps each step's survivors, so a failure is explained from the pass itself: which step removed the
+last candidates, and what the closest instance lacks. Masks that depend only on the cluster's membership
+and attributes are cached until the membership changes.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from itertools import count
 import numpy as np
 
 from scheduler.ecs import cql
-from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
+from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
 from scheduler.errors import PlacementError, QueryError
 from scheduler.placement import devices, strategies
+from scheduler.placement.columns import ClassView, RowView
 from scheduler.placement.devices import DeviceMode
+from scheduler.placement.filters import EVENT_PHRASES, REASONS, Request
+from scheduler.placement.filters.pipeline import ResourcePass, StaticPass, run_resources, run_static
+from scheduler.placement.filters.resources import enis_taken, gpus_taken
 from scheduler.placement.results import Explanation, Failure, Placement, Step
 from scheduler.placement.state import LAUNCH_CODES, Allocation, ClusterState, chips_of
 
@@ -29,27 +34,7 @@ MAX_CONSTRAINTS = 10
 # reads them cannot be answered per class of identical instances.
 PER_INSTANCE_SUBJECTS = frozenset({"ec2InstanceId", "registeredAt"})
 
-# ECS failure reasons (RunTask failures[].reason) per filter step.
-REASONS = {
-    "launch type": "NO ACTIVE INSTANCES",
-    "status": "NO ACTIVE INSTANCES",
-    "cpu architecture": "ATTRIBUTE",
-    "memberOf": "MemberOf placement constraint unsatisfied",
-    "distinctInstance": "DistinctInstance placement constraint unsatisfied",
-    "cpu": "RESOURCE:CPU",
-    "memory": "RESOURCE:MEMORY",
-    "gpu": "RESOURCE:GPU",
-    "ports": "RESOURCE:PORTS",
-    "neuron devices": "RESOURCE:NEURON_DEVICES",
-}
-# The closest instance's shortfall in the words of ECS's service events.
-EVENT_PHRASES = {
-    "cpu": "has insufficient CPU units available",
-    "memory": "has insufficient memory available",
-    "gpu": "has insufficient GPU available",
-    "ports": "is already using a port required by your task",
-    "neuron devices": "has no free Neuron device required by your task",
-}
+__all__ = ["EVENT_PHRASES", "MAX_CONSTRAINTS", "REASONS", "Placer", "strategies_narrow"]
 
 
 class Placer:
@@ -93,17 +78,26 @@ class Placer:
         if self.by_class and only is None:
             request = self._class_request(spec, every, launch_type, capacity_providers)
             if request is not None and _chain_by_class(strategies):
-                cls = self._feasible_classes(spec, request.sig_ok)
+                if request.static.failed is not None or len(self.state) == 0:
+                    return self._static_failure(self._request(spec, group, every, launch_type,
+                                                              capacity_providers), request.static)
+                req = self._request(spec, group, every, launch_type, capacity_providers)
+                ix = self.state.classes()
+                items = request.sig_ok[ix.c_sig[: ix.k]].nonzero()[0]
+                rp = run_resources(ClassView(self.state), req, items)
+                cls = rp.feasible()
                 if len(cls) == 0:
-                    return self._explain_classes(spec, group, every, launch_type, capacity_providers, request)
+                    return self._resource_failure(req, request.static.steps(), rp)
                 index = _narrow_classes(self.state, cls, strategies, request.managed, group=group, rng=rng)
                 return self._reserve(spec, index, task_id or f"task-{next(self._ids)}", group)
-        mask = self.feasible(spec, group=group, constraints=every, launch_type=launch_type,
-                             capacity_providers=capacity_providers, only=only)
-        cand = np.flatnonzero(mask)
+        req = self._request(spec, group, every, launch_type, capacity_providers)
+        sp = self._static_pass(req, only)
+        if sp.failed is not None or len(self.state) == 0:
+            return self._static_failure(req, sp)
+        rp = run_resources(RowView(self.state), req, np.flatnonzero(sp.mask))
+        cand = rp.feasible()
         if len(cand) == 0:
-            return self.explain(spec, group=group, constraints=every, launch_type=launch_type,
-                                capacity_providers=capacity_providers, only=only)
+            return self._resource_failure(req, sp.steps(), rp)
         index = strategies_narrow(self.state, cand, strategies, group=group, rng=rng)
         return self._reserve(spec, index, task_id or f"task-{next(self._ids)}", group)
 
@@ -124,14 +118,7 @@ class Placer:
         """Instances that meet the task's launch type, status and constraints, whatever their load."""
         group = group or f"family:{spec.family}"
         every = spec.constraints if constraints is None else tuple(constraints)
-        mask = self._eligible(spec, launch_type, capacity_providers)
-        if only is not None:
-            mask = mask & _rows_mask(len(self.state), only)
-        for c in every:
-            if not mask.any():
-                return mask
-            mask = mask & self._constraint_mask(c, group)
-        return mask
+        return self._static_pass(self._request(spec, group, every, launch_type, capacity_providers), only).mask
 
     def feasible(
         self,
@@ -144,67 +131,42 @@ class Placer:
         only: np.ndarray | None = None,
     ) -> np.ndarray:
         """Boolean mask of the instances that can take the task now."""
-        st = self.state
-        mask = self.satisfies(spec, group=group, constraints=constraints, launch_type=launch_type,
-                              capacity_providers=capacity_providers, only=only)
-        if spec.cpu:
-            mask = mask & (st.cpu_free >= spec.cpu)
-        if spec.memory:
-            mask = mask & (st.mem_free >= spec.memory)
-        if spec.gpus:
-            mask = mask & (st.gpu_free >= spec.gpus)
-        if spec.tcp_ports or spec.udp_ports:
-            ports = st.ports_free_mask(spec.tcp_ports, spec.udp_ports)
-            if ports is not None:
-                mask = mask & ports
-        if spec.neuron_mode is not NeuronMode.NONE:
-            cand = np.flatnonzero(mask)
-            chips = devices.chip_mask(st, spec, cand, self.device_mode)
-            if chips is not None:
-                mask = np.zeros(len(st), bool)
-                mask[cand[chips]] = True
+        group = group or f"family:{spec.family}"
+        every = spec.constraints if constraints is None else tuple(constraints)
+        req = self._request(spec, group, every, launch_type, capacity_providers)
+        sp = self._static_pass(req, only)
+        mask = np.zeros(len(self.state), bool)
+        if sp.failed is None and len(self.state):
+            mask[run_resources(RowView(self.state), req, np.flatnonzero(sp.mask)).feasible()] = True
         return mask
 
-    # ------------------------------------------------------------------ filters
-    def _eligible(self, spec: TaskSpec, launch_type: str | None,
-                  capacity_providers: Sequence[str] | None) -> np.ndarray:
-        st = self.state
-        key = ("eligible", launch_type, spec.compatibilities, spec.cpu_architecture,
-               tuple(capacity_providers) if capacity_providers is not None else None)
-        hit = st.static_masks.get(key)
-        if hit is None:
-            hit = self._launch_mask(spec, launch_type, capacity_providers) & self._arch_mask(spec)
-            hit = hit & st.schedulable
-            st.static_masks[key] = hit
-        return hit
+    def explain(self, spec: TaskSpec, *, group: str | None = None,
+                constraints: Sequence[Constraint] | None = None, launch_type: str | None = None,
+                capacity_providers: Sequence[str] | None = None, only: np.ndarray | None = None) -> Failure:
+        """Run the filters over every row and say why the task cannot be placed now."""
+        group = group or f"family:{spec.family}"
+        every = spec.constraints if constraints is None else tuple(constraints)
+        req = self._request(spec, group, every, launch_type, capacity_providers)
+        sp = self._static_pass(req, only)
+        if sp.failed is not None or len(self.state) == 0:
+            return self._static_failure(req, sp)
+        rp = run_resources(RowView(self.state), req, np.flatnonzero(sp.mask))
+        if rp.ok.any():  # feasible after all: the caller raced a change; report the generic form
+            return Failure("RESOURCE:*", "no instance satisfied every requirement",
+                           explanation=Explanation(tuple(sp.steps())))
+        return self._resource_failure(req, sp.steps(), rp)
 
-    def _launch_mask(self, spec: TaskSpec, launch_type: str | None,
-                     capacity_providers: Sequence[str] | None) -> np.ndarray:
-        st = self.state
-        allowed = {launch_type} if launch_type else set(spec.compatibilities)
-        codes = [LAUNCH_CODES[lt] for lt in allowed if lt in LAUNCH_CODES]
-        mask = np.isin(st.launch_code, codes)
-        if capacity_providers is not None:
-            wanted = set(capacity_providers)
-            mask &= np.fromiter((i.capacity_provider in wanted for i in st.instances), bool, len(st))
-        return mask
+    # ------------------------------------------------------------------ the pass
+    def _request(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...], launch_type: str | None,
+                 capacity_providers: Sequence[str] | None) -> Request:
+        cps = tuple(capacity_providers) if capacity_providers is not None else None
+        return Request(spec, self.state, self.device_mode, launch_type, cps, group, every, self.cql_options)
 
-    def _arch_mask(self, spec: TaskSpec) -> np.ndarray:
-        if not spec.cpu_architecture:
-            return np.ones(len(self.state), bool)
-        arch = self.state.attribute_column("ecs.cpu-architecture")
-        return arch == spec.cpu_architecture.lower()
+    def _static_pass(self, req: Request, only: np.ndarray | None) -> StaticPass:
+        start = None if only is None else _rows_mask(len(self.state), only)
+        return run_static(req, start)
 
-    def _constraint_mask(self, c: Constraint, group: str) -> np.ndarray:
-        st = self.state
-        if c.type == "distinctInstance":
-            return st.group_counts(group) == 0
-        if c.type == "memberOf":
-            query = cql.parse(c.expression or "", self.cql_options)
-            return query.evaluate(st, st.static_masks)
-        raise PlacementError(f"unknown placement constraint type {c.type!r}")
-
-    # ------------------------------------------------------------------ the same filters over classes
+    # ------------------------------------------------------------------ the same pass over classes
     def _class_request(self, spec: TaskSpec, every: tuple[Constraint, ...], launch_type: str | None,
                        capacity_providers: Sequence[str] | None) -> _ClassRequest | None:
         """What the request's static filters say per signature, cached until the instances change.
@@ -231,102 +193,12 @@ class Placer:
             if not query.is_static or query.subjects & PER_INSTANCE_SUBJECTS:
                 return None
         st = self.state
-        mask = self._eligible(spec, launch_type, cps)
-        for c in every:
-            mask = mask & self._constraint_mask(c, "")
+        sp = run_static(self._request(spec, "", every, launch_type, cps))
         ix = st.classes()
-        sig_ok = ix.signature_mask(mask)
+        sig_ok = ix.signature_mask(sp.mask)
         managed = ix.signature_mask(st.launch_code == LAUNCH_CODES["MANAGED_INSTANCES"])[:-1][sig_ok[:-1]]
         kind = 1 if managed.all() else (2 if managed.any() else 0)
-        return _ClassRequest(sig_ok, kind)
-
-    def _feasible_classes(self, spec: TaskSpec, sig_ok: np.ndarray) -> np.ndarray:
-        """The classes (of the index) whose instances can take the task now, as in ``feasible``."""
-        ix = self.state.classes()
-        ok = sig_ok[ix.c_sig]
-        if spec.cpu:
-            ok &= ix.c_cpu >= spec.cpu
-        if spec.memory:
-            ok &= ix.c_mem >= spec.memory
-        if spec.gpus:
-            ok &= ix.c_gpu >= spec.gpus
-        if spec.tcp_ports or spec.udp_ports:
-            ok &= self._ports_ok(spec)[ix.c_port]
-        cls = ok.nonzero()[0]
-        if len(cls) and devices.needs_chip_check(spec, self.device_mode):
-            cls = cls[self._class_chip_fits(spec, cls)]
-        return cls
-
-    def _ports_ok(self, spec: TaskSpec) -> np.ndarray:
-        tcp, udp = set(spec.tcp_ports), set(spec.udp_ports)
-        return np.array([not (tcp & t or udp & u) for t, u in self.state.classes().port_sets], bool)
-
-    def _class_chip_fits(self, spec: TaskSpec, cls: np.ndarray) -> np.ndarray:
-        ix = self.state.classes()
-        free = ix.c_chips[cls]
-        if spec.neuron_mode is NeuronMode.MANUAL:
-            return devices.manual_fits(spec, free)
-        launch, types, n_chips, chips_all = ix.signature_columns()
-        sig = ix.c_sig[cls]
-        if spec.neuron_mode is NeuronMode.MANAGED:
-            return devices.managed_fits(free, launch[sig], n_chips[sig], chips_all[sig])
-        return devices.topology_fits(self.state, spec, free, n_chips[sig], types[sig])
-
-    def _explain_classes(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
-                         launch_type: str | None, capacity_providers: Sequence[str] | None,
-                         request: _ClassRequest) -> Failure:
-        """``explain`` for a request whose filters the classes answer: the same Failure, counted per class."""
-        st = self.state
-        ix = st.classes()
-        survivors = request.sig_ok[ix.c_sig].nonzero()[0]
-        if len(survivors) == 0:
-            return self.explain(spec, group=group, constraints=every, launch_type=launch_type,
-                                capacity_providers=capacity_providers)
-        if request.static_steps is None:
-            request.static_steps = self._static_steps(spec, group, every, launch_type, capacity_providers)
-        steps = list(request.static_steps)
-        sizes = ix.c_size[survivors]
-        named: list[tuple[str, np.ndarray]] = [
-            ("cpu", ix.c_cpu[survivors] >= spec.cpu),
-            ("memory", ix.c_mem[survivors] >= spec.memory),
-        ]
-        if spec.gpus:
-            named.append(("gpu", ix.c_gpu[survivors] >= spec.gpus))
-        if spec.tcp_ports or spec.udp_ports:
-            named.append(("ports", self._ports_ok(spec)[ix.c_port[survivors]]))
-        if devices.needs_chip_check(spec, self.device_mode):
-            named.append(("neuron devices", self._class_chip_fits(spec, survivors)))
-        passed = np.array([m for _, m in named])  # steps x survivor classes
-        # rows left after each step, all steps at once: cumulative AND, weighted by class sizes
-        left = (np.logical_and.accumulate(passed, axis=0) @ sizes).tolist()
-        before = int(sizes.sum())
-        for (name, _), after in zip(named, left, strict=True):
-            steps.append(Step(name, before, before - after))
-            if not after:
-                misses = len(named) - passed.sum(axis=0)
-                firsts = ix.c_first[survivors]
-                j = int(np.argmin(np.where(misses == misses.min(), firsts, len(st))))
-                column = passed[:, j].tolist()
-                lacks = tuple(step for (step, _), ok in zip(named, column, strict=True) if not ok)
-                return self._failure(name, spec, steps, launch_type=launch_type,
-                                     closest=(int(firsts[j]), lacks, firsts))
-            before = after
-        raise PlacementError("internal: no class is feasible, yet every resource step kept one")
-
-    def _static_steps(self, spec: TaskSpec, group: str, every: tuple[Constraint, ...],
-                      launch_type: str | None, capacity_providers: Sequence[str] | None) -> tuple[Step, ...]:
-        st = self.state
-        mask = np.ones(len(st), bool)
-        steps = []
-        makes = [("launch type", lambda: self._launch_mask(spec, launch_type, capacity_providers)),
-                 ("status", lambda: st.schedulable),
-                 ("cpu architecture", lambda: self._arch_mask(spec))]
-        makes += [(c.type, lambda c=c: self._constraint_mask(c, group)) for c in every]
-        for name, make in makes:
-            before = int(mask.sum())
-            mask = mask & make()
-            steps.append(Step(name, before, before - int(mask.sum())))
-        return tuple(steps)
+        return _ClassRequest(sig_ok, kind, sp)
 
     # ------------------------------------------------------------------ reserve
     def _reserve(self, spec: TaskSpec, index: int, task_id: str, group: str) -> Placement:
@@ -336,73 +208,31 @@ class Placer:
             if conflict is not None:
                 return Placement(task_id, index, start_failure=conflict)
         chips = devices.chips_for(st, spec, index, self.device_mode)
-        alloc = st.reserve(task_id, index, cpu=spec.cpu, memory=spec.memory, gpus=spec.gpus, chips=chips,
-                           tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports, group=group)
+        gpus = gpus_taken(spec, int(st._gpu_reg[index])) if spec.gpus or spec.gpus_all or spec.gpu_fraction else 0
+        alloc = st.reserve(task_id, index, cpu=spec.cpu, memory=spec.memory, gpus=gpus, chips=chips,
+                           tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports, group=group,
+                           enis=enis_taken(spec))
         return Placement(task_id, index, chips_of(chips), alloc.gpu_ids)
 
-    # ------------------------------------------------------------------ explanation
-    def explain(self, spec: TaskSpec, *, group: str | None = None,
-                constraints: Sequence[Constraint] | None = None, launch_type: str | None = None,
-                capacity_providers: Sequence[str] | None = None, only: np.ndarray | None = None) -> Failure:
-        """Replay the filters one by one and say why the task cannot be placed now."""
-        st = self.state
-        group = group or f"family:{spec.family}"
-        every = spec.constraints if constraints is None else tuple(constraints)
-        n = len(st)
-        if n == 0:
+    # ------------------------------------------------------------------ failures, in words
+    def _static_failure(self, req: Request, sp: StaticPass) -> Failure:
+        """The Failure for a request that no row passes the static steps of (or an empty cluster)."""
+        if len(self.state) == 0:
             return Failure("NO ACTIVE INSTANCES", "No Container Instances were found in your cluster",
                            explanation=Explanation(steps=()))
-        steps: list[Step] = []
-        mask = np.ones(n, bool) if only is None else _rows_mask(n, only)
+        assert sp.failed is not None
+        return self._failure(sp.failed.name, req, sp.steps())
 
-        def apply(name: str, step_mask: np.ndarray) -> bool:
-            nonlocal mask
-            before = int(mask.sum())
-            mask = mask & step_mask
-            steps.append(Step(name, before, before - int(mask.sum())))
-            return bool(mask.any())
+    def _resource_failure(self, req: Request, steps: list[Step], rp: ResourcePass) -> Failure:
+        more, failed, closest, lacks = rp.explain()
+        return self._failure(failed.name, req, steps + more, closest=(closest, lacks, rp.view.first[rp.items]))
 
-        static_steps = [
-            ("launch type", lambda: self._launch_mask(spec, launch_type, capacity_providers)),
-            ("status", lambda: st.schedulable),
-            ("cpu architecture", lambda: self._arch_mask(spec)),
-        ]
-        for c in every:
-            static_steps.append((c.type, lambda c=c: self._constraint_mask(c, group)))
-        for name, make in static_steps:
-            if not apply(name, make()):
-                return self._failure(name, spec, steps, launch_type=launch_type)
-        survivors = mask.copy()
-        resource_steps = self._resource_masks(spec, survivors)
-        for name, step_mask in resource_steps:
-            if not apply(name, step_mask):
-                return self._failure(name, spec, steps, launch_type=launch_type,
-                                     closest=_closest(survivors, resource_steps))
-        # Feasible after all: the caller raced a change; report the generic form.
-        return Failure("RESOURCE:*", "no instance satisfied every requirement", explanation=Explanation(tuple(steps)))
-
-    def _resource_masks(self, spec: TaskSpec, cand_mask: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        st = self.state
-        out: list[tuple[str, np.ndarray]] = [
-            ("cpu", st.cpu_free >= spec.cpu),
-            ("memory", st.mem_free >= spec.memory),
-        ]
-        if spec.gpus:
-            out.append(("gpu", st.gpu_free >= spec.gpus))
-        ports = st.ports_free_mask(spec.tcp_ports, spec.udp_ports)
-        if ports is not None:
-            out.append(("ports", ports))
-        cand = np.arange(len(st))
-        chips = devices.chip_mask(st, spec, cand, self.device_mode)
-        if chips is not None:
-            out.append(("neuron devices", chips))
-        return out
-
-    def _failure(self, name: str, spec: TaskSpec, steps: list[Step], *, launch_type: str | None,
+    def _failure(self, name: str, req: Request, steps: list[Step], *,
                  closest: tuple[int, tuple[str, ...], np.ndarray] | None = None) -> Failure:
         """The Failure for a decision that ran out of candidates at step ``name``; ``closest`` is the
-        nearest instance, what it lacks, and the candidate rows before the resource steps."""
-        st = self.state
+        nearest instance row, what it lacks, and the candidate rows before the resource steps. The words
+        name no instance: views add its identity (``Failure.instance`` is its row)."""
+        st, spec, launch_type = self.state, req.spec, req.launch_type
         reason = REASONS.get(name, "RESOURCE:*")
         detail = ""
         best = None
@@ -429,13 +259,25 @@ class Placer:
                      f"The closest matching container-instance {phrase}.")
             if name == "neuron devices":
                 detail = devices.shortage_detail(st, spec, cand)
+            elif name == "gpu":
+                detail = _gpu_detail(spec)
+            elif name == "eni":
+                detail = "no candidate instance has a free ENI attachment slot for an awsvpc task"
             else:
                 need = {"cpu": f"{spec.cpu} CPU units", "memory": f"{spec.memory} MiB",
-                        "gpu": f"{spec.gpus} GPU(s)",
                         "ports": "host ports " + ", ".join(map(str, spec.tcp_ports + spec.udp_ports))}
                 detail = f"no candidate instance has {need.get(name, name)} free"
         explanation = Explanation(tuple(steps), best, None, lacks, event, phrase)
         return Failure(reason, detail, best, explanation)
+
+
+def _gpu_detail(spec: TaskSpec) -> str:
+    if spec.gpu_fraction:
+        return (f"no candidate instance has a free {spec.gpu_fraction:g} GPU partition (only the G6f "
+                "partition types offer one)")
+    if spec.gpus_all:
+        return "no candidate instance has GPUs, all of them free (GPU=ALL takes every GPU of the instance)"
+    return f"no candidate instance has {spec.gpus} GPU(s) free"
 
 
 def strategies_narrow(state: ClusterState, cand: np.ndarray, chain: Sequence[Strategy], *,
@@ -454,7 +296,7 @@ class _ClassRequest:
 
     sig_ok: np.ndarray  # per signature, plus False for free class slots (index -1)
     managed: int        # eligible signatures that are Managed Instances: 0 none, 1 all, 2 some
-    static_steps: tuple[Step, ...] | None = None  # explain's static steps, made on the first failure
+    static: StaticPass  # the static steps' survivors over rows: the explanation's first steps
 
 
 _CHAIN_BY_CLASS: dict[tuple[Strategy, ...], bool] = {}
@@ -480,17 +322,6 @@ def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strate
     if managed == 1:
         chain = strategies.MANAGED_INSTANCES_IMPLICIT
     return strategies.narrow_classes(state, cls, chain, group=group, rng=rng)
-
-
-def _closest(survivors: np.ndarray,
-             resource_steps: list[tuple[str, np.ndarray]]) -> tuple[int, tuple[str, ...], np.ndarray]:
-    """The first candidate row that fails the fewest resource steps, and which steps it fails."""
-    cand = np.flatnonzero(survivors)
-    misses = np.zeros(len(cand), np.int64)
-    for _, m in resource_steps:
-        misses += ~m[cand]
-    best = int(cand[int(np.argmin(misses))])
-    return best, tuple(step for step, m in resource_steps if not m[best]), cand
 
 
 _MISSING = object()

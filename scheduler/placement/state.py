@@ -24,6 +24,7 @@ import numpy as np
 
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
 from scheduler.errors import PlacementError
+from scheduler.placement.enis import eni_slots
 
 LAUNCH_CODES = {LAUNCH_EC2: 0, LAUNCH_MANAGED: 1}
 
@@ -75,14 +76,17 @@ class Allocation:
     tcp_ports: tuple[int, ...]
     udp_ports: tuple[int, ...]
     group: str | None
+    enis: int = 0       # ENI attachment slots held (1 for an awsvpc task)
 
 
 class ClusterState:
     """The resource columns and instance records of one ECS cluster."""
 
-    def __init__(self, cluster: str = "default", *, capacity: int = 64, reserved_memory_mib: int = 0) -> None:
+    def __init__(self, cluster: str = "default", *, capacity: int = 64, reserved_memory_mib: int = 0,
+                 awsvpc_trunking: bool = False) -> None:
         self.cluster = cluster
         self.reserved_memory_mib = reserved_memory_mib
+        self.awsvpc_trunking = awsvpc_trunking  # ENI trunking for instances registered from now on
         self._n = 0
         self._cap = max(1, capacity)
         self.instances: list[ContainerInstance] = []
@@ -92,6 +96,8 @@ class ClusterState:
         self._cpu_free = np.zeros(cap, np.int64)
         self._mem_free = np.zeros(cap, np.int64)
         self._gpu_free = np.zeros(cap, np.int64)
+        self._eni_free = np.zeros(cap, np.int64)
+        self._eni_reg = np.zeros(cap, np.int64)
         self._chips_free = np.zeros(cap, np.uint64)
         self._cpu_reg = np.zeros(cap, np.int64)
         self._mem_reg = np.zeros(cap, np.int64)
@@ -136,6 +142,14 @@ class ClusterState:
     @property
     def gpu_free(self) -> np.ndarray:
         return self._gpu_free[: self._n]
+
+    @property
+    def eni_free(self) -> np.ndarray:
+        return self._eni_free[: self._n]
+
+    @property
+    def eni_registered(self) -> np.ndarray:
+        return self._eni_reg[: self._n]
 
     @property
     def chips_free(self) -> np.ndarray:
@@ -188,8 +202,8 @@ class ClusterState:
     # ---------------------------------------------------------------- membership
     def _grow(self) -> None:
         new = self._cap * 2
-        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_chips_free", "_cpu_reg", "_mem_reg",
-                     "_gpu_reg", "_chips_all", "_n_chips", "_launch", "_type_code", "_active",
+        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_eni_reg", "_chips_free", "_cpu_reg",
+                     "_mem_reg", "_gpu_reg", "_chips_all", "_n_chips", "_launch", "_type_code", "_active",
                      "_connected", "_running", "_registered_at"):
             old = getattr(self, name)
             arr = np.zeros(new, old.dtype)
@@ -253,6 +267,7 @@ class ClusterState:
         self._cpu_free[i] = self._cpu_reg[i] = cpu
         self._mem_free[i] = self._mem_reg[i] = mem
         self._gpu_free[i] = self._gpu_reg[i] = instance_type.gpus
+        self._eni_free[i] = self._eni_reg[i] = eni_slots(instance_type, self.awsvpc_trunking)
         self._chips_free[i] = self._chips_all[i] = all_chips
         self._n_chips[i] = instance_type.chips
         self._launch[i] = LAUNCH_CODES[launch_type]
@@ -362,7 +377,7 @@ class ClusterState:
     # ---------------------------------------------------------------- reserve / free
     def reserve(self, task_id: str, index: int, *, cpu: int, memory: int, gpus: int, chips: int,
                 tcp_ports: tuple[int, ...] = (), udp_ports: tuple[int, ...] = (),
-                group: str | None = None) -> Allocation:
+                group: str | None = None, enis: int = 0) -> Allocation:
         """Take resources on one instance for a task. The caller has checked feasibility."""
         if task_id in self.allocations:
             raise PlacementError(f"task {task_id} already holds resources")
@@ -375,6 +390,7 @@ class ClusterState:
         self._cpu_free[index] -= cpu
         self._mem_free[index] -= memory
         self._gpu_free[index] -= gpus
+        self._eni_free[index] -= enis
         if chips:
             self._chips_free[index] &= np.uint64(~chips & 0xFFFFFFFFFFFFFFFF)
             for c in _bits(chips):
@@ -397,10 +413,10 @@ class ClusterState:
         self._running[index] += 1
         inst.tasks.add(task_id)
         alloc = Allocation(task_id, index, cpu, memory, gpu_ids, chips, tuple(tcp_ports),
-                           tuple(udp_ports), group)
+                           tuple(udp_ports), group, enis)
         self.allocations[task_id] = alloc
         if self._classes is not None:
-            self._classes.shift_row(index, -cpu, -memory, -gpus, chips, 0, bool(tcp_ports or udp_ports))
+            self._classes.shift_row(index, -cpu, -memory, -gpus, chips, 0, bool(tcp_ports or udp_ports), -enis)
         return alloc
 
     def free(self, task_id: str) -> Allocation:
@@ -413,6 +429,7 @@ class ClusterState:
         self._cpu_free[i] += alloc.cpu
         self._mem_free[i] += alloc.memory
         self._gpu_free[i] += len(alloc.gpu_ids)
+        self._eni_free[i] += alloc.enis
         if alloc.gpu_ids:
             inst.free_gpu_ids.extend(alloc.gpu_ids)
             order = {g: k for k, g in enumerate(inst.gpu_ids)}
@@ -437,7 +454,7 @@ class ClusterState:
         inst.tasks.discard(task_id)
         if self._classes is not None:
             self._classes.shift_row(i, alloc.cpu, alloc.memory, len(alloc.gpu_ids), 0, alloc.chips,
-                                    bool(alloc.tcp_ports or alloc.udp_ports))
+                                    bool(alloc.tcp_ports or alloc.udp_ports), alloc.enis)
         return alloc
 
     # ---------------------------------------------------------------- InstanceTable (query language)
@@ -522,6 +539,7 @@ class ClusterState:
                 and bool(np.array_equal(self._cpu_free[:n], self._cpu_reg[:n]))
                 and bool(np.array_equal(self._mem_free[:n], self._mem_reg[:n]))
                 and bool(np.array_equal(self._gpu_free[:n], self._gpu_reg[:n]))
+                and bool(np.array_equal(self._eni_free[:n], self._eni_reg[:n]))
                 and bool(np.array_equal(self._chips_free[:n], self._chips_all[:n]))
                 and not self._running[:n].any())
 
@@ -569,6 +587,7 @@ class InstanceClasses:
         self.c_cpu = np.zeros(kcap, np.int64)
         self.c_mem = np.zeros(kcap, np.int64)
         self.c_gpu = np.zeros(kcap, np.int64)
+        self.c_eni = np.zeros(kcap, np.int64)
         self.c_chips = np.zeros(kcap, np.uint64)
         self.c_size = np.zeros(kcap, np.int64)
         self.c_first = np.zeros(kcap, np.int64)  # lowest row of the class
@@ -606,19 +625,19 @@ class InstanceClasses:
     def _key(self, i: int) -> tuple:
         st = self.state
         return (int(self.row_sig[i]), int(st._cpu_free[i]), int(st._mem_free[i]), int(st._gpu_free[i]),
-                int(st._chips_free[i]), int(self.row_port[i]))
+                int(st._chips_free[i]), int(self.row_port[i]), int(st._eni_free[i]))
 
     def signature_mask(self, row_mask: np.ndarray) -> np.ndarray:
         """A row mask that is constant per signature, read per signature, with a False for free slots
         at the end (index -1), so that ``signature_mask(...)[c_sig]`` is False for classes not in use."""
         return np.append(row_mask[self.signature_rows()], False)
 
-    def signature_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Launch code, type code, chip count and all-chips mask per signature."""
+    def signature_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Launch code, type code, chip count, all-chips mask and registered GPUs per signature."""
         if self._sig_columns is None:
             st, rows = self.state, self.signature_rows()
             self._sig_columns = (st._launch[rows], st._type_code[rows], st._n_chips[rows],
-                                 st._chips_all[rows])
+                                 st._chips_all[rows], st._gpu_reg[rows])
         return self._sig_columns
 
     def signature_rows(self) -> np.ndarray:
@@ -641,7 +660,7 @@ class InstanceClasses:
             self.keys.append(key)
             self.rows.append([])
             if c == len(self.c_sig):
-                for name in ("c_sig", "c_port", "c_cpu", "c_mem", "c_gpu", "c_chips", "c_size", "c_first"):
+                for name in ("c_sig", "c_port", "c_cpu", "c_mem", "c_gpu", "c_eni", "c_chips", "c_size", "c_first"):
                     old = getattr(self, name)
                     arr = np.full(2 * len(old), -1 if name == "c_sig" else 0, old.dtype)
                     arr[: len(old)] = old
@@ -653,6 +672,7 @@ class InstanceClasses:
         self.c_gpu[c] = key[3]
         self.c_chips[c] = key[4]
         self.c_port[c] = key[5]
+        self.c_eni[c] = key[6]
         self.c_first[c] = i
         return c
 
@@ -705,13 +725,13 @@ class InstanceClasses:
         self._enter(i, self._class_for(key, i))
 
     def shift_row(self, i: int, cpu: int, mem: int, gpu: int, chips_taken: int, chips_given: int,
-                  ports_changed: bool) -> None:
+                  ports_changed: bool, enis: int = 0) -> None:
         """Row ``i``'s free resources changed by these amounts (reserve: negative; free: positive)."""
         old = int(self.row_class[i])
-        sig, c, m, g, chips, port = self.keys[old]
+        sig, c, m, g, chips, port, e = self.keys[old]
         if ports_changed:
             port = self.row_port[i] = self._ports(i)
-        key = (sig, c + cpu, m + mem, g + gpu, (chips & ~chips_taken) | chips_given, port)
+        key = (sig, c + cpu, m + mem, g + gpu, (chips & ~chips_taken) | chips_given, port, e + enis)
         if key == self.keys[old]:
             return
         self._leave(i, old)

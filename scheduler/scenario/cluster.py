@@ -160,3 +160,5 @@ class ClusterModel(_Model):
     default_capacity_provider_strategy: CapacityProviderStrategy = []
     provisioning_timeout: Duration = Field("15m", gt=0)
     spot_discount: Number = Field(0.65, ge=0, lt=1, description="Spot price = on-demand x (1 - spot_discount)")
+    awsvpc_trunking: bool = Field(False, description="The awsvpcTrunking account setting: more awsvpc tasks per "
+                                  "instance on types with a published trunk limit (docs/modelling.md)")

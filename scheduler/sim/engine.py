@@ -181,7 +181,7 @@ class Simulation:
         self.device_mode = DeviceMode.BLIND if self.mode_name == "ecs-blind" else DeviceMode.AWARE
         self.progress = progress
         self.env = simpy.Environment()
-        self.state = ClusterState(model.cluster.name)
+        self.state = ClusterState(model.cluster.name, awsvpc_trunking=model.cluster.awsvpc_trunking)
         self.placer = Placer(self.state, device_mode=self.device_mode)
         self.recorder = Recorder()
         self.names = identity.InstanceNames(model.cluster.name)  # container-instance ARNs (the core knows rows)
