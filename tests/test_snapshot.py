@@ -376,3 +376,15 @@ def test_a_new_snapshot_replaces_an_earlier_one_in_the_same_folder_and_keeps_a_u
         read_snapshot(snap, default_catalog())
     stale.unlink()
     assert read_snapshot(snap, default_catalog()).chips_held == 16
+
+
+def test_a_snapshot_name_too_long_for_the_file_system_is_one_clear_error(tmp_path: Path) -> None:
+    # found by the long fuzz run: the file system's ENAMETOOLONG escaped as an OSError
+    shutil.copytree(WHAT_IF.parent / "taskdefs", tmp_path / "taskdefs")  # the task definitions it names
+    scenario = tmp_path / WHAT_IF.name
+    lines = [f"snapshot: {'x' * 5000}" if line.startswith("snapshot:") else line
+             for line in WHAT_IF.read_text().splitlines()]
+    scenario.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(scenario)
+    assert caught.value.path == "snapshot" and "\n" not in str(caught.value) and len(str(caught.value)) < 1000

@@ -126,10 +126,16 @@ def scenario_from_mapping(data: object, *, path: str | Path,
 
 def _snapshot_folder(value: str, context: _Context) -> Path:
     folder = context.base / value
-    if not folder.is_dir():
-        raise context.error("snapshot", f"not a folder: {value!r} (a folder of `aws ecs describe-...` outputs, "
-                            "relative to the scenario)")
+    try:
+        found = folder.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise context.error("snapshot", f"cannot use {show_value(value)} as a folder: {reason}") from None
+    if not found:
+        raise context.error("snapshot", f"not a folder: {show_value(value)} (a folder of `aws ecs describe-...` "
+                            "outputs, relative to the scenario)")
     return folder
+
 
 def _bare_rate_notice(bare: list[tuple[str | None, object]], label: str) -> tuple[str, ...]:
     """One line when rates were given as bare numbers, which mean events per second (``rate: 10`` is
