@@ -216,9 +216,9 @@ def _read_user_file(path: Path, label: str) -> list[tuple[str, Record]]:
             raise CatalogError(f"not valid CSV: {exc}", file=label) from None
     if suffix in (".yaml", ".yml"):
         try:
-            for line, column, why in yaml11.surprises(text):
-                raise CatalogError(why, file=label, path=f"line {line}, column {column}")
             data = yaml.safe_load(text)
+            for line, column, why in yaml11.surprises(text):  # read, but not as it looks: refused
+                raise CatalogError(why, file=label, path=f"line {line}, column {column}")
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else None
