@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import machine
+from scheduler.errors import install_command
 
 PARTS = ("placement", "simulation", "utilization")
 DEFAULT_OUT = Path("results") / "bench"   # ignored by git
@@ -27,27 +28,31 @@ NEEDS = {"placement": ("moto",), "simulation": (), "utilization": ("scipy",)}
 EXTRA = "bench"
 
 
-def full_configs() -> dict[str, Any]:
-    """The committed full run's configuration of each part."""
-    from benchmarks.placement_bench import PlacementConfig
-    from benchmarks.simulation_bench import SimulationConfig
-    from benchmarks.utilization_bench import UtilizationConfig
+def full_configs(parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
+    """The committed full run's configuration of each of ``parts`` (only their modules are imported)."""
+    made: dict[str, Any] = {}
+    if "placement" in parts:
+        from benchmarks.placement_bench import PlacementConfig
 
-    return {
-        "placement": PlacementConfig(),
-        "simulation": SimulationConfig(profile_duration="2h"),  # long enough that end-of-run views are small
-        "utilization": UtilizationConfig(),
-    }
+        made["placement"] = PlacementConfig()
+    if "simulation" in parts:
+        from benchmarks.simulation_bench import SimulationConfig
+
+        made["simulation"] = SimulationConfig(profile_duration="2h")  # long enough that end-of-run views are small
+    if "utilization" in parts:
+        from benchmarks.utilization_bench import UtilizationConfig
+
+        made["utilization"] = UtilizationConfig()
+    return made
 
 
-def quick_configs() -> dict[str, Any]:
-    """The CI-sized configuration of each part."""
-    from benchmarks.placement_bench import PlacementConfig
-    from benchmarks.simulation_bench import SimulationConfig
-    from benchmarks.utilization_bench import UtilizationConfig
+def quick_configs(parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
+    """The CI-sized configuration of each of ``parts`` (only their modules are imported)."""
+    made: dict[str, Any] = {}
+    if "placement" in parts:
+        from benchmarks.placement_bench import PlacementConfig
 
-    return {
-        "placement": PlacementConfig(
+        made["placement"] = PlacementConfig(
             sizes=(500, 5_000),
             churn=3_000,
             row_path=500,
@@ -57,10 +62,16 @@ def quick_configs() -> dict[str, Any]:
             moto_budget_s=2.0,
             profile_decisions=1_000,
             compiled_churn=20_000,
-        ),
-        "simulation": SimulationConfig(duration="10m", profile_duration="5m"),
-        "utilization": UtilizationConfig(scale=1, seeds=2),
-    }
+        )
+    if "simulation" in parts:
+        from benchmarks.simulation_bench import SimulationConfig
+
+        made["simulation"] = SimulationConfig(duration="10m", profile_duration="5m")
+    if "utilization" in parts:
+        from benchmarks.utilization_bench import UtilizationConfig
+
+        made["utilization"] = UtilizationConfig(scale=1, seeds=2)
+    return made
 
 
 def run_suite(
@@ -126,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="neuron-sim bench",
         description="Measure placement throughput, simulation speed and chip utilization; write "
         f"results.json, report.md and plots into {DEFAULT_OUT}/ (ignored by git) unless --out says otherwise. "
-        f"The placement and utilization parts need the optional dependencies: pip install 'neuron-sim[{EXTRA}]'.",
+        f"The placement and utilization parts need the optional dependencies: {install_command(EXTRA)}.",
     )
     parser.add_argument("--quick", action="store_true",
                         help="CI-sized run, under a minute (default: the full run, which takes much longer)")
@@ -158,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parts = [args.only] if args.only else list(PARTS)
     missing = missing_modules(parts)
     if missing:
-        print(f"neuron-sim bench: needs {' and '.join(missing)}: pip install 'neuron-sim[{EXTRA}]'", file=sys.stderr)
+        print(f"neuron-sim bench: needs {' and '.join(missing)}: {install_command(EXTRA)}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    configs = quick_configs() if args.quick else full_configs()
-    if args.sizes:
+    configs = quick_configs(tuple(parts)) if args.quick else full_configs(tuple(parts))
+    if args.sizes and "placement" in configs:
         try:
             sizes = tuple(int(x) for x in args.sizes.split(","))
         except ValueError:

@@ -112,3 +112,8 @@ class ScenarioError(NeuronSimError):
 
 class PlacementError(NeuronSimError):
     """Misuse of the placement core (releasing an unknown task, a bad request)."""
+
+
+def install_command(extra: str) -> str:
+    """The one command that adds an optional extra, as README installs the project (from its checkout)."""
+    return f'pip install -e ".[{extra}]"'

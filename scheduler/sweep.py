@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scheduler.errors import NeuronSimError, ScenarioError, show_value
+from scheduler.errors import NeuronSimError, ScenarioError, install_command, show_value
 
 EXECUTORS = ("local", "dask")
 ID_COLUMNS = ("run", "point", "replication", "run_seed")
@@ -43,7 +43,7 @@ OK, FAILED = "ok", "failed"
 NOT_SUMMARIZED = frozenset({*ID_COLUMNS, *STATUS_COLUMNS, "wall_seconds", "sim_seconds"})
 CONFIDENCE = 0.95
 MAX_RUNS = 100_000  # grid points x replications in one sweep: each run is a simulation, and each a row
-DASK_HINT = "the dask executor needs the optional dependency: pip install 'neuron-sim[dask]'"
+DASK_HINT = f"the dask executor needs the optional dependency: {install_command('dask')}"
 
 ProgressFn = Callable[[int, int, int], None]  # (runs done, runs in all, runs failed so far)
 

@@ -195,22 +195,26 @@ def _without(modules: tuple[str, ...], code: str) -> subprocess.CompletedProcess
                           check=False, cwd=ROOT)
 
 
-def test_bench_help_works_without_the_bench_extra_and_a_run_prints_the_install_line() -> None:
+def test_bench_help_works_without_the_bench_extra_and_a_run_prints_the_install_line(tmp_path: Path) -> None:
     hidden = ("scipy", "moto", "distributed", "dask")
     helped = _without(hidden, "from scheduler.cli import main; sys.exit(main(['bench', '--help']))")
     assert helped.returncode == 0, helped.stderr
     assert "results/bench/" in helped.stdout and "default" in helped.stdout
     ran = _without(hidden, "from scheduler.cli import main; sys.exit(main(['bench', '--quick']))")
     assert ran.returncode == 2 and "Traceback" not in ran.stderr
-    assert ran.stderr.strip().splitlines() == ["neuron-sim bench: needs moto and scipy: pip install "
-                                               "'neuron-sim[bench]'"]
+    assert ran.stderr.strip().splitlines() == ['neuron-sim bench: needs moto and scipy: pip install -e ".[bench]"']
+    # one part needs only its own extra: the simulation part runs without scipy and moto
+    alone = _without(hidden, "from scheduler.cli import main; sys.exit(main(['bench', '--quick', '--only', "
+                             f"'simulation', '--out', {str(tmp_path / 'b')!r}]))")
+    assert alone.returncode == 0 and "Traceback" not in alone.stderr, alone.stderr
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["simulation"]
 
 
 def test_a_dask_sweep_without_dask_prints_the_install_line(tmp_path: Path) -> None:
     argv = ["sweep", str(SCENARIOS / "static-paths-blind.yaml"), "--executor", "dask", "--out", str(tmp_path / "d")]
     proc = _without(("distributed", "dask"), f"from scheduler.cli import main; sys.exit(main({argv!r}))")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "pip install 'neuron-sim[dask]'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and 'pip install -e ".[dask]"' in proc.stderr
 
 
 def test_a_quick_bench_never_replaces_the_committed_results(capsys: pytest.CaptureFixture[str]) -> None:
@@ -383,6 +387,6 @@ def test_readme_commands_that_need_no_extra_work_after_a_plain_install(tmp_path:
             proc = _without(hidden, f"from scheduler.cli import main; sys.exit(main({argv!r}))")
             if argv[0] == "bench":
                 assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-                assert "pip install 'neuron-sim[bench]'" in proc.stderr
+                assert 'pip install -e ".[bench]"' in proc.stderr
             else:
                 assert proc.returncode == 0 and proc.stdout and not proc.stderr, (argv, proc.stderr)

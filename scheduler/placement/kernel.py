@@ -14,7 +14,7 @@ a stream of place and release operations (how the simulation makes them):
 - on failure it returns the index of the resource filter that removed the last candidates; the words
   are built in Python (``filters.resources.RESOURCES``).
 
-numba is optional (``pip install 'neuron-sim[fast]'``): ``available()`` says whether it is installed.
+numba is optional (``pip install -e ".[fast]"``): ``available()`` says whether it is installed.
 Compiled code is cached on disk (numba's cache: beside this file when writable, else the user's cache
 directory), so only the first run on a machine pays the compile.
 """
@@ -25,7 +25,9 @@ import importlib.util
 
 import numpy as np
 
-INSTALL_HINT = "the compiled placement kernel needs numba: pip install 'neuron-sim[fast]'"
+from scheduler.errors import install_command
+
+INSTALL_HINT = f"the compiled placement kernel needs numba: {install_command('fast')}"
 
 # strategy codes in a chain table
 S_NONE, S_RANDOM, S_BINPACK_CPU, S_BINPACK_MEM, S_BINPACK_GPU, S_BINPACK_CHIPS, S_SPREAD = range(7)
