@@ -22,7 +22,7 @@ from rich.table import Table
 
 from scheduler.catalog import catalog_rows, default_catalog, load_catalog
 from scheduler.catalog.catalog import Catalog
-from scheduler.errors import NeuronSimError, one_line
+from scheduler.errors import NeuronSimError, bounded, one_line
 from scheduler.interrupts import Terminated, exit_code, terminate_as_interrupt
 from scheduler.readable import duration_text
 
@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the run is written into a staging folder beside `out` and replaces it whole at the end: an
     # interruption before that leaves the earlier results as they were
     with ResultsFolder(out, "run", force=args.force) as folder:
-        with _progress(console, loaded.model.name) as tick:
+        with _progress(console, _shown(loaded.model.name)) as tick:
             sim = Simulation(loaded, seed=args.seed, until=until, progress=tick,
                              task_sink=folder.staging / TASK_SINK)
             results = sim.run(handle_sigint=True)
@@ -244,7 +244,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / f"{safe_folder_name(_scenario_name(args.scenario))}-sweep"
     # checked (and locked) before the runs: an earlier sweep's folder is refused without --force
     with ResultsFolder(out, "sweep", force=args.force) as folder:
-        with RunProgress(Console(stderr=True), name) as tick:
+        with RunProgress(Console(stderr=True), _shown(name)) as tick:
             sweep = run_sweep(args.scenario, parameters, replications=args.replications, executor=args.executor,
                               workers=args.workers, scheduler=args.scheduler, seed=args.seed, until=until,
                               progress=tick)
@@ -279,7 +279,7 @@ def _print_sweep(sweep: Sweep, out: Path) -> None:
     from scheduler.report.document import sweep_point_table
 
     block, same = sweep_point_table(sweep)
-    title = (f"sweep of {sweep.scenario}: {len(sweep.runs)} runs, {sweep.replications} per point, "
+    title = (f"sweep of {_shown(sweep.scenario)}: {len(sweep.runs)} runs, {sweep.replications} per point, "
              "mean ± half the 95% CI")
     console = _console()
     console.print(_rich_table(title, block.columns, block.rows, first_left=len(sweep.parameter_paths) or 1))
@@ -309,6 +309,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in build_report(args.folder):
         print(path)
     return EXIT_OK
+
+
+def _shown(name: object) -> str:
+    """A scenario's name as the terminal shows it: control characters escaped (no escape sequence of a
+    name reaches the terminal), rich markup taken literally, at most 200 characters."""
+    from rich.markup import escape
+
+    return escape(bounded(one_line(str(name)), 200))
 
 
 class _progress:
@@ -343,7 +351,7 @@ def _print_summary(summary: dict, out: Path) -> None:
     from scheduler.readable import FAULT_ROWS, fmt, summary_rows
 
     span = summary.get("sim_seconds")
-    title = (f"{summary['scenario']} (seed {summary['seed']}, {summary['device_mode']}, "
+    title = (f"{_shown(summary['scenario'])} (seed {summary['seed']}, {summary['device_mode']}, "
              f"{duration_text(span) if isinstance(span, int | float) else '-'} simulated)")
     rows = summary_rows(summary)
     rows += [(f"failed: {reason}", fmt(n)) for reason, n in summary.get("tasks_failed", {}).items()]

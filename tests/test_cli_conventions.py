@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -390,3 +391,16 @@ def test_readme_commands_that_need_no_extra_work_after_a_plain_install(tmp_path:
                 assert 'pip install -e ".[bench]"' in proc.stderr
             else:
                 assert proc.returncode == 0 and proc.stdout and not proc.stderr, (argv, proc.stderr)
+
+
+def test_a_scenario_name_with_escape_sequences_never_reaches_the_terminal_raw(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    name = "a\x1b[31mRED\x1b]0;PWN\x07[bold]x"
+    scenario = tmp_path / "esc.yaml"
+    text = (SCENARIOS / "static-paths-blind.yaml").read_text()
+    shutil.copytree(SCENARIOS / "taskdefs", tmp_path / "taskdefs")
+    scenario.write_text(text.replace("name: static-paths-blind", f"name: {json.dumps(name)}"))
+    assert main(["run", str(scenario), "--until", "10m", "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err and "\x07" not in captured.out + captured.err
+    assert "\\x1b[31mRED" in captured.out and "[bold]x" in captured.out  # shown escaped, markup taken literally
