@@ -153,9 +153,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
 
-    loaded = load_scenario(args.scenario, overrides=_run_overrides(args.set))
-    _check_seed(args.seed)
     until = _until(args.until)
+    loaded = load_scenario(args.scenario, overrides=_run_overrides(args.set, until=args.until))
+    _check_seed(args.seed)
     _print_notices(loaded)
     out = args.out or Path("results") / safe_folder_name(loaded.model.name)
     console = Console(stderr=True)
@@ -186,8 +186,9 @@ def _interrupted_line(summary: dict, out: Path) -> str:
             f"results in {out}/ are partial (summary.json says \"partial\": true)")
 
 
-def _run_overrides(texts: Sequence[str] | None) -> dict[str, str]:
-    """``--set PATH=VALUE`` options of ``run``, read by the sweep's parser: one value each."""
+def _run_overrides(texts: Sequence[str] | None, *, until: str | None = None) -> dict[str, str]:
+    """``--set PATH=VALUE`` options of ``run``, read by the sweep's parser: one value each. ``--until``
+    stands for the scenario's duration, so the scenario's limits (samples over the run) hold for it too."""
     from scheduler.sweep import parse_set
 
     overrides: dict[str, str] = {}
@@ -199,6 +200,8 @@ def _run_overrides(texts: Sequence[str] | None) -> dict[str, str]:
         if parameter.path in overrides:
             raise NeuronSimError(f"{parameter.path} is set twice", path="--set")
         overrides[parameter.path] = parameter.values[0]
+    if until is not None:
+        overrides["duration"] = until
     return overrides
 
 
@@ -241,7 +244,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     until = _until(args.until)
     parameters = [parse_set(text) for text in args.set or []]
     name = args.scenario.stem
-    out = args.out or Path("results") / f"{safe_folder_name(_scenario_name(args.scenario))}-sweep"
+    base_name = _scenario_name(args.scenario, args.until)
+    out = args.out or Path("results") / f"{safe_folder_name(base_name)}-sweep"
     # checked (and locked) before the runs: an earlier sweep's folder is refused without --force
     with ResultsFolder(out, "sweep", force=args.force) as folder:
         with RunProgress(Console(stderr=True), _shown(name)) as tick:
@@ -269,10 +273,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _scenario_name(path: Path) -> str:
+def _scenario_name(path: Path, until: str | None) -> str:
+    """The scenario's name, read before any run starts: a file or --until it refuses stops the sweep here."""
     from scheduler.scenario import load_scenario
 
-    return load_scenario(path).model.name
+    return load_scenario(path, overrides=_run_overrides(None, until=until)).model.name
 
 
 def _print_sweep(sweep: Sweep, out: Path) -> None:

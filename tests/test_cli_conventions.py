@@ -404,3 +404,14 @@ def test_a_scenario_name_with_escape_sequences_never_reaches_the_terminal_raw(
     captured = capsys.readouterr()
     assert "\x1b" not in captured.out + captured.err and "\x07" not in captured.out + captured.err
     assert "\\x1b[31mRED" in captured.out and "[bold]x" in captured.out  # shown escaped, markup taken literally
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_until_is_held_to_the_scenarios_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               command: str) -> None:
+    # static-paths-blind samples every minute: 800 days would be 1,152,000 samples, past the 1,000,000 limit
+    argv = [command, str(SCENARIOS / "static-paths-blind.yaml"), "--until", "800d", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "samples" in err[0] and "static-paths-blind.yaml" in err[0]
+    assert not (tmp_path / "o").exists()
