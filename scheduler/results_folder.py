@@ -298,6 +298,7 @@ class ResultsFolder:
         self._staging_fd: int | None = None
         self._manifest: Manifest | None = None
         self._in_place = False
+        self._foreign: frozenset[str] = frozenset()  # entries of the folder neuron-sim did not write
         self._created = False
         self.committed = False
 
@@ -343,6 +344,8 @@ class ResultsFolder:
         self._manifest = Manifest.read(self._fd, self.where)
         foreign = self._foreign_entries()
         self._check_replace(foreign)
+        self._foreign = frozenset(foreign)
+        self._refuse_clash(self._foreign & KNOWN_FILES)  # before the run: these names are certain to be written
         self._remove_stale_staging()
         self._in_place = (bool(foreign) or os.path.ismount(path) or not os.access(path.parent, os.W_OK)
                           or _holds_cwd(path))
@@ -485,8 +488,17 @@ class ResultsFolder:
                 raise OutputError(f"{leaf} is a folder where neuron-sim writes a file; move it away",
                                   file=self.where)
 
+    def _refuse_clash(self, clash: frozenset[str] | set[str]) -> None:
+        """A file neuron-sim did not write is never replaced: one that bears a name of its results is refused."""
+        if clash:
+            shown = ", ".join(sorted(clash)[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
+            raise OutputError(f"holds {shown}, which neuron-sim did not write and would replace; move "
+                              f"{'it' if len(clash) == 1 else 'them'} away or choose another --out", file=self.where)
+
     def _commit_in_place(self, files: list[str]) -> None:
         assert self._fd is not None and self._staging_fd is not None
+        self._refuse_clash({f for f in files if (f in self._foreign or f.partition("/")[0] in self._foreign)
+                            and _exists(self._fd, f)})
         self._check_targets(files)  # all checks before the first move
         order = sorted(files, key=lambda f: (f in COMPLETION_FILES, f))
         earlier = self._manifest.files if self._manifest else frozenset()  # an old marker: the known names
@@ -554,6 +566,15 @@ class ResultsFolder:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._staging_fd = self._fd = None
+
+
+def _exists(folder_fd: int, name: str) -> bool:
+    """Whether ``name`` (relative, perhaps in a subfolder) is there, links included."""
+    try:
+        os.lstat(name, dir_fd=folder_fd)
+    except OSError:
+        return False
+    return True
 
 
 def _holds_cwd(path: Path) -> bool:

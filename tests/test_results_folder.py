@@ -486,13 +486,14 @@ def test_a_folder_marked_by_an_earlier_version_is_replaced_but_its_unknown_files
 
 
 def dies_under_some_runs(scenario: dict, run: object, until: float | None) -> dict:
-    """A sweep task (imported by the pool's worker processes) whose worker dies under run 2 every time and
-    under run 1 the first time; the marks folder comes through the environment."""
+    """A sweep task (imported by the pool's worker processes) whose worker dies under run 2 every time; the
+    marks folder (through the environment) records each death. Runs 0 and 1 may be taken down with it when
+    the pool breaks, and are sent again: which of them were in flight is up to the pool's timing."""
     from scheduler.sweep import run_one
 
-    first = Path(os.environ["NEURON_SIM_TEST_MARKS"]) / f"run{run.run}"
-    if run.run == 2 or (run.run == 1 and not first.exists()):
-        first.touch()
+    if run.run == 2:
+        deaths = Path(os.environ["NEURON_SIM_TEST_MARKS"])
+        (deaths / f"death-{len(list(deaths.glob('death-*')))}").touch()
         os._exit(1)
     return run_one(scenario, run, until)
 
@@ -510,3 +511,19 @@ def test_a_local_worker_that_dies_takes_no_other_run_with_it(tmp_path: Path, mon
     assert sorted(rows) == [0, 1, 2] and tracker.count == 3
     assert rows[0]["status"] == rows[1]["status"] == sweep.OK
     assert rows[2]["status"] == sweep.FAILED and "sent 2 times" in rows[2]["error"]
+    assert len(list(tmp_path.glob("death-*"))) == 2  # sent once per attempt, never more
+
+
+def test_force_never_replaces_a_users_file_that_bears_a_results_name(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    (out / "report.html").write_text("mine")
+    assert run(out, "--force") == 2  # refused before the run: report.html is certain to be written
+    assert "report.html" in capsys.readouterr().err and (out / "report.html").read_text() == "mine"
+    (out / "report.html").unlink()
+    assert run(tmp_path / "first") == 0
+    figure = sorted((tmp_path / "first" / "figures").iterdir())[0].name
+    (out / "figures" / figure).write_bytes(b"my figure")
+    assert run(out, "--force") == 2  # found when the figures are known, before anything moves
+    assert (out / "figures" / figure).read_bytes() == b"my figure" and not (out / "summary.json").exists()
