@@ -415,3 +415,19 @@ def test_until_is_held_to_the_scenarios_limits(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "samples" in err[0] and "static-paths-blind.yaml" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_run_prints_the_warnings_of_its_task_definitions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(SCENARIOS / "taskdefs", tmp_path / "taskdefs")
+    scenario = tmp_path / "warned.yaml"
+    scenario.write_text((SCENARIOS / "static-paths-blind.yaml").read_text())
+    plain = main(["run", str(scenario), "--until", "10m", "--out", str(tmp_path / "a"), "--no-report"])
+    assert plain == 0 and "warning" not in capsys.readouterr().err  # no warned task definition, no line
+    text = scenario.read_text()
+    first = next(line for line in text.splitlines() if line.strip().endswith(".json"))
+    key = first.split(":")[0].strip()
+    scenario.write_text(text.replace(first, f"  {key}: taskdefs/warning/duplicate-key.json"))
+    capsys.readouterr()
+    main(["run", str(scenario), "--until", "10m", "--out", str(tmp_path / "b"), "--no-report"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(lines) == 1 and "duplicate-key" in lines[0] and f"task_definitions.{key}" in lines[0]

@@ -146,7 +146,7 @@ def test_dask_local_cluster_gives_exactly_the_local_executors_rows(pooled: sweep
 def test_the_dask_executor_without_distributed_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch
                                                                       ) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
-    with pytest.raises(SweepError, match=r"neuron-sim\[dask\]"):
+    with pytest.raises(SweepError, match=r"pip install -e \"\.\[dask\]\""):
         run_sweep(SCENARIO, GRID, executor="dask", until=UNTIL)
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from scheduler.catalog import LAUNCH_EC2, LAUNCH_MANAGED, Catalog, default_catalog, load_catalog
 from scheduler.catalog.catalog import _build as _build_instance_type
-from scheduler.ecs.taskdef import load_task_definition
+from scheduler.ecs.taskdef import read_task_definition, validate_task_definition
 from scheduler.ecs.taskspec import TaskSpec
-from scheduler.errors import CatalogError, TaskDefinitionError
+from scheduler.errors import CatalogError
 from scheduler.scenario.cluster import AutoScalingCapacityProvider, ClusterModel, ManagedInstancesCapacityProvider
 from scheduler.scenario.context import _Context
 from scheduler.scenario.faults import Faults
@@ -179,25 +179,32 @@ def _known_task_definition(model: Scenario, name: str, path: str, context: _Cont
     raise context.error(path, f"unknown task definition {name!r}{hint}")
 
 
-def _load_task_definitions(model: Scenario, context: _Context) -> dict[str, TaskSpec]:
+def _load_task_definitions(model: Scenario, context: _Context) -> tuple[dict[str, TaskSpec], list[str]]:
+    """Every task definition's TaskSpec, and one line per warning ECS's rules give about one (as `validate`
+    prints them): a run says what it takes on trust."""
     specs: dict[str, TaskSpec] = {}
+    warnings: list[str] = []
     for name, source in model.task_definitions.items():
         where = "task_definitions" + _path_part(name)
         if isinstance(source, str):
             file = context.base / source
             if not _exists(file):
                 raise context.error(where, f"task-definition file not found: {_path_text(file)}")
-            described = str(file)
+            described = _path_text(file)
+            validation = read_task_definition(file)
         else:
-            described, file = "the inline task definition", None
-        try:
-            specs[name] = load_task_definition(file if file is not None else source)
-        except TaskDefinitionError as exc:
+            described = "the inline task definition"
+            validation = validate_task_definition(source)
+        if validation.spec is None:
+            exc = validation.error()
             issue = exc.issues[0]
             more = f" (and {len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
             raise context.error(where, f"task definition {name!r} is invalid: {described}: {issue.path}: "
-                                f"{issue.message}{more}") from None
-    return specs
+                                f"{issue.message}{more}")
+        specs[name] = validation.spec
+        warnings += [f"{where}: {described}: warning: {w.path}: {w.message}" + (f" ({w.rule})" if w.rule else "")
+                     for w in validation.warnings]
+    return specs, warnings
 
 
 def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec], context: _Context) -> None:

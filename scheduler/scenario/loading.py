@@ -118,10 +118,10 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     _check_cluster(model.cluster, catalog, context, snapshot_instances=len(snapshot.instances) if snapshot else 0)
     _check_faults(model.faults, catalog, context)
     _check_workload_references(model, context)
-    specs = _load_task_definitions(model, context)
+    specs, warnings = _load_task_definitions(model, context)
     _check_workloads_against_specs(model, specs, context)
     traces = _load_traces(model, context)
-    notices = _bare_rate_notice(readings[BARE_RATES], label)
+    notices = _bare_rate_notice(readings[BARE_RATES], label) + tuple(f"{label}: {w}" for w in warnings)
     return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot, notices)
 
 def _snapshot_folder(value: str, context: _Context) -> Path:
