@@ -1,7 +1,7 @@
 """moto's ECS backend as an outside peer: its RunTask placement, called in-process (no HTTP, no boto3).
 
 moto (5.2.5) places a RunTask by walking the cluster's ACTIVE container instances in registration order
-and taking the first with enough CPU, memory and free host ports (ecs-semantics.md §6). It has no
+and taking the first with enough CPU, memory and free host ports (moto/ecs/models.py, moto 5.2.5). It has no
 constraints, strategies, GPUs or Neuron devices, so it runs only the CPU/memory part of a stream. Its
 container instances register a hard-coded 4096 CPU / 7482 MiB; we overwrite both with each instance's real
 registered figures and its free figures at the moment of the copy. Task definitions have no host ports

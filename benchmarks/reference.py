@@ -5,7 +5,7 @@ classes of identical instances. For every task it walks every container instance
 ECS order (launch type, status, cpu architecture, constraints, CPU, memory, GPU, ports, ENIs, Neuron
 devices),
 then applies the strategy chain to the survivors, breaking a tie with the same seeded draw as the core
-(``rng.integers(number of tied instances)``, tied instances in row order; see ecs-semantics.md §1.4).
+(``rng.integers(number of tied instances)``, tied instances in row order; see https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-placement-strategies.html).
 
 Only what the benchmark streams use is implemented: ``memberOf`` expressions made of
 ``attribute:NAME == v``, ``!= v``, ``in [..]``, ``not in [..]`` and ``=~ regex`` joined by ``and``;

@@ -17,7 +17,8 @@ TARGET_SCALING = 1.5  # cost per decision at the largest size / at the smallest
 TARGET_SIM_SHARE = 0.60  # simulation rate / bare simpy rate
 TARGET_PEAK_MIB = 2048  # 1,000,000 tasks
 TARGET_OPT_POINTS = 1.0  # best strategy within this many points of the optimum
-KUBE_FLOOR_PER_S = 680  # kube-scheduler CI floor, 5,000 nodes (anchors.md §0)
+# kube-scheduler's CI floor at 5,000 nodes: kubernetes test/integration/scheduler_perf/misc/performance-config.yaml
+KUBE_FLOOR_PER_S = 680
 ECS_BINPACK = "binpack(memory)"
 CHIP_AWARE = "chip-aware: binpack(neuronDevices), binpack(memory)"
 

@@ -1,4 +1,5 @@
-"""Placement strategies and constraints as the placer applies them (ecs-semantics.md §1.3-1.5)."""
+"""Placement strategies and constraints as the placer applies them (ECS developer guide: task placement
+strategies and constraints)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
 """The placement core: ``place(task)`` -> Placement | Failure, and ``release(task)``.
 
-The pipeline follows ECS (ecs-semantics.md §1.1) and the scheduling-framework shape of DESIGN.md:
-filter (launch type and status, constraints, resources, devices) -> score (strategies) -> reserve
-(CPU, memory, GPUs, ports, ENIs, chips). The filters are data (``placement.filters``): one function each
-over a column view that instance rows and classes of identical instances both expose. One pass runs them
-and keeps each step's survivors, so a failure is explained from the pass itself: which step removed the
-last candidates, and what the closest instance lacks. Masks that depend only on the cluster's membership
-and attributes are cached until the membership changes.
+The pipeline follows ECS (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-placement.html)
+and the scheduling-framework shape: filter (launch type and status, constraints, resources, devices) ->
+score (strategies) -> reserve (CPU, memory, GPUs, ports, ENIs, chips). The filters are data
+(``placement.filters``): one function each over a column view that instance rows and classes of
+identical instances both expose. One pass runs them and keeps each step's survivors, so a failure is
+explained from the pass itself: which step removed the last candidates, and what the closest instance
+lacks. Masks that depend only on the cluster's membership and attributes are cached until the membership
+changes.
 """
 
 from __future__ import annotations

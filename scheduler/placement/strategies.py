@@ -3,7 +3,7 @@
 Strategies are applied in order as a lexicographic preference: each keeps only the candidates with the
 best score for it; ``random`` picks one and ends the chain; a tie left after the last strategy is broken
 by the seeded generator (or by the lowest row when none is given). ECS does not document tie-breaking;
-this is the reading of ecs-semantics.md §1.4.
+this is the reading of https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-placement-strategies.html.
 
 Beyond ECS, and marked as such wherever they are shown: ``binpack`` on ``neuronDevices`` (fewest free
 chips that still fit) and on ``gpu``.

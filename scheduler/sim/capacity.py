@@ -2,16 +2,18 @@
 
 Both are driven by a one-minute tick, as ECS publishes CapacityProviderReservation each minute.
 
-Auto Scaling group (ecs-semantics.md §5.1): CPR = M / N x 100, where N is the group's instances (running
-or launching) and M the instances it needs: those running at least one non-daemon task, plus, for the
-tasks waiting in PROVISIONING, each group of identical tasks bin-packed onto the largest instance type
-(tasks that fit not even once on the smallest type are left out). With N = 0 and tasks waiting CPR is
-200, so the group first launches two instances. Above the target, the group scales out by
-``ceil(100 M / target) - N`` clamped to [minimum, maximum] scaling step and max_size, but not while any
-instance is still inside its warm-up period. Below the target for 15 consecutive minutes it scales in,
-removing only empty instances, at most half the group a minute.
+Auto Scaling group (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-auto-scaling.html):
+CPR = M / N x 100, where N is the group's instances (running or launching) and M the instances it needs:
+those running at least one non-daemon task, plus, for the tasks waiting in PROVISIONING, each group of
+identical tasks bin-packed onto the largest instance type (tasks that fit not even once on the smallest
+type are left out). With N = 0 and tasks waiting CPR is 200, so the group first launches two instances.
+Above the target, the group scales out by ``ceil(100 M / target) - N`` clamped to [minimum, maximum]
+scaling step and max_size, but not while any instance is still inside its warm-up period. Below the
+target for 15 consecutive minutes it scales in, removing only empty instances, at most half the group a
+minute.
 
-Managed Instances (§3.5): ECS launches instances for the waiting tasks from the types that match
+Managed Instances (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ManagedInstances.html): ECS
+launches instances for the waiting tasks from the types that match
 ``instanceRequirements``, by a pluggable policy (default: ``cheapest_fit``); idle instances are removed
 after ``scale_in_after``; instances are drained after 14 days.
 """

@@ -14,8 +14,9 @@ from scheduler.placement.columns import ColumnView
 from scheduler.placement.filters.base import Filter, Request, always
 
 # Fractional GPU values and the G6f partition types that serve them (ECS developer guide, "Specifying GPUs
-# in an Amazon ECS task definition"; ecs-semantics.md §3). Such a type offers one GPU partition; a task
-# asking the fraction takes it whole. Integer and ALL requests never place on them.
+# in an Amazon ECS task definition", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-gpu-specifying.html).
+# Such a type offers one GPU partition; a task asking the fraction takes it whole. Integer and ALL
+# requests never place on them.
 FRACTIONAL_GPU_TYPES: dict[str, float] = {
     "g6f.large": 0.125, "g6f.xlarge": 0.125, "g6f.2xlarge": 0.25, "g6f.4xlarge": 0.5, "gr6f.4xlarge": 0.5,
 }
