@@ -268,7 +268,7 @@ class Placer:
                 need = {"cpu": f"{spec.cpu} CPU units", "memory": f"{spec.memory} MiB",
                         "ports": "host ports " + ", ".join(map(str, spec.tcp_ports + spec.udp_ports))}
                 detail = f"no candidate instance has {need.get(name, name)} free"
-        explanation = Explanation(tuple(steps), best, None, lacks, event, phrase)
+        explanation = Explanation(tuple(steps), best, lacks, event, phrase)
         return Failure(reason, detail, best, explanation)
 
 

@@ -61,7 +61,6 @@ class Explanation:
 
     steps: tuple[Step, ...]
     closest: int | None = None
-    closest_id: str | None = None
     lacks: tuple[str, ...] = ()
     event: str = ""   # ECS's service-event sentence without the instance's identity (views add it)
     phrase: str = ""  # what the closest instance lacks, in the service event's words
