@@ -353,7 +353,7 @@ class _progress:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    from scheduler.readable import FAULT_ROWS, fmt, summary_rows
+    from scheduler.readable import FAULT_ROWS, fmt, summary_rows, workload_table
 
     span = summary.get("sim_seconds")
     title = (f"{_shown(summary['scenario'])} (seed {summary['seed']}, {summary['device_mode']}, "
@@ -372,6 +372,10 @@ def _print_summary(summary: dict, out: Path) -> None:
             rows.append((f"faults: {label}", fmt(n, unit)))
     console = _console()
     console.print(_rich_table(title, ("metric", "value"), rows))
+    columns, per_workload = workload_table(summary)
+    if per_workload:
+        console.print(_rich_table("per workload: waits from submission to RUNNING (tasks still waiting count "
+                                  "their wait so far)", columns, [(_shown(row[0]), *row[1:]) for row in per_workload]))
     console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
 
 

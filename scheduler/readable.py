@@ -31,15 +31,57 @@ METRICS: dict[str, tuple[str, str]] = {
     "tasks_failed": ("tasks failed", "count"),
     "tasks_waiting_at_end": ("tasks still waiting at the end", "count"),
     "tasks_placed": ("tasks placed", "count"),
+    "tasks_started": ("tasks started", "count"),
+    "tasks_starting_at_end": ("tasks still starting at the end", "count"),
+    "tasks_submitted": ("tasks submitted", "count"),
     "tasks_completed": ("tasks completed", "count"),
     "stranded_chip_hours": ("stranded chip-hours", "h"),
     "instance_hours": ("instance-hours", "h"),
+    "service_shortfall_task_hours": ("service shortfall task-hours", "h"),
+    "shortfall_task_hours": ("service shortfall task-hours", "h"),
+    "startup_p50_s": ("p50 start-up", "s"),
+    "startup_p95_s": ("p95 start-up", "s"),
+    "startup_p99_s": ("p99 start-up", "s"),
+    "startup_max_s": ("longest start-up", "s"),
 }
+
+# The per-workload figures of ``summary.json``'s ``workloads`` that are numbers: in sweep tables they are
+# flat columns named ``<metric>[<workload>]`` (``wait_p99_s[llama]``), see workload_column.
+WORKLOAD_METRICS = ("tasks_submitted", "tasks_placed", "tasks_started", "tasks_waiting_at_end",
+                    "tasks_starting_at_end", "wait_p50_s", "wait_p95_s", "wait_p99_s", "wait_max_s",
+                    "startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s", "shortfall_task_hours",
+                    "tasks_failed")
+# (key, column heading, unit): the terminal's and the report's per-workload table
+WORKLOAD_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("tasks_submitted", "tasks", ""),
+    ("tasks_waiting_at_end", "waiting", ""),
+    ("wait_p50_s", "wait p50", "s"),
+    ("wait_p95_s", "p95", "s"),
+    ("wait_p99_s", "p99", "s"),
+    ("wait_max_s", "max", "s"),
+    ("startup_p99_s", "start-up p99", "s"),
+    ("shortfall_task_hours", "short task-h", ""),
+    ("tasks_failed", "failed", ""),
+)
+
+
+def workload_column(metric: str, workload: str) -> str:
+    """The flat column of one workload's metric in sweep tables: ``wait_p99_s[llama]``."""
+    return f"{metric}[{workload}]"
+
+
+def split_workload_column(column: str) -> tuple[str, str | None]:
+    """``wait_p99_s[llama]`` -> (``wait_p99_s``, ``llama``); a cluster-wide column -> (column, None)."""
+    if column.endswith("]") and "[" in column:
+        metric, _, rest = column.partition("[")
+        return metric, rest[:-1]
+    return column, None
 
 # (summary key, label, unit): the rows of a run's summary, in order.
 RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_submitted", "tasks submitted", ""),
-    ("tasks_placed", "tasks placed (started)", ""),
+    ("tasks_placed", "tasks placed (given an instance)", ""),
+    ("tasks_started", "tasks started (RUNNING)", ""),
     ("tasks_completed", "tasks completed", ""),
     ("tasks_running_at_end", "tasks running at the end", ""),
     ("tasks_waiting_at_end", "tasks still waiting at the end", ""),
@@ -47,6 +89,10 @@ RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("wait_p95_s", "wait, p95", "s"),
     ("wait_p99_s", "wait, p99", "s"),
     ("wait_max_s", "wait, longest", "s"),
+    ("startup_p50_s", "start-up (placed to RUNNING), median", "s"),
+    ("startup_p95_s", "start-up, p95", "s"),
+    ("startup_p99_s", "start-up, p99", "s"),
+    ("startup_max_s", "start-up, longest", "s"),
     ("chip_utilization", "Neuron chips held (time-weighted)", "%"),
     ("cpu_utilization", "CPU reserved (time-weighted)", "%"),
     ("memory_utilization", "memory reserved (time-weighted)", "%"),
@@ -76,12 +122,16 @@ PERIOD_KEYS = frozenset({"cost_usd", "idle_chip_cost_usd"})  # totals whose labe
 
 
 def metric_name(metric: str) -> str:
-    """A metric's name without its unit (the cells carry the unit): ``wait_p99_s`` -> ``p99 wait``."""
-    return METRICS.get(metric, (metric.replace("_", " "), ""))[0]
+    """A metric's name without its unit (the cells carry the unit): ``wait_p99_s`` -> ``p99 wait``,
+    ``wait_p99_s[llama]`` -> ``llama: p99 wait``."""
+    base, workload = split_workload_column(metric)
+    name = METRICS.get(base, (base.replace("_", " "), ""))[0]
+    return name if workload is None else f"{workload}: {name}"
 
 
 def metric_unit(metric: str) -> str:
-    return METRICS.get(metric, ("", "USD" if metric.endswith("_usd") else ""))[1]
+    base, _ = split_workload_column(metric)
+    return METRICS.get(base, ("", "USD" if base.endswith("_usd") else ""))[1]
 
 
 def number_text(value: float, digits: int = 4) -> str:
@@ -176,3 +226,15 @@ def summary_rows(summary: Mapping[str, Any], *, machine: bool = True) -> list[tu
             continue
         rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
     return rows
+
+
+def workload_table(summary: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """``summary.json``'s ``workloads`` as a table: (column headings, one row per workload); no rows when the
+    summary has no per-workload section."""
+    section = summary.get("workloads")
+    columns = ("workload", *(heading for _, heading, _ in WORKLOAD_ROWS))
+    if not isinstance(section, Mapping):
+        return columns, []
+    rows = [(str(name), *(fmt(figures.get(key), unit) for key, _, unit in WORKLOAD_ROWS))
+            for name, figures in section.items() if isinstance(figures, Mapping)]
+    return columns, rows

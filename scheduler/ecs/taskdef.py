@@ -16,7 +16,6 @@ Paths point into the document as given: ``$.containerDefinitions[0].cpu``, or
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ from typing import Any
 
 from scheduler.catalog.catalog import MAX_CHIPS
 from scheduler.ecs import botocore_model, near_miss
-from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec
+from scheduler.ecs.taskspec import Constraint, ContainerSpec, NeuronMode, TaskSpec, first_gap
 from scheduler.errors import Issue, NeuronSimError, TaskDefinitionError, one_line, show_value
 from scheduler.files import UnreadableFile, read_bounded
 from scheduler.nesting import MAX_DEPTH, lone_surrogate, too_deep
@@ -342,9 +341,9 @@ def _check_neuron(task: _Task, out: _Findings) -> None:
                           f"allows at most {MAX_CHIPS} Neuron devices on one instance (/dev/neuron0 to "
                           f"/dev/neuron{MAX_CHIPS - 1})", "neuron-device-beyond-catalog")
     chips = sorted({d.chip for c in task.containers for d in c.devices if d.chip is not None})
-    gaps = [b for a, b in itertools.pairwise(chips) if b != a + 1]
-    if gaps:
-        first = next(d for c in task.containers for d in c.devices if d.chip == gaps[0])
+    gap = first_gap(chips)
+    if gap is not None:
+        first = next(d for c in task.containers for d in c.devices if d.chip == gap)
         names = ", ".join(f"neuron{i}" for i in chips)
         out.warn(first.path, f"Neuron devices {names} are not contiguous: ECS accepts this, but the Neuron "
                  "runtime fails when the container starts", "non-contiguous-chips")

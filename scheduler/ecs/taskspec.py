@@ -6,8 +6,16 @@ hashable, so the core can memoise per distinct spec.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+
+def first_gap(chips: tuple[int, ...] | list[int]) -> int | None:
+    """The first device index (of sorted, unique ``chips``) that does not follow the one before it, or None
+    when the devices are contiguous. The Neuron runtime refuses a container whose devices are not
+    contiguous ("Neuron cores are not contiguous"), though ECS accepts such a task definition."""
+    return next((b for a, b in itertools.pairwise(chips) if b != a + 1), None)
 
 
 class NeuronMode(StrEnum):

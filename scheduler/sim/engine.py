@@ -29,7 +29,9 @@ from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
-from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio, wait_percentiles
+from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
+from scheduler.sim.runtime import start_refusal
+from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
@@ -97,6 +99,7 @@ class SimTask(TaskRecord):
     waiting_code: str | None = None    # its ECS reason alone (RESOURCE:CPU, ...), what counters key on
     ever_ran: bool = False
     seeded: bool = False  # RUNNING from a cluster snapshot at t=0: never submitted, no wait
+    placed_at: float | None = None  # when the scheduler gave it an instance (its wait ends here)
 
 
 @dataclass(eq=False)
@@ -191,9 +194,8 @@ class Simulation:
         self.interrupted = False
         self.stopped_by: int | None = None  # the signal that stopped a run early
         self.partial = False
-        self.placed_count = 0
         self.completed_count = 0
-        self.waits: list[float] = []
+        self.slo = SLOTally(workload_kinds(model.workloads))  # per-workload waits, start-up, failures
         self.fault_counts = {"instance_failures": 0, "spot_interruptions": 0, "chip_failures": 0,
                              "agent_disconnects": 0, "instance_retirements": 0, "tasks_stopped": 0,
                              "service_tasks_stopped": 0}
@@ -462,6 +464,7 @@ class Simulation:
                                 rng=self.placement_rng, only=request.only)
         if isinstance(out, Failure):
             return out
+        task.placed_at = self.now
         inst = self.state.instances[out.instance]
         task.instance = out.instance
         task.launch_type = inst.launch_type
@@ -469,13 +472,19 @@ class Simulation:
         if request.provider is not None:
             self.cp_waiting[request.provider].pop(task.task_id, None)
         self.counts[PROVISIONING] -= 1
-        if out.start_failure is not None:
-            # ECS-blind: placed on CPU/memory, the container cannot open its device.
+        refusal = None if out.start_failure is not None else start_refusal(request.spec)
+        if out.start_failure is not None or refusal is not None:
+            # ECS-blind: placed on CPU/memory, the container cannot open its device; in any mode: the
+            # Neuron runtime refuses devices that are not contiguous.
             self.counts[PENDING] += 1
             task.last_status = PENDING
-            reason = events.start_failure_reason(out.start_failure, self.state, out.instance)
-            self._stop(task, "TaskFailedToStart", reason, placed=True,
-                       failure_key=events.start_failure_key(out.start_failure))
+            if refusal is not None:
+                self.placer.release(task.task_id)
+                reason, key = refusal
+            else:
+                reason = events.start_failure_reason(out.start_failure, self.state, out.instance)
+                key = events.start_failure_key(out.start_failure)
+            self._stop(task, "TaskFailedToStart", reason, placed=True, failure_key=key)
             return None
         self.recorder.advance(self.now)
         lv = self.recorder.levels
@@ -490,8 +499,6 @@ class Simulation:
         task.last_status = RUNNING
         task.started_at = self.now
         task.ever_ran = True
-        self.placed_count += 1
-        self.waits.append(self.now - task.created_at)
         task.waiting_reason = task.waiting_code = None
         self.counts[RUNNING] += 1
         if request.service is not None:
@@ -534,6 +541,7 @@ class Simulation:
             self.completed_count += 1
         if code == "TaskFailedToStart":
             self.recorder.failures[failure_key or reason] += 1
+            self.slo.failed(task.workload, failure_key or reason)
         self._row(task, placed)
         del self.tasks[task.task_id]
         self.recent_stopped.append(task)
@@ -554,6 +562,7 @@ class Simulation:
             self._kick()
 
     def _row(self, task: SimTask, placed: bool) -> None:
+        self.slo.record(task, self.now)
         inst = self.state.instances[task.instance] if task.instance is not None else None
         start = task.started_at
         stopped = task.last_status == STOPPED
@@ -563,7 +572,8 @@ class Simulation:
             task.stopped_reason if stopped else task.waiting_reason,
             inst.ec2_instance_id if inst else None, inst.instance_type.name if inst else None,
             inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
-            None if start is None or task.seeded else start - task.created_at, placed)
+            None if start is None or task.seeded else start - task.created_at,
+            placed or task.placed_at is not None)  # placed: given an instance, whether or not it then started
 
     # ------------------------------------------------------------------ waiting and retries
     def _kick(self) -> None:
@@ -988,7 +998,6 @@ class Simulation:
         else:
             tasks = self.recorder.tasks_frame()
         timeline = self.recorder.timeline_frame()
-        waits = np.asarray(self.waits, dtype=float)
         acc: Levels = self.recorder.integrals
         completed = self.completed_count
         hours_by_type: dict[str, float] = {}
@@ -1004,15 +1013,18 @@ class Simulation:
             "device_mode": self.mode_name,
             "sim_seconds": self.duration,
             "tasks_submitted": self.submitted,
-            "tasks_placed": self.placed_count,
+            "tasks_placed": self.slo.placed,
+            "tasks_started": self.slo.started,
             "tasks_failed": dict(sorted(self.recorder.failures.items())),
             "tasks_completed": completed,
             "tasks_running_at_end": self.counts[RUNNING],
             "tasks_waiting_at_end": self.counts[PROVISIONING],
+            "tasks_starting_at_end": self.counts[PENDING],
             "tasks_waiting_by_reason": dict(sorted(Counter(
                 t.waiting_reason or "waiting" for t in self.tasks.values() if t.last_status == PROVISIONING).items())),
             "tasks_stopped": self.counts[STOPPED],
-            **wait_percentiles(waits),
+            **self.slo.overall_waits(),
+            **self.slo.overall_startups(),
             "chip_utilization": round(ratio(acc.chips_held, acc.chips_total), 6),
             "cpu_utilization": round(ratio(acc.cpu_used, acc.cpu_total), 6),
             "memory_utilization": round(ratio(acc.mem_used, acc.mem_total), 6),
@@ -1029,6 +1041,7 @@ class Simulation:
             "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
             "extensions": self._extensions(),
             "service_shortfall_task_hours": {svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
+            "workloads": self.slo.section({svc.name: svc.short_seconds / 3600 for svc in services}),
             "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }

@@ -1,0 +1,150 @@
+"""Per-workload service-level figures of a run: waits, start-up times, failures and service shortfall.
+
+A planner asks "does *this* workload start within 60 s?", so every figure is kept per workload (a scenario
+workload: a RunTask stream or a service; a snapshot's tasks under their service's name) and pooled for
+the cluster. The tally sees each task once, when its row is written (when it stops, or at the end of the
+run), and reads what it needs from the task's timestamps:
+
+- **wait**: submission to RUNNING (``started_at - created_at``, start-up included: what a caller waits
+  for) for every task that started, plus, for a task that had not started when the run ended, its wait so
+  far (``end - created_at``); those are counted apart (``tasks_waiting_at_end`` for tasks still without a
+  place, ``tasks_starting_at_end`` for tasks placed and still starting), so a p99 never hides a task that
+  never started. Tasks that failed, or that their service stopped before they started, have no wait.
+- **start-up**: placement to RUNNING (``started_at - placed_at``): image pull, container start, model load.
+- **failures**: tasks that never ran (``TaskFailedToStart``), by the key the run summary counts them under.
+
+Only the standard library and numpy; the engine calls :meth:`SLOTally.record` and :meth:`SLOTally.failed`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+PROVISIONING, PENDING = "PROVISIONING", "PENDING"
+QUANTILES = (50, 95, 99)
+WAIT_KEYS = ("wait_p50_s", "wait_p95_s", "wait_p99_s", "wait_max_s")
+STARTUP_KEYS = ("startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s")
+
+
+class TaskTimes(Protocol):
+    """What the tally reads of a task (``SimTask`` has it)."""
+
+    workload: str
+    created_at: float
+    placed_at: float | None
+    started_at: float | None
+    last_status: str
+    seeded: bool
+
+
+def percentiles(values: Iterable[float], prefix: str) -> dict[str, float | None]:
+    """``<prefix>_p50_s``, ``_p95_s``, ``_p99_s`` and ``_max_s`` of ``values`` in seconds (None when empty)."""
+    data = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    keys = [f"{prefix}_p{q}_s" for q in QUANTILES] + [f"{prefix}_max_s"]
+    if len(data) == 0:
+        return dict.fromkeys(keys, None)
+    figures = [*np.percentile(data, QUANTILES), data.max()]
+    return {key: round(float(v), 6) for key, v in zip(keys, figures, strict=True)}
+
+
+@dataclass
+class WorkloadTally:
+    """What one workload's tasks did."""
+
+    kind: str                                     # run_task, service, daemon or snapshot
+    submitted: int = 0                            # tasks recorded (seeded ones apart)
+    placed: int = 0
+    started: int = 0
+    waiting_at_end: int = 0                       # still PROVISIONING (no place) when the run ended
+    starting_at_end: int = 0                      # placed, still PENDING (starting up) when the run ended
+    waits: list[float] = field(default_factory=list)
+    startups: list[float] = field(default_factory=list)
+    failed: Counter = field(default_factory=Counter)
+
+
+class SLOTally:
+    """Per-workload waits, start-up times and failures, gathered task by task."""
+
+    def __init__(self, kinds: Mapping[str, str] | None = None) -> None:
+        self.kinds = dict(kinds or {})
+        self.workloads: dict[str, WorkloadTally] = {name: WorkloadTally(kind) for name, kind in self.kinds.items()}
+
+    def _of(self, workload: str) -> WorkloadTally:
+        tally = self.workloads.get(workload)
+        if tally is None:
+            tally = self.workloads[workload] = WorkloadTally(self.kinds.get(workload, "snapshot"))
+        return tally
+
+    def record(self, task: TaskTimes, now: float) -> None:
+        """A task's row is written (it stopped, or the run ended at ``now``): take its times."""
+        tally = self._of(task.workload)
+        if task.seeded:  # RUNNING from a snapshot at time 0: never submitted, no wait
+            return
+        tally.submitted += 1
+        if task.placed_at is not None:
+            tally.placed += 1
+        if task.started_at is not None:
+            tally.started += 1
+            tally.waits.append(task.started_at - task.created_at)
+            if task.placed_at is not None:
+                tally.startups.append(task.started_at - task.placed_at)
+        elif task.last_status in (PROVISIONING, PENDING):  # the run ended before it started
+            tally.waits.append(now - task.created_at)
+            if task.last_status == PROVISIONING:
+                tally.waiting_at_end += 1
+            else:
+                tally.starting_at_end += 1
+
+    def failed(self, workload: str, key: str) -> None:
+        """A task of ``workload`` failed to start; ``key`` is what the run's ``tasks_failed`` counts it under."""
+        self._of(workload).failed[key] += 1
+
+    # ------------------------------------------------------------------ results
+    @property
+    def placed(self) -> int:
+        return sum(t.placed for t in self.workloads.values())
+
+    @property
+    def started(self) -> int:
+        return sum(t.started for t in self.workloads.values())
+
+    def overall_waits(self) -> dict[str, float | None]:
+        """The cluster's wait percentiles over every workload's waits (still-waiting tasks included)."""
+        return percentiles(np.concatenate([np.asarray(t.waits, float) for t in self.workloads.values()] or
+                                          [np.empty(0)]), "wait")
+
+    def overall_startups(self) -> dict[str, float | None]:
+        return percentiles(np.concatenate([np.asarray(t.startups, float) for t in self.workloads.values()] or
+                                          [np.empty(0)]), "startup")
+
+    def section(self, shortfall: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+        """``summary.json``'s ``workloads``: per workload, in name order. ``shortfall`` is each service's
+        task-hours short; other workloads have ``shortfall_task_hours`` None."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted(self.workloads):
+            t = self.workloads[name]
+            out[name] = {
+                "kind": t.kind,
+                "tasks_submitted": t.submitted,
+                "tasks_placed": t.placed,
+                "tasks_started": t.started,
+                "tasks_waiting_at_end": t.waiting_at_end,
+                "tasks_starting_at_end": t.starting_at_end,
+                **percentiles(t.waits, "wait"),
+                **percentiles(t.startups, "startup"),
+                "shortfall_task_hours": (round(float(shortfall[name]), 6) if name in shortfall else None),
+                "tasks_failed": int(sum(t.failed.values())),
+                "tasks_failed_by_reason": dict(sorted(t.failed.items())),
+            }
+        return out
+
+
+def workload_kinds(workloads: Iterable[Any]) -> dict[str, str]:
+    """Each scenario workload's kind for the tally: ``run_task``, ``service`` or ``daemon``."""
+    return {w.name: ("daemon" if getattr(w, "scheduling_strategy", "REPLICA") == "DAEMON" else w.kind)
+            for w in workloads}

@@ -1,0 +1,157 @@
+"""Per-workload SLO figures of a run (summary.json ``workloads``), waits that count tasks still waiting, and
+the fidelity fixes: one meaning of "placed" everywhere, and non-contiguous Neuron devices failing at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scheduler.cli import main
+from scheduler.scenario import load_scenario
+from scheduler.sim.engine import Simulation
+from scheduler.sim.slo import percentiles
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+NON_CONTIGUOUS = SCENARIOS / "taskdefs" / "warning" / "non-contiguous-chips.json"
+
+
+def simulate(path: Path, **overrides: object):
+    loaded = load_scenario(path, overrides=overrides or None)
+    return Simulation(loaded).run()
+
+
+def expected_waits(tasks, end: float) -> np.ndarray:
+    """Waits as the tasks table tells them: started tasks' ``wait_s``, and ``end - submit`` for tasks that had
+    not started when the run ended (not STOPPED): a second path to the summary's figures."""
+    started = tasks["wait_s"].dropna().to_numpy(float)
+    unstarted = tasks[tasks["start"].isna() & (tasks["final_state"] != "STOPPED") & tasks["submit"].notna()]
+    return np.concatenate([started, end - unstarted["submit"].to_numpy(float)])
+
+
+def test_quick_start_p99_wait_counts_the_task_that_never_started() -> None:
+    res = simulate(SCENARIOS / "trn1-per-chip-services.yaml")
+    s = res.summary
+    assert s["tasks_waiting_at_end"] == 1
+    extra = s["workloads"]["svc-chip-03-extra"]
+    # started a minute in, never placed: it has waited the rest of the run
+    assert extra["tasks_waiting_at_end"] == 1 and extra["tasks_started"] == 0
+    assert extra["wait_max_s"] == extra["wait_p99_s"] == s["sim_seconds"] - 60
+    assert s["wait_max_s"] == s["sim_seconds"] - 60
+    assert s["wait_p99_s"] > 0  # 16 tasks at 0 s and one at 119 min: the p99 no longer hides it
+    assert s["workloads"]["svc-chip-00"]["wait_p99_s"] == 0
+    assert extra["shortfall_task_hours"] == s["service_shortfall_task_hours"]["svc-chip-03-extra"] > 0
+
+
+@pytest.mark.parametrize("name", ["trn1-per-chip-services.yaml", "faults-inf2-spot.yaml", "mixed-cluster.yaml",
+                                  "static-paths-blind.yaml"])
+def test_per_workload_figures_agree_with_the_tasks_table(name: str) -> None:
+    res = simulate(SCENARIOS / name, duration="3h")
+    s, tasks = res.summary, res.tasks
+    end = s["sim_seconds"]
+    assert set(s["workloads"]) == set(tasks["workload"])
+    pooled = percentiles(expected_waits(tasks, end), "wait")
+    assert {k: s[k] for k in pooled} == pytest.approx(pooled)
+    failed_total: dict[str, int] = {}
+    for workload, figures in s["workloads"].items():
+        mine = tasks[tasks["workload"] == workload]
+        assert {k: figures[k] for k in pooled} == pytest.approx(percentiles(expected_waits(mine, end), "wait"))
+        assert figures["tasks_placed"] == int(mine.loc[mine["submit"].notna(), "placed"].sum())
+        assert figures["tasks_started"] == int(mine["start"].notna().sum() - mine["submit"].isna().sum())
+        assert figures["tasks_failed"] == int((mine["stop_code"] == "TaskFailedToStart").sum())
+        assert figures["tasks_failed"] == sum(figures["tasks_failed_by_reason"].values())
+        for reason, n in figures["tasks_failed_by_reason"].items():
+            failed_total[reason] = failed_total.get(reason, 0) + n
+        if figures["kind"] == "service":
+            assert figures["shortfall_task_hours"] == s["service_shortfall_task_hours"][workload]
+        else:
+            assert figures["shortfall_task_hours"] is None
+    assert failed_total == s["tasks_failed"]
+    assert sum(f["tasks_waiting_at_end"] for f in s["workloads"].values()) == s["tasks_waiting_at_end"]
+    assert sum(f["tasks_placed"] for f in s["workloads"].values()) == s["tasks_placed"]
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), min_size=1, max_size=50))
+def test_percentiles_are_ordered_and_bounded(values: list[float]) -> None:
+    p = percentiles(values, "wait")
+    assert min(values) - 1e-6 <= p["wait_p50_s"] <= p["wait_p95_s"] <= p["wait_p99_s"] <= p["wait_max_s"]
+    assert p["wait_max_s"] == pytest.approx(max(values))
+
+
+def test_percentiles_of_nothing_are_none() -> None:
+    assert set(percentiles([], "startup").values()) == {None}
+
+
+def test_run_prints_a_per_workload_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(SCENARIOS / "trn1-per-chip-services.yaml"), "--out", str(tmp_path / "o"),
+                 "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "per workload" in out
+    row = next(line for line in out.splitlines() if "svc-chip-03-extra" in line)
+    assert "119 min" in row and "1.983" in row  # its wait so far and its shortfall
+
+
+# --- point 5: what "placed" means, and the Neuron runtime's refusal --------------------------------------
+
+def test_ecs_blind_placed_count_is_the_same_in_summary_table_and_describe_tasks() -> None:
+    res = simulate(SCENARIOS / "static-paths-blind.yaml")
+    s, tasks = res.summary, res.tasks
+    described = res.describe_tasks["tasks"]
+    on_instance = [t for t in described if t.get("containerInstanceArn")]
+    assert len(described) == len(tasks) == 4
+    assert s["tasks_placed"] == int(tasks["placed"].sum()) == len(on_instance) == 4
+    assert s["tasks_started"] == 1 and sum(s["tasks_failed"].values()) == 3
+
+
+def _non_contiguous_scenario(tmp_path: Path, mode: str) -> Path:
+    path = tmp_path / f"gap-{mode}.yaml"
+    path.write_text(f"""\
+name: gap
+seed: 1
+duration: 30m
+device_mode: {mode}
+task_definitions:
+  gap: {NON_CONTIGUOUS.as_posix()}
+cluster:
+  fleets:
+    - {{instance_type: trn1.32xlarge, count: 1, availability_zones: [us-east-1a]}}
+workloads:
+  - {{name: gap, kind: run_task, task_definition: gap, arrivals: {{type: once, at: 0s}}, count: 2,
+     duration: 10m}}
+""")
+    return path
+
+
+@pytest.mark.parametrize("mode", ["device-aware", "ecs-blind"])
+def test_non_contiguous_devices_fail_at_start_with_the_runtime_message(tmp_path: Path, mode: str) -> None:
+    res = simulate(_non_contiguous_scenario(tmp_path, mode))
+    s, tasks = res.summary, res.tasks
+    assert s["tasks_started"] == 0 and s["tasks_placed"] == 2
+    assert s["tasks_failed"] == {"TaskFailedToStart: Neuron devices not contiguous": 2}
+    assert (tasks["stop_code"] == "TaskFailedToStart").all()
+    assert tasks["stop_reason"].str.contains("Neuron cores are not contiguous").all()
+    assert tasks["stop_reason"].str.contains("/dev/neuron0, /dev/neuron2").all()
+    assert s["chip_utilization"] == 0  # it held its chips for no time at all
+    assert s["workloads"]["gap"]["tasks_failed_by_reason"] == s["tasks_failed"]
+
+
+def test_topology_aware_asks_for_k_chips_so_the_runtime_never_refuses(tmp_path: Path) -> None:
+    # topology-aware reads the two named devices as "any 2 contiguous chips"; trn1's torus takes 1, 4, 8 or 16,
+    # so the tasks wait for a place instead of failing at start
+    res = simulate(_non_contiguous_scenario(tmp_path, "topology-aware"))
+    assert res.summary["tasks_failed"] == {} and res.summary["tasks_waiting_at_end"] == 2
+    assert not res.tasks["stop_reason"].str.contains("not contiguous").any()
+
+
+def test_run_warns_of_non_contiguous_devices_and_fails_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    assert main(["run", str(_non_contiguous_scenario(tmp_path, "device-aware")), "--out", str(tmp_path / "o"),
+                 "--no-report"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "not contiguous" in warnings[0]
+    assert "failed: TaskFailedToStart: Neuron devices not contiguous" in captured.out
