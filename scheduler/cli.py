@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -238,13 +238,19 @@ def _check_until(seconds: float, text: str) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler.output import ResultsFolder, safe_folder_name
-    from scheduler.sweep import RunProgress, parse_set, run_sweep, write_sweep_files
+    from scheduler.sim.slo import workload_kinds
+    from scheduler.sweep import RunProgress, apply_target, parse_set, run_sweep, write_sweep_files
+    from scheduler.targets import parse_targets
 
     _check_seed(args.seed)
     until = _until(args.until)
     parameters = [parse_set(text) for text in args.set or []]
+    target = parse_targets(args.target or [])
     name = args.scenario.stem
-    base_name = _scenario_name(args.scenario, args.until)
+    base = _base_scenario(args.scenario, args.until)
+    base_name = base.model.name
+    if target is not None:  # a target naming a workload the scenario lacks stops here, before any run
+        target.check_workloads(workload_kinds(base.model.workloads))
     out = args.out or Path("results") / f"{safe_folder_name(base_name)}-sweep"
     # checked (and locked) before the runs: an earlier sweep's folder is refused without --force
     with ResultsFolder(out, "sweep", force=args.force) as folder:
@@ -253,6 +259,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                               workers=args.workers, scheduler=args.scheduler, seed=args.seed, until=until,
                               progress=tick)
         _print_notices(sweep)
+        if target is not None:
+            apply_target(sweep, target)
         write_sweep_files(sweep, folder.staging)
         report = None if args.no_report else _write_report(folder.staging)
         folder.commit()
@@ -273,23 +281,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _scenario_name(path: Path, until: str | None) -> str:
-    """The scenario's name, read before any run starts: a file or --until it refuses stops the sweep here."""
+def _base_scenario(path: Path, until: str | None) -> Any:
+    """The scenario as written, read before any run starts: a file or --until it refuses stops the sweep here."""
     from scheduler.scenario import load_scenario
 
-    return load_scenario(path, overrides=_run_overrides(None, until=until)).model.name
+    return load_scenario(path, overrides=_run_overrides(None, until=until))
 
 
 def _print_sweep(sweep: Sweep, out: Path) -> None:
-    from scheduler.report.document import sweep_point_table
+    from scheduler.report.document import sweep_point_table, target_sentence
 
     block, same = sweep_point_table(sweep)
     title = (f"sweep of {_shown(sweep.scenario)}: {len(sweep.runs)} runs, {sweep.replications} per point, "
              "mean ± half the 95% CI")
     console = _console()
-    console.print(_rich_table(title, block.columns, block.rows, first_left=len(sweep.parameter_paths) or 1))
+    console.print(_rich_table(title, block.columns, block.rows))
     if same:
         console.print(f"the same at every grid point: {same}", markup=False, highlight=False)
+    sentence = target_sentence(sweep)
+    if sentence:
+        console.print(sentence, markup=False, highlight=False, soft_wrap=True)
     console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -456,6 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="PATH=V1,V2,...",
                    help="sweep a scenario field (dotted path, e.g. cluster.fleets.0.count=2,4,8); repeatable "
                         "(default: no parameter, replications of the file as it is)")
+    p.add_argument("--target", action="append", metavar="CONDITIONS",
+                   help="mark the grid points whose means meet every condition and name the cheapest, e.g. "
+                        "'wait_p99<60s,shortfall==0' or 'wait_p99[llama]<60s,shortfall[llama]==0'; repeatable "
+                        "(default: none)")
     p.add_argument("--replications", type=int, default=1, help="runs per grid point (default: 1)")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="a local process pool or a Dask cluster (default: local)")

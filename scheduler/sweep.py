@@ -28,16 +28,22 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from scheduler.errors import NeuronSimError, ScenarioError, install_command, show_value
+from scheduler.readable import WORKLOAD_METRICS, workload_column
+
+if TYPE_CHECKING:
+    from scheduler.targets import Target
 
 EXECUTORS = ("local", "dask")
 ID_COLUMNS = ("run", "point", "replication", "run_seed")
 STATUS_COLUMNS = ("status", "error")
+FLEET, MEETS_TARGET = "fleet", "meets_target"  # text and bool columns of a run row: not averaged
+FLEET_PATHS = ("cluster.fleets", "cluster.capacity_providers")  # swept paths the fleet label already says
 OK, FAILED = "ok", "failed"
 # Columns of a run row that are not simulation results worth averaging.
 NOT_SUMMARIZED = frozenset({*ID_COLUMNS, *STATUS_COLUMNS, "wall_seconds", "sim_seconds"})
@@ -176,11 +182,14 @@ def restore(data: Mapping[str, Any]) -> Any:
 
 def run_one(scenario: Mapping[str, Any], run: Run, until: float | None = None) -> dict[str, Any]:
     """Simulate one run and return its row of metrics; an exception becomes a failed row, never escapes."""
+    from scheduler.scenario.cluster import fleet_label
     from scheduler.sim.engine import Simulation
 
     try:
-        results = Simulation(restore(scenario), seed=run.seed, until=until).run()
-        return {"status": OK, "error": None, **summary_metrics(results.summary)}
+        loaded = restore(scenario)
+        results = Simulation(loaded, seed=run.seed, until=until).run()
+        return {"status": OK, "error": None, FLEET: fleet_label(loaded.model.cluster),
+                **summary_metrics(results.summary)}
     except Exception as exc:  # a failed run is data: the sweep records it and goes on
         return {"status": FAILED, "error": _one_line(exc)}
 
@@ -189,7 +198,9 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The flat, tabular part of a run summary: numbers as numbers, breakdowns as JSON text.
 
     ``tasks_failed`` (reason -> count) becomes its total, with the breakdown in ``tasks_failed_by_reason``;
-    ``service_shortfall_task_hours`` likewise (``..._by_service``); ``faults`` become ``faults_<name>`` numbers.
+    ``service_shortfall_task_hours`` likewise (``..._by_service``); ``faults`` become ``faults_<name>`` numbers;
+    each workload's figures (``workloads``) become ``<metric>[<workload>]`` numbers (NaN where a figure is
+    None, such as a wait when no task had one; ``shortfall_task_hours[...]`` only for REPLICA services).
     """
     row: dict[str, Any] = {}
     for key, value in summary.items():
@@ -203,6 +214,15 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
             row[f"{key}_by_service"] = json.dumps(dict(value), sort_keys=True)
         elif key == "faults" and isinstance(value, Mapping):
             row.update({f"faults_{name}": n for name, n in value.items()})
+        elif key == "workloads" and isinstance(value, Mapping):
+            for workload, figures in value.items():
+                if not isinstance(figures, Mapping):
+                    continue
+                for metric in WORKLOAD_METRICS:
+                    if metric == "shortfall_task_hours" and figures.get("kind") != "service":
+                        continue  # only a REPLICA service has a desired count to fall short of
+                    number = figures.get(metric)
+                    row[workload_column(metric, workload)] = math.nan if number is None else number
         elif isinstance(value, bool) or value is None or isinstance(value, int | float):
             row[key] = value
         elif isinstance(value, Mapping):
@@ -599,6 +619,54 @@ def wide_summary(summary: pd.DataFrame, parameters: Sequence[str],
     return out[[*parameters, "runs", "failed", *order]].reset_index()
 
 
+# --- points in a planner's words, and targets -------------------------------------------------------
+
+def point_labels(sweep: Sweep) -> dict[int, str]:
+    """Each grid point named by its fleet (``inf2.24xlarge x12, trn1.32xlarge x4``) and the values of the
+    swept parameters the fleet does not already say (``device_mode=ecs-blind``); a sweep read from a folder
+    without the fleet column is named by its parameters alone."""
+    runs, paths = sweep.runs, sweep.parameter_paths
+    labels: dict[int, str] = {}
+    for point, group in runs.groupby("point", sort=True):
+        fleets = group[FLEET].dropna() if FLEET in group.columns else pd.Series([], dtype=object)
+        fleet = str(fleets.iloc[0]) if len(fleets) else None
+        shown = [p for p in paths if fleet is None or not p.startswith(FLEET_PATHS)]
+        parts = ([fleet] if fleet else []) + [f"{p.split('.')[-1]}={group[p].iloc[0]}" for p in shown]
+        labels[int(point)] = ", ".join(parts) or "as is"
+    return labels
+
+
+def point_means(sweep: Sweep, columns: Sequence[str]) -> dict[int, dict[str, float]]:
+    """Per grid point, the mean over its successful replications of each of ``columns`` (NaN when absent)."""
+    table = sweep.summary
+    out: dict[int, dict[str, float]] = {}
+    for point in sorted(int(p) for p in sweep.runs["point"].unique()):
+        mine = table[table["point"] == point].set_index("metric")["mean"]
+        out[point] = {c: float(mine[c]) if c in mine.index else math.nan for c in columns}
+    return out
+
+
+def apply_target(sweep: Sweep, target: Target) -> None:
+    """Mark the grid points whose means meet ``target``: a ``meets_target`` column on every run row of the
+    point, and in ``sweep.meta`` the target and the cheapest point meeting it (by mean ``cost_usd``; None
+    when no point does). A point whose runs all failed meets nothing."""
+    means = point_means(sweep, [*target.columns, "cost_usd"])
+    ok_points = set(sweep.runs.loc[sweep.runs["status"] == OK, "point"].astype(int))
+    meets = {p: p in ok_points and target.holds(values) for p, values in means.items()}
+    sweep.runs[MEETS_TARGET] = sweep.runs["point"].map(meets).astype(bool)
+    labels = point_labels(sweep)
+    def cost(p: int) -> float:
+        value = means[p]["cost_usd"]
+        return value if math.isfinite(value) else math.inf
+
+    passing = sorted((p for p, ok in meets.items() if ok), key=lambda p: (cost(p), p))
+    cheapest = passing[0] if passing else None
+    sweep.meta["target"] = target.text
+    sweep.meta["points_meeting_target"] = [int(p) for p in sorted(passing)]
+    sweep.meta["cheapest_meeting_target"] = None if cheapest is None else {
+        "point": int(cheapest), "label": labels[cheapest], "cost_usd": means[cheapest]["cost_usd"]}
+
+
 # --- the folder -------------------------------------------------------------------------------------
 
 def write_sweep(sweep: Sweep, out: str | Path, *, force: bool = False) -> list[Path]:
@@ -635,7 +703,7 @@ def read_sweep(folder: str | Path) -> Sweep:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     parameters = tuple(Parameter(p["path"], tuple(p["values"])) for p in meta.get("parameters", []))
     known = {"scenario", "source", "parameters", "replications", "executor", "base_seeds", "until", "runs",
-             "failed", "confidence"}
+             "failed", "confidence"}  # the rest (a target and its cheapest point) stays in meta
     return Sweep(scenario=meta.get("scenario", folder.name), source=meta.get("source", ""),
                  parameters=parameters, replications=int(meta.get("replications", 1)),
                  executor=meta.get("executor", ""), runs=pd.read_parquet(folder / "sweep.parquet"),

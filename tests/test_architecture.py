@@ -20,7 +20,7 @@ PACKAGE = "scheduler"
 # (with everything under it); the package root ``scheduler`` itself is only its ``__init__``.
 ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors, units", ("scheduler.errors", "scheduler.files", "scheduler.units", "scheduler.nesting",
-                       "scheduler.readable", "scheduler.yaml11")),
+                       "scheduler.readable", "scheduler.yaml11", "scheduler.targets")),
     ("catalog", ("scheduler.catalog",)),
     ("ecs vocabulary", ("scheduler.ecs",)),
     ("placement core", ("scheduler.placement",)),

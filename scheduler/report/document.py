@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scheduler.errors import NeuronSimError
-from scheduler.readable import FAULT_ROWS, fmt, interval_text, metric_name, metric_unit, summary_rows
+from scheduler.readable import (
+    FAULT_ROWS,
+    fmt,
+    interval_text,
+    metric_name,
+    metric_unit,
+    split_workload_column,
+    summary_rows,
+    workload_column,
+)
 from scheduler.report import figures as fg
 
 if TYPE_CHECKING:
@@ -189,7 +198,43 @@ def _read_table(path: Path, columns: tuple[str, ...] | None) -> pd.DataFrame:
 
 # --- a sweep ----------------------------------------------------------------------------------------
 
-POINT_METRICS = ("wait_p99_s", "chip_utilization", "cost_usd", "tasks_failed")
+POINT_METRICS = ("wait_p99_s", "service_shortfall_task_hours", "chip_utilization", "cost_usd", "tasks_failed")
+MAX_WORKLOAD_COLUMNS = 4  # per-workload columns a point table shows (sweep.parquet has them all)
+
+
+def workload_point_metrics(columns: Sequence[str], limit: int = MAX_WORKLOAD_COLUMNS) -> list[str]:
+    """The per-workload columns worth a place in a point table: each workload's p99 wait and each service's
+    shortfall, when the sweep has more than one workload (otherwise they repeat the cluster's)."""
+    waits = [c for c in columns if split_workload_column(c)[0] == "wait_p99_s" and split_workload_column(c)[1]]
+    shorts = [c for c in columns if split_workload_column(c)[0] == "shortfall_task_hours"
+              and split_workload_column(c)[1]]
+    if len(waits) < 2:
+        return []
+    chosen: list[str] = []
+    for wait in waits:
+        workload = split_workload_column(wait)[1]
+        chosen.append(wait)
+        short = workload_column("shortfall_task_hours", workload or "")
+        if short in shorts and len(shorts) > 1:
+            chosen.append(short)
+    return chosen[:limit]
+
+
+def target_sentence(sweep: Sweep) -> str | None:
+    """What the target says of the grid: the cheapest point meeting it, or that none does (None without a
+    target)."""
+    target = sweep.meta.get("target")
+    if not target:
+        return None
+    cheapest = sweep.meta.get("cheapest_meeting_target")
+    met = len(sweep.meta.get("points_meeting_target") or ())
+    points = sweep.runs["point"].nunique()
+    if not cheapest:
+        return f"target {target}: no grid point meets it (0 of {points}; judged on the means over replications)"
+    cost = cheapest.get("cost_usd")
+    money = f" at {fmt(cost, 'USD')}" if isinstance(cost, int | float) and cost == cost else ""
+    return (f"target {target}: {met} of {points} grid points meet it (means over replications); the cheapest is "
+            f"{cheapest.get('label')}{money}")
 
 
 def simulated_period(sweep: Sweep) -> float | None:
@@ -211,31 +256,45 @@ def _metric_header(metric: str, period: float | None) -> str:
     return metric_name(metric)
 
 
-def sweep_point_table(sweep: Sweep, metrics: Sequence[str] = POINT_METRICS) -> tuple[TableBlock, str]:
-    """One row per grid point: parameter values, runs ok, and each metric's mean ± half its 95%
-    confidence interval; metrics with the same value at every point leave the table for the sentence
-    returned beside it (empty when none)."""
-    from scheduler.sweep import wide_summary
+def sweep_point_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> tuple[TableBlock, str]:
+    """One row per grid point: the point in a planner's words (its fleet and other swept values), runs ok,
+    each metric's mean ± half its 95% confidence interval (the cluster's figures, then each workload's p99
+    wait and shortfall, then what a target reads), and whether the point meets the target; metrics with the
+    same value at every point leave the table for the sentence returned beside it (empty when none)."""
+    from scheduler.sweep import MEETS_TARGET, point_labels, wide_summary
 
-    summary, paths = sweep.summary, sweep.parameter_paths
+    summary = sweep.summary
+    paths = sweep.parameter_paths
+    if metrics is None:
+        from scheduler.targets import parse_target
+
+        target = sweep.meta.get("target")
+        extra = parse_target(target).columns if target else []
+        metrics = list(dict.fromkeys([*POINT_METRICS, *workload_point_metrics(list(sweep.runs.columns)), *extra]))
     present = [m for m in metrics if m in set(summary["metric"])]
     varying, constant = fg.split_constant(summary, present) if summary["point"].nunique() > 1 else (present, {})
     shown = [m for m in present if m in varying]
     wide = wide_summary(summary, paths, present)
+    labels = point_labels(sweep)
+    meets = (sweep.runs.groupby("point")[MEETS_TARGET].first().to_dict()
+             if MEETS_TARGET in sweep.runs.columns else None)
     rows = []
     for row in wide.to_dict("records"):
-        cells = [str(row[p]) for p in paths] + [f"{int(row['runs'] - row['failed'])}/{int(row['runs'])}"]
+        cells = [labels.get(int(row["point"]), "?"), f"{int(row['runs'] - row['failed'])}/{int(row['runs'])}"]
         cells += [interval_text(*(row[f"{m}_{stat}"] for stat in ("mean", "ci_low", "ci_high")), metric_unit(m))
                   for m in shown]
+        if meets is not None:
+            cells.append("yes" if meets.get(row["point"]) else "no")
         rows.append(tuple(cells))
     period = simulated_period(sweep)
-    columns = (*paths, "runs ok", *(_metric_header(m, period) for m in shown))
+    columns = ("grid point", "runs ok", *(_metric_header(m, period) for m in shown),
+               *(("meets target",) if meets is not None else ()))
     return TableBlock(columns, tuple(rows)), constant_text(constant, period)
 
 
 def sweep_report(folder: Path) -> Report:
     """The report of a ``neuron-sim sweep`` results folder."""
-    from scheduler.sweep import read_sweep
+    from scheduler.sweep import MEETS_TARGET, point_labels, read_sweep
 
     sweep = read_sweep(folder)
     paths = sweep.parameter_paths
@@ -256,6 +315,9 @@ def sweep_report(folder: Path) -> Report:
                                    "'Failed runs' and left out of the means.")
     table, same = sweep_point_table(sweep)
     overview.tables.append(table)
+    sentence = target_sentence(sweep)
+    if sentence:
+        overview.paragraphs.append(sentence[0].upper() + sentence[1:] + ".")
     sections = [overview]
     charts = Section("Metrics against each parameter")
     varying, constant = fg.split_constant(summary)
@@ -272,9 +334,17 @@ def sweep_report(folder: Path) -> Report:
         charts.paragraphs.append("The sweep has no parameter: only replications of the scenario as it is.")
     sections.append(charts)
     frontier = Section("Cost against wait")
+    meets = runs.groupby("point")[MEETS_TARGET].first().to_dict() if MEETS_TARGET in runs.columns else None
+    cheapest = (sweep.meta.get("cheapest_meeting_target") or {}).get("point")
     _chart(frontier, "frontier", "Cost against p99 wait",
-           "Each grid point at its mean p99 wait and mean cost; the red line joins the points that no other "
-           "point beats on both.", lambda: fg.frontier_figure(summary, paths))
+           "Each grid point, named by its fleet, at its mean p99 wait (tasks that never started count at their "
+           "wait so far) and mean cost; a point short of service task-hours says how many. The red line joins "
+           "the points that no other point beats on both" + ("; green rings meet the target, the star is the "
+           "cheapest of them." if meets is not None else "."),
+           lambda: fg.frontier_figure(summary, paths, labels=point_labels(sweep), meets=meets, cheapest=cheapest))
+    sentence = target_sentence(sweep)
+    if sentence:
+        frontier.paragraphs.append(sentence[0].upper() + sentence[1:] + ".")
     if not frontier.charts:
         frontier.paragraphs.append("No grid point has both a p99 wait and a cost.")
     sections.append(frontier)

@@ -31,7 +31,8 @@ METRICS: dict[str, tuple[str, float]] = {
     metric: (f"{name} ({UNIT_AXIS[unit]})", 100.0 if unit == "%" else 1.0) for metric, (name, unit) in
     READABLE_METRICS.items()}
 SWEEP_METRICS = ("wait_p50_s", "wait_p99_s", "chip_utilization", "cpu_utilization", "memory_utilization",
-                 "cost_usd", "tasks_failed", "tasks_waiting_at_end", "stranded_chip_hours")
+                 "cost_usd", "service_shortfall_task_hours", "tasks_failed", "tasks_waiting_at_end",
+                 "stranded_chip_hours")
 
 
 def metric_label(metric: str) -> str:
@@ -391,13 +392,18 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: str = "wait_p99_s",
-                    cost: str = "cost_usd") -> Figure | None:
-    """Cost against wait per grid point, the Pareto frontier joined (lower left is better)."""
+                    cost: str = "cost_usd", labels: Mapping[int, str] | None = None,
+                    meets: Mapping[int, bool] | None = None, cheapest: int | None = None,
+                    shortfall: str = "service_shortfall_task_hours") -> Figure | None:
+    """Cost against wait per grid point, the Pareto frontier joined (lower left is better). ``labels`` name
+    the points (their fleets); a point short of service task-hours says how many; with a target, the
+    points that meet it are ringed green and the cheapest of them starred."""
     from scheduler.sweep import wide_summary
 
     if not {wait, cost} <= set(summary["metric"]):
         return None
-    wide = wide_summary(summary, parameters, [wait, cost])
+    extra = [shortfall] if shortfall in set(summary["metric"]) else []
+    wide = wide_summary(summary, parameters, [wait, cost, *extra])
     wide = wide[wide[f"{wait}_mean"].notna() & wide[f"{cost}_mean"].notna()].reset_index(drop=True)
     if wide.empty:
         return None
@@ -419,6 +425,16 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
     ax.step(x[front], y[front], where="post", color="tab:red", linewidth=1.8, label="frontier: nothing is "
             "cheaper and faster")
     ax.plot(x[front], y[front], "o", color="tab:red", markersize=7)
+    points = [int(p) for p in wide["point"]]
+    if meets is not None:
+        ok = np.array([bool(meets.get(p)) for p in points])
+        if ok.any():
+            ax.plot(x[ok], y[ok], "o", markersize=12, markerfacecolor="none", markeredgecolor="tab:green",
+                    markeredgewidth=2, label="meets the target")
+        if cheapest is not None and cheapest in points:
+            i = points.index(cheapest)
+            ax.plot([x[i]], [y[i]], "*", color="tab:green", markersize=18, label="cheapest that meets the target")
+    short = wide[f"{shortfall}_mean"].to_numpy(dtype=float) if extra else np.zeros(len(wide))
     label_all = len(wide) <= 16
     spots: dict[tuple[float, float], list[int]] = {}
     for i in range(len(wide)):  # grid points at the same spot share one label
@@ -426,8 +442,11 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
     for members in spots.values():
         if not (label_all or any(i in front for i in members)):
             continue
-        names = [", ".join(f"{_short(p).split('.')[-1]}={wide.loc[i, p]}" for p in parameters) or "as is"
+        names = [(labels.get(points[i]) if labels else None)
+                 or ", ".join(f"{_short(p).split('.')[-1]}={wide.loc[i, p]}" for p in parameters) or "as is"
                  for i in members[:4]]
+        names = [name + (f" (short {short[i]:,.3g} task-h)" if short[i] > 0 else "")
+                 for name, i in zip(names, members[:4], strict=False)]
         text = " | ".join(names) + (f" (+{len(members) - 4})" if len(members) > 4 else "")
         i = members[0]
         below = len(ax.texts) % 2  # alternate above and below so neighbours overlap less

@@ -162,3 +162,20 @@ class ClusterModel(_Model):
     spot_discount: Number = Field(0.65, ge=0, lt=1, description="Spot price = on-demand x (1 - spot_discount)")
     awsvpc_trunking: bool = Field(False, description="The awsvpcTrunking account setting: more awsvpc tasks per "
                                   "instance on types with a published trunk limit (docs/modelling.md)")
+
+
+def fleet_label(cluster: ClusterModel) -> str:
+    """The cluster's capacity in a planner's words: ``inf2.24xlarge x12, trn1.32xlarge x4`` (fixed fleets,
+    counts summed per instance type and Spot apart), then each capacity provider with its size bounds
+    (``asg: inf2.xlarge 0-10``). Sweep and plan figures label grid points with it."""
+    counts: dict[str, int] = {}
+    for fleet in cluster.fleets:
+        name = fleet.instance_type + (" Spot" if fleet.spot else "")
+        counts[name] = counts.get(name, 0) + fleet.count
+    parts = [f"{name} x{n}" for name, n in counts.items()]
+    for cp in cluster.capacity_providers:
+        if isinstance(cp, AutoScalingCapacityProvider):
+            parts.append(f"{cp.name}: {'/'.join(cp.instance_types)} {cp.min_size}-{cp.max_size}")
+        else:
+            parts.append(f"{cp.name}: Managed Instances" + (f" up to {cp.max_instances}" if cp.max_instances else ""))
+    return ", ".join(parts) or "no instances"
