@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -295,7 +296,10 @@ def _print_sweep(sweep: Sweep, out: Path) -> None:
     title = (f"sweep of {_shown(sweep.scenario)}: {len(sweep.runs)} runs, {sweep.replications} per point, "
              "mean ± half the 95% CI")
     console = _console()
-    console.print(_rich_table(title, block.columns, block.rows))
+    # headers wrap at word ends (a workload's name above its metric) so the values keep their width
+    headers = ["\n".join(line for piece in column.split(": ") for line in textwrap.wrap(piece, 10))
+               for column in block.columns]
+    console.print(_rich_table(title, headers, block.rows, label_width=max((len(r[0]) for r in block.rows), default=0)))
     if same:
         console.print(f"the same at every grid point: {same}", markup=False, highlight=False)
     sentence = target_sentence(sweep)
@@ -304,14 +308,14 @@ def _print_sweep(sweep: Sweep, out: Path) -> None:
     console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
 
 
-def _rich_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, first_left: int = 1
-                ) -> Table:
+def _rich_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, first_left: int = 1,
+                label_width: int = 0) -> Table:
     """A terminal table of already formatted cells: the first ``first_left`` columns are names, the rest
-    values (right-aligned, never wrapped)."""
+    values (right-aligned, never wrapped); ``label_width`` keeps the names at least that wide (up to 40)."""
     table = Table(title=title)
     for index, column in enumerate(columns):
         if index < first_left:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=0 < label_width <= 40)
         else:
             table.add_column(column, justify="right", no_wrap=True)
     for row in rows:

@@ -185,7 +185,7 @@ def _value(raw: str, unit: str, shown: str, where: str) -> float:
         elif unit == "%":
             value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
         elif unit == "USD":
-            value = float(text.removeprefix("$").replace(",", ""))
+            value = float(text.removeprefix("$"))
         else:
             value = float(text)
     except (ValueError, TypeError):

@@ -202,22 +202,18 @@ POINT_METRICS = ("wait_p99_s", "service_shortfall_task_hours", "chip_utilization
 MAX_WORKLOAD_COLUMNS = 4  # per-workload columns a point table shows (sweep.parquet has them all)
 
 
-def workload_point_metrics(columns: Sequence[str], limit: int = MAX_WORKLOAD_COLUMNS) -> list[str]:
-    """The per-workload columns worth a place in a point table: each workload's p99 wait and each service's
-    shortfall, when the sweep has more than one workload (otherwise they repeat the cluster's)."""
+def workload_point_metrics(columns: Sequence[str]) -> list[str]:
+    """Each workload's p99 wait and each service's shortfall, when the sweep has more than one workload
+    (otherwise they repeat the cluster's)."""
     waits = [c for c in columns if split_workload_column(c)[0] == "wait_p99_s" and split_workload_column(c)[1]]
-    shorts = [c for c in columns if split_workload_column(c)[0] == "shortfall_task_hours"
-              and split_workload_column(c)[1]]
     if len(waits) < 2:
         return []
+    shorts = {c for c in columns if split_workload_column(c)[0] == "shortfall_task_hours"}
     chosen: list[str] = []
     for wait in waits:
-        workload = split_workload_column(wait)[1]
-        chosen.append(wait)
-        short = workload_column("shortfall_task_hours", workload or "")
-        if short in shorts and len(shorts) > 1:
-            chosen.append(short)
-    return chosen[:limit]
+        short = workload_column("shortfall_task_hours", split_workload_column(wait)[1] or "")
+        chosen += [wait, *([short] if short in shorts else [])]
+    return chosen
 
 
 def target_sentence(sweep: Sweep) -> str | None:
@@ -258,23 +254,33 @@ def _metric_header(metric: str, period: float | None) -> str:
 
 def sweep_point_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> tuple[TableBlock, str]:
     """One row per grid point: the point in a planner's words (its fleet and other swept values), runs ok,
-    each metric's mean ± half its 95% confidence interval (the cluster's figures, then each workload's p99
-    wait and shortfall, then what a target reads), and whether the point meets the target; metrics with the
-    same value at every point leave the table for the sentence returned beside it (empty when none)."""
+    each metric's mean ± half its 95% confidence interval and, with a target, whether the point meets it.
+    The metrics are the cluster's (POINT_METRICS), what the target reads, and the per-workload p99 waits and
+    shortfalls that differ between points (at most MAX_WORKLOAD_COLUMNS; sweep.parquet has them all).
+    Cluster metrics with the same value at every point leave the table for the sentence returned beside it."""
     from scheduler.sweep import MEETS_TARGET, point_labels, wide_summary
 
     summary = sweep.summary
     paths = sweep.parameter_paths
+    known = set(summary["metric"])
+    target_columns: list[str] = []
     if metrics is None:
         from scheduler.targets import parse_target
 
         target = sweep.meta.get("target")
-        extra = parse_target(target).columns if target else []
-        metrics = list(dict.fromkeys([*POINT_METRICS, *workload_point_metrics(list(sweep.runs.columns)), *extra]))
-    present = [m for m in metrics if m in set(summary["metric"])]
-    varying, constant = fg.split_constant(summary, present) if summary["point"].nunique() > 1 else (present, {})
-    shown = [m for m in present if m in varying]
-    wide = wide_summary(summary, paths, present)
+        target_columns = [c for c in (parse_target(target).columns if target else []) if c in known]
+        cluster = [m for m in POINT_METRICS if m in known]
+        per_workload = [m for m in workload_point_metrics(list(sweep.runs.columns)) if m in known]
+    else:
+        cluster, per_workload = [m for m in metrics if m in known], []
+    several = summary["point"].nunique() > 1
+    varying, constant = fg.split_constant(summary, [*cluster, *target_columns]) if several else (
+        [*cluster, *target_columns], {})
+    moving = fg.split_constant(summary, per_workload)[0] if several else per_workload
+    shown = [m for m in cluster if m in varying] + [m for m in target_columns if m in varying and m not in cluster]
+    shown += [m for m in moving if m not in shown][:MAX_WORKLOAD_COLUMNS]
+    wide = wide_summary(summary, paths, shown) if shown else summary.drop_duplicates("point")[
+        ["point", *paths, "runs", "failed"]]
     labels = point_labels(sweep)
     meets = (sweep.runs.groupby("point")[MEETS_TARGET].first().to_dict()
              if MEETS_TARGET in sweep.runs.columns else None)
