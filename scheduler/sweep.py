@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.errors import NeuronSimError, ScenarioError, install_command, show_value
-from scheduler.readable import WORKLOAD_METRICS, workload_column
+from scheduler.readable import WORKLOAD_METRICS, split_workload_column, workload_column
 
 if TYPE_CHECKING:
     from scheduler.targets import Target
@@ -199,8 +199,9 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
 
     ``tasks_failed`` (reason -> count) becomes its total, with the breakdown in ``tasks_failed_by_reason``;
     ``service_shortfall_task_hours`` likewise (``..._by_service``); ``faults`` become ``faults_<name>`` numbers;
-    each workload's figures (``workloads``) become ``<metric>[<workload>]`` numbers (NaN where a figure is
-    None, such as a wait when no task had one; ``shortfall_task_hours[...]`` only for REPLICA services).
+    each workload's figures (``workloads``) become ``<metric>[<workload>]`` numbers (None where a figure is,
+    such as a wait when no task had one, which the runs table reads as NaN; ``shortfall_task_hours[...]``
+    only for REPLICA services).
     """
     row: dict[str, Any] = {}
     for key, value in summary.items():
@@ -221,8 +222,7 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
                 for metric in WORKLOAD_METRICS:
                     if metric == "shortfall_task_hours" and figures.get("kind") != "service":
                         continue  # only a REPLICA service has a desired count to fall short of
-                    number = figures.get(metric)
-                    row[workload_column(metric, workload)] = math.nan if number is None else number
+                    row[workload_column(metric, workload)] = figures.get(metric)
         elif isinstance(value, bool) or value is None or isinstance(value, int | float):
             row[key] = value
         elif isinstance(value, Mapping):
@@ -517,6 +517,9 @@ def runs_frame(runs: Sequence[Run], rows: Mapping[int, Mapping[str, Any]],
         frame = pd.DataFrame(columns=[*ID_COLUMNS, *paths, *STATUS_COLUMNS])
     for path in paths:
         frame[path] = _uniform(frame[path])
+    for column in frame.columns:  # per-workload figures: plain numbers, NaN where a run had none
+        if split_workload_column(column)[1] is not None and frame[column].dtype == object:
+            frame[column] = pd.to_numeric(frame[column].astype(float))
     frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
     for column in ("run", "point", "replication"):
         frame[column] = frame[column].astype("int64")

@@ -145,7 +145,7 @@ def test_the_sweep_table_reads_like_the_report_and_fits_120_columns(tmp_path: Pa
     assert max(len(line) for line in lines) <= cli.TABLE_WIDTH
     assert "p99 wait" in out and "(s)" not in out and "wait_p99_s" not in out
     assert "17.4 ± 0.017 d" in out and "61.0% ± 2.5%" in out  # t(2) = 4.303: 4.303 * 0.01 / sqrt(3)
-    data = [line for line in lines if re.match(r"│ \d", line)]
+    data = [line for line in lines if re.match(r"│ max_size=\d", line)]  # no fleet column: named by the value
     assert len(data) == 3  # one line per grid point: nothing wraps
     assert "$96,390.25" not in "".join(data)  # the same at every point: said once, below the table
     assert "the same at every grid point: cost over 7 d: $96,390.25" in out
