@@ -86,13 +86,15 @@ def test_percentiles_of_nothing_are_none() -> None:
     assert set(percentiles([], "startup").values()) == {None}
 
 
-def test_run_prints_a_per_workload_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", str(SCENARIOS / "trn1-per-chip-services.yaml"), "--out", str(tmp_path / "o"),
-                 "--no-report"]) == 0
+def test_run_prints_a_per_workload_table_and_the_report_has_it(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(SCENARIOS / "trn1-per-chip-services.yaml"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "per workload" in out
     row = next(line for line in out.splitlines() if "svc-chip-03-extra" in line)
     assert "119 min" in row and "1.983" in row  # its wait so far and its shortfall
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "| svc-chip-03-extra | 1 | 1 | 119 min | 119 min | 119 min | 119 min | - | 1.983 | 0 |" in report
 
 
 # --- point 5: what "placed" means, and the Neuron runtime's refusal --------------------------------------

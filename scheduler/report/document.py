@@ -24,6 +24,7 @@ from scheduler.readable import (
     split_workload_column,
     summary_rows,
     workload_column,
+    workload_table,
 )
 from scheduler.report import figures as fg
 
@@ -115,7 +116,14 @@ def run_report(folder: Path) -> Report:
                                    "figure below covers only that part.")
     overview.paragraphs.append(
         "Utilization is time-weighted over the whole run: the share of registered capacity held or reserved "
-        "by running tasks. Waits are from submit to start, for the tasks that started.")
+        "by running tasks. Waits are from submission to RUNNING; a task that had not started when the run ended "
+        "counts with its wait so far, so a task that never started raises the percentiles.")
+    columns, per_workload = workload_table(summary)
+    if per_workload:
+        overview.tables.append(TableBlock(columns, tuple(per_workload), caption=(
+            "Per workload: tasks submitted, still waiting for a place at the end, waits, p99 start-up "
+            "(placement to RUNNING), service shortfall in task-hours (- for a workload that is not a "
+            "service) and tasks that never ran.")))
     usage = Section("Utilization")
     _chart(usage, "utilization", "Utilization over time by instance type",
            "Chips held, CPU units and memory reserved by running tasks, as a share of what each instance "
