@@ -33,6 +33,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "tasks_placed": ("tasks placed", "count"),
     "tasks_started": ("tasks started", "count"),
     "tasks_starting_at_end": ("tasks still starting at the end", "count"),
+    "tasks_stopped_before_start": ("tasks stopped before they started", "count"),
     "tasks_submitted": ("tasks submitted", "count"),
     "tasks_completed": ("tasks completed", "count"),
     "stranded_chip_hours": ("stranded chip-hours", "h"),
@@ -48,7 +49,8 @@ METRICS: dict[str, tuple[str, str]] = {
 # The per-workload figures of ``summary.json``'s ``workloads`` that are numbers: in sweep tables they are
 # flat columns named ``<metric>[<workload>]`` (``wait_p99_s[llama]``), see workload_column.
 WORKLOAD_METRICS = ("tasks_submitted", "tasks_placed", "tasks_started", "tasks_waiting_at_end",
-                    "tasks_starting_at_end", "wait_p50_s", "wait_p95_s", "wait_p99_s", "wait_max_s",
+                    "tasks_starting_at_end", "tasks_stopped_before_start", "wait_p50_s", "wait_p95_s",
+                    "wait_p99_s", "wait_max_s",
                     "startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s", "shortfall_task_hours",
                     "tasks_failed")
 # (key, column heading, unit): the terminal's and the report's per-workload table

@@ -26,11 +26,12 @@ def simulate(path: Path, **overrides: object):
 
 
 def expected_waits(tasks, end: float) -> np.ndarray:
-    """Waits as the tasks table tells them: started tasks' ``wait_s``, and ``end - submit`` for tasks that had
-    not started when the run ended (not STOPPED): a second path to the summary's figures."""
+    """Waits as the tasks table tells them: started tasks' ``wait_s``; for tasks that never started and did not
+    fail to start, the time to their stop or to the end of the run: a second path to the summary's figures."""
     started = tasks["wait_s"].dropna().to_numpy(float)
-    unstarted = tasks[tasks["start"].isna() & (tasks["final_state"] != "STOPPED") & tasks["submit"].notna()]
-    return np.concatenate([started, end - unstarted["submit"].to_numpy(float)])
+    unstarted = tasks[tasks["start"].isna() & (tasks["stop_code"] != "TaskFailedToStart") & tasks["submit"].notna()]
+    until = unstarted["end"].fillna(end).to_numpy(float)
+    return np.concatenate([started, until - unstarted["submit"].to_numpy(float)])
 
 
 def test_quick_start_p99_wait_counts_the_task_that_never_started() -> None:
@@ -95,6 +96,34 @@ def test_run_prints_a_per_workload_table_and_the_report_has_it(tmp_path: Path,
     assert "119 min" in row and "1.983" in row  # its wait so far and its shortfall
     report = (tmp_path / "o" / "report.md").read_text()
     assert "| svc-chip-03-extra | 1 | 1 | 119 min | 119 min | 119 min | 119 min | - | 1.983 | 0 |" in report
+
+
+def test_tasks_a_scale_in_stops_while_they_wait_count_with_the_time_they_waited(tmp_path: Path) -> None:
+    # one trn1.32xlarge, a service whose task names /dev/neuron0: at 10 min it wants 3, two wait for the chip;
+    # at 40 min it wants 1 again and the scale-in stops the two waiting tasks (waiting ones first)
+    path = tmp_path / "scale-in.yaml"
+    path.write_text(f"""\
+name: scale-in
+seed: 1
+duration: 1h
+task_definitions:
+  chip: {(SCENARIOS / "taskdefs" / "trn1-chip-00.json").as_posix()}
+cluster:
+  fleets:
+    - {{instance_type: trn1.32xlarge, count: 1, availability_zones: [us-east-1a]}}
+workloads:
+  - name: svc
+    kind: service
+    task_definition: chip
+    schedule: [{{at: 0s, count: 1}}, {{at: 10m, count: 3}}, {{at: 40m, count: 1}}]
+""")
+    res = simulate(path)
+    s, svc = res.summary, res.summary["workloads"]["svc"]
+    assert svc["tasks_stopped_before_start"] == s["tasks_stopped_before_start"] == 2
+    assert svc["tasks_waiting_at_end"] == 0 and svc["tasks_failed"] == 0
+    assert svc["wait_max_s"] == svc["wait_p99_s"] == pytest.approx(30 * 60)  # waited from 10 to 40 min
+    assert svc["shortfall_task_hours"] == pytest.approx(1.0)  # 2 tasks short for half an hour
+    assert s["wait_p99_s"] > 0
 
 
 # --- point 5: what "placed" means, and the Neuron runtime's refusal --------------------------------------

@@ -1020,6 +1020,7 @@ class Simulation:
             "tasks_running_at_end": self.counts[RUNNING],
             "tasks_waiting_at_end": self.counts[PROVISIONING],
             "tasks_starting_at_end": self.counts[PENDING],
+            "tasks_stopped_before_start": self.slo.stopped_before_start,
             "tasks_waiting_by_reason": dict(sorted(Counter(
                 t.waiting_reason or "waiting" for t in self.tasks.values() if t.last_status == PROVISIONING).items())),
             "tasks_stopped": self.counts[STOPPED],

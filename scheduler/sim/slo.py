@@ -7,9 +7,11 @@ run), and reads what it needs from the task's timestamps:
 
 - **wait**: submission to RUNNING (``started_at - created_at``, start-up included: what a caller waits
   for) for every task that started, plus, for a task that had not started when the run ended, its wait so
-  far (``end - created_at``); those are counted apart (``tasks_waiting_at_end`` for tasks still without a
-  place, ``tasks_starting_at_end`` for tasks placed and still starting), so a p99 never hides a task that
-  never started. Tasks that failed, or that their service stopped before they started, have no wait.
+  far (``end - created_at``), and for a task stopped before it started without failing (a service scaled
+  in, or replaced it, while it waited) the time it waited (``stopped_at - created_at``). Those are counted
+  apart (``tasks_waiting_at_end`` for tasks still without a place, ``tasks_starting_at_end`` for tasks
+  placed and still starting, ``tasks_stopped_before_start``), so a p99 never hides a task that never
+  started. Tasks that failed to start (``TaskFailedToStart``) are failures, not waits.
 - **start-up**: placement to RUNNING (``started_at - placed_at``): image pull, container start, model load.
 - **failures**: tasks that never ran (``TaskFailedToStart``), by the key the run summary counts them under.
 
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 PROVISIONING, PENDING = "PROVISIONING", "PENDING"
+FAILED_TO_START = "TaskFailedToStart"  # counted as a failure, not as a wait
 QUANTILES = (50, 95, 99)
 WAIT_KEYS = ("wait_p50_s", "wait_p95_s", "wait_p99_s", "wait_max_s")
 STARTUP_KEYS = ("startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s")
@@ -39,6 +42,8 @@ class TaskTimes(Protocol):
     placed_at: float | None
     started_at: float | None
     last_status: str
+    stopped_at: float | None
+    stop_code: str | None
     seeded: bool
 
 
@@ -62,6 +67,7 @@ class WorkloadTally:
     started: int = 0
     waiting_at_end: int = 0                       # still PROVISIONING (no place) when the run ended
     starting_at_end: int = 0                      # placed, still PENDING (starting up) when the run ended
+    stopped_before_start: int = 0                 # stopped (not failed) before it started: waited, then cancelled
     waits: list[float] = field(default_factory=list)
     startups: list[float] = field(default_factory=list)
     failed: Counter = field(default_factory=Counter)
@@ -99,6 +105,9 @@ class SLOTally:
                 tally.waiting_at_end += 1
             else:
                 tally.starting_at_end += 1
+        elif task.stop_code != FAILED_TO_START:  # stopped before it started (a scale-in, a deployment)
+            tally.waits.append((task.stopped_at if task.stopped_at is not None else now) - task.created_at)
+            tally.stopped_before_start += 1
 
     def failed(self, workload: str, key: str) -> None:
         """A task of ``workload`` failed to start; ``key`` is what the run's ``tasks_failed`` counts it under."""
@@ -112,6 +121,10 @@ class SLOTally:
     @property
     def started(self) -> int:
         return sum(t.started for t in self.workloads.values())
+
+    @property
+    def stopped_before_start(self) -> int:
+        return sum(t.stopped_before_start for t in self.workloads.values())
 
     def overall_waits(self) -> dict[str, float | None]:
         """The cluster's wait percentiles over every workload's waits (still-waiting tasks included)."""
@@ -135,6 +148,7 @@ class SLOTally:
                 "tasks_started": t.started,
                 "tasks_waiting_at_end": t.waiting_at_end,
                 "tasks_starting_at_end": t.starting_at_end,
+                "tasks_stopped_before_start": t.stopped_before_start,
                 **percentiles(t.waits, "wait"),
                 **percentiles(t.startups, "startup"),
                 "shortfall_task_hours": (round(float(shortfall[name]), 6) if name in shortfall else None),
