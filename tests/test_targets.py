@@ -135,3 +135,22 @@ def test_a_bad_sweep_target_is_one_line_exit_2_and_no_runs(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0] and "--target" in err[0]
     assert not out.exists()
+
+
+def test_the_frontier_stands_each_point_at_its_slowest_workload(quick_sweep) -> None:
+    from scheduler.report import figures as fg
+    from scheduler.report.document import frontier_waits
+
+    quick_sweep.meta.pop("target", None)
+    waits = frontier_waits(quick_sweep)
+    assert len(waits) == 17 and workload_column("wait_p99_s", EXTRA) in waits
+    means = point_means(quick_sweep, waits)
+    figure = fg.frontier_figure(quick_sweep.summary, quick_sweep.parameter_paths, wait=waits,
+                                labels=point_labels(quick_sweep))
+    x = figure.axes[0].lines[0].get_xdata()  # the grid points, in the wait unit of the axis (min for 59 min)
+    slowest = [max(values.values()) for values in means.values()]
+    assert list(x) == pytest.approx([v / 60 for v in slowest])
+    assert slowest[0] == pytest.approx(3600 - 60) and slowest[1] == 0
+    assert "slowest workload" in figure.axes[0].get_xlabel()
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert any(t.startswith("trn1.32xlarge x1") and "short" in t for t in texts)

@@ -224,6 +224,22 @@ def workload_point_metrics(columns: Sequence[str]) -> list[str]:
     return chosen
 
 
+def frontier_waits(sweep: Sweep) -> list[str]:
+    """The wait the frontier is drawn against: the waits a target names, else each workload's p99 (a point
+    then stands at its slowest workload: a pooled p99 hides a small service behind a large batch stream),
+    else the cluster's p99."""
+    from scheduler.targets import parse_target
+
+    target = sweep.meta.get("target")
+    named = [c for c in (parse_target(target).columns if target else [])
+             if split_workload_column(c)[0].startswith("wait_")]
+    if named:
+        return named
+    per_workload = [c for c in sweep.runs.columns
+                    if split_workload_column(c)[0] == "wait_p99_s" and split_workload_column(c)[1] is not None]
+    return per_workload if len(per_workload) > 1 else ["wait_p99_s"]
+
+
 def target_sentence(sweep: Sweep) -> str | None:
     """What the target says of the grid: the cheapest point meeting it, or that none does (None without a
     target)."""
@@ -350,12 +366,16 @@ def sweep_report(folder: Path) -> Report:
     frontier = Section("Cost against wait")
     meets = runs.groupby("point")[MEETS_TARGET].first().to_dict() if MEETS_TARGET in runs.columns else None
     cheapest = (sweep.meta.get("cheapest_meeting_target") or {}).get("point")
+    waits = frontier_waits(sweep)
+    which = ("the p99 wait of its slowest workload" if len(waits) > 1 else
+             f"its mean {metric_name(waits[0])}")
     _chart(frontier, "frontier", "Cost against p99 wait",
-           "Each grid point, named by its fleet, at its mean p99 wait (tasks that never started count at their "
-           "wait so far) and mean cost; a point short of service task-hours says how many. The red line joins "
-           "the points that no other point beats on both" + ("; green rings meet the target, the star is the "
-           "cheapest of them." if meets is not None else "."),
-           lambda: fg.frontier_figure(summary, paths, labels=point_labels(sweep), meets=meets, cheapest=cheapest))
+           f"Each grid point, named by its fleet, at {which} (tasks that never started count at their wait so far) "
+           "and its mean cost; a point short of service task-hours says how many. The red line joins the points "
+           "that no other point beats on both" + ("; green rings meet the target, the star is the cheapest of "
+           "them." if meets is not None else "."),
+           lambda: fg.frontier_figure(summary, paths, wait=waits, labels=point_labels(sweep), meets=meets,
+                                      cheapest=cheapest))
     sentence = target_sentence(sweep)
     if sentence:
         frontier.paragraphs.append(sentence[0].upper() + sentence[1:] + ".")

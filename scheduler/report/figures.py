@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from scheduler.readable import METRICS as READABLE_METRICS
-from scheduler.readable import UNIT_AXIS, duration_text
+from scheduler.readable import UNIT_AXIS, duration_text, split_workload_column
 
 CLUSTER_ROW = "*"  # timeline rows that carry cluster-wide task counts
 MAX_LINES = 8      # series per panel before a sweep figure falls back to averaging
@@ -36,11 +36,14 @@ SWEEP_METRICS = ("wait_p50_s", "wait_p99_s", "chip_utilization", "cpu_utilizatio
 
 
 def metric_label(metric: str) -> str:
-    return METRICS.get(metric, (metric.replace("_", " "), 1.0))[0]
+    """``p99 wait (s)``; a workload's column ``wait_p99_s[llama]`` reads ``llama: p99 wait (s)``."""
+    base, workload = split_workload_column(metric)
+    label = METRICS.get(base, (base.replace("_", " "), 1.0))[0]
+    return label if workload is None else f"{workload}: {label}"
 
 
 def metric_scale(metric: str) -> float:
-    return METRICS.get(metric, ("", 1.0))[1]
+    return METRICS.get(split_workload_column(metric)[0], ("", 1.0))[1]
 
 
 def png_bytes(figure: Figure, *, dpi: int = 100) -> bytes:
@@ -391,19 +394,29 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: str = "wait_p99_s",
+def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: str | Sequence[str] = "wait_p99_s",
                     cost: str = "cost_usd", labels: Mapping[int, str] | None = None,
                     meets: Mapping[int, bool] | None = None, cheapest: int | None = None,
                     shortfall: str = "service_shortfall_task_hours") -> Figure | None:
-    """Cost against wait per grid point, the Pareto frontier joined (lower left is better). ``labels`` name
-    the points (their fleets); a point short of service task-hours says how many; with a target, the
+    """Cost against wait per grid point, the Pareto frontier joined (lower left is better). ``wait`` is one
+    wait column, or several (each workload's p99): then a point stands at the slowest of them. ``labels``
+    name the points (their fleets); a point short of service task-hours says how many; with a target, the
     points that meet it are ringed green and the cheapest of them starred."""
     from scheduler.sweep import wide_summary
 
-    if not {wait, cost} <= set(summary["metric"]):
+    waits = [wait] if isinstance(wait, str) else list(wait)
+    known = set(summary["metric"])
+    waits = [w for w in waits if w in known]
+    if not waits or cost not in known:
         return None
-    extra = [shortfall] if shortfall in set(summary["metric"]) else []
-    wide = wide_summary(summary, parameters, [wait, cost, *extra])
+    extra = [shortfall] if shortfall in known else []
+    wide = wide_summary(summary, parameters, [*waits, cost, *extra])
+    slowest = wide[[f"{w}_mean" for w in waits]].fillna(-np.inf).to_numpy(dtype=float).argmax(axis=1)
+    for stat in ("mean", "ci_low", "ci_high"):
+        columns = wide[[f"{w}_{stat}" for w in waits]].to_numpy(dtype=float)
+        wide[f"slowest_{stat}"] = columns[np.arange(len(wide)), slowest]
+    title_wait = metric_label(waits[0]).split(" (")[0] if len(waits) == 1 else "p99 wait of the slowest workload"
+    wait = "slowest"
     wide = wide[wide[f"{wait}_mean"].notna() & wide[f"{cost}_mean"].notna()].reset_index(drop=True)
     if wide.empty:
         return None
@@ -455,7 +468,7 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
                     color="tab:red" if any(m in front for m in members) else "0.3")
     ax.set_xlim(left=min(0.0, float(np.nanmin(x))) - 0.02 * max(float(np.nanmax(x)), 1.0),
                 right=max(float(np.nanmax(x)) * 1.15, 1.0))
-    ax.set_xlabel(f"{metric_label(wait).split(' (')[0]} ({unit}), mean over replications")
+    ax.set_xlabel(f"{title_wait} ({unit}), mean over replications")
     ax.set_ylabel(f"{metric_label(cost)}, mean over replications")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
