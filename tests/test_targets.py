@@ -154,3 +154,16 @@ def test_the_frontier_stands_each_point_at_its_slowest_workload(quick_sweep) -> 
     assert "slowest workload" in figure.axes[0].get_xlabel()
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert any(t.startswith("trn1.32xlarge x1") and "short" in t for t in texts)
+
+
+def test_a_fleet_label_sums_counts_per_type_and_names_capacity_providers() -> None:
+    from scheduler.scenario.cluster import ClusterModel, fleet_label
+
+    cluster = ClusterModel.model_validate({
+        "fleets": [{"instance_type": "inf2.24xlarge", "count": 8}, {"instance_type": "trn1.32xlarge", "count": 4},
+                   {"instance_type": "inf2.24xlarge", "count": 4}, {"instance_type": "inf2.xlarge", "count": 2,
+                                                                    "spot": True}],
+        "capacity_providers": [{"name": "asg", "type": "EC2_AUTOSCALING", "instance_types": ["inf2.xlarge"],
+                                "min_size": 0, "max_size": 10}]})
+    assert fleet_label(cluster) == "inf2.24xlarge x12, trn1.32xlarge x4, inf2.xlarge Spot x2, asg: inf2.xlarge 0-10"
+    assert fleet_label(ClusterModel()) == "no instances"
