@@ -186,3 +186,16 @@ def test_run_warns_of_non_contiguous_devices_and_fails_them(tmp_path: Path, caps
     warnings = [line for line in captured.err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "not contiguous" in warnings[0]
     assert "failed: TaskFailedToStart: Neuron devices not contiguous" in captured.out
+
+
+def test_the_reports_wait_distribution_marks_the_summarys_percentiles() -> None:
+    from scheduler.readable import duration_text
+    from scheduler.report import figures as fg
+
+    res = simulate(SCENARIOS / "trn1-per-chip-services.yaml")
+    s = res.summary
+    figure = fg.wait_cdf_figure(res.tasks, s["sim_seconds"])
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    for q in (50, 95, 99):
+        assert f"p{q} = {duration_text(s[f'wait_p{q}_s'])}" in labels
+    assert "1 task(s) that never started" in figure.axes[0].get_title()

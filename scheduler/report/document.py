@@ -133,8 +133,9 @@ def run_report(folder: Path) -> Report:
            "Tasks waiting for a place (PROVISIONING) and tasks running, cluster-wide, at every sample.",
            lambda: fg.queue_figure(timeline, span))
     _chart(waiting, "wait_cdf", "Wait-time distribution",
-           "Cumulative share of started tasks by how long they waited; dashed lines mark p50, p95 and p99.",
-           lambda: fg.wait_cdf_figure(tasks))
+           "Cumulative share of tasks by how long they waited from submission to RUNNING (a task that never "
+           "started counts with the time it waited, as in the summary); dashed lines mark p50, p95 and p99.",
+           lambda: fg.wait_cdf_figure(tasks, span if isinstance(span, int | float) else None))
     if tasks is None or "wait_s" not in tasks.columns or tasks["wait_s"].notna().sum() == 0:
         waiting.paragraphs.append("No task started, so there is no wait-time distribution.")
     failures = Section("Failures")
@@ -176,7 +177,8 @@ def _faults_section(summary: Mapping[str, Any]) -> Section | None:
     return section
 
 
-TASK_COLUMNS = ("workload", "wait_s", "start", "final_state")  # all the figures need of a long task table
+# all the figures need of a long task table
+TASK_COLUMNS = ("workload", "wait_s", "start", "final_state", "submit", "end", "stop_code")
 
 
 def _damaged_is_one_line(path: Path, read: Callable[[Path], Any]) -> Any:
