@@ -166,6 +166,9 @@ def _check_workload_references(model: Scenario, context: _Context) -> None:
                                 f"workloads[{names[workload.name]}]")
         names[workload.name] = i
         _known_task_definition(model, workload.task_definition, f"{where}.task_definition", context)
+        for j, step in enumerate(getattr(workload, "deployments", None) or ()):
+            _known_task_definition(model, step.task_definition, f"{where}.deployments[{j}].task_definition",
+                                   context)
         _check_strategy(workload.capacity_provider_strategy, providers, f"{where}.capacity_provider_strategy",
                         context)
 
