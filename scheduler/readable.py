@@ -39,9 +39,10 @@ METRICS: dict[str, tuple[str, str]] = {
 # (summary key, label, unit): the rows of a run's summary, in order.
 RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_submitted", "tasks submitted", ""),
-    ("tasks_placed", "tasks placed (started)", ""),
+    ("tasks_placed", "tasks placed", ""),
     ("tasks_completed", "tasks completed", ""),
     ("tasks_running_at_end", "tasks running at the end", ""),
+    ("tasks_starting_at_end", "tasks starting (PENDING) at the end", ""),
     ("tasks_waiting_at_end", "tasks still waiting at the end", ""),
     ("wait_p50_s", "wait, median", "s"),
     ("wait_p95_s", "wait, p95", "s"),

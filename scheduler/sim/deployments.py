@@ -61,6 +61,7 @@ class Rollout:
     started: list[str] = field(default_factory=list)   # placed since the last event, one event per instant
     stopped: list[str] = field(default_factory=list)
     flush_scheduled: bool = False
+    reconciling: bool = False  # inside reconcile: it settles once at its end
 
 
 def configure(svc: Service, workload: Any) -> None:
@@ -86,6 +87,31 @@ def _healthy(task: SimTask, now: float) -> bool:
 
 def reconcile(sim: Simulation, svc: Service) -> None:
     """Bring a REPLICA service to its desired count, replacing retiring tasks within the bounds."""
+    r = svc.rollout
+    assert svc.request is not None
+    if not r.retiring and len(svc.live) <= svc.desired:  # the common case: start what is missing, no sort
+        for _ in range(svc.desired - len(svc.live)):
+            if sim.now < svc.backoff_until:
+                sim._schedule_reconcile(svc)
+                break
+            r.reconciling = True
+            try:
+                sim.submit(svc.request)
+            finally:
+                r.reconciling = False
+        _settle(sim, svc)
+        return
+    r.reconciling = True
+    try:
+        _replace(sim, svc)
+    finally:
+        r.reconciling = False
+    _settle(sim, svc)
+
+
+def _replace(sim: Simulation, svc: Service) -> None:
+    """Scale in, or replace retiring tasks: start replacements within maximumPercent, stop retiring tasks
+    while the minimum healthy count holds, until nothing changes."""
     r = svc.rollout
     assert svc.request is not None
     while True:
@@ -126,7 +152,6 @@ def reconcile(sim: Simulation, svc: Service) -> None:
                 stopped = True
         if not stopped:
             break
-    _settle(sim, svc)
 
 
 def sim_live(sim: Simulation, svc: Service) -> list[SimTask]:
@@ -190,12 +215,20 @@ def task_running(sim: Simulation, svc: Service, task: SimTask) -> None:
         return
     if svc.rollout.retiring:
         sim.at(sim.now + HEALTHY_AFTER_S, _reconcile_now, sim, svc)
-    else:
+    elif not svc.rollout.reconciling:
         _settle(sim, svc)
 
 
 def _reconcile_now(sim: Simulation, svc: Service) -> None:
     sim._reconcile(svc)
+
+
+def capacity_changed(sim: Simulation) -> None:
+    """An instance registered: a steady service that rebalances looks at its zones again."""
+    for svc in sim.services:
+        if svc.rollout.rebalance and svc.rollout.steady and not svc.daemon:
+            svc.rollout.steady = False
+            _settle(sim, svc)
 
 
 def task_placed(sim: Simulation, svc: Service, task: SimTask) -> None:
@@ -230,14 +263,14 @@ def _flush(sim: Simulation, svc: Service) -> None:
 def _settle(sim: Simulation, svc: Service) -> None:
     """After a change: report a steady state (and a completed deployment), or start AZ rebalancing."""
     r = svc.rollout
-    live = sim_live(sim, svc)
-    steady = (not r.retiring and len(live) == svc.desired and svc.running == svc.desired
-              and all(t.last_status == RUNNING for t in live))
+    # every live task RUNNING: ``running`` counts exactly the live tasks that are
+    steady = not r.retiring and len(svc.live) == svc.desired == svc.running
     if not steady:
         r.steady = False
         return
     if r.steady:
         return
+    live = sim_live(sim, svc)
     if r.rebalance and _rebalance(sim, svc, live):
         return
     r.steady = True

@@ -301,6 +301,7 @@ class Simulation:
             self._schedule_spot(index)
         self._arm_faults(index)
         self._kick()
+        deployments.capacity_changed(self)
         return index
 
     def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
@@ -608,11 +609,17 @@ class Simulation:
         self.recorder.task_row(
             task.task_id, task.spec.family, task.workload, task.group, task.launch_type, task.capacity_provider,
             None if task.seeded else task.created_at, start, task.stopped_at, task.last_status, task.stop_code,
-            task.stopped_reason if stopped else task.waiting_reason,
+            task.stopped_reason if stopped else self._starting(task) or task.waiting_reason,
             inst.ec2_instance_id if inst else None, inst.instance_type.name if inst else None,
             inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
             None if start is None or task.seeded else start - task.created_at, placed,
             None if start is None or task.placed_at is None else start - task.placed_at)
+
+    def _starting(self, task: SimTask) -> str | None:
+        """What a PENDING task is doing (its row's reason while it starts), None for any other task."""
+        if task.last_status != PENDING or task.pull_stopped_at is None:
+            return None
+        return "PENDING: pulling images" if self.now < task.pull_stopped_at else "PENDING: starting containers"
 
     # ------------------------------------------------------------------ waiting and retries
     def _kick(self) -> None:
@@ -1042,6 +1049,7 @@ class Simulation:
             "tasks_failed": dict(sorted(self.recorder.failures.items())),
             "tasks_completed": completed,
             "tasks_running_at_end": self.counts[RUNNING],
+            "tasks_starting_at_end": self.counts[PENDING],
             "tasks_waiting_at_end": self.counts[PROVISIONING],
             "tasks_waiting_by_reason": dict(sorted(Counter(
                 t.waiting_reason or "waiting" for t in self.tasks.values() if t.last_status == PROVISIONING).items())),
