@@ -300,3 +300,37 @@ def test_bad_deployment_and_startup_fields_name_their_path(tmp_path: Path, chang
     with pytest.raises(ScenarioError) as caught:
         load_scenario(file)
     assert path in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_daemon_rejects_a_maximum_percent_other_than_100(tmp_path: Path) -> None:
+    text = _zones().replace("desired_count: 4\n    placement_strategy: [{type: binpack, field: memory}]",
+                            "scheduling_strategy: DAEMON\n    maximum_percent: 200")
+    file = tmp_path / "s.yaml"
+    file.write_text(text)
+    with pytest.raises(ScenarioError, match=r"workloads\[0\]\.maximum_percent.*DAEMON"):
+        load_scenario(file)
+
+
+def test_a_deployment_to_a_task_definition_the_launch_type_cannot_run_is_refused(tmp_path: Path) -> None:
+    text = _deploying(2, 100, 200).replace("requiresCompatibilities: [EC2], containerDefinitions: [{name: app, "
+                                           "image: \"repo/web:2\"",
+                                           "requiresCompatibilities: [MANAGED_INSTANCES], networkMode: awsvpc, "
+                                           "containerDefinitions: [{name: app, image: \"repo/web:2\"")
+    assert "MANAGED_INSTANCES" in text
+    file = tmp_path / "s.yaml"
+    file.write_text(text)
+    with pytest.raises(ScenarioError, match=r"workloads\[0\]\.deployments\[0\]\.task_definition.*EC2"):
+        load_scenario(file)
+
+
+def test_a_daemon_deployment_replaces_the_task_on_every_instance(tmp_path: Path) -> None:
+    text = _deploying(1, 100, 200, instances=2).replace("desired_count: 1\n    minimum_healthy_percent: 100\n"
+                                                        "    maximum_percent: 200",
+                                                        "scheduling_strategy: DAEMON")
+    assert "DAEMON" in text
+    _, res = run(tmp_path, text)
+    running = res.tasks[res.tasks["final_state"] == "RUNNING"]
+    assert len(running) == 2 and set(running["family"]) == {"web2"}
+    assert running["instance_id"].nunique() == 2
+    old = res.tasks[res.tasks["family"] == "web"]
+    assert len(old) == 2 and (old["end"] == 3600).all()
