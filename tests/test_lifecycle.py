@@ -334,3 +334,17 @@ def test_a_daemon_deployment_replaces_the_task_on_every_instance(tmp_path: Path)
     assert running["instance_id"].nunique() == 2
     old = res.tasks[res.tasks["family"] == "web"]
     assert len(old) == 2 and (old["end"] == 3600).all()
+
+
+def test_az_rebalancing_with_maximum_100_stops_first_within_minimum_healthy(tmp_path: Path) -> None:
+    text = _zones("availability_zone_rebalancing: ENABLED\n    minimum_healthy_percent: 75\n"
+                  "    maximum_percent: 100")
+    _, res = run(tmp_path, text)
+    tasks = res.tasks
+    running = tasks[tasks["final_state"] == "RUNNING"]
+    assert sorted(running["availability_zone"].value_counts().tolist()) == [2, 2]
+    most, _ = _levels(tasks, since=0.0)
+    assert most <= 4  # never more than maximum_percent of 4
+    # once the four first ran and were healthy, at least 3 (75 %) stayed healthy while they moved
+    _, after_first = _levels(tasks, since=float(tasks["start"].min()) + HEALTHY_AFTER_S)
+    assert after_first >= 3

@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from scheduler.ecs.taskspec import Constraint
 
-if TYPE_CHECKING:  # the engine imports this module; the types are for readers only
-    from scheduler.sim.engine import Request, Service, SimTask, Simulation
+# The engine's types, named for readers: the engine imports this module, so this one cannot import them.
+Simulation = Any  # scheduler.sim.engine.Simulation
+Service = Any     # scheduler.sim.engine.Service
+SimTask = Any     # scheduler.sim.engine.SimTask
+Request = Any     # scheduler.sim.engine.Request
 
 RUNNING = "RUNNING"
 AZ_ATTRIBUTE = "attribute:ecs.availability-zone"
@@ -346,12 +349,20 @@ def _rebalance(sim: Simulation, svc: Service, live: list[SimTask]) -> bool:
     victims = [t for t in live if t.instance is not None
                and sim.state.instances[t.instance].availability_zone == high_zone]
     victim = max(victims, key=lambda t: (t.created_at, t.task_id))
-    r.retiring[victim.task_id] = "AZ Rebalancing initiated by the service scheduler"
+    reason = "AZ Rebalancing initiated by the service scheduler"
+    if len(live) + 1 > svc.desired * r.max_percent // 100:
+        # no room to start first: stop first, if the minimum healthy count allows it
+        if len(live) - 1 < math.ceil(svc.desired * r.min_healthy / 100):
+            return False
+        _stop(sim, svc, victim, reason)
+    else:
+        r.retiring[victim.task_id] = reason
     r.pinned.add(id(pinned))
     task = sim.submit(pinned)
     if task.last_status == "PROVISIONING":  # not placed after all: give up this step
         sim._stop(task, "ServiceSchedulerInitiated", "AZ Rebalancing could not place the task", placed=False)
-        del r.retiring[victim.task_id]
+        r.retiring.pop(victim.task_id, None)
+        sim._schedule_reconcile(svc)
         return False
     sim.recorder.event(sim.now, "service", f"{svc.name} has started 1 tasks in {low_zone} to AZ Rebalance: "
                        f"{task.task_id}.", service=svc.name, event_name="TASKS_STARTED")
