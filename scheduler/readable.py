@@ -86,6 +86,7 @@ RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_started", "tasks started (RUNNING)", ""),
     ("tasks_completed", "tasks completed", ""),
     ("tasks_running_at_end", "tasks running at the end", ""),
+    ("tasks_starting_at_end", "tasks starting (PENDING) at the end", ""),
     ("tasks_waiting_at_end", "tasks still waiting at the end", ""),
     ("wait_p50_s", "wait, median", "s"),
     ("wait_p95_s", "wait, p95", "s"),

@@ -166,6 +166,9 @@ def _check_workload_references(model: Scenario, context: _Context) -> None:
                                 f"workloads[{names[workload.name]}]")
         names[workload.name] = i
         _known_task_definition(model, workload.task_definition, f"{where}.task_definition", context)
+        for j, step in enumerate(getattr(workload, "deployments", None) or ()):
+            _known_task_definition(model, step.task_definition, f"{where}.deployments[{j}].task_definition",
+                                   context)
         _check_strategy(workload.capacity_provider_strategy, providers, f"{where}.capacity_provider_strategy",
                         context)
 
@@ -240,3 +243,15 @@ def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec
                                 f"does not "
                                 f"support {', '.join(sorted(missing))} (its requiresCompatibilities: "
                                 f"{', '.join(sorted(spec.compatibilities))}), needed by {how}")
+        for j, step in enumerate(getattr(workload, "deployments", None) or ()):
+            new = specs[step.task_definition]
+            gap = needed - new.compatibilities
+            if gap:
+                raise context.error(f"{where}.deployments[{j}].task_definition", f"task definition "
+                                    f"{step.task_definition!r} does not support {', '.join(sorted(gap))} (its "
+                                    f"requiresCompatibilities: {', '.join(sorted(new.compatibilities))}), "
+                                    f"needed by {how}")
+            if len(new.constraints) + len(workload.placement_constraints) > MAX_CONSTRAINTS:
+                raise context.error(f"{where}.deployments[{j}].task_definition", f"a task may have at most "
+                                    f"{MAX_CONSTRAINTS} placement constraints, task definition and request "
+                                    f"together; here {len(new.constraints)} + {len(workload.placement_constraints)}")

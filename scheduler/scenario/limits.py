@@ -21,6 +21,7 @@ MAX_STRATEGIES = 5                 # placement strategy rules per task or servic
 MAX_CONSTRAINTS = 10               # task definition and run time together
 MAX_PROVIDERS_PER_STRATEGY = 20
 MAX_NAME = 255
+MAX_PERCENT = 1_000                # a service's maximum_percent: the simulator's cap (the API names none)
 # The shortest time step a scenario may ask for: intervals between calls, mean task durations, mean times
 # between faults and fault durations are at least this, and rates at most one event per MIN_STEP_S. Events
 # closer together stall the simulated clock (t + 1e-12 == t once t is a few hours) or never let a run end.

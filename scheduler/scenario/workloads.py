@@ -16,6 +16,7 @@ from scheduler.scenario.limits import (
     MAX_CALLS,
     MAX_INSTANCES,
     MAX_NAME,
+    MAX_PERCENT,
     MAX_TASKS_PER_CALL,
     LaunchType,
 )
@@ -145,6 +146,28 @@ TaskDuration = Annotated[
 ]
 
 
+# --- task start-up and service deployments ----------------------------------------------------------
+
+class Startup(_Model):
+    """How long a placed task takes to reach RUNNING. It is PENDING, holding what it reserved, while the
+    agent pulls its images (``image_pull`` on an instance that does not have them, ``image_pull_cached``
+    on one that has them: the agent still asks the registry for the tag's digest) and then while its
+    containers start and load (``start``: container start, model download and load). Each is a duration
+    distribution drawn per task from the workload's seeded generator; an omitted one takes no time."""
+
+    image_pull: TaskDuration | None = None
+    image_pull_cached: TaskDuration | None = None
+    start: TaskDuration | None = None
+
+
+class Deployment(_Model):
+    """At ``at`` (from the service's ``start``), UpdateService to a new task definition (revision): a
+    rolling deployment within the service's minimum_healthy_percent and maximum_percent."""
+
+    at: Duration
+    task_definition: str
+
+
 # --- workloads --------------------------------------------------------------------------------------
 
 class _Placement(_Model):
@@ -181,6 +204,7 @@ class RunTaskWorkload(_Placement):
     stop: Duration | None = None
     max_calls: Int | None = Field(None, ge=1)
     on_no_capacity: Literal["fail", "wait"] = "fail"
+    startup: Startup | None = None
 
     @field_validator("duration")
     @classmethod
@@ -229,6 +253,15 @@ class ServiceWorkload(_Placement):
     launch_type: LaunchType | None = None
     capacity_provider_strategy: CapacityProviderStrategy = []
     start: Duration = 0
+    startup: Startup | None = None
+    minimum_healthy_percent: Int | None = Field(None, ge=0, le=100, description="default 100 for REPLICA, "
+                                                "0 for DAEMON (ECS's defaults)")
+    maximum_percent: Int | None = Field(None, ge=100, le=MAX_PERCENT, description="default 200 for REPLICA, "
+                                        "100 for DAEMON (ECS's defaults)")
+    deployments: Annotated[list[Deployment], Field(min_length=1)] | None = None
+    availability_zone_rebalancing: Literal["ENABLED", "DISABLED"] | None = Field(
+        None, description="default ENABLED, DISABLED when the placement strategy has binpack (ECS's default "
+        "for services created since June 2025)")
 
     @model_validator(mode="before")
     @classmethod
@@ -268,6 +301,42 @@ class ServiceWorkload(_Placement):
         if value is not None and info.data.get("scheduling_strategy") == "DAEMON":
             raise ValueError("a DAEMON service takes no placement strategy (one task goes on every instance)")
         return value
+
+    @field_validator("maximum_percent")
+    @classmethod
+    def _daemon_maximum(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value != 100 and info.data.get("scheduling_strategy") == "DAEMON":
+            raise ValueError(f"a DAEMON service's maximum_percent stays at 100 (ECS), got {value}")
+        return value
+
+    @field_validator("deployments")
+    @classmethod
+    def _deployments_in_order(cls, value: list[Deployment] | None) -> list[Deployment] | None:
+        for i in range(1, len(value or ())):
+            assert value is not None
+            if value[i].at <= value[i - 1].at:
+                raise ValueError(f"entries must be in time order: entry {i} (at {value[i].at:g} s) is not "
+                                 f"after entry {i - 1} (at {value[i - 1].at:g} s)")
+        return value
+
+    @property
+    def healthy_bounds(self) -> tuple[int, int]:
+        """(minimumHealthyPercent, maximumPercent) with ECS's defaults: 100/200 REPLICA, 0/100 DAEMON."""
+        daemon = self.scheduling_strategy == "DAEMON"
+        low = self.minimum_healthy_percent if self.minimum_healthy_percent is not None else (0 if daemon else 100)
+        high = self.maximum_percent if self.maximum_percent is not None else (100 if daemon else 200)
+        return low, high
+
+    @property
+    def rebalances(self) -> bool:
+        """Whether ECS rebalances the service's tasks over availability zones: ENABLED by default since June
+        2025, but DISABLED by default for a service whose strategy binpacks (not compatible); never for
+        DAEMON services (one task per instance)."""
+        if self.scheduling_strategy == "DAEMON":
+            return False
+        if self.availability_zone_rebalancing is not None:
+            return self.availability_zone_rebalancing == "ENABLED"
+        return not any(item.type == "binpack" for item in self.placement_strategy or ())
 
     def effective_strategy(self) -> tuple[Strategy, ...]:
         """The strategy chain ECS applies: the one given, else a REPLICA service's default (spread over

@@ -28,11 +28,13 @@ from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
+from scheduler.sim import deployments
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
 from scheduler.sim.runtime import start_refusal
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
+from scheduler.sim.startup import ImageCache, StartupSampler, startup_sampler, task_images
 from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
 from scheduler.units import parse_duration
 from scheduler.views import describe, events, identity
@@ -80,6 +82,7 @@ class Request:
     provider: str | None = None                   # the capacity provider this variant targets
     splitter: StrategySplitter | None = None      # a capacity provider strategy: pick a variant per task
     variants: dict[str, Request] = field(default_factory=dict)
+    startup: StartupSampler | None = None         # image pull and container start; None: RUNNING at placement
 
     @property
     def shown_launch_type(self) -> str:
@@ -99,7 +102,8 @@ class SimTask(TaskRecord):
     waiting_code: str | None = None    # its ECS reason alone (RESOURCE:CPU, ...), what counters key on
     ever_ran: bool = False
     seeded: bool = False  # RUNNING from a cluster snapshot at t=0: never submitted, no wait
-    placed_at: float | None = None  # when the scheduler gave it an instance (its wait ends here)
+    held: bool = False    # holds what it reserved on its instance (from placement until it stops)
+    placed_at: float | None = None  # when the scheduler gave it an instance (start-up begins here)
 
 
 @dataclass(eq=False)
@@ -119,6 +123,7 @@ class Service:
     running: int = 0
     short_seconds: float = 0.0  # integral of max(0, desired - running) over time
     counted_to: float = 0.0
+    rollout: deployments.Rollout = field(default_factory=deployments.Rollout)  # deployment bounds and state
 
     def account(self, now: float) -> None:
         """Add the shortfall since the last change; call before ``desired`` or ``running`` changes."""
@@ -227,6 +232,7 @@ class Simulation:
         self.spot_discount = float(getattr(model.cluster, "spot_discount", SPOT_DISCOUNT))
         self.daemon_rows: list[int] = []
         self.instance_price: list[float] = []
+        self.images = ImageCache()
 
     def _as_mode(self, spec: TaskSpec) -> TaskSpec:
         if self.mode_name == "topology-aware" and spec.neuron_mode is NeuronMode.MANUAL:
@@ -280,6 +286,7 @@ class Simulation:
                                            attributes=attributes, registered_at=self.now, **names)
         self.instance_start.append(self.now)
         self.instance_end.append(None)
+        self.images.register(index, self.now)
         self.daemon_rows.append(0)
         price = (itype.price_per_hour or 0.0) * ((1 - self.spot_discount) if spot else 1.0)
         self.instance_price.append(price)
@@ -295,6 +302,7 @@ class Simulation:
             self._schedule_spot(index)
         self._arm_faults(index)
         self._kick()
+        deployments.capacity_changed(self)
         return index
 
     def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
@@ -307,7 +315,8 @@ class Simulation:
         request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec),
                           constraints=workload.runtime_constraints(), strategies=workload.effective_strategy(),
                           launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
-                          duration=duration_sampler(duration_model, rng), service=service)
+                          duration=duration_sampler(duration_model, rng), service=service,
+                          startup=startup_sampler(getattr(workload, "startup", None), rng))
         if launch.launch_type is None and launch.strategy:
             request.splitter = StrategySplitter(list(launch.strategy))
             for item in launch.strategy:
@@ -316,7 +325,8 @@ class Simulation:
                     workload=request.workload, spec=spec, group=request.group, constraints=request.constraints,
                     strategies=request.strategies, launch_type=provider.launch_type,
                     capacity_providers=(provider.name,), on_no_capacity=request.on_no_capacity,
-                    duration=request.duration, service=service, provider=provider.name)
+                    duration=request.duration, service=service, provider=provider.name,
+                    startup=request.startup)
         return request
 
     def _group(self, workload: Any, spec: TaskSpec) -> str:
@@ -333,7 +343,10 @@ class Simulation:
             if w.kind == "service":
                 svc = Service(w.name, None, daemon=w.scheduling_strategy == "DAEMON")
                 svc.request = self._request(w, spec, rng, service=svc)
+                deployments.configure(svc, w)
                 self.services.append(svc)
+                for j, step in enumerate(getattr(w, "deployments", None) or ()):
+                    self.at(start + _seconds(step.at), self._deploy, svc, w, step.task_definition, j)
                 if svc.daemon:
                     self.at(start, self._start_daemon, svc)
                 elif getattr(w, "schedule", None):
@@ -377,6 +390,13 @@ class Simulation:
             dur = getattr(row, "duration", None)
             fixed = float(dur) if dur is not None and not (isinstance(dur, float) and math.isnan(dur)) else None
             self.at(float(row.submit), self._submit_one, req, fixed)
+
+    def _deploy(self, svc: Service, workload: Any, name: str, number: int) -> None:
+        """UpdateService to the task definition ``name``: a rolling deployment (scheduler.sim.deployments)."""
+        spec = self.specs[name]
+        rng = np.random.default_rng([self.seed, 3, self.model.workloads.index(workload), number])
+        request = self._request(workload, spec, rng, service=svc)
+        deployments.deploy(self, svc, request, f"{spec.family}:{spec.revision or 1}")
 
     def _submit_one(self, request: Request, run_for: float | None) -> None:
         self.submit(request, run_for=run_for)
@@ -496,18 +516,41 @@ class Simulation:
             self.daemon_rows[out.instance] += 1
         task.chips = out.chips
         task.gpu_ids = out.gpu_ids
+        task.held = task.ever_ran = True
+        task.waiting_reason = task.waiting_code = None
+        if request.service is not None:
+            deployments.task_placed(self, request.service, task)
+        if request.startup is None:
+            self.counts[PENDING] += 1
+            self._running(task)
+            return None
+        # PENDING: the agent pulls the images (fast when this instance has them), then starts the containers
+        images = task_images(task.spec)
+        pull, start = request.startup.draw(self.images.has(out.instance, images, self.now))
+        self.images.acquire(out.instance, images, self.now)
+        self.counts[PENDING] += 1
+        task.last_status = PENDING
+        task.pull_started_at, task.pull_stopped_at = self.now, self.now + pull
+        self.at(self.now + pull + start, self._running, task)
+        return None
+
+    def _running(self, task: SimTask) -> None:
+        """PENDING -> RUNNING: the task's containers are up. Its wait ends here, and only now does its
+        service count it as running."""
+        if task.last_status not in (PENDING, PROVISIONING) or task.task_id not in self.tasks:
+            return  # stopped while it was starting
+        self.counts[PENDING] -= 1
+        self.counts[RUNNING] += 1
         task.last_status = RUNNING
         task.started_at = self.now
-        task.ever_ran = True
-        task.waiting_reason = task.waiting_code = None
-        self.counts[RUNNING] += 1
-        if request.service is not None:
-            request.service.failed_starts = 0
-            request.service.account(self.now)
-            request.service.running += 1
+        svc = task.request.service if task.request else None
+        if svc is not None:
+            svc.failed_starts = 0
+            svc.account(self.now)
+            svc.running += 1
+            deployments.task_running(self, svc, task)
         if math.isfinite(task.run_for):
             self.at(self.now + task.run_for, self._exit, task)
-        return None
 
     def _exit(self, task: SimTask) -> None:
         if task.last_status == RUNNING:
@@ -517,9 +560,13 @@ class Simulation:
         """Move a task to STOPPED now, give back what it holds, and tell its service. A TaskFailedToStart
         counts under ``failure_key`` (default: ``reason``)."""
         was = task.last_status
+        held = task.held
         self.counts[was] -= 1
         self.counts[STOPPED] += 1
-        if was == RUNNING:
+        if held:
+            task.held = False
+            if task.request is not None and task.request.startup is not None and task.instance is not None:
+                self.images.release(task.instance, task_images(task.spec), self.now)
             self.recorder.advance(self.now)
             self.placer.release(task.task_id)
             lv = self.recorder.levels
@@ -558,7 +605,7 @@ class Simulation:
                                     f"start tasks successfully.", service=svc.name)
             if code != "ServiceSchedulerInitiated":
                 self._schedule_reconcile(svc)
-        if was == RUNNING:
+        if held:
             self._kick()
 
     def _row(self, task: SimTask, placed: bool) -> None:
@@ -569,11 +616,18 @@ class Simulation:
         self.recorder.task_row(
             task.task_id, task.spec.family, task.workload, task.group, task.launch_type, task.capacity_provider,
             None if task.seeded else task.created_at, start, task.stopped_at, task.last_status, task.stop_code,
-            task.stopped_reason if stopped else task.waiting_reason,
+            task.stopped_reason if stopped else self._starting(task) or task.waiting_reason,
             inst.ec2_instance_id if inst else None, inst.instance_type.name if inst else None,
             inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
             None if start is None or task.seeded else start - task.created_at,
-            placed or task.placed_at is not None)  # placed: given an instance, whether or not it then started
+            placed or task.placed_at is not None,  # placed: given an instance, whether or not it then started
+            None if start is None or task.placed_at is None else start - task.placed_at)
+
+    def _starting(self, task: SimTask) -> str | None:
+        """What a PENDING task is doing (its row's reason while it starts), None for any other task."""
+        if task.last_status != PENDING or task.pull_stopped_at is None:
+            return None
+        return "PENDING: pulling images" if self.now < task.pull_stopped_at else "PENDING: starting containers"
 
     # ------------------------------------------------------------------ waiting and retries
     def _kick(self) -> None:
@@ -643,17 +697,7 @@ class Simulation:
         if self.now < svc.backoff_until:
             self._schedule_reconcile(svc)
             return
-        missing = svc.desired - len(svc.live)
-        assert svc.request is not None
-        for _ in range(max(0, missing)):
-            self.submit(svc.request)
-        if missing < 0:
-            live = [self.tasks[t] for t in svc.live]
-            # scale in: tasks still waiting first, then the newest running ones
-            live.sort(key=lambda t: (t.last_status == RUNNING, t.created_at, t.task_id))
-            for task in live[: -missing]:
-                self._stop(task, "ServiceSchedulerInitiated", "Scaling activity initiated by (deployment "
-                           f"ecs-svc/{svc.name})", placed=task.ever_ran)
+        deployments.reconcile(self, svc)
 
     def _start_daemon(self, svc: Service) -> None:
         for index in range(len(self.state)):
@@ -675,7 +719,7 @@ class Simulation:
                 return
             req = Request(workload=base.workload, spec=base.spec, group=base.group,
                           constraints=base.constraints, strategies=(), launch_type=base.launch_type,
-                          duration=base.duration, service=svc, only=only)
+                          duration=base.duration, service=svc, only=only, startup=base.startup)
             svc.daemon_requests[index] = req
         if svc.daemon_tasks.get(index) in svc.live:  # one lookup, not a scan: daemons start on every instance
             return
@@ -732,6 +776,7 @@ class Simulation:
         lv.idle_chip_cost -= self._chip_price(row) * int(np.bitwise_count(self.state.chips_free[row]))
         self.state.set_status(row, "INACTIVE")
         self.instance_end[row] = self.now
+        self.images.forget(row)
 
     # ------------------------------------------------------------------ faults
     def _build_faults(self) -> None:
@@ -873,13 +918,7 @@ class Simulation:
         """DRAINING: no new tasks; service tasks move elsewhere, standalone tasks run on."""
         self.state.set_status(row, "DRAINING")
         inst = self.state.instances[row]
-        for task_id in sorted(inst.tasks):
-            task = self.tasks[task_id]
-            svc = task.request.service if task.request else None
-            if svc is not None and not svc.daemon:
-                self._stop(task, "ServiceSchedulerInitiated", f"Container instance draining ({reason})",
-                           placed=True)
-                self._schedule_reconcile(svc)
+        deployments.drain(self, row, reason)  # replacements first, within each service's bounds
         self.recorder.event(self.now, "instance", f"{inst.ec2_instance_id} set to DRAINING: {reason}")
 
     def scaling_event(self, provider: str, action: str, count: int, reason: str, **extra: Any) -> None:
@@ -1018,8 +1057,8 @@ class Simulation:
             "tasks_failed": dict(sorted(self.recorder.failures.items())),
             "tasks_completed": completed,
             "tasks_running_at_end": self.counts[RUNNING],
-            "tasks_waiting_at_end": self.counts[PROVISIONING],
             "tasks_starting_at_end": self.counts[PENDING],
+            "tasks_waiting_at_end": self.counts[PROVISIONING],
             "tasks_stopped_before_start": self.slo.stopped_before_start,
             "tasks_waiting_by_reason": dict(sorted(Counter(
                 t.waiting_reason or "waiting" for t in self.tasks.values() if t.last_status == PROVISIONING).items())),

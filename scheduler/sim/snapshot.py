@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from scheduler.placement.state import DRAINING
+from scheduler.sim.startup import task_images
 
 RUNNING = "RUNNING"
 SNAPSHOT_WORKLOAD = "snapshot"  # the workload name of snapshot tasks that belong to no service
@@ -83,7 +84,8 @@ def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type
                          gpu_ids=alloc.gpu_ids, last_status=RUNNING, launch_type=inst.launch_type,
                          capacity_provider=inst.capacity_provider, created_at=sim.now, started_at=sim.now,
                          started_by=t.started_by, workload=svc.name if svc else SNAPSHOT_WORKLOAD,
-                         request=request, run_for=math.inf, ever_ran=True, seeded=True)
+                         request=request, run_for=math.inf, ever_ran=True, seeded=True, held=True)
+        sim.images.acquire(row, task_images(spec), sim.now)  # a running task's images are on its instance
         sim.tasks[t.task_id] = task
         sim.counts[RUNNING] += 1
         sim.seeded += 1

@@ -43,6 +43,8 @@ class TaskRecord:
     stop_code: str | None = None
     stopped_reason: str | None = None
     started_by: str | None = None
+    pull_started_at: float | None = None  # the agent began pulling the task's images
+    pull_stopped_at: float | None = None  # ... and finished
 
 
 def timestamp(seconds: float | None, epoch: datetime = EPOCH) -> str | None:
@@ -105,7 +107,8 @@ def describe_task(record: TaskRecord, state: ClusterState, *, epoch: datetime = 
     if inst is not None:
         task["containerInstanceArn"] = identity.names_of(state, names).arn(inst.index)
         task["availabilityZone"] = inst.availability_zone
-    for key, value in (("startedAt", record.started_at), ("stoppedAt", record.stopped_at)):
+    for key, value in (("pullStartedAt", record.pull_started_at), ("pullStoppedAt", record.pull_stopped_at),
+                       ("startedAt", record.started_at), ("stoppedAt", record.stopped_at)):
         if value is not None:
             task[key] = timestamp(value, epoch)
     if record.stop_code:
