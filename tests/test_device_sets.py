@@ -215,6 +215,20 @@ def test_run_task_calls_with_device_sets_go_to_the_blocks_in_turn() -> None:
     assert list(started["chips"]) == [str(k % 16) for k in range(len(started))]
 
 
+def test_each_blocks_tasks_keep_to_distinct_instances_so_ecs_blind_placement_never_fails_at_start() -> None:
+    data = _device_set_scenario({"kind": "run_task", "name": "batch", "task_definition": "one", "duration": "1h",
+                                 "arrivals": {"type": "interval", "every": "1m"}, "max_calls": 48,
+                                 "on_no_capacity": "wait", "device_sets": "auto"})
+    data["device_mode"] = "ecs-blind"
+    res = Simulation(scenario_from_mapping(data, path=SCENARIOS / "x.yaml")).run()
+    assert res.summary["tasks_failed"] == {}
+    started = res.tasks[res.tasks["start"].notna()]
+    assert len(started) > 16  # later calls waited for their block and ran after the first hour
+    for _, tasks in started.groupby("family"):  # one trn1 instance: a block's tasks never overlap in time
+        spans = sorted(zip(tasks["start"], tasks["end"].fillna(math.inf), strict=True))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+
+
 @pytest.mark.parametrize(("change", "path", "words"), [
     ({"device_sets": {"instance_type": "inf2.48xlarge"}}, "workloads[0].device_sets", "constrained to"),
     ({"device_sets": {"instance_type": "inf2.24xlarg"}}, "workloads[0].device_sets.instance_type", "did you mean"),

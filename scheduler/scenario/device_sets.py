@@ -6,7 +6,9 @@ The generated task definitions join the scenario's task specs under their own fa
 workload becomes is returned as ``(block label, task-definition name)`` pairs in block order; the
 simulation runs one ECS service per block for a service (named ``<service>-<label>``, its desired count
 split with :func:`~scheduler.ecs.device_sets.split_count`) and sends a RunTask workload's calls to the
-blocks in turn.
+blocks in turn. Each block's tasks carry a ``distinctInstance`` constraint (their group is the block's
+service, or the block's task-definition family for RunTask), as an ECS user adds it: ECS does not track
+devices, and without it could place two tasks naming the same chips on one instance.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scheduler.ecs.device_sets import DeviceSetError, constrained_instance_type,
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.errors import CatalogError
 from scheduler.scenario.context import _Context
-from scheduler.scenario.limits import MAX_NAME
+from scheduler.scenario.limits import MAX_CONSTRAINTS, MAX_NAME
 from scheduler.scenario.models import Scenario
 from scheduler.scenario.workloads import RunTaskWorkload, ServiceWorkload, TraceArrivals
 
@@ -46,6 +48,12 @@ def resolve_device_sets(model: Scenario, specs: dict[str, TaskSpec], documents: 
             sets = expand(documents[template], specs[template], itype)
         except DeviceSetError as exc:
             raise context.error(where, f"task definition {template!r}: {exc.message}") from None
+        if not any(c.type == "distinctInstance" for c in workload.placement_constraints):
+            total = len(sets[0].spec.constraints) + len(workload.placement_constraints) + 1
+            if total > MAX_CONSTRAINTS:
+                raise context.error(where, f"each block's tasks get a distinctInstance constraint, which makes "
+                                    f"{total} placement constraints (task definition and request); ECS allows "
+                                    f"{MAX_CONSTRAINTS}")
         plan = []
         for block in sets:
             name = block.family

@@ -302,14 +302,18 @@ class Simulation:
         return index
 
     def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
-                 service: Service | None = None) -> Request:
+                 service: Service | None = None, device_set: bool = False) -> Request:
+        constraints = workload.runtime_constraints()
+        if device_set and Constraint("distinctInstance") not in constraints:
+            # one block's tasks (one group) never share an instance: each instance has the block's chips once
+            constraints = (*constraints, Constraint("distinctInstance"))
         if service is not None:
             duration_model = getattr(workload, "task_duration", None)
         else:
             duration_model = getattr(workload, "duration", None)
         launch = self.loaded.launch_of(workload)
         request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec, service),
-                          constraints=workload.runtime_constraints(), strategies=workload.effective_strategy(),
+                          constraints=constraints, strategies=workload.effective_strategy(),
                           launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
                           duration=duration_sampler(duration_model, rng), service=service)
         if launch.launch_type is None and launch.strategy:
@@ -341,7 +345,7 @@ class Simulation:
             if w.kind == "service":
                 self._build_service(w, blocks, rng, start)
                 continue
-            requests = [self._request(w, specs[name], rng) for _, name in blocks]
+            requests = [self._request(w, specs[name], rng, device_set=label is not None) for label, name in blocks]
             stop = min(self.duration, _seconds(w.stop)) if getattr(w, "stop", None) is not None else self.duration
             max_calls = getattr(w, "max_calls", None)
             if w.arrivals.type == "trace":
@@ -356,7 +360,7 @@ class Simulation:
         for index, (label, name) in enumerate(blocks):
             svc = Service(w.name if label is None else f"{w.name}-{label}", None,
                           daemon=w.scheduling_strategy == "DAEMON")
-            svc.request = self._request(w, self.specs[name], rng, service=svc)
+            svc.request = self._request(w, self.specs[name], rng, service=svc, device_set=label is not None)
             self.services.append(svc)
             if svc.daemon:
                 self.at(start, self._start_daemon, svc)
