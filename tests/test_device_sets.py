@@ -317,3 +317,22 @@ def test_a_scenario_error_names_the_scenario_for_an_unresolvable_auto() -> None:
     data["task_definitions"]["n"] = "taskdefs/neuron-1chip-any.json"
     with pytest.raises(ScenarioError, match=r"workloads\[0\]\.device_sets: 'auto' cannot tell"):
         scenario_from_mapping(data, path=SCENARIOS / "x.yaml")
+
+
+def test_a_snapshot_of_a_device_set_run_keeps_each_blocks_task_definition_and_distinct_instance(
+        tmp_path: Path) -> None:
+    from scheduler.cli import main
+
+    path = SCENARIOS / "llama-inf2.yaml"
+    assert main(["run", str(path), "--until", "16h", "--out", str(tmp_path / "run"), "--no-report"]) == 0
+    snap = tmp_path / "snap"
+    assert main(["snapshot", "--from-results", str(tmp_path / "run"), "--scenario", str(path),
+                 "--out", str(snap)]) == 0
+    block = json.loads((snap / "describe-task-definition-llama-inf2-2chip-neuron2-3-1.json").read_text())
+    devices = block["taskDefinition"]["containerDefinitions"][0]["linuxParameters"]["devices"]
+    assert [d["hostPath"] for d in devices] == ["/dev/neuron2", "/dev/neuron3"]
+    services = json.loads((snap / "describe-services.json").read_text())["services"]
+    llama = [s for s in services if s["serviceName"].startswith("llama-")]
+    assert [s["serviceName"] for s in llama] == ["llama-neuron0-1", "llama-neuron2-3", "llama-neuron4-5"]
+    assert all({"type": "distinctInstance"} in s["placementConstraints"] for s in llama)
+    assert sum(s["desiredCount"] for s in llama) == DiurnalCount(peak=40, trough=8).count_at(16 * 3600)

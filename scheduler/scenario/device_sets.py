@@ -13,7 +13,6 @@ devices, and without it could place two tasks naming the same chips on one insta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from scheduler.catalog import Catalog, InstanceType
@@ -28,10 +27,11 @@ from scheduler.scenario.workloads import RunTaskWorkload, ServiceWorkload, Trace
 DeviceSetPlan = tuple[tuple[str, str], ...]  # (block label, task-definition name) per block, in block order
 
 
-def resolve_device_sets(model: Scenario, specs: dict[str, TaskSpec], documents: Mapping[str, dict[str, Any]],
+def resolve_device_sets(model: Scenario, specs: dict[str, TaskSpec], documents: dict[str, dict[str, Any]],
                         catalog: Catalog, context: _Context) -> tuple[dict[str, DeviceSetPlan], list[str]]:
-    """Every device-set workload's blocks; adds the generated task definitions to ``specs``. Returns the
-    plans by workload name and one notice per workload whose blocks leave chips unused."""
+    """Every device-set workload's blocks; adds the generated task definitions to ``specs`` and their
+    RegisterTaskDefinition input to ``documents``. Returns the plans by workload name and one notice per
+    workload whose blocks leave chips unused."""
     plans: dict[str, DeviceSetPlan] = {}
     notices: list[str] = []
     names = {w.name for w in model.workloads}
@@ -61,6 +61,7 @@ def resolve_device_sets(model: Scenario, specs: dict[str, TaskSpec], documents: 
                 raise context.error(where, f"the task definition generated for block {block.label} would be "
                                     f"named {name!r}, which task_definitions already uses")
             specs[name] = block.spec
+            documents[name] = block.document
             plan.append((block.label, name))
             if isinstance(workload, ServiceWorkload):
                 _check_service_name(f"{workload.name}-{block.label}", names, where, context)

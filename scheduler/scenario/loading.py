@@ -57,6 +57,8 @@ class LoadedScenario:
     notices: tuple[str, ...] = ()  # readings worth telling the user, one line each (not errors)
     # workloads with device_sets: (block label, generated task-definition name) per block, in block order
     device_sets: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # the RegisterTaskDefinition input of each generated task definition, by name (its spec is in task_specs)
+    generated_task_definitions: dict[str, dict] = field(default_factory=dict)
 
     def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
         return resolve_launch(workload, self.model.cluster)
@@ -130,8 +132,9 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     traces = _load_traces(model, context)
     notices = (_bare_rate_notice(readings[BARE_RATES], label) + tuple(f"{label}: {w}" for w in warnings)
                + tuple(set_notices))
+    generated = {name: documents[name] for blocks in device_sets.values() for _, name in blocks}
     return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot, notices,
-                          device_sets=device_sets)
+                          device_sets=device_sets, generated_task_definitions=generated)
 
 def _snapshot_folder(value: str, context: _Context) -> Path:
     folder = context.base / value
