@@ -45,6 +45,14 @@ class IntervalArrivals(_Model):
     jitter: Duration = 0
 
 
+def _not_above(value: float, info: ValidationInfo, peak_field: str, shown: str) -> float:
+    """A diurnal trough: at most the peak (``peak_field``, validated before it), shown with ``shown``."""
+    peak = info.data.get(peak_field)
+    if peak is not None and value > peak:
+        raise ValueError(f"must not exceed {peak_field} ({shown.format(peak)}), got {shown.format(value)}")
+    return value
+
+
 class DiurnalArrivals(_Model):
     """A Poisson process whose rate follows a sinusoid between ``trough_rate`` and ``peak_rate``,
     peaking at ``peak_at`` (an offset into each period; the run starts at offset 0)."""
@@ -58,10 +66,7 @@ class DiurnalArrivals(_Model):
     @field_validator("trough_rate")
     @classmethod
     def _trough_below_peak(cls, value: float, info: ValidationInfo) -> float:
-        peak = info.data.get("peak_rate")
-        if peak is not None and value > peak:
-            raise ValueError(f"must not exceed peak_rate ({peak:g}/s), got {value:g}/s")
-        return value
+        return _not_above(value, info, "peak_rate", "{:g}/s")
 
     def rate_at(self, t: float) -> float:
         """The rate (per second) at ``t`` seconds into the run."""
@@ -261,10 +266,7 @@ class DiurnalCount(_Model):
     @field_validator("trough")
     @classmethod
     def _trough_below_peak(cls, value: int, info: ValidationInfo) -> int:
-        peak = info.data.get("peak")
-        if peak is not None and value > peak:
-            raise ValueError(f"must not exceed peak ({peak}), got {value}")
-        return value
+        return _not_above(value, info, "peak", "{}")
 
     def count_at(self, t: float) -> int:
         """The desired count at ``t`` seconds into the run."""
