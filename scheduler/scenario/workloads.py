@@ -10,7 +10,17 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
-from scheduler.scenario.fields import Duration, EcsName, Int, Number, RateOrZero, Step, StepRate, _Model
+from scheduler.scenario.fields import (
+    Duration,
+    EcsName,
+    Int,
+    Number,
+    RateOrZero,
+    Step,
+    StepRate,
+    _Model,
+    _not_bool,
+)
 from scheduler.scenario.limits import (
     AZ_ATTRIBUTE,
     MAX_CALLS,
@@ -292,7 +302,8 @@ def _schedule_kind(value: object) -> str:
 
 
 DesiredCount = Annotated[
-    Annotated[Int, Field(ge=0, le=MAX_INSTANCES), Tag("fixed-count")]
+    # the bare int first and the bool check after, so the JSON Schema keeps minimum and maximum
+    Annotated[int, Field(ge=0, le=MAX_INSTANCES), BeforeValidator(_not_bool), Tag("fixed-count")]
     | Annotated[DiurnalDesiredCount, Tag("diurnal-count")],
     Discriminator(_count_kind)]
 Schedule = Annotated[
