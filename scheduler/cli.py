@@ -1,4 +1,4 @@
-"""The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, snapshot, schema.
+"""The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, snapshot, device-sets, schema.
 
 Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2, and so
 does a missing optional extra (with the ``pip install`` that adds it). Every option's help states its
@@ -407,6 +407,30 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_device_sets(args: argparse.Namespace) -> int:
+    from scheduler.ecs.device_sets import DeviceSetError, constrained_instance_type, expand
+    from scheduler.ecs.taskdef import read_task_definition
+    from scheduler.output import write_device_sets
+
+    result = read_task_definition(args.file)
+    if result.spec is None:
+        raise result.error()
+    name = args.instance_type or constrained_instance_type(result.spec)
+    if name is None:
+        raise NeuronSimError("the task definition names no instance type (memberOf attribute:ecs.instance-type "
+                             "== ...); give one", path="--instance-type")
+    try:
+        sets = expand(result.document, result.spec, _catalog(args).get(name))
+    except DeviceSetError as exc:
+        raise NeuronSimError(exc.message, file=str(args.file)) from None
+    written = write_device_sets({s.family: s.document for s in sets}, args.out, force=args.force)
+    for block, path in zip(sets, written, strict=True):
+        print(f"{path}: {block.label}", flush=True)
+    print(f"{len(sets)} task definitions for {name}; register each with "
+          "`aws ecs register-task-definition --cli-input-json file://FILE`")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from scheduler.scenario import scenario_json_schema
 
@@ -514,6 +538,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds other files (default: refuse)")
     p.set_defaults(func=cmd_snapshot)
+
+    p = sub.add_parser("device-sets", help="write one task definition per aligned Neuron device block of an "
+                                           "instance type, from one manual-mode task definition")
+    p.add_argument("file", type=Path, help="task definition JSON naming one contiguous run of /dev/neuronN")
+    p.add_argument("--instance-type", help="spread over this type's chips (default: the type the task "
+                                           "definition's memberOf attribute:ecs.instance-type == constraint names)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the RegisterTaskDefinition JSON files")
+    p.add_argument("--catalog", type=Path,
+                   help="a CSV/YAML/JSON file that adds or overrides instance types (default: the bundled catalog)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files; they are kept (default: refuse)")
+    p.set_defaults(func=cmd_device_sets)
 
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files (to stdout)")
     p.set_defaults(func=cmd_schema)

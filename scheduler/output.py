@@ -21,7 +21,7 @@ import pandas as pd
 from scheduler.results_folder import MARKER, OutputError, ResultsFolder, safe_folder_name
 
 __all__ = ["MARKER", "OutputError", "ResultsFolder", "atomic_write", "json_text", "safe_folder_name",
-           "write_json", "write_parquet", "write_results", "write_run_files"]
+           "write_device_sets", "write_json", "write_parquet", "write_results", "write_run_files"]
 
 TASK_SINK = ".tasks.parquet.partial"  # the per-task table streams here during a run, renamed when complete
 
@@ -108,3 +108,13 @@ def write_results(results: Any, out: Path, *, force: bool = False) -> list[Path]
         names = [p.name for p in write_run_files(results, folder.staging)]
         final = folder.commit()
     return [final / name for name in names]
+
+
+def write_device_sets(documents: dict[str, dict], out: Path, *, force: bool = False) -> list[Path]:
+    """Replace the folder ``out`` with one RegisterTaskDefinition JSON file per entry of ``documents``
+    (``<name>.json``), staged and swapped in whole as a results folder is; returns the files."""
+    with ResultsFolder(out, "device-sets", force=force) as folder:
+        for name, document in documents.items():
+            write_json(folder.staging / f"{name}.json", document)
+        final = folder.commit()
+    return [final / f"{name}.json" for name in documents]

@@ -53,7 +53,7 @@ KNOWN_FILES = frozenset({
 COMPLETION_FILES = ("summary.json", "sweep.json")  # moved in last: their presence says the folder is complete
 # Results that another run may replace without --force: only a run replacing a run. A sweep (hours of
 # work) or a folder of another kind is replaced only when the user says so.
-REPLACEABLE = frozenset({("run", "run"), ("snapshot", "snapshot")})
+REPLACEABLE = frozenset({("run", "run"), ("snapshot", "snapshot"), ("device-sets", "device-sets")})
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 

@@ -6,6 +6,7 @@ one ScenarioError naming the field path."""
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,9 +183,11 @@ def _known_task_definition(model: Scenario, name: str, path: str, context: _Cont
     raise context.error(path, f"unknown task definition {name!r}{hint}")
 
 
-def _load_task_definitions(model: Scenario, context: _Context) -> tuple[dict[str, TaskSpec], list[str]]:
+def _load_task_definitions(model: Scenario, context: _Context, *, documents: dict[str, dict] | None = None
+                           ) -> tuple[dict[str, TaskSpec], list[str]]:
     """Every task definition's TaskSpec, and one line per warning ECS's rules give about one (as `validate`
-    prints them): a run says what it takes on trust."""
+    prints them): a run says what it takes on trust. ``documents``, when given, receives each one's
+    RegisterTaskDefinition input."""
     specs: dict[str, TaskSpec] = {}
     warnings: list[str] = []
     for name, source in model.task_definitions.items():
@@ -205,6 +208,8 @@ def _load_task_definitions(model: Scenario, context: _Context) -> tuple[dict[str
             raise context.error(where, f"task definition {name!r} is invalid: {described}: {issue.path}: "
                                 f"{issue.message}{more}")
         specs[name] = validation.spec
+        if documents is not None:
+            documents[name] = validation.document
         warnings += [f"{where}: {described}: warning: {w.path}: {w.message}" + (f" ({w.rule})" if w.rule else "")
                      for w in validation.warnings]
     return specs, warnings
@@ -243,6 +248,9 @@ def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec
                                 f"does not "
                                 f"support {', '.join(sorted(missing))} (its requiresCompatibilities: "
                                 f"{', '.join(sorted(spec.compatibilities))}), needed by {how}")
+        if getattr(workload, "deployments", None) and getattr(workload, "device_sets", None) is not None:
+            raise context.error(f"{where}.deployments", "a service with device_sets cannot take deployments yet: "
+                                "deploy each block's generated task definition as its own service")
         for j, step in enumerate(getattr(workload, "deployments", None) or ()):
             new = specs[step.task_definition]
             gap = needed - new.compatibilities
@@ -255,3 +263,25 @@ def _check_workloads_against_specs(model: Scenario, specs: Mapping[str, TaskSpec
                 raise context.error(f"{where}.deployments[{j}].task_definition", f"a task may have at most "
                                     f"{MAX_CONSTRAINTS} placement constraints, task definition and request "
                                     f"together; here {len(new.constraints)} + {len(workload.placement_constraints)}")
+
+
+MAX_DESIRED_COUNT_STEPS = 1_000_000  # changes of one service's desired count over a run
+
+
+def _check_desired_count_steps(model: Scenario, context: _Context) -> None:
+    """A repeating schedule or a diurnal desired count changes the count a bounded number of times per
+    period; refuse a run that would schedule more than MAX_DESIRED_COUNT_STEPS changes for one service."""
+    for i, workload in enumerate(model.workloads):
+        schedule = getattr(workload, "schedule", None)
+        curve = getattr(getattr(workload, "desired_count", None), "diurnal", None)
+        if getattr(schedule, "repeat", None) is not None:
+            where, period, per_period = f"workloads[{i}].schedule.repeat", schedule.repeat, len(schedule.steps)
+        elif curve is not None:
+            where, period, per_period = f"workloads[{i}].desired_count.diurnal.period", curve.period, 2 * (
+                curve.peak - curve.trough)
+        else:
+            continue
+        steps = math.ceil(model.duration / period) * per_period
+        if steps > MAX_DESIRED_COUNT_STEPS:
+            raise context.error(where, f"changes the desired count {steps:,} times over the run; the limit is "
+                                f"{MAX_DESIRED_COUNT_STEPS:,} (use a longer period)")

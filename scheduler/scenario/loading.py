@@ -18,6 +18,7 @@ from scheduler.errors import ScenarioError, show_value
 from scheduler.nesting import first_problem
 from scheduler.scenario.checks import (
     _check_cluster,
+    _check_desired_count_steps,
     _check_faults,
     _check_workload_references,
     _check_workloads_against_specs,
@@ -25,6 +26,7 @@ from scheduler.scenario.checks import (
     _scenario_catalog,
 )
 from scheduler.scenario.context import _Context
+from scheduler.scenario.device_sets import resolve_device_sets
 from scheduler.scenario.fields import BARE_RATES
 from scheduler.scenario.models import Launch, Scenario, resolve_launch
 from scheduler.scenario.overrides import apply_overrides
@@ -53,6 +55,10 @@ class LoadedScenario:
     traces: dict[str, pd.DataFrame] = field(default_factory=dict)
     snapshot: ClusterSnapshot | None = None
     notices: tuple[str, ...] = ()  # readings worth telling the user, one line each (not errors)
+    # workloads with device_sets: (block label, generated task-definition name) per block, in block order
+    device_sets: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # the RegisterTaskDefinition input of each generated task definition, by name (its spec is in task_specs)
+    generated_task_definitions: dict[str, dict] = field(default_factory=dict)
 
     def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
         return resolve_launch(workload, self.model.cluster)
@@ -118,11 +124,17 @@ def scenario_from_mapping(data: object, *, path: str | Path,
     _check_cluster(model.cluster, catalog, context, snapshot_instances=len(snapshot.instances) if snapshot else 0)
     _check_faults(model.faults, catalog, context)
     _check_workload_references(model, context)
-    specs, warnings = _load_task_definitions(model, context)
+    documents: dict[str, dict] = {}
+    specs, warnings = _load_task_definitions(model, context, documents=documents)
     _check_workloads_against_specs(model, specs, context)
+    _check_desired_count_steps(model, context)
+    device_sets, set_notices = resolve_device_sets(model, specs, documents, catalog, context)
     traces = _load_traces(model, context)
-    notices = _bare_rate_notice(readings[BARE_RATES], label) + tuple(f"{label}: {w}" for w in warnings)
-    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot, notices)
+    notices = (_bare_rate_notice(readings[BARE_RATES], label) + tuple(f"{label}: {w}" for w in warnings)
+               + tuple(set_notices))
+    generated = {name: documents[name] for blocks in device_sets.values() for _, name in blocks}
+    return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot, notices,
+                          device_sets=device_sets, generated_task_definitions=generated)
 
 def _snapshot_folder(value: str, context: _Context) -> Path:
     folder = context.base / value

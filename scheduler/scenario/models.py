@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from scheduler.catalog import LAUNCH_EC2
 from scheduler.scenario.cluster import AutoScalingCapacityProvider, ClusterModel, ManagedInstancesCapacityProvider
@@ -16,7 +16,9 @@ from scheduler.scenario.fields import Duration, Int, TaskDefinitionSource, _Mode
 from scheduler.scenario.limits import MAX_NAME, MAX_SAMPLES
 from scheduler.scenario.placement import CapacityProviderStrategyItem
 from scheduler.scenario.workloads import (
+    DeviceSetsOptions,
     DiurnalArrivals,
+    DiurnalDesiredCount,
     EmpiricalDuration,
     ExponentialDuration,
     FixedDuration,
@@ -24,7 +26,9 @@ from scheduler.scenario.workloads import (
     LognormalDuration,
     OnceArrivals,
     PoissonArrivals,
+    RepeatingSchedule,
     RunTaskWorkload,
+    ScheduleStep,
     ServiceWorkload,
     TraceArrivals,
     Workload,
@@ -62,13 +66,17 @@ class Scenario(_Model):
         return value
 
 
-_TAGGED: dict[str, type[BaseModel]] = {
+_TAGGED: dict[str, Any] = {  # a tag -> the type its member holds
     "run_task": RunTaskWorkload, "service": ServiceWorkload,
     "poisson": PoissonArrivals, "interval": IntervalArrivals, "diurnal": DiurnalArrivals,
     "once": OnceArrivals, "trace": TraceArrivals,
     "fixed": FixedDuration, "exponential": ExponentialDuration, "lognormal": LognormalDuration,
     "empirical": EmpiricalDuration,
     "EC2_AUTOSCALING": AutoScalingCapacityProvider, "MANAGED_INSTANCES": ManagedInstancesCapacityProvider,
+    # callable-discriminated unions: the tag pydantic puts in an error's location, never in a path users see
+    "fixed-count": int, "diurnal-count": DiurnalDesiredCount,
+    "schedule-steps": list[ScheduleStep], "repeating-schedule": RepeatingSchedule,
+    "device-sets-auto": str, "device-sets-options": DeviceSetsOptions,
 }
 
 

@@ -55,6 +55,9 @@ def _scenario_documents(scenario: Any) -> dict[str, dict[str, Any]]:
         inner = dict(doc["taskDefinition"]) if isinstance(doc.get("taskDefinition"), Mapping) else doc
         spec = scenario.task_specs[name]
         out[f"{spec.family}:{spec.revision or 1}"] = inner
+    for name, document in getattr(scenario, "generated_task_definitions", {}).items():  # device sets' blocks
+        spec = scenario.task_specs[name]
+        out[f"{spec.family}:{spec.revision or 1}"] = document
     return out
 
 
@@ -104,6 +107,9 @@ def _services(tasks: list[dict[str, Any]], scenario: Any, cluster_arn: str) -> l
         if group.startswith("service:") and t.get("desiredStatus") == "RUNNING":
             by_service[group.removeprefix("service:")].append(t)
     workloads = {w.name: w for w in scenario.model.workloads} if scenario is not None else {}
+    blocks_of = {f"{name}-{label}": name for name, blocks in (getattr(scenario, "device_sets", None) or {}).items()
+                 for label, _ in blocks}  # device sets: one service per block, with distinctInstance
+    workloads.update({block: workloads[name] for block, name in blocks_of.items()})
     out = []
     for name, mine in sorted(by_service.items()):
         arn = Counter(t["taskDefinitionArn"] for t in mine).most_common(1)[0][0]
@@ -130,10 +136,12 @@ def _services(tasks: list[dict[str, Any]], scenario: Any, cluster_arn: str) -> l
             elif workload.placement_strategy:
                 service["placementStrategy"] = [{k: v for k, v in (("type", s.type), ("field", s.field)) if v}
                                                 for s in workload.placement_strategy]
-            if workload.placement_constraints:
-                service["placementConstraints"] = [
-                    {k: v for k, v in (("type", c.type), ("expression", c.expression)) if v}
-                    for c in workload.placement_constraints]
+            constraints = [{k: v for k, v in (("type", c.type), ("expression", c.expression)) if v}
+                           for c in workload.placement_constraints]
+            if name in blocks_of and {"type": "distinctInstance"} not in constraints:
+                constraints.append({"type": "distinctInstance"})
+            if constraints:
+                service["placementConstraints"] = constraints
         out.append(service)
     return out
 

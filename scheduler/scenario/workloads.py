@@ -7,10 +7,20 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
-from scheduler.scenario.fields import Duration, EcsName, Int, Number, RateOrZero, Step, StepRate, _Model
+from scheduler.scenario.fields import (
+    Duration,
+    EcsName,
+    Int,
+    Number,
+    RateOrZero,
+    Step,
+    StepRate,
+    _Model,
+    _not_bool,
+)
 from scheduler.scenario.limits import (
     AZ_ATTRIBUTE,
     MAX_CALLS,
@@ -27,6 +37,7 @@ from scheduler.scenario.placement import (
     PlacementStrategies,
     PlacementStrategyItem,
 )
+from scheduler.sim.workloads import diurnal_rate
 
 # --- arrivals ---------------------------------------------------------------------------------------
 
@@ -45,6 +56,14 @@ class IntervalArrivals(_Model):
     jitter: Duration = 0
 
 
+def _not_above(value: float, info: ValidationInfo, peak_field: str, shown: str) -> float:
+    """A diurnal trough: at most the peak (``peak_field``, validated before it), shown with ``shown``."""
+    peak = info.data.get(peak_field)
+    if peak is not None and value > peak:
+        raise ValueError(f"must not exceed {peak_field} ({shown.format(peak)}), got {shown.format(value)}")
+    return value
+
+
 class DiurnalArrivals(_Model):
     """A Poisson process whose rate follows a sinusoid between ``trough_rate`` and ``peak_rate``,
     peaking at ``peak_at`` (an offset into each period; the run starts at offset 0)."""
@@ -58,15 +77,11 @@ class DiurnalArrivals(_Model):
     @field_validator("trough_rate")
     @classmethod
     def _trough_below_peak(cls, value: float, info: ValidationInfo) -> float:
-        peak = info.data.get("peak_rate")
-        if peak is not None and value > peak:
-            raise ValueError(f"must not exceed peak_rate ({peak:g}/s), got {value:g}/s")
-        return value
+        return _not_above(value, info, "peak_rate", "{:g}/s")
 
     def rate_at(self, t: float) -> float:
         """The rate (per second) at ``t`` seconds into the run."""
-        phase = 2 * math.pi * (t - self.peak_at) / self.period
-        return self.trough_rate + (self.peak_rate - self.trough_rate) * (1 + math.cos(phase)) / 2
+        return diurnal_rate(t, self.peak_rate, self.trough_rate, self.peak_at, self.period)
 
 
 class OnceArrivals(_Model):
@@ -166,6 +181,21 @@ class Deployment(_Model):
 
     at: Duration
     task_definition: str
+# --- device sets ------------------------------------------------------------------------------------
+
+class DeviceSetsOptions(_Model):
+    """Spread a manual-mode task definition over the aligned device blocks of ``instance_type``: one
+    generated task definition (and, for a service, one ECS service) per block."""
+
+    instance_type: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+
+
+def _device_sets_kind(value: object) -> str:
+    return "device-sets-options" if isinstance(value, dict | DeviceSetsOptions) else "device-sets-auto"
+
+
+DeviceSets = Annotated[Annotated[Literal["auto"], Tag("device-sets-auto")]
+                       | Annotated[DeviceSetsOptions, Tag("device-sets-options")], Discriminator(_device_sets_kind)]
 
 
 # --- workloads --------------------------------------------------------------------------------------
@@ -205,6 +235,8 @@ class RunTaskWorkload(_Placement):
     max_calls: Int | None = Field(None, ge=1)
     on_no_capacity: Literal["fail", "wait"] = "fail"
     startup: Startup | None = None
+    device_sets: DeviceSets | None = Field(None, description="one task definition per aligned device block of "
+                                           "an instance type; RunTask calls go to the blocks in turn")
 
     @field_validator("duration")
     @classmethod
@@ -237,6 +269,78 @@ class ScheduleStep(_Model):
     count: Int = Field(ge=0, le=MAX_INSTANCES)
 
 
+class RepeatingSchedule(_Model):
+    """``steps`` (offsets from the service's start, each below ``repeat``) played again every ``repeat``."""
+
+    repeat: Duration = Field(gt=0)
+    steps: Annotated[list[ScheduleStep], Field(min_length=1)]
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_inside_repeat(cls, value: list[ScheduleStep], info: ValidationInfo) -> list[ScheduleStep]:
+        repeat = info.data.get("repeat")
+        _in_time_order(value)
+        if repeat is not None and value[-1].at >= repeat:
+            raise ValueError(f"every entry must be before repeat ({repeat:g} s); entry {len(value) - 1} is at "
+                             f"{value[-1].at:g} s")
+        return value
+
+
+class DiurnalCount(_Model):
+    """A desired count that follows a sinusoid between ``trough`` and ``peak`` (the curve of diurnal
+    arrivals), peaking at ``peak_at`` into each ``period`` of the run; rounded to the nearest task."""
+
+    peak: Int = Field(ge=0, le=MAX_INSTANCES)
+    trough: Int = Field(0, ge=0, le=MAX_INSTANCES)
+    peak_at: Duration = "14h"
+    period: Duration = Field("1d", gt=0)
+
+    @field_validator("trough")
+    @classmethod
+    def _trough_below_peak(cls, value: int, info: ValidationInfo) -> int:
+        return _not_above(value, info, "peak", "{}")
+
+    def count_at(self, t: float) -> int:
+        """The desired count at ``t`` seconds into the run."""
+        return math.floor(diurnal_rate(t, self.peak, self.trough, self.peak_at, self.period) + 0.5)
+
+
+class DiurnalDesiredCount(_Model):
+    """``desired_count: {diurnal: {peak: 40, trough: 8, peak_at: 14h, period: 1d}}``."""
+
+    diurnal: DiurnalCount
+
+
+def _count_kind(value: object) -> str:
+    if isinstance(value, dict | DiurnalDesiredCount):
+        return "diurnal-count"
+    return "fixed-count"
+
+
+def _schedule_kind(value: object) -> str:
+    if isinstance(value, dict | RepeatingSchedule):
+        return "repeating-schedule"
+    return "schedule-steps"
+
+
+DesiredCount = Annotated[
+    # the bare int first and the bool check after, so the JSON Schema keeps minimum and maximum
+    Annotated[int, Field(ge=0, le=MAX_INSTANCES), BeforeValidator(_not_bool), Tag("fixed-count")]
+    | Annotated[DiurnalDesiredCount, Tag("diurnal-count")],
+    Discriminator(_count_kind)]
+Schedule = Annotated[
+    Annotated[list[ScheduleStep], Field(min_length=1), Tag("schedule-steps")]
+    | Annotated[RepeatingSchedule, Tag("repeating-schedule")],
+    Discriminator(_schedule_kind)]
+
+
+def _in_time_order(value: list[ScheduleStep]) -> None:
+    for i in range(1, len(value)):
+        if value[i].at <= value[i - 1].at:
+            raise ValueError(f"entries must be in time order: entry {i} (at {value[i].at:g} s) is not "
+                             f"after entry {i - 1} (at {value[i - 1].at:g} s)")
+
+
 class ServiceWorkload(_Placement):
     """An ECS service: keeps ``desired_count`` tasks running (REPLICA) or one per instance (DAEMON)."""
 
@@ -244,9 +348,9 @@ class ServiceWorkload(_Placement):
     name: EcsName
     task_definition: str
     scheduling_strategy: Literal["REPLICA", "DAEMON"] = "REPLICA"
-    desired_count: Int | None = Field(None, ge=0, le=MAX_INSTANCES,
-                                      description="default 1 for REPLICA without a schedule; DAEMON has none")
-    schedule: Annotated[list[ScheduleStep], Field(min_length=1)] | None = None
+    desired_count: DesiredCount | None = Field(None, description="a count, or {diurnal: {peak, trough, peak_at, "
+                                               "period}}; default 1 for REPLICA without a schedule; DAEMON has none")
+    schedule: Schedule | None = Field(None, description="a list of {at, count}, or {repeat: 1d, steps: [...]}")
     task_duration: TaskDuration | None = None
     placement_strategy: PlacementStrategies | None = None
     placement_constraints: PlacementConstraints = []
@@ -262,6 +366,8 @@ class ServiceWorkload(_Placement):
     availability_zone_rebalancing: Literal["ENABLED", "DISABLED"] | None = Field(
         None, description="default ENABLED, DISABLED when the placement strategy has binpack (ECS's default "
         "for services created since June 2025)")
+    device_sets: DeviceSets | None = Field(None, description="one task definition and one ECS service per aligned "
+                                           "device block of an instance type; the desired count split over them")
 
     @model_validator(mode="before")
     @classmethod
@@ -273,25 +379,24 @@ class ServiceWorkload(_Placement):
 
     @field_validator("desired_count")
     @classmethod
-    def _daemon_has_no_count(cls, value: int | None, info: ValidationInfo) -> int | None:
+    def _daemon_has_no_count(cls, value: int | DiurnalDesiredCount | None,
+                             info: ValidationInfo) -> int | DiurnalDesiredCount | None:
         if value is not None and info.data.get("scheduling_strategy") == "DAEMON":
             raise ValueError("a DAEMON service runs one task per instance and takes no desired_count")
         return value
 
     @field_validator("schedule")
     @classmethod
-    def _schedule_rules(cls, value: list[ScheduleStep] | None,
-                        info: ValidationInfo) -> list[ScheduleStep] | None:
+    def _schedule_rules(cls, value: list[ScheduleStep] | RepeatingSchedule | None,
+                        info: ValidationInfo) -> list[ScheduleStep] | RepeatingSchedule | None:
         if value is None:
             return value
         if info.data.get("scheduling_strategy") == "DAEMON":
             raise ValueError("a DAEMON service runs one task per instance and takes no schedule")
         if info.data.get("desired_count") is not None:
             raise ValueError("give desired_count or schedule, not both")
-        for i in range(1, len(value)):
-            if value[i].at <= value[i - 1].at:
-                raise ValueError(f"entries must be in time order: entry {i} (at {value[i].at:g} s) is not "
-                                 f"after entry {i - 1} (at {value[i - 1].at:g} s)")
+        if isinstance(value, list):
+            _in_time_order(value)
         return value
 
     @field_validator("placement_strategy")

@@ -35,7 +35,13 @@ from scheduler.sim.runtime import start_refusal
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
 from scheduler.sim.startup import ImageCache, StartupSampler, startup_sampler, task_images
-from scheduler.sim.workloads import DurationSampler, arrival_times, duration_sampler
+from scheduler.sim.workloads import (
+    DurationSampler,
+    arrival_times,
+    desired_count_steps,
+    duration_sampler,
+    split_steps,
+)
 from scheduler.units import parse_duration
 from scheduler.views import describe, events, identity
 from scheduler.views.describe import TaskRecord
@@ -306,14 +312,18 @@ class Simulation:
         return index
 
     def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
-                 service: Service | None = None) -> Request:
+                 service: Service | None = None, device_set: bool = False) -> Request:
+        constraints = workload.runtime_constraints()
+        if device_set and Constraint("distinctInstance") not in constraints:
+            # one block's tasks (one group) never share an instance: each instance has the block's chips once
+            constraints = (*constraints, Constraint("distinctInstance"))
         if service is not None:
             duration_model = getattr(workload, "task_duration", None)
         else:
             duration_model = getattr(workload, "duration", None)
         launch = self.loaded.launch_of(workload)
-        request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec),
-                          constraints=workload.runtime_constraints(), strategies=workload.effective_strategy(),
+        request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec, service),
+                          constraints=constraints, strategies=workload.effective_strategy(),
                           launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
                           duration=duration_sampler(duration_model, rng), service=service,
                           startup=startup_sampler(getattr(workload, "startup", None), rng))
@@ -329,43 +339,54 @@ class Simulation:
                     startup=request.startup)
         return request
 
-    def _group(self, workload: Any, spec: TaskSpec) -> str:
+    def _group(self, workload: Any, spec: TaskSpec, service: Service | None = None) -> str:
+        if service is not None:
+            return f"service:{service.name}"
         if workload.kind == "service":
             return f"service:{workload.name}"
         return getattr(workload, "group", None) or f"family:{spec.family}"
 
     def _build_workloads(self) -> None:
         specs = self.specs
+        device_sets = getattr(self.loaded, "device_sets", None) or {}
         for k, w in enumerate(self.model.workloads):
             rng = np.random.default_rng([self.seed, 1, k])
-            spec = specs[w.task_definition]
+            # device sets: one task definition per device block (one ECS service per block for a service)
+            blocks = device_sets.get(w.name) or ((None, w.task_definition),)
             start = _seconds(getattr(w, "start", 0) or 0)
             if w.kind == "service":
-                svc = Service(w.name, None, daemon=w.scheduling_strategy == "DAEMON")
-                svc.request = self._request(w, spec, rng, service=svc)
-                deployments.configure(svc, w)
-                self.services.append(svc)
-                for j, step in enumerate(getattr(w, "deployments", None) or ()):
-                    self.at(start + _seconds(step.at), self._deploy, svc, w, step.task_definition, j)
-                if svc.daemon:
-                    self.at(start, self._start_daemon, svc)
-                elif getattr(w, "schedule", None):
-                    for step in w.schedule:
-                        self.at(start + _seconds(step.at), self._set_desired, svc, int(step.count))
-                else:
-                    self.at(start, self._set_desired, svc, int(w.desired_count))
+                self._build_service(w, blocks, rng, start)
                 continue
-            request = self._request(w, spec, rng)
+            requests = [self._request(w, specs[name], rng, device_set=label is not None) for label, name in blocks]
             stop = min(self.duration, _seconds(w.stop)) if getattr(w, "stop", None) is not None else self.duration
             max_calls = getattr(w, "max_calls", None)
             if w.arrivals.type == "trace":
-                self._schedule_trace(w, request, rng)
+                self._schedule_trace(w, requests[0], rng)
                 continue
             times = arrival_times(w.arrivals, rng, start=start, stop=stop)
-            self._schedule_next_call(times, request, int(w.count), max_calls, 0)
+            self._schedule_next_call(times, requests, int(w.count), max_calls, 0)
 
-    def _schedule_next_call(self, times: Any, request: Request, count: int, max_calls: int | None,
+    def _build_service(self, w: Any, blocks: Any, rng: np.random.Generator, start: float) -> None:
+        """One Service per device block (one in all without device sets), the desired count split over them."""
+        steps = [] if w.scheduling_strategy == "DAEMON" else desired_count_steps(w, start=start, stop=self.duration)
+        for index, (label, name) in enumerate(blocks):
+            svc = Service(w.name if label is None else f"{w.name}-{label}", None,
+                          daemon=w.scheduling_strategy == "DAEMON")
+            svc.request = self._request(w, self.specs[name], rng, service=svc, device_set=label is not None)
+            deployments.configure(svc, w)
+            self.services.append(svc)
+            if label is None:  # validation refuses deployments with device sets
+                for j, step in enumerate(getattr(w, "deployments", None) or ()):
+                    self.at(start + _seconds(step.at), self._deploy, svc, w, step.task_definition, j)
+            if svc.daemon:
+                self.at(start, self._start_daemon, svc)
+                continue
+            for t, count in split_steps(steps, len(blocks), index):
+                self.at(t, self._set_desired, svc, count)
+
+    def _schedule_next_call(self, times: Any, requests: list[Request], count: int, max_calls: int | None,
                             made: int) -> None:
+        """The next RunTask call; with device sets, calls go to the blocks' task definitions in turn."""
         if max_calls is not None and made >= max_calls:
             return
         t = next(times, None)
@@ -373,8 +394,8 @@ class Simulation:
             return
 
         def call() -> None:
-            self.run_task(request, count)
-            self._schedule_next_call(times, request, count, max_calls, made + 1)
+            self.run_task(requests[made % len(requests)], count)
+            self._schedule_next_call(times, requests, count, max_calls, made + 1)
 
         self.at(t, call)
 

@@ -1,4 +1,4 @@
-"""Workload shapes: when RunTask calls arrive and how long tasks run.
+"""Workload shapes: when RunTask calls arrive, how long tasks run and how a service's desired count changes.
 
 Each function takes the validated scenario model of one arrival process or duration distribution and a
 seeded ``numpy.random.Generator``; nothing here touches simpy. Arrival processes yield the times of
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from scheduler.ecs.device_sets import split_count
 from scheduler.units import parse_duration, parse_rate
 
 DurationSampler = Callable[[], float]
@@ -108,3 +109,64 @@ def duration_sampler(model: Any, rng: np.random.Generator) -> DurationSampler:
             weights = w / w.sum()
         return _batched(lambda n: rng.choice(values, size=n, p=weights)).__next__
     raise ValueError(f"unknown duration type {kind!r}")
+
+
+# --- a service's desired count over time --------------------------------------------------------------
+
+def desired_count_steps(service: Any, *, start: float, stop: float) -> list[tuple[float, int]]:
+    """``(time, desired count)`` for each change of a REPLICA service's desired count in [start, stop), from
+    its scenario model: a fixed ``desired_count``, a diurnal one, a ``schedule`` list (offsets from
+    ``start``) or a repeating schedule (the list again every ``repeat``). Consecutive equal counts are
+    merged; the first entry may come after ``start`` (the count is 0 until then)."""
+    count = getattr(service, "desired_count", None)
+    schedule = getattr(service, "schedule", None)
+    steps: list[tuple[float, int]] = []
+    if schedule is not None:
+        repeat = getattr(schedule, "repeat", None)
+        entries = schedule.steps if repeat is not None else schedule
+        cycles = 1 if repeat is None else max(1, math.ceil((stop - start) / repeat))
+        for cycle in range(cycles):
+            offset = start + (cycle * repeat if repeat is not None else 0.0)
+            steps += [(offset + _seconds(e.at), int(e.count)) for e in entries if offset + _seconds(e.at) < stop]
+    elif getattr(count, "diurnal", None) is not None:
+        steps = diurnal_count_steps(count.diurnal, start=start, stop=stop)
+    elif count is not None:
+        steps = [(start, int(count))]
+    return _merged(steps)
+
+
+def diurnal_count_steps(curve: Any, *, start: float, stop: float) -> list[tuple[float, int]]:
+    """The times the rounded diurnal count ``curve.count_at(t)`` changes in [start, stop), found exactly:
+    the curve crosses ``level + 0.5`` at phase +-arccos(...) in each period, and the count between two
+    crossings is read at their midpoint."""
+    peak, trough = float(curve.peak), float(curve.trough)
+    period, peak_at = _seconds(curve.period), _seconds(curve.peak_at)
+    times = [start]
+    if peak > trough:
+        first = math.floor((start - peak_at) / period) - 1
+        last = math.ceil((stop - peak_at) / period) + 1
+        for level in range(int(trough), int(peak)):
+            x = (level + 0.5 - trough) / (peak - trough)
+            offset = math.acos(2 * x - 1) / (2 * math.pi) * period
+            for n in range(first, last + 1):
+                for t in (peak_at + n * period - offset, peak_at + n * period + offset):
+                    if start < t < stop:
+                        times.append(t)
+    times.sort()
+    ends = [*times[1:], stop]
+    return _merged([(t, curve.count_at((t + end) / 2)) for t, end in zip(times, ends, strict=True)])
+
+
+def split_steps(steps: list[tuple[float, int]], blocks: int, index: int) -> list[tuple[float, int]]:
+    """Block ``index``'s share of each desired count when ``blocks`` services split it (see
+    :func:`scheduler.ecs.device_sets.split_count`: evenly, the remainder to the first blocks)."""
+    return _merged([(t, split_count(n, blocks)[index]) for t, n in steps])
+
+
+def _merged(steps: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    out: list[tuple[float, int]] = []
+    for t, n in steps:
+        if out and out[-1][1] == n:
+            continue
+        out.append((t, n))
+    return out
