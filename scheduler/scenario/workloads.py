@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
+from scheduler.scenario.autoscaling import ServiceAutoScaling
 from scheduler.scenario.fields import Duration, EcsName, Int, Number, RateOrZero, Step, StepRate, _Model
 from scheduler.scenario.limits import (
     AZ_ATTRIBUTE,
@@ -229,6 +230,7 @@ class ServiceWorkload(_Placement):
     launch_type: LaunchType | None = None
     capacity_provider_strategy: CapacityProviderStrategy = []
     start: Duration = 0
+    auto_scaling: ServiceAutoScaling = None
 
     @model_validator(mode="before")
     @classmethod
