@@ -135,8 +135,8 @@ class AutoScaling(_Model):
 
     min_capacity: Int = Field(ge=0, le=MAX_INSTANCES)
     max_capacity: Int = Field(ge=0, le=MAX_INSTANCES)
-    target_tracking: TargetTrackingPolicies = []
-    step_scaling: StepScalingPolicies = []
+    target_tracking: TargetTrackingPolicies = Field(default_factory=list)
+    step_scaling: StepScalingPolicies = Field(default_factory=list)
 
     @field_validator("max_capacity")
     @classmethod
