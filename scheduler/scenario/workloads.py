@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
+from scheduler.scenario.autoscaling import ServiceAutoScaling
 from scheduler.scenario.fields import (
     Duration,
     EcsName,
@@ -368,6 +369,7 @@ class ServiceWorkload(_Placement):
         "for services created since June 2025)")
     device_sets: DeviceSets | None = Field(None, description="one task definition and one ECS service per aligned "
                                            "device block of an instance type; the desired count split over them")
+    auto_scaling: ServiceAutoScaling = None
 
     @model_validator(mode="before")
     @classmethod
