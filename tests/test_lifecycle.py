@@ -348,3 +348,9 @@ def test_az_rebalancing_with_maximum_100_stops_first_within_minimum_healthy(tmp_
     # once the four first ran and were healthy, at least 3 (75 %) stayed healthy while they moved
     _, after_first = _levels(tasks, since=float(tasks["start"].min()) + HEALTHY_AFTER_S)
     assert after_first >= 3
+
+
+def test_the_pull_column_tells_cached_pulls_from_uncached(tmp_path: Path) -> None:
+    _, res = run(tmp_path, STARTUP)
+    pulls = res.tasks.sort_values("submit")["pull_s"].tolist()
+    assert pulls[0] == 90 and set(pulls[1:]) == {2}

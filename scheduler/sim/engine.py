@@ -613,7 +613,8 @@ class Simulation:
             inst.ec2_instance_id if inst else None, inst.instance_type.name if inst else None,
             inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
             None if start is None or task.seeded else start - task.created_at, placed,
-            None if start is None or task.placed_at is None else start - task.placed_at)
+            None if start is None or task.placed_at is None else start - task.placed_at,
+            None if task.pull_stopped_at is None else task.pull_stopped_at - (task.pull_started_at or 0.0))
 
     def _starting(self, task: SimTask) -> str | None:
         """What a PENDING task is doing (its row's reason while it starts), None for any other task."""
