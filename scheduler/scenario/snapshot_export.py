@@ -134,6 +134,11 @@ def _services(tasks: list[dict[str, Any]], scenario: Any, cluster_arn: str) -> l
                 service["placementConstraints"] = [
                     {k: v for k, v in (("type", c.type), ("expression", c.expression)) if v}
                     for c in workload.placement_constraints]
+            if getattr(workload, "healthy_bounds", None) is not None:
+                low, high = workload.healthy_bounds
+                service["deploymentConfiguration"] = {"minimumHealthyPercent": low, "maximumPercent": high}
+                if workload.scheduling_strategy != "DAEMON":
+                    service["availabilityZoneRebalancing"] = "ENABLED" if workload.rebalances else "DISABLED"
         out.append(service)
     return out
 
