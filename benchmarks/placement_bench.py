@@ -48,6 +48,7 @@ from benchmarks.reference import Decision, ReferencePlacer, core_decision
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
+from scheduler.placement.stream import CompiledStream
 
 SATURATION_WINDOW = 500
 SATURATION_FAIL_SHARE = 0.5
@@ -289,7 +290,7 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     us = np.random.default_rng([config.seed, n, 2]).random(churn)
     rng = np.random.default_rng([config.seed, n, 3])
     t0 = time.perf_counter()
-    cs = kernel.CompiledStream(build_cluster(n, np.random.default_rng([config.seed, n, 0])), requests)
+    cs = CompiledStream(build_cluster(n, np.random.default_rng([config.seed, n, 0])), requests)
     setup_s = time.perf_counter() - t0
     c0 = time.thread_time_ns()
     done, _, _ = cs.fill(ids, rng)
@@ -335,13 +336,9 @@ def start_times() -> dict[str, float]:
         "from scheduler.placement.placer import Placer\n"
         "st = build_cluster(50, np.random.default_rng(0))\n"
         "k = task_kinds()[0]\n"
-        "if KERNEL:\n"
-        "    from scheduler.placement.kernel import CompiledStream\n"
-        "    cs = CompiledStream(st, [(k.spec, (), CHAIN)])\n"
-        "    cs.fill(np.zeros(600, np.int64), np.random.default_rng(1))\n"
-        "    cs.churn(np.zeros(10, np.int64), np.zeros(10), np.random.default_rng(1), 1)\n"
-        "else:\n"
-        "    Placer(st).place(k.spec, strategies=CHAIN, rng=np.random.default_rng(1))\n"
+        "p = Placer(st, compiled=KERNEL)\n"
+        "p.place(k.spec, strategies=CHAIN, rng=np.random.default_rng(1), task_id='a')\n"
+        "p.release('a')\n"
         "print(time.perf_counter() - t0)\n"
     )
     out: dict[str, float] = {}
