@@ -19,10 +19,13 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
   (``scheduler.placement.kernel``), from the same seeds, so its decisions are compared one by one with
   the core's; it runs a longer churn (``compiled_churn``) for the rate. Compiled code has no clock per
   decision: its p50/p99 are over chunks of ``COMPILED_CHUNK`` decisions (chunk time / chunk size);
-- (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python.
+- (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python, deciding in compiled code
+  (``Placer(compiled=True)``, when numba is installed); ``python_path_*`` is the same API with
+  ``compiled=False`` (the readable reference path) over a stretch of the same churn.
 
-``start_times`` measures what the compiled path adds to a process's start: cold (an empty cache, so
-every kernel function compiles) and warm (loaded from numba's on-disk cache).
+``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
+decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
+on-disk cache).
 """
 
 from __future__ import annotations
@@ -126,7 +129,8 @@ class Run:
     def __init__(self, n: int, seed: int) -> None:
         self.n = n
         self.state = build_cluster(n, np.random.default_rng([seed, n, 0]))
-        self.placer = Placer(self.state)
+        # (b) as a user gets it with numba installed: the public API deciding in compiled code
+        self.placer = Placer(self.state, compiled=kernel.available())
         self.kinds = task_kinds()
         self.stream = draws(self.kinds, np.random.default_rng([seed, n, 1]))
         self.plan_rng = np.random.default_rng([seed, n, 2])
@@ -436,9 +440,18 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         )
 
     if config.row_path:
+        # the same public API on the Python path (the reference the kernel is held to), then per row
+        compiled = run.placer.compiled
+        run.placer.compiled = False
+        run.state.attach(None)
+        pp = _stats(run.churn(run.plan(config.row_path))[0])
+        entry.update({"python_path_per_s": pp["per_s"], "python_path_p50_us": pp["p50_us"],
+                      "python_path_p99_us": pp["p99_us"], "python_path_decisions": pp["decisions"]})
+        log(f"    Python path (compiled=False): {pp['per_s']:,.0f}/s")
         run.placer.by_class = False
         rp = _stats(run.churn(run.plan(config.row_path))[0])
         run.placer.by_class = True
+        run.placer.compiled = compiled
         entry.update(
             {
                 "row_path_per_s": rp["per_s"],

@@ -28,7 +28,7 @@ from numba.extending import intrinsic
 
 # X header
 H_KCAP, H_USED, H_NFREE, H_HCAP, H_PCAP, H_PTOP, H_NROWS, H_NSIG = range(8)
-H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO = range(8, 15)
+H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_COMPACTIONS = range(8, 16)
 O_BASE = 16  # failure details: step, left after each of 5 steps, rows before, closest, lacks, or-all, or-free,
 O_STEP, O_LEFT, O_BEFORE, O_CLOSEST, O_LACKS, O_ALL, O_FREE, O_MANAGED, O_NEURON = 16, 17, 22, 23, 24, 25, 26, 27, 28
 HDR = 32
@@ -187,6 +187,7 @@ def _compact(X, C, P, grow):
         C[c, C_CAP] = cap
         top += cap
     X[H_PTOP] = top
+    X[H_COMPACTIONS] += 1
 
 
 @njit(cache=True)
@@ -342,17 +343,30 @@ def _kth_row(C, P, cand, n, k):
     return lo
 
 
-@njit(cache=True, inline="always")  # no call (and no reference counting of its arrays) per class
-def _score(C, S, SP, group, c, code, attr):
-    if code == S_BINPACK_CPU:
-        return C[c, C_CPU]
-    if code == S_BINPACK_MEM:
-        return C[c, C_MEM]
-    if code == S_BINPACK_GPU:
-        return C[c, C_GPU]
-    if code == S_BINPACK_CHIPS:
-        return _popcount(C[c, C_CHIPS])
-    return SP[attr, group, S[C[c, C_SIG], NSF0 + attr]]
+@njit(cache=True)
+def _keep_best(C, S, SP, group, cand, scores, n, code, attr):
+    """Keep the candidates with the lowest score of one strategy rule (one plain loop per rule)."""
+    if code == S_SPREAD:
+        counts = SP[attr, group]
+        col = NSF0 + attr
+        for t in range(n):
+            scores[t] = counts[S[C[cand[t], C_SIG], col]]
+    else:
+        f = C_CPU if code == S_BINPACK_CPU else (C_MEM if code == S_BINPACK_MEM else (
+            C_GPU if code == S_BINPACK_GPU else C_CHIPS))
+        for t in range(n):
+            scores[t] = C[cand[t], f]
+        if code == S_BINPACK_CHIPS:
+            for t in range(n):
+                scores[t] = _popcount(scores[t])
+    best = scores[0]
+    for t in range(1, n):
+        best = min(best, scores[t])
+    m = 0
+    for t in range(n):
+        cand[m] = cand[t]
+        m += scores[t] == best
+    return m
 
 
 @njit(cache=True, inline="always")  # no call per class
@@ -445,14 +459,7 @@ def decide(R, X, Z, r, st, fn, explain):
                 break
             if n == 1:
                 continue
-            for t in range(n):
-                scores[t] = _score(C, S, SP, group, cand[t], code, attr)
-            best = scores[:n].min()
-            m = 0
-            for t in range(n):
-                cand[m] = cand[t]
-                m += scores[t] == best
-            n = m
+            n = _keep_best(C, S, SP, group, cand, scores, n, code, attr)
         if not drawn:
             total = 0
             for t in range(n):
