@@ -32,6 +32,8 @@ H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_COMPACTIONS = range(8, 16)
 O_BASE = 16  # failure details: step, left after each of 5 steps, rows before, closest, lacks, or-all, or-free,
 O_STEP, O_LEFT, O_BEFORE, O_CLOSEST, O_LACKS, O_ALL, O_FREE, O_MANAGED, O_NEURON = 16, 17, 22, 23, 24, 25, 26, 27, 28
 HDR = 32
+H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
+NV = 5
 # class table fields
 C_SIG, C_CPU, C_MEM, C_GPU, C_ENI, C_CHIPS, C_SIZE, C_FIRST, C_POS, C_OFF, C_CAP = range(11)
 NCF = 11
@@ -103,6 +105,13 @@ def _views(X):
     SN = X[X[H_OSN]: X[H_OSN] + ns]
     SO = X[X[H_OSO]: X[H_OSO] + ns + 1]
     return C, F, Hh, P, SC, SN, SO
+
+
+@njit(cache=True)
+def _records(X):
+    """Each live class's free resources beside its entry in SC (``V[position, field]``), so that a scan
+    over a signature's classes reads one contiguous block (the decision's memory traffic is the scan)."""
+    return X[X[H_OSV]: X[H_OSV] + NV * max(X[H_NROWS], 1)].reshape((max(X[H_NROWS], 1), NV))
 
 
 @njit(cache=True)
@@ -208,6 +217,9 @@ def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
         C[c, C_FIRST] = i
         s = R[0, i]
         SC[SO[s] + SN[s]] = c
+        V = _records(X)
+        for f in range(NV):
+            V[SO[s] + SN[s], f] = R[1 + f, i]
         C[c, C_POS] = SN[s]
         SN[s] += 1
         if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
@@ -258,6 +270,9 @@ def _leave(R, X, C, F, Hh, P, SC, SN, SO, i):
         last = SN[s] - 1
         moved = SC[SO[s] + last]
         SC[SO[s] + C[c, C_POS]] = moved
+        V = _records(X)
+        for f in range(NV):
+            V[SO[s] + C[c, C_POS], f] = V[SO[s] + last, f]
         C[moved, C_POS] = C[c, C_POS]
         SN[s] = last
         C[c, C_SIG] = -1
@@ -275,11 +290,11 @@ def build(R, n, nsig):
     while hcap < 2 * k:
         hcap *= 2
     pcap = 4 * n + 8 * k + 64
-    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1)
+    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1, NV * max(n, 1))
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
-    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO)):
+    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV)):
         X[h] = at
         at += sizes[j + 1]
     C, F, Hh, P, SC, SN, SO = _views(X)
@@ -405,6 +420,7 @@ def decide(R, X, Z, r, st, fn, explain):
     holds the failed step and, with ``explain``, the explanation: each step's survivors, the closest row
     and what it lacks)."""
     C, F, Hh, P, SC, SN, SO = _views(X)
+    V = _records(X)
     S, Q, QS, SP, MI = _zviews(Z)
     q = Q[r]
     cand = np.empty(X[H_USED], np.int64)
@@ -414,19 +430,16 @@ def decide(R, X, Z, r, st, fn, explain):
     for k in range(q[Q_NSIGS]):
         s = QS[r, k]
         launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        base = SO[s]
-        for j in range(SN[s]):
-            c = SC[base + j]
-            a, b, g, e, d = _tests(C[c, C_CPU], C[c, C_MEM], C[c, C_GPU], C[c, C_ENI], C[c, C_CHIPS], need_cpu,
-                                   need_mem, gmode, gneed, need_eni, nmode, need_chips, launch, all_chips, part,
-                                   gpus_reg)
-            cand[n] = c
+        for p in range(SO[s], SO[s] + SN[s]):
+            a, b, g, e, d = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
+                                   need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            cand[n] = SC[p]
             n += a & b & g & e & d
     if n == 0:
         if explain:
             _explain(X, C, S, SC, SN, SO, QS, q, r)
         else:
-            X[O_STEP] = _failed_step(C, S, SC, SN, SO, QS, q, r)
+            X[O_STEP] = _failed_step(V, S, SN, SO, QS, q, r)
         return -1
     group = q[Q_GROUP]
     if n == 1 and C[cand[0], C_SIZE] == 1:
@@ -486,19 +499,18 @@ def decide(R, X, Z, r, st, fn, explain):
 
 
 @njit(cache=True)
-def _failed_step(C, S, SC, SN, SO, QS, q, r):
-    """The first resource step after which no row is left (rows counted cumulatively over the steps)."""
+def _failed_step(V, S, SN, SO, QS, q, r):
+    """The first resource step after which no row is left (classes counted cumulatively over the steps:
+    a class has at least one row)."""
     l0 = l1 = l2 = l3 = 0
     need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
     nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
     for k in range(q[Q_NSIGS]):
         s = QS[r, k]
         launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        for j in range(SN[s]):
-            c = SC[SO[s] + j]
-            t0, t1, t2, t3, _ = _tests(C[c, C_CPU], C[c, C_MEM], C[c, C_GPU], C[c, C_ENI], C[c, C_CHIPS], need_cpu,
-                                       need_mem, gmode, gneed, need_eni, nmode, need_chips, launch, all_chips, part,
-                                       gpus_reg)
+        for p in range(SO[s], SO[s] + SN[s]):
+            t0, t1, t2, t3, _ = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
+                                       need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
             a0 = np.int64(t0)
             a1 = a0 & np.int64(t1)
             a2 = a1 & np.int64(t2)
