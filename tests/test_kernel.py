@@ -301,3 +301,27 @@ def test_request_table_width_is_the_kernels() -> None:
     from scheduler.placement import _kernel_impl as K
 
     assert K.NQF == kernel.QUERY_FIELDS
+
+
+def test_detached_index_is_rebuilt_and_decides_as_python() -> None:
+    """A placer switched to the Python path and back (the index detached meanwhile) builds a fresh index
+    from the rows and keeps deciding exactly as the Python path."""
+    def run(switch: bool) -> list:
+        state = build_cluster(60, np.random.default_rng(3))
+        placer = Placer(state, compiled=switch)
+        rng = np.random.default_rng(4)
+        out = []
+        for i in range(300):
+            if switch and i == 100:
+                state.attach(None)
+                placer.compiled = False
+            if switch and i == 200:
+                placer.compiled = True
+            spec, constraints, chain = REQUESTS[i % len(REQUESTS)]
+            out.append(placer.place(spec, constraints=constraints, strategies=chain, rng=rng, task_id=f"t{i}"))
+            if i % 3 == 0 and isinstance(out[-1], Placement):
+                placer.release(f"t{i}")
+        assert state._live is not None or not switch
+        return out
+
+    assert run(True) == run(False)

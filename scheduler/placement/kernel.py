@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import sys
+from itertools import count
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,9 @@ def check_supported(spec, constraints, chain) -> None:
         raise Unsupported("a strategy chain longer than five rules")
 
 
+_GENERATIONS = count(1)
+
+
 class LiveIndex:
     """The compiled class index of one ClusterState, kept up to date by every placement and release.
 
@@ -209,7 +213,7 @@ class LiveIndex:
         self.nval = 1
         self.Z = self._layout(rcap=8, gcap=4)
         self.version = st.version
-        self.generation += 1
+        self.generation = next(_GENERATIONS)  # unique across indexes: a placer's cached slots name one build
         mi = self._chain_codes(strat.MANAGED_INSTANCES_IMPLICIT)
         self.Z[self.Z[10]: self.Z[10] + 10] = mi
 
