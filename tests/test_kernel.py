@@ -325,3 +325,26 @@ def test_detached_index_is_rebuilt_and_decides_as_python() -> None:
         return out
 
     assert run(True) == run(False)
+
+
+def test_a_copied_cluster_keeps_its_columns_one_block_and_decides_alike() -> None:
+    """deepcopy (and pickle) of a cluster the kernel decided on: the copy's free columns are views of its
+    own block again, it carries no compiled index, and it decides as the original does."""
+    import copy
+
+    state = build_cluster(80, np.random.default_rng(8))
+    placer = Placer(state, compiled=True)
+    rng = np.random.default_rng(9)
+    for i in range(120):
+        spec, constraints, chain = REQUESTS[i % len(REQUESTS)]
+        placer.place(spec, constraints=constraints, strategies=chain, rng=rng, task_id=f"t{i}")
+    twin = copy.deepcopy(state)
+    assert twin._live is None and np.shares_memory(twin._cpu_free, twin._cols)
+    assert np.shares_memory(twin._chips_free, twin._cols)
+    a, b = Placer(state, compiled=True), Placer(twin, compiled=True)
+    ra, rb = np.random.default_rng(10), np.random.default_rng(10)
+    for i in range(200):
+        spec, constraints, chain = REQUESTS[(7 * i) % len(REQUESTS)]
+        assert (a.place(spec, constraints=constraints, strategies=chain, rng=ra, task_id=f"u{i}")
+                == b.place(spec, constraints=constraints, strategies=chain, rng=rb, task_id=f"u{i}"))
+    assert np.array_equal(state._cols[1:6, :80], twin._cols[1:6, :80])

@@ -133,6 +133,21 @@ class ClusterState:
         self._cpu_free, self._mem_free, self._gpu_free, self._eni_free = block[1], block[2], block[3], block[4]
         self._chips_free = block[5].view(np.uint64)
 
+    def __getstate__(self) -> dict:
+        """Pickle and deepcopy: the free columns as one block (views are rebuilt), no compiled index
+        (a copy decides on the Python path until a Placer attaches a new one)."""
+        if self._classes is not None:
+            self.classes()  # bring the Python class index up to date first
+        state = dict(self.__dict__)
+        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_chips_free"):
+            state.pop(name)
+        state["_live"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._set_columns(self._cols)
+
     # ---------------------------------------------------------------- size and views
     def __len__(self) -> int:
         return self._n
