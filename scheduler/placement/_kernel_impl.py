@@ -8,8 +8,9 @@ Every argument is a plain int64 array or an integer, so that a call from Python 
 - ``X`` is the class index, one buffer: a header (``H_*``), the failure details of the last decision
   (``O_*``), then regions at offsets kept in the header: the class table ``C[slot, field]`` (``C_*``), the
   free-slot stack, an open-addressing hash from a class key to its slot, the per-signature lists of live
-  classes, and a pool holding each class's rows in ascending order (so that "the k-th candidate row", how
-  ties are broken, is found by bisection).
+  classes with each class's free resources beside them (``V``: a decision's scan reads them in order), and
+  a pool holding each class's rows in ascending order (so that "the k-th candidate row", how ties are
+  broken, is found by bisection).
 - ``Z`` holds the requests and what they read, one buffer: a header (``Z_*``), the signature table
   ``S[signature, field]``, the request table ``Q[request, field]``, each request's eligible signatures
   ``QS[request, :]`` (the static filters' answer), spread counts ``SP[attribute, group, value]`` and the
