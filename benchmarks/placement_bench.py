@@ -19,10 +19,13 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
   (``scheduler.placement.kernel``), from the same seeds, so its decisions are compared one by one with
   the core's; it runs a longer churn (``compiled_churn``) for the rate. Compiled code has no clock per
   decision: its p50/p99 are over chunks of ``COMPILED_CHUNK`` decisions (chunk time / chunk size);
-- (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python.
+- (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python, deciding in compiled code
+  (``Placer(compiled=True)``, when numba is installed); ``python_path_*`` is the same API with
+  ``compiled=False`` (the readable reference path) over a stretch of the same churn.
 
-``start_times`` measures what the compiled path adds to a process's start: cold (an empty cache, so
-every kernel function compiles) and warm (loaded from numba's on-disk cache).
+``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
+decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
+on-disk cache).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from benchmarks.reference import Decision, ReferencePlacer, core_decision
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
+from scheduler.placement.stream import CompiledStream
 
 SATURATION_WINDOW = 500
 SATURATION_FAIL_SHARE = 0.5
@@ -125,7 +129,8 @@ class Run:
     def __init__(self, n: int, seed: int) -> None:
         self.n = n
         self.state = build_cluster(n, np.random.default_rng([seed, n, 0]))
-        self.placer = Placer(self.state)
+        # (b) as a user gets it with numba installed: the public API deciding in compiled code
+        self.placer = Placer(self.state, compiled=kernel.available())
         self.kinds = task_kinds()
         self.stream = draws(self.kinds, np.random.default_rng([seed, n, 1]))
         self.plan_rng = np.random.default_rng([seed, n, 2])
@@ -289,7 +294,7 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     us = np.random.default_rng([config.seed, n, 2]).random(churn)
     rng = np.random.default_rng([config.seed, n, 3])
     t0 = time.perf_counter()
-    cs = kernel.CompiledStream(build_cluster(n, np.random.default_rng([config.seed, n, 0])), requests)
+    cs = CompiledStream(build_cluster(n, np.random.default_rng([config.seed, n, 0])), requests)
     setup_s = time.perf_counter() - t0
     c0 = time.thread_time_ns()
     done, _, _ = cs.fill(ids, rng)
@@ -335,13 +340,9 @@ def start_times() -> dict[str, float]:
         "from scheduler.placement.placer import Placer\n"
         "st = build_cluster(50, np.random.default_rng(0))\n"
         "k = task_kinds()[0]\n"
-        "if KERNEL:\n"
-        "    from scheduler.placement.kernel import CompiledStream\n"
-        "    cs = CompiledStream(st, [(k.spec, (), CHAIN)])\n"
-        "    cs.fill(np.zeros(600, np.int64), np.random.default_rng(1))\n"
-        "    cs.churn(np.zeros(10, np.int64), np.zeros(10), np.random.default_rng(1), 1)\n"
-        "else:\n"
-        "    Placer(st).place(k.spec, strategies=CHAIN, rng=np.random.default_rng(1))\n"
+        "p = Placer(st, compiled=KERNEL)\n"
+        "p.place(k.spec, strategies=CHAIN, rng=np.random.default_rng(1), task_id='a')\n"
+        "p.release('a')\n"
         "print(time.perf_counter() - t0)\n"
     )
     out: dict[str, float] = {}
@@ -439,9 +440,18 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         )
 
     if config.row_path:
+        # the same public API on the Python path (the reference the kernel is held to), then per row
+        compiled = run.placer.compiled
+        run.placer.compiled = False
+        run.state.attach(None)
+        pp = _stats(run.churn(run.plan(config.row_path))[0])
+        entry.update({"python_path_per_s": pp["per_s"], "python_path_p50_us": pp["p50_us"],
+                      "python_path_p99_us": pp["p99_us"], "python_path_decisions": pp["decisions"]})
+        log(f"    Python path (compiled=False): {pp['per_s']:,.0f}/s")
         run.placer.by_class = False
         rp = _stats(run.churn(run.plan(config.row_path))[0])
         run.placer.by_class = True
+        run.placer.compiled = compiled
         entry.update(
             {
                 "row_path_per_s": rp["per_s"],

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scheduler.placement.kernel import AUTO_MIN_INSTANCES
+
 TARGET_PER_S = 500_000  # (a) compiled stream decisions/s at 5,000 instances
 TARGET_PUBLIC_PER_S = 150_000  # (b) public placer.place calls/s at 5,000 instances
 TARGET_SCALING = 1.5  # cost per decision at the largest size / at the smallest
@@ -299,6 +301,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
         for key, label, style in (
             ("compiled_per_s", "(a) compiled stream", "D-"),
             ("core_per_s", "(b) core, public place()", "o-"),
+            ("python_path_per_s", "core, Python path", "P-"),
             ("row_path_per_s", "core, per-row path", "s--"),
             ("reference_per_s", "plain reference", "^-"),
             ("moto_per_s", "moto RunTask (CPU-only tasks)", "v-"),
@@ -453,6 +456,7 @@ def render(results: dict[str, Any], out: Path) -> Path:
                     _n(e["core_per_s"]),
                     _n(e["core_p50_us"], ".0f"),
                     _n(e["core_p99_us"], ".0f"),
+                    _n(e.get("python_path_per_s")),
                     _n(e.get("row_path_per_s")),
                     _n(e["reference_per_s"], ",.1f"),
                     f"{e['reference_agree']:,}/{e['reference_decisions']:,}",
@@ -471,6 +475,7 @@ def render(results: dict[str, Any], out: Path) -> Path:
                 "(b) core /s",
                 "p50 us",
                 "p99 us",
+                "Python path /s",
                 "per-row path /s",
                 "reference /s",
                 "reference = core",
@@ -485,9 +490,13 @@ def render(results: dict[str, Any], out: Path) -> Path:
         lines.append("")
         if any(e.get("compiled_per_s") for e in placement):
             lines += [
-                "(a) is the same fill and churn decided in compiled code (scheduler/placement/kernel.py, "
-                "numba), from the same seeds; \"compiled = core\" counts its churn decisions identical to "
-                "(b)'s, failures and tie-breaks included. Compiled code has no clock per decision, so its "
+                "(b) is the public `placer.place(...)`, one call at a time, deciding in compiled code "
+                "(`Placer(compiled=True)`: scheduler/placement/kernel.py, numba); \"Python path\" is the "
+                "same API with `compiled=False`, the readable reference the kernel is held to, over a "
+                "stretch of the same churn. (a) is the same fill and churn as one stream of place/release "
+                "in compiled code (scheduler/placement/stream.py), from the same seeds; \"compiled = core\" "
+                "counts its churn decisions identical to (b)'s, failures and tie-breaks included. "
+                "Compiled code has no clock per decision, so its "
                 "p50/p99 (results.json) are over chunks of 1,000 decisions: "
                 + "; ".join(
                     f"{e['instances']:,}: p50 {e['compiled_chunk_p50_us']:.2f} us, p99 "
@@ -504,7 +513,9 @@ def render(results: dict[str, Any], out: Path) -> Path:
                 f"kernel function compiles) {start['cold_start_s']:.1f} s, warm (loaded from the cache) "
                 f"{start['warm_start_s']:.1f} s, the same process on the Python path "
                 f"{start['python_only_start_s']:.1f} s: the kernel adds {start['cold_extra_s']:.1f} s cold "
-                f"and {start['warm_extra_s']:.2f} s warm. `neuron-sim run` never loads it.",
+                f"and {start['warm_extra_s']:.2f} s warm. `Placer(compiled=\"auto\")` (the default) "
+                "uses the kernel only when numba is installed and its cache is warm or the cluster has at "
+                f"least {AUTO_MIN_INSTANCES:,} instances, so a small run never waits for a cold compile.",
                 "",
             ]
         for name in ("placement_throughput.png", "placement_latency.png"):

@@ -287,7 +287,8 @@ def test_class_index_keeps_one_class_per_distinct_state() -> None:
     assert sorted(len(rows) for rows in live.values()) == [1, 1, 28]
     for k in range(10):
         placer.release(f"t{k}")
-    assert [len(rows) for rows in ix.rows if rows] == [30]
+    # read again: while the compiled kernel decides, the Python index catches up when read
+    assert [len(rows) for rows in state.classes().rows if rows] == [30]
 
 
 @settings(max_examples=40, deadline=None)

@@ -11,10 +11,13 @@ from benchmarks.mix import CHAIN, CLUSTER_MIX, build_cluster, draws, task_kinds
 from benchmarks.reference import ReferencePlacer, core_decision
 from scheduler.catalog import default_catalog
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
+from scheduler.errors import PlacementError
 from scheduler.placement import kernel
-from scheduler.placement.kernel import CompiledStream, Unsupported
+from scheduler.placement.kernel import Unsupported
 from scheduler.placement.placer import Placer
+from scheduler.placement.results import Failure, Placement
 from scheduler.placement.state import ClusterState
+from scheduler.placement.stream import CompiledStream
 
 KINDS = task_kinds()
 REQUESTS = [(k.spec, c, CHAIN) for k in KINDS for c in ((), (k.constraint,))]
@@ -29,7 +32,7 @@ def _take(live: list, u: float):
 def python_stream(state: ClusterState, ids: np.ndarray, us: np.ndarray, fill: int, seed: int,
                   reference: ReferencePlacer | None = None) -> list:
     """The Python path (or the reference) over the same fill + churn as ``CompiledStream``."""
-    placer = reference or Placer(state)
+    placer = reference or Placer(state, compiled=False)
     rng = np.random.default_rng(seed)
     live: list[str] = []
     out = []
@@ -110,51 +113,238 @@ def test_unsupported_requests_stay_on_the_python_path() -> None:
     assert kernel.available()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**16), n=st.integers(1, 60), steps=st.integers(1, 600))
-def test_kernel_invariants(seed: int, n: int, steps: int) -> None:
-    """No chip held twice, nothing negative, and releasing every task restores the empty cluster."""
+# ---------------------------------------------------------------------- the public API, both paths
+def extra_kinds() -> list[tuple[TaskSpec, tuple[Constraint, ...], tuple[Strategy, ...]]]:
+    """Requests beyond the benchmark's mix: awsvpc (ENI slots), GPU=ALL and fractional GPUs, and some the
+    kernel leaves to the Python path inside a compiled placer (host ports, distinctInstance, spread by
+    instance, random), so that both paths change one cluster in turn."""
+    return [
+        (TaskSpec(family="vpc", cpu=256, memory=512, network_mode="awsvpc"), (), CHAIN),
+        (TaskSpec(family="gpu-all", cpu=512, memory=1024, gpus_all=True), (), CHAIN),
+        (TaskSpec(family="gpu-frac", cpu=256, memory=512, gpu_fraction=0.5), (), CHAIN),
+        (TaskSpec(family="port", cpu=256, memory=256, tcp_ports=(8080,)), (), CHAIN),
+        (TaskSpec(family="distinct", cpu=128, memory=128), (Constraint("distinctInstance"),), CHAIN),
+        (TaskSpec(family="per-instance", cpu=128, memory=256), (), (Strategy("spread", "instanceId"),)),
+        (TaskSpec(family="rand", cpu=128, memory=256), (), (Strategy("random"),)),
+        (TaskSpec(family="cpu-bin", cpu=1024, memory=1024), (), (Strategy("binpack", "cpu"),)),
+        (TaskSpec(family="first", cpu=64, memory=64), (), ()),
+    ]
+
+
+def public_stream(state: ClusterState, compiled: bool, seed: int, steps: int, extra: bool) -> tuple[list, Placer]:
+    """Fill then churn through ``placer.place``/``release``: every outcome in full (placements with their
+    chips and GPU ids, failures with reason, words, closest instance and explanation)."""
+    placer = Placer(state, compiled=compiled)
+    requests = list(REQUESTS) + (extra_kinds() if extra else [])
+    pick = np.random.default_rng([seed, 5]).integers(len(requests), size=steps)
+    us = np.random.default_rng([seed, 6]).random(steps)
+    rng = np.random.default_rng(seed)
+    live: list[str] = []
+    out = []
+    for i, r in enumerate(pick.tolist()):
+        if i > steps // 3 and live and us[i] < 0.8:
+            placer.release(_take(live, us[i] / 0.8))
+        spec, constraints, chain = requests[r]
+        got = placer.place(spec, constraints=constraints, strategies=chain, rng=rng, task_id=f"t{i}")
+        out.append(got)
+        if isinstance(got, Placement):
+            live.append(f"t{i}")
+    return out, placer
+
+
+@pytest.mark.parametrize(("mix", "seed", "n", "extra"),
+                         [("bench", 1, 200, False), ("bench", 2, 400, True), ("neuron", 4, 120, True),
+                          ("gpu", 9, 80, True)])
+def test_public_api_compiled_equals_python(mix: str, seed: int, n: int, extra: bool) -> None:
+    """``Placer(compiled=True)`` gives exactly the Python path's outcomes, decision by decision, and leaves
+    the same columns and allocations; the compiled index matches the rows at the end."""
+    def fresh() -> ClusterState:
+        if mix == "bench":
+            return build_cluster(n, np.random.default_rng([seed, 0]))
+        if mix == "gpu":
+            return gpu_mix(n, seed)
+        return small_mix(n, seed)
+
+    steps = 10 * n + 1_500
+    python, slow = public_stream(fresh(), False, seed, steps, extra)
+    compiled, fast = public_stream(fresh(), True, seed, steps, extra)
+    assert fast.state._live is not None and slow.state._live is None
+    first_bad = next((i for i, (a, b) in enumerate(zip(python, compiled, strict=True)) if a != b), None)
+    assert first_bad is None, (first_bad, python[first_bad], compiled[first_bad])
+    failures = [f for f in python if isinstance(f, Failure)]
+    assert len(failures) > 50 and len({f.reason for f in failures}) >= 3  # failures and their words compared
+    a, b = slow.state, fast.state
+    assert np.array_equal(a._cols[1:6, : len(a)], b._cols[1:6, : len(b)])
+    assert a.allocations == b.allocations
+    assert_index_matches(b)
+
+
+def assert_index_matches(state: ClusterState) -> None:
+    """Every row sits in the compiled class of its free columns; class sizes add up to the rows."""
+    live = state._live
+    X = live.X
+    k = int(X[0])
+    C = X[X[8]: X[8] + 11 * k].reshape(k, 11)
+    n = len(state)
+    slots = state._cols[6, :n]
+    assert (C[slots, 0] == state._cols[0, :n]).all()
+    assert (C[slots, 1:6] == state._cols[1:6, :n].T).all()
+    used = C[: X[1]]
+    assert used[used[:, 0] >= 0, 6].sum() == n
+
+
+def gpu_mix(n: int, seed: int) -> ClusterState:
+    """A third mix: GPU types (whole GPUs and G6f partitions) and ordinary ones."""
+    cat = default_catalog()
+    names = [t for t in ("g5.xlarge", "g5.12xlarge", "g6f.xlarge", "g6f.4xlarge", "c6i.xlarge", "m6i.xlarge")
+             if t in cat.names()]
+    rng = np.random.default_rng(seed)
+    state = ClusterState("gpu", capacity=n)
+    for j in rng.integers(len(names), size=n).tolist():
+        state.add_instance(cat.get(names[j]), availability_zone=("us-east-1a", "us-east-1b", "us-east-1c")[j % 3])
+    return state
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 60), steps=st.integers(1, 400))
+def test_compiled_invariants(seed: int, n: int, steps: int) -> None:
+    """Through the public API on the compiled path: no chip held twice, nothing negative, the compiled
+    index follows every change, and releasing every task restores the empty cluster."""
     state = build_cluster(n, np.random.default_rng([seed, 0]))
-    cs = CompiledStream(state, REQUESTS)
-    start = cs.R.copy()
-    ids = stream_ids(seed, steps)
-    us = np.random.default_rng(seed).random(steps)
-    cs.churn(ids, us, np.random.default_rng(seed), max(1, n // 2) * 4)
-    live = cs.live[: cs.running]
-    assert (cs.R[1:5] >= 0).all()
+    placer = Placer(state, compiled=True)
+    requests = list(REQUESTS) + extra_kinds()
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(len(requests), size=steps)
+    live: list[str] = []
+    for i, r in enumerate(pick.tolist()):
+        if live and rng.random() < 0.3:
+            placer.release(_take(live, rng.random()))
+        spec, constraints, chain = requests[r]
+        if isinstance(placer.place(spec, constraints=constraints, strategies=chain, rng=rng, task_id=f"t{i}"),
+                      Placement):
+            live.append(f"t{i}")
+    assert (state._cols[1:5, :n] >= 0).all()
     held = np.zeros(n, np.int64)
-    for t in live.tolist():
-        row, chips = cs.T[0, t], cs.T[5, t]
-        assert held[row] & chips == 0  # no chip held twice
-        held[row] |= chips
-    assert ((held & cs.R[5]) == 0).all() and ((held | cs.R[5]) == start[5]).all()
-    fn = kernel.functions()
-    for t in live.tolist():
-        fn["release"](cs.R, cs.C, cs.idx, cs.rows, cs.free, cs.M, cs.SA, cs.SP, cs.T, t)
-    assert (cs.R[:6] == start[:6]).all() and not cs.SP.any()
-    sizes = cs.C[6][cs.C[0] >= 0]
-    assert sizes.sum() == n and (sizes > 0).all()
+    for alloc in state.allocations.values():
+        assert held[alloc.instance] & alloc.chips == 0  # no chip held twice
+        held[alloc.instance] |= alloc.chips
+    assert ((held & state._cols[5, :n]) == 0).all()
+    assert ((held | state._cols[5, :n]) == state.chips_all.astype(np.int64)).all()
+    assert_index_matches(state)
+    for t in live:
+        placer.release(t)
+    assert state.is_empty()
+    assert_index_matches(state)
 
 
 @settings(max_examples=30, deadline=None)
 @given(sizes=st.lists(st.integers(1, 400), min_size=2, max_size=6), seed=st.integers(0, 2**16))
 def test_kth_row_is_the_kth_of_the_sorted_union(sizes: list[int], seed: int) -> None:
     """Both ways the kernel finds the k-th tied row (partial sort when few, bisection when many)."""
-    from numba.typed import List
-
-    from scheduler.placement import _kernel_impl
+    from scheduler.placement import _kernel_impl as K
 
     rng = np.random.default_rng(seed)
     rows = rng.permutation(sum(sizes) * 3)[: sum(sizes)]
-    C = np.zeros((9, len(sizes)), np.int64)
-    lists = List()
-    at = 0
+    C = np.zeros((len(sizes), K.NCF), np.int64)
+    pool = np.zeros(sum(sizes) + 3 * len(sizes), np.int64)
+    at = off = 0
     for c, size in enumerate(sizes):
         mine = np.sort(rows[at: at + size])
         at += size
-        lists.append(np.concatenate([mine, np.zeros(3, np.int64)]))  # spare room, as the kernel keeps
-        C[6, c], C[7, c] = size, mine[0]
+        pool[off: off + size] = mine
+        C[c, K.C_SIZE], C[c, K.C_FIRST], C[c, K.C_OFF], C[c, K.C_CAP] = size, mine[0], off, size + 3
+        off += size + 3  # spare room, as the kernel keeps
     union = np.sort(rows)
-    cand = np.arange(len(sizes), dtype=np.int64)
-    for k in {0, len(union) - 1, int(rng.integers(len(union)))}:
-        assert _kernel_impl._kth_row(C, lists, cand, len(sizes), k) == union[k]
+    for n in {len(sizes), 1}:
+        cand = np.arange(n, dtype=np.int64)
+        want = np.sort(rows[: sizes[0]]) if n == 1 else union
+        for k in {0, len(want) - 1, int(rng.integers(len(want)))}:
+            assert K._kth_row(C, pool, cand, n, k) == want[k]
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), totals=st.lists(st.integers(2, 2**32 - 2), min_size=1, max_size=20))
+def test_draw_is_numpys_integers(seed: int, totals: list[int]) -> None:
+    """The kernel's tie-break draw takes the same numbers from the caller's Generator as numpy does."""
+    fn = kernel.functions()["draw"]
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    st_, next32 = kernel.generator_addresses(a)
+    for total in totals:
+        assert fn(st_, next32, total) == b.integers(total)
+    assert a.random() == b.random()  # the two generators are still in step
+
+
+def test_auto_uses_the_kernel_only_when_warm_or_large(tmp_path, monkeypatch) -> None:
+    """"auto" on a small cluster with a cold cache stays on the Python path (no compile to wait for); a
+    warm cache (recorded by a run that compiled) lets it decide in compiled code; False never does."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = TaskSpec(family="w", cpu=256, memory=256)
+    small = build_cluster(20, np.random.default_rng(0))
+    placer = Placer(small)
+    assert not kernel.cache_is_warm()
+    placer.place(spec)
+    assert small._live is None
+    first = build_cluster(20, np.random.default_rng(0))
+    Placer(first, compiled=True).place(spec)  # compiles (or loads) and records the cache as warm
+    assert first._live is not None and kernel.cache_is_warm()
+    warm = build_cluster(20, np.random.default_rng(0))
+    Placer(warm).place(spec)
+    assert warm._live is not None
+    off = build_cluster(20, np.random.default_rng(0))
+    Placer(off, compiled=False).place(spec)
+    assert off._live is None
+    with pytest.raises(PlacementError, match="compiled"):
+        Placer(off, compiled="sometimes")
+
+
+def test_request_table_width_is_the_kernels() -> None:
+    from scheduler.placement import _kernel_impl as K
+
+    assert K.NQF == kernel.QUERY_FIELDS
+
+
+def test_detached_index_is_rebuilt_and_decides_as_python() -> None:
+    """A placer switched to the Python path and back (the index detached meanwhile) builds a fresh index
+    from the rows and keeps deciding exactly as the Python path."""
+    def run(switch: bool) -> list:
+        state = build_cluster(60, np.random.default_rng(3))
+        placer = Placer(state, compiled=switch)
+        rng = np.random.default_rng(4)
+        out = []
+        for i in range(300):
+            if switch and i == 100:
+                state.attach(None)
+                placer.compiled = False
+            if switch and i == 200:
+                placer.compiled = True
+            spec, constraints, chain = REQUESTS[i % len(REQUESTS)]
+            out.append(placer.place(spec, constraints=constraints, strategies=chain, rng=rng, task_id=f"t{i}"))
+            if i % 3 == 0 and isinstance(out[-1], Placement):
+                placer.release(f"t{i}")
+        assert state._live is not None or not switch
+        return out
+
+    assert run(True) == run(False)
+
+
+def test_a_copied_cluster_keeps_its_columns_one_block_and_decides_alike() -> None:
+    """deepcopy (and pickle) of a cluster the kernel decided on: the copy's free columns are views of its
+    own block again, it carries no compiled index, and it decides as the original does."""
+    import copy
+
+    state = build_cluster(80, np.random.default_rng(8))
+    placer = Placer(state, compiled=True)
+    rng = np.random.default_rng(9)
+    for i in range(120):
+        spec, constraints, chain = REQUESTS[i % len(REQUESTS)]
+        placer.place(spec, constraints=constraints, strategies=chain, rng=rng, task_id=f"t{i}")
+    twin = copy.deepcopy(state)
+    assert twin._live is None and np.shares_memory(twin._cpu_free, twin._cols)
+    assert np.shares_memory(twin._chips_free, twin._cols)
+    a, b = Placer(state, compiled=True), Placer(twin, compiled=True)
+    ra, rb = np.random.default_rng(10), np.random.default_rng(10)
+    for i in range(200):
+        spec, constraints, chain = REQUESTS[(7 * i) % len(REQUESTS)]
+        assert (a.place(spec, constraints=constraints, strategies=chain, rng=ra, task_id=f"u{i}")
+                == b.place(spec, constraints=constraints, strategies=chain, rng=rb, task_id=f"u{i}"))
+    assert np.array_equal(state._cols[1:6, :80], twin._cols[1:6, :80])

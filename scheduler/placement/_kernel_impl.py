@@ -1,36 +1,92 @@
 """numba code of the compiled placement kernel (see ``kernel.py`` for the design; import only through it).
 
-Array layouts (all int64):
-- ``R[field, row]``: 0 signature, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 free-chip mask, 6 class slot;
-- ``C[field, slot]``: 0 signature (-1: free slot), 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 size, 7 lowest row,
-  8 position in its signature's class list;
-- ``SC[SO[signature]:][:SN[signature]]``: the live class slots of each signature (room for as many as it
-  has rows), so that a request scans only the classes of the signatures it may run on
-  (``QS[QO[r]:QO[r + 1]]``);
-- ``S[field, signature]``: 0 launch code, 1 all-chips mask;
-- ``SA[attribute, signature]``: the code of each spread attribute;
-- ``Q[request, field]``: 0 cpu, 1 memory, 2 gpus, 3 enis, 4 neuron mode, 5 chip mask, 6 group,
-  7 static failure code (-1 none), 8..12 strategy codes, 13..17 spread attribute per strategy;
-- ``QS``/``QO``: the signatures each request may run on (the static filters' answer), flattened;
-- ``SP[attribute, group, value]``: tasks of a group per attribute value (spread counts);
-- ``T[field, task]``: 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 group, 7 request;
-- ``M``: 0 slots used, 1 free slots on the stack, 2 live tasks, 3 tasks ever placed.
+Every argument is a plain int64 array or an integer, so that a call from Python costs about a microsecond
+(numba's typed containers and numpy Generators cost several to tens of microseconds to pass in).
+
+- ``R[field, row]`` is ClusterState's own column block: 0 signature, 1 cpu, 2 memory, 3 gpus, 4 enis,
+  5 free-chip mask, 6 class slot. Decisions write the free columns in place.
+- ``X`` is the class index, one buffer: a header (``H_*``), the failure details of the last decision
+  (``O_*``), then regions at offsets kept in the header: the class table ``C[slot, field]`` (``C_*``), the
+  free-slot stack, an open-addressing hash from a class key to its slot, the per-signature lists of live
+  classes with each class's free resources beside them (``V``: a decision's scan reads them in order), and
+  a pool holding each class's rows in ascending order (so that "the k-th candidate row", how ties are
+  broken, is found by bisection).
+- ``Z`` holds the requests and what they read, one buffer: a header (``Z_*``), the signature table
+  ``S[signature, field]``, the request table ``Q[request, field]``, each request's eligible signatures
+  ``QS[request, :]`` (the static filters' answer), spread counts ``SP[attribute, group, value]`` and the
+  Managed Instances implicit chain.
+- The tie-break draws ``rng.integers(0, total)`` exactly as numpy does (Lemire's bounded method over
+  ``next_uint32``), through the caller's bit generator: its state address and its ``next_uint32``
+  function address are passed as integers (0: no generator, take the lowest row).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.typed import Dict, List
+from numba.extending import intrinsic
 
-KEY = types.UniTuple(types.int64, 6)
+# X header
+H_KCAP, H_USED, H_NFREE, H_HCAP, H_PCAP, H_PTOP, H_NROWS, H_NSIG = range(8)
+H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_COMPACTIONS = range(8, 16)
+O_BASE = 16  # failure details: step, left after each of 5 steps, rows before, closest, lacks, or-all, or-free,
+O_STEP, O_LEFT, O_BEFORE, O_CLOSEST, O_LACKS, O_ALL, O_FREE, O_MANAGED, O_NEURON = 16, 17, 22, 23, 24, 25, 26, 27, 28
+HDR = 32
+H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
+NV = 5
+# class table fields
+C_SIG, C_CPU, C_MEM, C_GPU, C_ENI, C_CHIPS, C_SIZE, C_FIRST, C_POS, C_OFF, C_CAP = range(11)
+NCF = 11
+# Z header
+Z_NSIG, Z_RCAP, Z_NATTR, Z_GCAP, Z_NVAL, Z_NSF, Z_OS, Z_OQ, Z_OQS, Z_OSP, Z_OMI = range(11)
+ZHDR = 16
+# signature fields (then one per spread attribute)
+S_LAUNCH, S_CHIPS, S_PART, S_GPUS = range(4)
+NSF0 = 4
+# request fields
+(Q_CPU, Q_MEM, Q_GMODE, Q_GNEED, Q_ENI, Q_NMODE, Q_CHIPS, Q_GROUP, Q_NSIGS, Q_CODE0) = range(10)
+Q_ATTR0 = Q_CODE0 + 5
+NQF = Q_ATTR0 + 5  # kernel.QUERY_FIELDS (a test holds them equal)
+# GPU modes
+G_NONE, G_COUNT, G_ALL, G_FRACTION = range(4)
 MANAGED_LAUNCH = 1
 S_NONE, S_RANDOM, S_BINPACK_CPU, S_BINPACK_MEM, S_BINPACK_GPU, S_BINPACK_CHIPS, S_SPREAD = range(7)
 N_NONE, N_MANUAL, N_MANAGED = 0, 1, 2
+MIN_CAP = 4
+
+
+@intrinsic
+def _next_uint32(typingctx, fn, state):
+    """Call a bit generator's ``next_uint32(void *state)`` given both addresses as integers."""
+    sig = types.uint32(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(32), [ptr])
+        f = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(f, [builder.inttoptr(args[1], ptr)])
+
+    return sig, codegen
 
 
 @njit(cache=True)
-def _popcount(x: int) -> int:
+def draw(st, fn, total):
+    """numpy's ``Generator.integers(0, total)`` for 1 < total <= 2**32 - 1 (Lemire's bounded method)."""
+    rng = np.uint64(total - 1)
+    excl = rng + np.uint64(1)
+    m = np.uint64(_next_uint32(fn, st)) * excl
+    leftover = m & np.uint64(0xFFFFFFFF)
+    if leftover < excl:
+        threshold = (np.uint64(0xFFFFFFFF) - rng) % excl
+        while leftover < threshold:
+            m = np.uint64(_next_uint32(fn, st)) * excl
+            leftover = m & np.uint64(0xFFFFFFFF)
+    return np.int64(m >> np.uint64(32))
+
+
+@njit(cache=True, inline="always")  # no call (and no reference counting of its arrays) per class
+def _popcount(x):
     n = 0
     while x:
         x &= x - 1
@@ -39,117 +95,255 @@ def _popcount(x: int) -> int:
 
 
 @njit(cache=True)
-def new_index(R, S, kcap):
-    """Build the class arrays, the key -> slot hash, the per-class sorted rows and the per-signature
-    class lists from ``R``."""
-    C = np.zeros((9, kcap), np.int64)
-    C[0, :] = -1
-    cdict = Dict.empty(key_type=KEY, value_type=types.int64)
-    rows = List.empty_list(types.int64[:])
-    SO = np.zeros(S.shape[1] + 1, np.int64)
-    for i in range(R.shape[1]):
-        SO[R[0, i] + 1] += 1
-    SO = np.cumsum(SO)
-    SC = np.zeros(max(R.shape[1], 1), np.int64)
-    SN = np.zeros(S.shape[1], np.int64)
-    free = np.zeros(kcap, np.int64)
-    M = np.zeros(4, np.int64)
-    idx = (cdict, SC, SN, SO)
-    for i in range(R.shape[1]):
-        _enter(R, C, idx, rows, free, M, i)
-    return C, idx, rows, free, M
+def _views(X):
+    k = X[H_KCAP]
+    C = X[X[H_OC]: X[H_OC] + NCF * k].reshape((k, NCF))  # class-major: one class's fields together
+    F = X[X[H_OF]: X[H_OF] + k]
+    Hh = X[X[H_OH]: X[H_OH] + X[H_HCAP]]
+    P = X[X[H_OP]: X[H_OP] + X[H_PCAP]]
+    ns = X[H_NSIG]
+    SC = X[X[H_OSC]: X[H_OSC] + max(X[H_NROWS], 1)]
+    SN = X[X[H_OSN]: X[H_OSN] + ns]
+    SO = X[X[H_OSO]: X[H_OSO] + ns + 1]
+    return C, F, Hh, P, SC, SN, SO
 
 
 @njit(cache=True)
-def _enter(R, C, idx, rows, free, M, i):
-    cdict, SC, SN, SO = idx
-    key = (R[0, i], R[1, i], R[2, i], R[3, i], R[4, i], R[5, i])
-    if key in cdict:
-        c = cdict[key]
-    else:
-        if M[1] > 0:
-            M[1] -= 1
-            c = free[M[1]]
+def _records(X):
+    """Each live class's free resources beside its entry in SC (``V[position, field]``), so that a scan
+    over a signature's classes reads one contiguous block (the decision's memory traffic is the scan)."""
+    return X[X[H_OSV]: X[H_OSV] + NV * max(X[H_NROWS], 1)].reshape((max(X[H_NROWS], 1), NV))
+
+
+@njit(cache=True)
+def _zviews(Z):
+    ns, rcap, na, gcap, nv, nsf = Z[Z_NSIG], Z[Z_RCAP], Z[Z_NATTR], Z[Z_GCAP], Z[Z_NVAL], Z[Z_NSF]
+    S = Z[Z[Z_OS]: Z[Z_OS] + max(ns, 1) * nsf].reshape((max(ns, 1), nsf))
+    Q = Z[Z[Z_OQ]: Z[Z_OQ] + rcap * NQF].reshape((rcap, NQF))
+    QS = Z[Z[Z_OQS]: Z[Z_OQS] + rcap * max(ns, 1)].reshape((rcap, max(ns, 1)))
+    SP = Z[Z[Z_OSP]: Z[Z_OSP] + max(na, 1) * gcap * nv].reshape((max(na, 1), gcap, nv))
+    MI = Z[Z[Z_OMI]: Z[Z_OMI] + 10]
+    return S, Q, QS, SP, MI
+
+
+@njit(cache=True)
+def _hash(sig, cpu, mem, gpu, eni, chips):
+    h = np.uint64(1469598103934665603)
+    for v in (sig, cpu, mem, gpu, eni, chips):
+        h = (h ^ np.uint64(v)) * np.uint64(1099511628211)
+        h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True)
+def _find(R, C, Hh, i):
+    """The hash position of row i's key: its class's position, or the empty one where it would go."""
+    mask = np.uint64(len(Hh) - 1)
+    p = _hash(R[0, i], R[1, i], R[2, i], R[3, i], R[4, i], R[5, i]) & mask
+    while True:
+        c = Hh[p] - 1
+        if c < 0:
+            return np.int64(p)
+        if (C[c, C_SIG] == R[0, i] and C[c, C_CPU] == R[1, i] and C[c, C_MEM] == R[2, i]
+                and C[c, C_GPU] == R[3, i] and C[c, C_ENI] == R[4, i] and C[c, C_CHIPS] == R[5, i]):
+            return np.int64(p)
+        p = (p + np.uint64(1)) & mask
+
+
+@njit(cache=True)
+def _unhash(C, Hh, c):
+    """Remove class c from the hash (backward-shift deletion keeps linear probing exact)."""
+    mask = np.uint64(len(Hh) - 1)
+    p = _hash(C[c, C_SIG], C[c, C_CPU], C[c, C_MEM], C[c, C_GPU], C[c, C_ENI], C[c, C_CHIPS]) & mask
+    while Hh[p] - 1 != c:
+        p = (p + np.uint64(1)) & mask
+    q = p
+    while True:
+        q = (q + np.uint64(1)) & mask
+        d = Hh[q] - 1
+        if d < 0:
+            break
+        home = _hash(C[d, C_SIG], C[d, C_CPU], C[d, C_MEM], C[d, C_GPU], C[d, C_ENI], C[d, C_CHIPS]) & mask
+        # move d back to p when its home is not cyclically within (p, q]
+        if (q > p and (home <= p or home > q)) or (q < p and (home <= p and home > q)):
+            Hh[p] = Hh[q]
+            p = q
+    Hh[p] = 0
+
+
+@njit(cache=True)
+def _compact(X, C, P, grow):
+    """Lay the classes' row lists out again from the pool's start, with room to grow; class ``grow`` gets
+    twice its size."""
+    used = X[H_USED]
+    tmp = np.empty(X[H_NROWS] + 1, np.int64)
+    at = 0
+    for c in range(used):
+        if C[c, C_SIG] < 0:
+            continue
+        size = C[c, C_SIZE]
+        tmp[at: at + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
+        at += size
+    top = 0
+    at = 0
+    for c in range(used):
+        if C[c, C_SIG] < 0:
+            continue
+        size = C[c, C_SIZE]
+        cap = max(MIN_CAP, 2 * size if c == grow else size + size // 2 + 1)
+        P[top: top + size] = tmp[at: at + size]
+        at += size
+        C[c, C_OFF] = top
+        C[c, C_CAP] = cap
+        top += cap
+    X[H_PTOP] = top
+    X[H_COMPACTIONS] += 1
+
+
+@njit(cache=True)
+def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
+    p = _find(R, C, Hh, i)
+    c = Hh[p] - 1
+    if c < 0:
+        if X[H_NFREE] > 0:
+            X[H_NFREE] -= 1
+            c = F[X[H_NFREE]]
         else:
-            c = M[0]
-            M[0] += 1
-            rows.append(np.empty(4, np.int64))
-        cdict[key] = c
-        C[0, c] = key[0]
-        C[1, c] = key[1]
-        C[2, c] = key[2]
-        C[3, c] = key[3]
-        C[4, c] = key[4]
-        C[5, c] = key[5]
-        C[6, c] = 0
-        C[7, c] = i
-        s = key[0]
+            c = X[H_USED]
+            X[H_USED] += 1
+        Hh[p] = c + 1
+        for f in range(6):
+            C[c, f] = R[f, i]
+        C[c, C_SIZE] = 0
+        C[c, C_FIRST] = i
+        s = R[0, i]
         SC[SO[s] + SN[s]] = c
-        C[8, c] = SN[s]
+        V = _records(X)
+        for f in range(NV):
+            V[SO[s] + SN[s], f] = R[1 + f, i]
+        C[c, C_POS] = SN[s]
         SN[s] += 1
-    arr = rows[c]
-    size = C[6, c]
-    if size == len(arr):
-        bigger = np.empty(2 * len(arr), np.int64)
-        bigger[:size] = arr[:size]
-        rows[c] = bigger
-        arr = bigger
-    pos = np.searchsorted(arr[:size], i)
-    for j in range(size, pos, -1):
-        arr[j] = arr[j - 1]
-    arr[pos] = i
-    C[6, c] = size + 1
+        if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
+            C[c, C_CAP] = 0
+            C[c, C_OFF] = 0
+            _compact(X, C, P, c)
+        else:
+            C[c, C_OFF] = X[H_PTOP]
+            C[c, C_CAP] = MIN_CAP
+            X[H_PTOP] += MIN_CAP
+    size = C[c, C_SIZE]
+    if size == C[c, C_CAP]:  # move the list to the pool's end with twice the room
+        if X[H_PTOP] + 2 * size > X[H_PCAP]:
+            _compact(X, C, P, c)
+        else:
+            off = X[H_PTOP]
+            P[off: off + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
+            C[c, C_OFF] = off
+            C[c, C_CAP] = 2 * size
+            X[H_PTOP] += 2 * size
+    off = C[c, C_OFF]
+    if size == 0 or P[off + size - 1] < i:
+        pos = size
+    else:
+        pos = np.searchsorted(P[off: off + size], i)
+        for j in range(size, pos, -1):
+            P[off + j] = P[off + j - 1]
+    P[off + pos] = i
+    C[c, C_SIZE] = size + 1
     if pos == 0:
-        C[7, c] = i
+        C[c, C_FIRST] = i
     R[6, i] = c
 
 
 @njit(cache=True)
-def _leave(R, C, idx, rows, free, M, i):
-    cdict, SC, SN, SO = idx
+def _leave(R, X, C, F, Hh, P, SC, SN, SO, i):
     c = R[6, i]
-    arr = rows[c]
-    size = C[6, c]
-    pos = np.searchsorted(arr[:size], i)
+    off = C[c, C_OFF]
+    size = C[c, C_SIZE]
+    pos = np.searchsorted(P[off: off + size], i)
     for j in range(pos, size - 1):
-        arr[j] = arr[j + 1]
+        P[off + j] = P[off + j + 1]
     size -= 1
-    C[6, c] = size
+    C[c, C_SIZE] = size
     if size == 0:
-        del cdict[(C[0, c], C[1, c], C[2, c], C[3, c], C[4, c], C[5, c])]
-        s = C[0, c]
+        _unhash(C, Hh, c)
+        s = C[c, C_SIG]
         last = SN[s] - 1
         moved = SC[SO[s] + last]
-        SC[SO[s] + C[8, c]] = moved
-        C[8, moved] = C[8, c]
+        SC[SO[s] + C[c, C_POS]] = moved
+        V = _records(X)
+        for f in range(NV):
+            V[SO[s] + C[c, C_POS], f] = V[SO[s] + last, f]
+        C[moved, C_POS] = C[c, C_POS]
         SN[s] = last
-        C[0, c] = -1
-        free[M[1]] = c
-        M[1] += 1
+        C[c, C_SIG] = -1
+        F[X[H_NFREE]] = c
+        X[H_NFREE] += 1
     elif pos == 0:
-        C[7, c] = arr[0]
+        C[c, C_FIRST] = P[off]
 
 
 @njit(cache=True)
-def _kth_row(C, rows, cand, n, k):
+def build(R, n, nsig):
+    """The class index over rows ``0..n-1`` of ``R`` (whose row 0 holds each row's signature)."""
+    k = n + 1
+    hcap = 16
+    while hcap < 2 * k:
+        hcap *= 2
+    pcap = 4 * n + 8 * k + 64
+    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1, NV * max(n, 1))
+    X = np.zeros(sum(sizes), np.int64)
+    X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
+    at = HDR
+    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV)):
+        X[h] = at
+        at += sizes[j + 1]
+    C, F, Hh, P, SC, SN, SO = _views(X)
+    C[:, C_SIG] = -1
+    for i in range(n):
+        SO[R[0, i] + 1] += 1
+    for s in range(nsig):
+        SO[s + 1] += SO[s]
+    for i in range(n):
+        _enter(R, X, C, F, Hh, P, SC, SN, SO, i)
+    return X
+
+
+@njit(cache=True)
+def relocate(R, X, Z, i, group, delta):
+    """Row i's free columns changed outside the kernel (a task placed or released by the Python path, or
+    any release): move it to the class of its new values; ``delta`` tasks of ``group`` (-1: none known)."""
+    C, F, Hh, P, SC, SN, SO = _views(X)
+    _leave(R, X, C, F, Hh, P, SC, SN, SO, i)
+    _enter(R, X, C, F, Hh, P, SC, SN, SO, i)
+    if group >= 0:
+        S, _, _, SP, _ = _zviews(Z)
+        s = R[0, i]
+        for a in range(Z[Z_NATTR]):
+            SP[a, group, S[s, NSF0 + a]] += delta
+
+
+@njit(cache=True)
+def _kth_row(C, P, cand, n, k):
     """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted):
     a copy and a partial sort when they are few, else a bisection on the row number."""
     if n == 1:
-        return rows[cand[0]][k]
+        return P[C[cand[0], C_OFF] + k]
     total = 0
-    lo = C[7, cand[0]]
+    lo = C[cand[0], C_FIRST]
     hi = lo
     for t in range(n):
         c = cand[t]
-        total += C[6, c]
-        lo = min(lo, C[7, c])
-        hi = max(hi, rows[c][C[6, c] - 1])
-    if total <= 512:
+        total += C[c, C_SIZE]
+        lo = min(lo, C[c, C_FIRST])
+        hi = max(hi, P[C[c, C_OFF] + C[c, C_SIZE] - 1])
+    if total <= 64 or (total <= 512 and n > 8):
         flat = np.empty(total, np.int64)
         at = 0
         for t in range(n):
-            size = C[6, cand[t]]
-            flat[at: at + size] = rows[cand[t]][:size]
+            c = cand[t]
+            size = C[c, C_SIZE]
+            flat[at: at + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
             at += size
         return np.partition(flat, k)[k]
     while lo < hi:  # the smallest row r with more than k candidate rows <= r
@@ -157,7 +351,7 @@ def _kth_row(C, rows, cand, n, k):
         count = 0
         for t in range(n):
             c = cand[t]
-            count += np.searchsorted(rows[c][: C[6, c]], mid, side="right")
+            count += np.searchsorted(P[C[c, C_OFF]: C[c, C_OFF] + C[c, C_SIZE]], mid, side="right")
         if count > k:
             hi = mid
         else:
@@ -166,200 +360,283 @@ def _kth_row(C, rows, cand, n, k):
 
 
 @njit(cache=True)
-def _score(C, SA, SP, group, c, code, attr):
-    if code == S_BINPACK_CPU:
-        return C[1, c]
-    if code == S_BINPACK_MEM:
-        return C[2, c]
-    if code == S_BINPACK_GPU:
-        return C[3, c]
-    if code == S_BINPACK_CHIPS:
-        return _popcount(C[5, c])
-    return SP[attr, group, SA[attr, C[0, c]]]
+def _keep_best(C, S, SP, group, cand, scores, n, code, attr):
+    """Keep the candidates with the lowest score of one strategy rule (one plain loop per rule)."""
+    if code == S_SPREAD:
+        counts = SP[attr, group]
+        col = NSF0 + attr
+        for t in range(n):
+            scores[t] = counts[S[C[cand[t], C_SIG], col]]
+    else:
+        f = C_CPU if code == S_BINPACK_CPU else (C_MEM if code == S_BINPACK_MEM else (
+            C_GPU if code == S_BINPACK_GPU else C_CHIPS))
+        for t in range(n):
+            scores[t] = C[cand[t], f]
+        if code == S_BINPACK_CHIPS:
+            for t in range(n):
+                scores[t] = _popcount(scores[t])
+    best = scores[0]
+    for t in range(1, n):
+        best = min(best, scores[t])
+    m = 0
+    for t in range(n):
+        cand[m] = cand[t]
+        m += scores[t] == best
+    return m
+
+
+@njit(cache=True, inline="always")  # no call per class
+def _tests(cpu, mem, gpu, eni, chips, need_cpu, need_mem, gmode, gneed, need_eni, nmode, need_chips,
+           launch, all_chips, part, gpus_reg):
+    """The five resource tests (cpu, memory, gpu, eni, neuron devices) of a request on one class."""
+    if gmode == G_NONE:
+        g_ok = True
+    elif gmode == G_COUNT:
+        g_ok = part == 0 and gpu >= gneed
+    elif gmode == G_ALL:
+        g_ok = part == 0 and gpus_reg > 0 and gpu == gpus_reg
+    else:
+        g_ok = part == gneed and gpu >= 1
+    if nmode == N_MANAGED:  # every chip of a Managed Instances instance, none held
+        n_ok = launch == MANAGED_LAUNCH and all_chips != 0 and chips == all_chips
+    else:  # manual: the named chips are free (none named: nothing to test)
+        n_ok = (chips & need_chips) == need_chips
+    return cpu >= need_cpu, mem >= need_mem, g_ok, eni >= need_eni, n_ok
 
 
 @njit(cache=True)
-def place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, r, rng, cand, scores):
-    """One decision for request ``r``: the task's slot in T and its row, or -1 and a failure code
-    (-1 - resource step, or -100 - static code)."""
+def taken(Z, r, s):
+    """(chips, gpus) request r takes on an instance of signature s."""
+    S, Q, _, _, _ = _zviews(Z)
     q = Q[r]
-    if q[7] >= 0:
-        return -1, -100 - q[7]
-    SC, SN, SO = idx[1], idx[2], idx[3]
-    c_cpu, c_mem, c_gpu, c_eni, c_chips = C[1], C[2], C[3], C[4], C[5]
-    need_cpu, need_mem, need_gpu, need_eni, mode, need_chips = q[0], q[1], q[2], q[3], q[4], q[5]
+    chips = q[Q_CHIPS] if q[Q_NMODE] == N_MANUAL else (S[s, S_CHIPS] if q[Q_NMODE] == N_MANAGED else 0)
+    gmode = q[Q_GMODE]
+    gpus = q[Q_GNEED] if gmode == G_COUNT else (S[s, S_GPUS] if gmode == G_ALL else (1 if gmode == G_FRACTION else 0))
+    return chips, gpus
+
+
+@njit(cache=True)
+def decide(R, X, Z, r, st, fn, explain):
+    """One decision for request r, reserved in place: its row, or -1 when no row fits (``X[O_*]`` then
+    holds the failed step and, with ``explain``, the explanation: each step's survivors, the closest row
+    and what it lacks)."""
+    C, F, Hh, P, SC, SN, SO = _views(X)
+    V = _records(X)
+    S, Q, QS, SP, MI = _zviews(Z)
+    q = Q[r]
+    cand = np.empty(X[H_USED], np.int64)
     n = 0
-    for k in range(QO[r], QO[r + 1]):
-        s = QS[k]
-        base = SO[s]
-        if mode == N_MANAGED:  # every chip of a Managed Instances instance, none held
-            if S[0, s] != MANAGED_LAUNCH or S[1, s] == 0:
-                continue
-            want, need = S[1, s], S[1, s]
-        else:  # manual: the named chips are free (need 0: no chip)
-            want, need = need_chips, need_chips
-        for j in range(SN[s]):
-            c = SC[base + j]
-            ok = ((c_cpu[c] >= need_cpu) & (c_mem[c] >= need_mem) & (c_gpu[c] >= need_gpu)
-                  & (c_eni[c] >= need_eni) & ((c_chips[c] & want) == need))
-            cand[n] = c
-            n += ok
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        for p in range(SO[s], SO[s] + SN[s]):
+            a, b, g, e, d = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
+                                   need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            cand[n] = SC[p]
+            n += a & b & g & e & d
     if n == 0:
-        return -1, -1 - _failed_step(C, Q, QS, QO, SC, SN, SO, r)
-    if n == 1 and C[6, cand[0]] == 1:
-        row = C[7, cand[0]]
+        if explain:
+            _explain(X, C, S, SC, SN, SO, QS, q, r)
+        else:
+            X[O_STEP] = _failed_step(V, S, SN, SO, QS, q, r)
+        return -1
+    group = q[Q_GROUP]
+    if n == 1 and C[cand[0], C_SIZE] == 1:
+        row = C[cand[0], C_FIRST]
     else:
         all_mi = True
         for t in range(n):
-            if S[0, C[0, cand[t]]] != MANAGED_LAUNCH:
+            if S[C[cand[t], C_SIG], S_LAUNCH] != MANAGED_LAUNCH:
                 all_mi = False
                 break
         row = -1
         drawn = False
+        scores = np.empty(n, np.int64)
         for j in range(5):
-            code = chain_mi[j] if all_mi else q[8 + j]
-            attr = chain_mi[5 + j] if all_mi else q[13 + j]
+            code = MI[j] if all_mi else q[Q_CODE0 + j]
+            attr = MI[5 + j] if all_mi else q[Q_ATTR0 + j]
             if code == S_NONE:
                 break
             if code == S_RANDOM:
                 total = 0
                 for t in range(n):
-                    total += C[6, cand[t]]
-                row = C[7, cand[0]] if total == 1 else _kth_row(C, rows, cand, n, rng.integers(0, total))
+                    total += C[cand[t], C_SIZE]
+                if total == 1 or st == 0:
+                    row = C[cand[0], C_FIRST]
+                    for t in range(1, n):
+                        row = min(row, C[cand[t], C_FIRST])
+                else:
+                    row = _kth_row(C, P, cand, n, draw(st, fn, total))
                 drawn = True
                 break
             if n == 1:
                 continue
-            for t in range(n):
-                scores[t] = _score(C, SA, SP, q[6], cand[t], code, attr)
-            best = scores[:n].min()
-            m = 0
-            for t in range(n):
-                cand[m] = cand[t]
-                m += scores[t] == best
-            n = m
+            n = _keep_best(C, S, SP, group, cand, scores, n, code, attr)
         if not drawn:
             total = 0
             for t in range(n):
-                total += C[6, cand[t]]
-            has_chain = (chain_mi[0] if all_mi else q[8]) != S_NONE
-            if total > 1 and has_chain:
-                row = _kth_row(C, rows, cand, n, rng.integers(0, total))
+                total += C[cand[t], C_SIZE]
+            has_chain = (MI[0] if all_mi else q[Q_CODE0]) != S_NONE
+            if total > 1 and has_chain and st != 0:
+                row = _kth_row(C, P, cand, n, draw(st, fn, total))
             else:
-                row = C[7, cand[0]]
+                row = C[cand[0], C_FIRST]
                 for t in range(1, n):
-                    row = min(row, C[7, cand[t]])
-    return _reserve(R, C, idx, rows, free, M, S, SA, SP, T, q, r, row), row
+                    row = min(row, C[cand[t], C_FIRST])
+    s = R[0, row]
+    chips, gpus = taken(Z, r, s)
+    _leave(R, X, C, F, Hh, P, SC, SN, SO, row)
+    R[1, row] -= q[Q_CPU]
+    R[2, row] -= q[Q_MEM]
+    R[3, row] -= gpus
+    R[4, row] -= q[Q_ENI]
+    R[5, row] &= ~chips
+    _enter(R, X, C, F, Hh, P, SC, SN, SO, row)
+    for a in range(Z[Z_NATTR]):
+        SP[a, group, S[s, NSF0 + a]] += 1
+    return row
 
 
 @njit(cache=True)
-def _failed_step(C, Q, QS, QO, SC, SN, SO, r):
-    """The first resource step after which no row is left (the Python pass's explanation): rows left
-    after cpu, memory, gpu, eni and neuron devices, counted cumulatively."""
-    q = Q[r]
-    c_cpu, c_mem, c_gpu, c_eni, c_size = C[1], C[2], C[3], C[4], C[6]
-    left0 = left1 = left2 = left3 = 0
-    for i in range(QO[r], QO[r + 1]):
-        s = QS[i]
+def _failed_step(V, S, SN, SO, QS, q, r):
+    """The first resource step after which no row is left (classes counted cumulatively over the steps:
+    a class has at least one row)."""
+    l0 = l1 = l2 = l3 = 0
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        for p in range(SO[s], SO[s] + SN[s]):
+            t0, t1, t2, t3, _ = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
+                                       need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a0 = np.int64(t0)
+            a1 = a0 & np.int64(t1)
+            a2 = a1 & np.int64(t2)
+            l0 += a0
+            l1 += a1
+            l2 += a2
+            l3 += a2 & np.int64(t3)
+    return 0 if l0 == 0 else (1 if l1 == 0 else (2 if l2 == 0 else (3 if l3 == 0 else 4)))
+
+
+@njit(cache=True)
+def _explain(X, C, S, SC, SN, SO, QS, q, r):
+    """What the Python pass reads off its survivors, over the request's classes: rows left after each
+    resource step (cumulative), the closest class (fewest failed steps, then lowest row) and what it
+    lacks, and the chip and launch facts the Neuron step's words need."""
+    l0 = l1 = l2 = l3 = l4 = 0
+    before = 0
+    best_key = np.int64(1) << 62
+    best_lacks = 0
+    or_all = 0
+    or_free = 0
+    managed = 0
+    neuron = 0
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        if SN[s] == 0:
+            continue
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        or_all |= all_chips
+        managed |= launch == MANAGED_LAUNCH
+        neuron |= all_chips != 0
         for j in range(SN[s]):
             c = SC[SO[s] + j]
-            size = c_size[c]
-            ok = c_cpu[c] >= q[0]
-            left0 += size * ok
-            ok &= c_mem[c] >= q[1]
-            left1 += size * ok
-            ok &= c_gpu[c] >= q[2]
-            left2 += size * ok
-            ok &= c_eni[c] >= q[3]
-            left3 += size * ok
-    if left0 == 0:
-        return 0
-    if left1 == 0:
-        return 1
-    if left2 == 0:
-        return 2
-    if left3 == 0:
-        return 3
-    return 4
+            size = C[c, C_SIZE]
+            before += size
+            t0, t1, t2, t3, t4 = _tests(C[c, C_CPU], C[c, C_MEM], C[c, C_GPU], C[c, C_ENI], C[c, C_CHIPS], need_cpu,
+                                        need_mem, gmode, gneed, need_eni, nmode, need_chips, launch, all_chips, part,
+                                        gpus_reg)
+            a0 = np.int64(t0)
+            a1 = a0 & np.int64(t1)
+            a2 = a1 & np.int64(t2)
+            a3 = a2 & np.int64(t3)
+            a4 = a3 & np.int64(t4)
+            l0 += size * a0
+            l1 += size * a1
+            l2 += size * a2
+            l3 += size * a3
+            l4 += size * a4
+            lacks = np.int64(1 - t0) | np.int64(1 - t1) << 1 | np.int64(1 - t2) << 2 | np.int64(1 - t3) << 3 \
+                | np.int64(1 - t4) << 4
+            # fewest failed steps, then lowest row: one key (misses above the row number)
+            key = _popcount(lacks) << 40 | C[c, C_FIRST]
+            if key < best_key:
+                best_key, best_lacks = key, lacks
+            or_free |= C[c, C_CHIPS]
+    step = 0 if l0 == 0 else (1 if l1 == 0 else (2 if l2 == 0 else (3 if l3 == 0 else 4)))
+    X[O_STEP] = step
+    X[O_LEFT] = l0
+    X[O_LEFT + 1] = l1
+    X[O_LEFT + 2] = l2
+    X[O_LEFT + 3] = l3
+    X[O_LEFT + 4] = l4
+    X[O_BEFORE] = before
+    X[O_CLOSEST] = best_key & ((np.int64(1) << 40) - 1)
+    X[O_LACKS] = best_lacks
+    X[O_ALL] = or_all
+    X[O_FREE] = or_free
+    X[O_MANAGED] = managed
+    X[O_NEURON] = neuron
 
 
 @njit(cache=True)
-def _reserve(R, C, idx, rows, free, M, S, SA, SP, T, q, r, row):
-    s = R[0, row]
-    chips = 0
-    if q[4] == N_MANUAL:
-        chips = q[5]
-    elif q[4] == N_MANAGED:
-        chips = S[1, s]
-    _leave(R, C, idx, rows, free, M, row)
-    R[1, row] -= q[0]
-    R[2, row] -= q[1]
-    R[3, row] -= q[2]
-    R[4, row] -= q[3]
-    R[5, row] &= ~chips
-    _enter(R, C, idx, rows, free, M, row)
-    for a in range(SA.shape[0]):
-        SP[a, q[6], SA[a, s]] += 1
-    t = M[3]
-    M[3] += 1
-    T[0, t] = row
-    T[1, t] = q[0]
-    T[2, t] = q[1]
-    T[3, t] = q[2]
-    T[4, t] = q[3]
-    T[5, t] = chips
-    T[6, t] = q[6]
-    T[7, t] = r
-    return t
-
-
-@njit(cache=True)
-def release(R, C, idx, rows, free, M, SA, SP, T, t):
-    """Give back everything task slot ``t`` holds."""
-    row = T[0, t]
-    s = R[0, row]
-    _leave(R, C, idx, rows, free, M, row)
-    R[1, row] += T[1, t]
-    R[2, row] += T[2, t]
-    R[3, row] += T[3, t]
-    R[4, row] += T[4, t]
-    R[5, row] |= T[5, t]
-    _enter(R, C, idx, rows, free, M, row)
-    for a in range(SA.shape[0]):
-        SP[a, T[6, t], SA[a, s]] -= 1
-    T[0, t] = -1
-
-
-@njit(cache=True)
-def run(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng, reqs, us,
-        live, saturated, window, fail_share, out_row, out_task):
-    """Decide ``reqs`` in order; returns how many were decided. One entry point for both phases of the
-    benchmark, so that a process loads one compiled function from the cache:
+def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_task, st, fn):
+    """Decide ``reqs`` in order as a stream (the benchmark's figure (a)); returns how many were decided.
 
     - fill (``window`` > 0): place until more than ``fail_share`` of the last ``window`` decisions failed;
     - churn (``window`` = 0): before each placement, while at least ``saturated`` tasks run, release the
       live task at fraction ``us[i]`` of the live list (swapped with the last, as the Python loop does).
 
-    ``live[:M[2]]`` are the running task slots, in the order the Python loop keeps them."""
-    cand = np.empty(C.shape[1], np.int64)
-    scores = np.empty(C.shape[1], np.int64)
+    ``T[field, task]``: 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 group; ``T[0, -1]`` counts the
+    live tasks and ``T[1, -1]`` the tasks ever placed. ``live[:T[0, -1]]`` are the running task slots."""
+    _, Q, _, _, _ = _zviews(Z)
     failed = np.zeros(max(window, 1), np.bool_)
     in_window = 0
+    last = T.shape[1] - 1
     for i in range(len(reqs)):
-        if window == 0 and saturated >= 0 and M[2] >= saturated:
-            j = int(us[i] * M[2])
-            last = M[2] - 1
+        if window == 0 and saturated >= 0 and T[0, last] >= saturated:
+            j = int(us[i] * T[0, last])
+            end = T[0, last] - 1
             t = live[j]
-            live[j] = live[last]
-            live[last] = t
-            M[2] = last
-            release(R, C, idx, rows, free, M, SA, SP, T, t)
-        t, row = place(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, reqs[i], rng, cand, scores)
+            live[j] = live[end]
+            live[end] = t
+            T[0, last] = end
+            row = T[0, t]
+            R[1, row] += T[1, t]
+            R[2, row] += T[2, t]
+            R[3, row] += T[3, t]
+            R[4, row] += T[4, t]
+            R[5, row] |= T[5, t]
+            relocate(R, X, Z, row, T[6, t], -1)
+            T[0, t] = -1
+        r = reqs[i]
+        if r < 0:  # no instance passes the request's static filters
+            row = -1
+            t = -100
+        else:
+            row = decide(R, X, Z, r, st, fn, False)
+            t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
+        if row >= 0:
+            t = T[1, last]
+            T[1, last] += 1
+            chips, gpus = taken(Z, r, R[0, row])
+            T[0, t] = row
+            T[1, t] = Q[r, Q_CPU]
+            T[2, t] = Q[r, Q_MEM]
+            T[3, t] = gpus
+            T[4, t] = Q[r, Q_ENI]
+            T[5, t] = chips
+            T[6, t] = Q[r, Q_GROUP]
+            live[T[0, last]] = t
+            T[0, last] += 1
         out_task[i] = t
-        if t >= 0:
-            live[M[2]] = t
-            M[2] += 1
         if window > 0:
             if i >= window:
                 in_window -= failed[i % window]
@@ -370,4 +647,4 @@ def run(R, C, idx, rows, free, M, S, SA, SP, T, Q, QS, QO, chain_mi, rng, reqs, 
     return len(reqs)
 
 
-FUNCTIONS = {"new_index": new_index, "place": place, "release": release, "run": run}
+FUNCTIONS = {"build": build, "relocate": relocate, "decide": decide, "run": run, "draw": draw}

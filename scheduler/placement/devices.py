@@ -121,25 +121,33 @@ def start_conflict(state: ClusterState, spec: TaskSpec, index: int) -> StartFail
 def shortage_detail(state: ClusterState, spec: TaskSpec, cand: np.ndarray) -> str:
     """Why no instance among ``cand`` can give the chips, naming the device path where there is one."""
     nm = spec.neuron_mode
-    if nm is NeuronMode.MANAGED:
-        if not (state.launch_code[cand] == MANAGED_CODE).any():
-            return "NeuronDevice=ALL runs only on Managed Instances capacity; no candidate is one"
-        if not (state.n_chips[cand] > 0).any():
-            return "no candidate instance has Neuron devices"
-        return ("every candidate Neuron instance already has a chip in use; NeuronDevice=ALL takes all "
-                "of them, so one Neuron task per instance")
-    if nm is NeuronMode.MANUAL:
-        for c in spec.chips:
-            bit = np.uint64(1 << c)
-            has = (state.chips_all[cand] & bit) != 0
-            if not has.any():
-                return f"/dev/neuron{c} does not exist on any candidate instance"
-            if not ((state.chips_free[cand] & bit) != 0).any():
-                return f"/dev/neuron{c} is already in use on every candidate instance that has it"
-        return "the named Neuron devices are not free together on any candidate instance"
+    if nm is not NeuronMode.TOPOLOGY:
+        present = int(np.bitwise_or.reduce(state.chips_all[cand], initial=np.uint64(0)))
+        free = int(np.bitwise_or.reduce(state.chips_free[cand], initial=np.uint64(0)))
+        return shortage_words(spec, bool((state.launch_code[cand] == MANAGED_CODE).any()),
+                              bool((state.n_chips[cand] > 0).any()), present, free)
     k = spec.chip_count
     types = [state.types[c] for c in np.unique(state.type_code[cand]).tolist()]
     unsupported = [t.name for t in types if not topology.candidate_blocks(t, k)]
     if unsupported and len(unsupported) == len(types):
         return f"instance type {unsupported[0]} does not support requests for {k} devices"
     return f"no candidate instance has {k} free Neuron devices that are contiguous on its device graph"
+
+
+def shortage_words(spec: TaskSpec, any_managed: bool, any_neuron: bool, present: int, free: int) -> str:
+    """``shortage_detail`` for managed and manual tasks from what it reads of the candidates: whether any is
+    Managed Instances capacity, whether any has Neuron devices, and the chips present on (``present``) and
+    free on (``free``) at least one of them, as bitmasks."""
+    if spec.neuron_mode is NeuronMode.MANAGED:
+        if not any_managed:
+            return "NeuronDevice=ALL runs only on Managed Instances capacity; no candidate is one"
+        if not any_neuron:
+            return "no candidate instance has Neuron devices"
+        return ("every candidate Neuron instance already has a chip in use; NeuronDevice=ALL takes all "
+                "of them, so one Neuron task per instance")
+    for c in spec.chips:
+        if not present >> c & 1:
+            return f"/dev/neuron{c} does not exist on any candidate instance"
+        if not free >> c & 1:
+            return f"/dev/neuron{c} is already in use on every candidate instance that has it"
+    return "the named Neuron devices are not free together on any candidate instance"

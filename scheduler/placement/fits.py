@@ -26,7 +26,7 @@ def copies_on_empty(spec: TaskSpec, itype: InstanceType, launch_type: str | None
             continue
         state = ClusterState("fits", capacity=1)
         state.add_instance(itype, launch_type=lt)
-        placer = Placer(state, device_mode=DeviceMode.AWARE)
+        placer = Placer(state, device_mode=DeviceMode.AWARE, compiled=False)  # one instance: Python is quicker
         n = 0
         while n < COPY_LIMIT and not isinstance(placer.place(spec, launch_type=lt), Failure):
             n += 1

@@ -1,41 +1,57 @@
 """The compiled placement decision: classes of identical instances as dense arrays, in numba.
 
-The same decision as the Python path over classes (``Placer`` with ``by_class``), made in compiled code for
-a stream of place and release operations (how the simulation makes them):
+``LiveIndex`` is the decision engine behind ``Placer.place`` for the requests it supports (the Python path
+decides the others and stays the reference; tests hold both to identical decisions):
 
 - rows are grouped into classes keyed by (signature, free CPU, memory, GPUs, ENIs, chips); a hash maps a
-  key to its class slot, and reserve/release move one row between classes (O(1) plus a shift in the
-  class's sorted row list, so that "the k-th candidate row" is found by bisection);
+  key to its class slot, and a placement or release moves one row between classes in O(1) (plus a shift
+  in the class's sorted row list, so that "the k-th candidate row" is found by bisection). The free
+  columns are ClusterState's own: the kernel writes them in place;
 - each request's static eligibility (launch type, status, architecture, memberOf) is computed once per
-  signature in Python by the filters and passed in as a table;
-- a scan over the live classes keeps the feasible ones and narrows them by the strategy chain, then the
-  tie among the rows left is broken with ``rng.integers(total)`` on the caller's numpy Generator, exactly
-  as the Python path draws it (numba's Generator shares the bit generator's state and algorithm);
-- on failure it returns the index of the resource filter that removed the last candidates; the words
-  are built in Python (``filters.resources.RESOURCES``).
+  signature in Python by the filters and cached by request (until the instances change);
+- one kernel call per decision scans only the classes of the signatures the request may run on, keeps the
+  feasible ones, narrows them by the strategy chain, then breaks the tie among the rows left with
+  ``rng.integers(total)`` drawn from the caller's own Generator exactly as numpy draws it;
+- on failure the kernel leaves each resource step's survivors, the closest instance and what it lacks;
+  the words are built in Python, the same as the Python pass builds them.
 
-numba is optional (``pip install -e ".[fast]"``): ``available()`` says whether it is installed.
-Compiled code is cached on disk (numba's cache: beside this file when writable, else the user's cache
-directory), so only the first run on a machine pays the compile.
+``placement.stream.CompiledStream`` runs the benchmark's fill and churn as a stream in compiled code.
+
+numba is optional (``pip install -e ".[fast]"``): ``available()`` says whether it is installed. Compiled
+code is cached on disk by numba (beside this package when writable, else in the user's cache directory),
+so only the first run on a machine pays the compile; ``cache_is_warm()`` says, without importing numba,
+whether that has happened (``Placer(compiled="auto")`` uses the kernel only then, or on large clusters).
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import importlib.util
+import json
+import os
+import sys
+from itertools import count
+from pathlib import Path
 
 import numpy as np
 
 from scheduler.errors import install_command
 
 INSTALL_HINT = f"the compiled placement kernel needs numba: {install_command('fast')}"
+AUTO_MIN_INSTANCES = 10_000  # "auto" compiles a cold kernel only for clusters at least this large
 
-# strategy codes in a chain table
+# strategy codes in a chain, neuron and GPU modes (the same numbers as _kernel_impl)
 S_NONE, S_RANDOM, S_BINPACK_CPU, S_BINPACK_MEM, S_BINPACK_GPU, S_BINPACK_CHIPS, S_SPREAD = range(7)
-# neuron modes in the request table
 N_NONE, N_MANUAL, N_MANAGED = 0, 1, 2
-# resource filter order in failure codes: index into filters.resources.RESOURCES order without ports
+G_NONE, G_COUNT, G_ALL, G_FRACTION = range(4)
+# resource steps in the kernel's failure details, in the Python pass's order (ports never reach it)
 RESOURCE_STEPS = ("cpu", "memory", "gpu", "eni", "neuron devices")
-MANAGED_LAUNCH = 1
+STRATEGY_CODES = {"cpu": S_BINPACK_CPU, "memory": S_BINPACK_MEM, "gpu": S_BINPACK_GPU,
+                  "neuronDevices": S_BINPACK_CHIPS}
+PARTITION_SCALE = 1000  # a GPU fraction as an integer code: 0.125 -> 125
+LIVE_FUNCTIONS = ("build", "decide", "relocate")  # what Placer calls: warm when all three are cached
+QUERY_FIELDS = 19  # fields per request in the kernel's request table (_kernel_impl.NQF)
 
 
 def available() -> bool:
@@ -57,165 +73,271 @@ def functions() -> dict[str, object]:
     return _compiled
 
 
+# ---------------------------------------------------------------------- is the on-disk cache warm?
+def _source_digest() -> str:
+    spec = importlib.util.find_spec("scheduler.placement._kernel_impl")
+    src = Path(spec.origin).read_bytes() if spec and spec.origin else b""
+    numba_spec = importlib.util.find_spec("numba")
+    numba_at = numba_spec.origin if numba_spec else ""
+    key = b"|".join([src, str(numba_at).encode(), sys.version.encode(), os.environ.get("NUMBA_CACHE_DIR", "").encode()])
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def _marker_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "neuron-sim" / f"kernel-{_source_digest()}.json"
+
+
+def cache_is_warm() -> bool:
+    """Whether this kernel source was compiled into numba's on-disk cache and every cache index is still
+    there (read without importing numba: a small run that will not use the kernel pays nothing)."""
+    try:
+        files = json.loads(_marker_path().read_text())["index_files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(files) and all(os.path.exists(f) for f in files)
+
+
+def mark_warm() -> None:
+    """Record where numba caches the functions a Placer calls (their index files appear once compiled)."""
+    fns = functions()
+    files = []
+    for name in LIVE_FUNCTIONS:
+        cache = getattr(getattr(fns[name], "_cache", None), "_cache_file", None)
+        path = getattr(cache, "_index_path", None)
+        if path is not None:
+            files.append(str(path))
+    try:
+        marker = _marker_path()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"index_files": files}))
+    except OSError:
+        pass  # no writable cache directory: "auto" then decides by cluster size only
+
+
+# ---------------------------------------------------------------------- generators
+_GENERATORS: dict[int, tuple[object, int, int]] = {}
+
+
+def generator_addresses(rng: np.random.Generator | None) -> tuple[int, int]:
+    """(state address, next_uint32 address) of a Generator's bit generator; (0, 0) for none."""
+    if rng is None:
+        return 0, 0
+    hit = _GENERATORS.get(id(rng))
+    if hit is None or hit[0] is not rng:
+        if len(_GENERATORS) > 64:
+            _GENERATORS.clear()
+        c = rng.bit_generator.ctypes
+        hit = (rng, c.state_address, ctypes.cast(c.next_uint32, ctypes.c_void_p).value)
+        _GENERATORS[id(rng)] = hit
+    return hit[1], hit[2]
+
+
 class Unsupported(ValueError):
     """A request the kernel does not decide (the Python path does): host ports, topology-aware or ECS-blind
-    devices, GPU=ALL or fractional GPUs, distinctInstance or dynamic memberOf, spread by instance."""
+    devices, distinctInstance or dynamic memberOf, spread by instance, a restricted candidate set."""
 
 
-STRATEGY_CODES = {("binpack", "cpu"): S_BINPACK_CPU, ("binpack", "memory"): S_BINPACK_MEM,
-                  ("binpack", "gpu"): S_BINPACK_GPU, ("binpack", "neuronDevices"): S_BINPACK_CHIPS}
+def check_supported(spec, constraints, chain) -> None:
+    """Raise Unsupported for a request the kernel cannot decide exactly as the Python path does."""
+    from scheduler.ecs import cql
+    from scheduler.ecs.taskspec import NeuronMode
+    from scheduler.errors import QueryError
+    from scheduler.placement import strategies as strat
+    from scheduler.placement.filters.static import PER_INSTANCE_SUBJECTS
+
+    if spec.tcp_ports or spec.udp_ports:
+        raise Unsupported("host ports are decided on the Python path")
+    if spec.neuron_mode is NeuronMode.TOPOLOGY:
+        raise Unsupported("topology-aware chips are decided on the Python path")
+    for c in constraints:
+        if c.type != "memberOf":
+            raise Unsupported(f"{c.type} depends on the tasks running: decided on the Python path")
+        try:
+            query = cql.parse(c.expression or "")
+        except QueryError as e:
+            raise Unsupported("an expression the Python path reports") from e
+        if not query.is_static or query.subjects & PER_INSTANCE_SUBJECTS:
+            raise Unsupported("a memberOf expression that changes with the tasks running")
+    if not strat.classes_can_narrow(tuple(chain)):
+        raise Unsupported("a strategy chain scored per instance")
+    if len(chain) > 5:
+        raise Unsupported("a strategy chain longer than five rules")
 
 
-class CompiledStream:
-    """A cluster (with no task yet) and a fixed set of requests, decided in compiled code.
+_GENERATIONS = count(1)
 
-    ``requests`` are (spec, constraints, strategies) triples; a request's group is ``family:<family>``.
-    ``fill`` and ``churn`` run the benchmark's two phases in compiled code; ``decisions`` gives their
-    outcome in the Python path's comparable form (row, chips) or the failure reason.
-    """
 
-    def __init__(self, state, requests, *, device_mode: str = "device-aware", max_tasks: int | None = None) -> None:
+class LiveIndex:
+    """The compiled class index of one ClusterState, kept up to date by every placement and release.
+
+    ``state.version`` changes (instances, status, attributes) rebuild it on the next decision; requests
+    are prepared once per version (``prepare``) and then decided by their slot (``decide``)."""
+
+    def __init__(self, state) -> None:
+        self.state = state
+        self.fn = functions()
+        self.version = -1
+        self.generation = 0
+        self._decide = self.fn["decide"]
+        self._rng: np.random.Generator | None = None
+        self._bits = (0, 0)
+        self.build()
+
+    # ------------------------------------------------------------------ building
+    def build(self) -> None:
         from scheduler.placement import strategies as strat
-        from scheduler.placement.devices import DeviceMode
-        from scheduler.placement.filters import REASONS, Request
-        from scheduler.placement.filters.pipeline import run_static
-        from scheduler.placement.placer import PER_INSTANCE_SUBJECTS, Placer
 
-        if DeviceMode(device_mode) is not DeviceMode.AWARE:
-            raise Unsupported("the kernel decides device-aware placement only")
-        if state.allocations:
-            raise Unsupported("the kernel starts from a cluster that runs no task")
-        fn = functions()
-        n = len(state)
-        ix = state.classes()
-        sig_cols = ix.signature_columns()
-        nsig = len(ix.sig_rows)
-        self.R = np.zeros((7, n), np.int64)
-        self.R[0] = ix.row_sig[:n]
-        self.R[1], self.R[2], self.R[3] = state.cpu_free, state.mem_free, state.gpu_free
-        self.R[4], self.R[5] = state.eni_free, state.chips_free.astype(np.int64)
-        self.S = np.zeros((2, max(nsig, 1)), np.int64)
-        self.S[0, :nsig] = sig_cols[0]
-        self.S[1, :nsig] = sig_cols[3].astype(np.int64)
-        attrs: list[str] = []
-        groups: list[str] = []
-        placer = Placer(state)
-        self.reasons_static: list[str] = []
-        q = np.full((len(requests), 18), 0, np.int64)
-        qok = np.zeros((len(requests), max(nsig, 1)), bool)
+        st = self.state
+        ix = st.classes()
+        n = len(st)
+        self.nsig = len(ix.sig_rows)
+        self.R = st._cols
+        self.R[0, :n] = ix.row_sig[:n]
+        self.X = self.fn["build"](self.R, n, self.nsig)
+        sig = ix.signature_columns()  # launch, type, n chips, all chips, registered GPUs
+        from scheduler.placement.filters.resources import FRACTIONAL_GPU_TYPES
 
-        def chain_codes(chain) -> tuple[list[int], list[int]]:
-            codes, where = [0] * 5, [0] * 5
-            for j, s in enumerate(chain):
-                if s.type == "random":
-                    codes[j] = S_RANDOM
-                elif s.type == "binpack":
-                    codes[j] = STRATEGY_CODES[("binpack", s.field or "memory")]
-                elif (s.field or "").startswith("attribute:"):
-                    name = s.field.removeprefix("attribute:")
-                    if name not in attrs:
-                        attrs.append(name)
-                    codes[j], where[j] = S_SPREAD, attrs.index(name)
-                else:
-                    raise Unsupported(f"spread by {s.field}: decided per instance, on the Python path")
-            return codes, where
+        part = np.array([round(FRACTIONAL_GPU_TYPES.get(t.name, 0.0) * PARTITION_SCALE) for t in st.types] or [0],
+                        np.int64)
+        self.sig_static = np.zeros((max(self.nsig, 1), 4), np.int64)
+        if self.nsig:
+            self.sig_static[:, 0] = sig[0]
+            self.sig_static[:, 1] = sig[3].astype(np.int64)
+            self.sig_static[:, 2] = part[sig[1]]
+            self.sig_static[:, 3] = sig[4]
+        self.attrs: list[str] = []
+        self.attr_codes: list[np.ndarray] = []
+        self.groups: dict[str, int] = {}
+        self.nreq = 0
+        self.nval = 1
+        self.Z = self._layout(rcap=8, gcap=4)
+        self.version = st.version
+        self.generation = next(_GENERATIONS)  # unique across indexes: a placer's cached slots name one build
+        mi = self._chain_codes(strat.MANAGED_INSTANCES_IMPLICIT)
+        self.Z[self.Z[10]: self.Z[10] + 10] = mi
 
-        for r, (spec, constraints, chain) in enumerate(requests):
-            self._check(spec, constraints, PER_INSTANCE_SUBJECTS, strat, chain)
-            group = f"family:{spec.family}"
-            if group not in groups:
-                groups.append(group)
-            every = spec.constraints + tuple(constraints)
-            req = Request(spec, state, DeviceMode.AWARE, None, None, group, every, placer.cql_options)
-            sp = run_static(req)
-            fail = sp.failed is not None or n == 0
-            self.reasons_static.append(placer._static_failure(req, sp).reason if fail else "")
-            qok[r, :nsig] = ix.signature_mask(sp.mask)[:-1] if n else False
-            mode = {"none": N_NONE, "manual": N_MANUAL, "managed": N_MANAGED}[spec.neuron_mode.value]
-            codes, where = chain_codes(chain)
-            q[r, :8] = (spec.cpu, spec.memory, spec.gpus, 1 if spec.network_mode == "awsvpc" else 0, mode,
-                        sum(1 << c for c in spec.chips) if mode == N_MANUAL else 0, groups.index(group),
-                        0 if fail else -1)
-            q[r, 8:13], q[r, 13:18] = codes, where
-        mi_codes, mi_where = chain_codes(strat.MANAGED_INSTANCES_IMPLICIT)
-        self.chain_mi = np.array(mi_codes + mi_where, np.int64)
-        self.Q = q
-        self.QS = np.ascontiguousarray(np.flatnonzero(qok.ravel()) % qok.shape[1], np.int64)
-        self.QO = np.concatenate(([0], np.cumsum(qok.sum(axis=1)))).astype(np.int64)
-        self.SA = np.zeros((len(attrs), max(nsig, 1)), np.int64)
-        values = 1
-        for a, name in enumerate(attrs):
-            codes = state.signature_codes(name) if n else np.zeros(0, np.int64)
-            self.SA[a, :nsig] = codes
-            values = max(values, len(state.attribute_codes(name)[1]))
-        self.SP = np.zeros((len(attrs), max(len(groups), 1), values), np.int64)
-        self.max_tasks = max_tasks or 1 << 20
-        self.T = np.zeros((8, self.max_tasks), np.int64)
-        self.live = np.zeros(self.max_tasks, np.int64)
-        self.C, self.idx, self.rows, self.free, self.M = fn["new_index"](self.R, self.S, n + 1)
-        self.reasons = REASONS
-        self._fn = fn
+    def _layout(self, *, rcap: int, gcap: int, old: np.ndarray | None = None) -> np.ndarray:
+        """A request buffer with room for ``rcap`` requests and ``gcap`` groups (copying ``old``'s)."""
+        ns, na, nv = max(self.nsig, 1), len(self.attrs), self.nval
+        nsf = 4 + na
+        nqf = QUERY_FIELDS
+        sizes = (ns * nsf, rcap * nqf, rcap * ns, max(na, 1) * gcap * nv, 10)
+        Z = np.zeros(16 + sum(sizes), np.int64)
+        Z[0:6] = (self.nsig, rcap, na, gcap, nv, nsf)
+        at = 16
+        for j, size in enumerate(sizes):
+            Z[6 + j] = at
+            at += size
+        S = self._view(Z, 6, (ns, nsf))
+        S[:, :4] = self.sig_static
+        for a, codes in enumerate(self.attr_codes):
+            S[:, 4 + a] = codes
+        if old is not None:
+            orcap, ona, ogcap, onv = old[1], old[2], old[3], old[4]
+            self._view(Z, 7, (rcap, nqf))[:orcap] = self._view(old, 7, (orcap, nqf))
+            self._view(Z, 8, (rcap, ns))[:orcap] = self._view(old, 8, (orcap, ns))
+            if ona:
+                self._view(Z, 9, (max(na, 1), gcap, nv))[:ona, :ogcap, :onv] = self._view(old, 9, (ona, ogcap, onv))
+            Z[Z[10]: Z[10] + 10] = old[old[10]: old[10] + 10]
+        return Z
 
     @staticmethod
-    def _check(spec, constraints, per_instance, strat, chain) -> None:
-        from scheduler.ecs import cql
+    def _view(Z: np.ndarray, at: int, shape: tuple[int, ...]) -> np.ndarray:
+        return Z[Z[at]: Z[at] + int(np.prod(shape))].reshape(shape)
+
+    def _attr(self, name: str) -> int:
+        if name not in self.attrs:
+            codes = self.state.signature_codes(name).astype(np.int64) if self.nsig else np.zeros(1, np.int64)
+            self.attrs.append(name)
+            self.attr_codes.append(np.resize(codes, max(self.nsig, 1)))
+            self.nval = max(self.nval, len(self.state.attribute_codes(name)[1]))
+            self.Z = self._layout(rcap=int(self.Z[1]), gcap=int(self.Z[3]), old=self.Z)
+            for group, g in self.groups.items():
+                self._fill_spread(group, g)
+        return self.attrs.index(name)
+
+    def _group(self, group: str) -> int:
+        g = self.groups.get(group)
+        if g is None:
+            g = self.groups[group] = len(self.groups)
+            if g >= self.Z[3]:
+                self.Z = self._layout(rcap=int(self.Z[1]), gcap=2 * int(self.Z[3]), old=self.Z)
+            self._fill_spread(group, g)
+        return g
+
+    def _fill_spread(self, group: str, g: int) -> None:
+        """Tasks of ``group`` per value of each spread attribute, as the rows say now."""
+        st = self.state
+        SP = self._view(self.Z, 9, (max(len(self.attrs), 1), int(self.Z[3]), self.nval))
+        for a, name in enumerate(self.attrs):
+            codes, values = st.attribute_codes(name)
+            SP[a, g, :] = 0
+            SP[a, g, : len(values)] = np.bincount(codes, weights=st.group_counts(group), minlength=len(values))
+
+    def _chain_codes(self, chain) -> list[int]:
+        codes, where = [S_NONE] * 5, [0] * 5
+        for j, s in enumerate(chain):
+            if s.type == "random":
+                codes[j] = S_RANDOM
+            elif s.type == "binpack":
+                codes[j] = STRATEGY_CODES[s.field or "memory"]
+            else:
+                codes[j], where[j] = S_SPREAD, self._attr(s.field.removeprefix("attribute:"))
+        return codes + where
+
+    # ------------------------------------------------------------------ requests
+    def prepare(self, spec, sig_ok: np.ndarray, chain, group: str) -> int:
+        """A slot for a request whose static filters passed the signatures ``sig_ok`` (check it with
+        ``check_supported`` first)."""
         from scheduler.ecs.taskspec import NeuronMode
+        from scheduler.placement.devices import request_mask
 
-        if spec.tcp_ports or spec.udp_ports:
-            raise Unsupported("host ports are decided on the Python path")
-        if spec.neuron_mode is NeuronMode.TOPOLOGY:
-            raise Unsupported("topology-aware chips are decided on the Python path")
-        if spec.gpus_all or spec.gpu_fraction:
-            raise Unsupported("GPU=ALL and fractional GPUs are decided on the Python path")
-        for c in spec.constraints + tuple(constraints):
-            if c.type != "memberOf":
-                raise Unsupported(f"{c.type} depends on the tasks running: decided on the Python path")
-            query = cql.parse(c.expression or "")
-            if not query.is_static or query.subjects & per_instance:
-                raise Unsupported("a memberOf expression that changes with the tasks running")
-        if not strat.classes_can_narrow(tuple(chain)):
-            raise Unsupported("a strategy chain scored per instance")
+        codes = self._chain_codes(chain)  # may add an attribute (a new layout) before the slot is taken
+        g = self._group(group)
+        r = self.nreq
+        if r >= self.Z[1]:
+            self.Z = self._layout(rcap=2 * int(self.Z[1]), gcap=int(self.Z[3]), old=self.Z)
+        self.nreq += 1
+        ns = max(self.nsig, 1)
+        eligible = np.flatnonzero(sig_ok[: self.nsig])
+        if spec.gpu_fraction:
+            gmode, gneed = G_FRACTION, round(spec.gpu_fraction * PARTITION_SCALE)
+        elif spec.gpus_all:
+            gmode, gneed = G_ALL, 0
+        elif spec.gpus:
+            gmode, gneed = G_COUNT, spec.gpus
+        else:
+            gmode, gneed = G_NONE, 0
+        nmode = {NeuronMode.NONE: N_NONE, NeuronMode.MANUAL: N_MANUAL, NeuronMode.MANAGED: N_MANAGED}[spec.neuron_mode]
+        q = [spec.cpu, spec.memory, gmode, gneed, 1 if spec.network_mode == "awsvpc" else 0, nmode,
+             request_mask(spec) if nmode == N_MANUAL else 0, g, len(eligible), *codes]
+        Q = self._view(self.Z, 7, (int(self.Z[1]), QUERY_FIELDS))
+        Q[r, : len(q)] = q
+        self._view(self.Z, 8, (int(self.Z[1]), ns))[r, : len(eligible)] = eligible
+        return r
 
-    # ------------------------------------------------------------------ phases
-    def _args(self) -> tuple:
-        return (self.R, self.C, self.idx, self.rows, self.free, self.M, self.S, self.SA, self.SP, self.T,
-                self.Q, self.QS, self.QO, self.chain_mi)
+    def decide(self, r: int, rng: np.random.Generator | None) -> int:
+        """The row request ``r`` was placed on (its columns already taken), or -1 (see ``failure``)."""
+        if rng is not self._rng:
+            self._rng = rng
+            self._bits = generator_addresses(rng)
+        return self._decide(self.R, self.X, self.Z, r, self._bits[0], self._bits[1], True)
 
-    def fill(self, reqs: np.ndarray, rng: np.random.Generator, window: int = 500,
-             fail_share: float = 0.5) -> tuple[int, np.ndarray, np.ndarray]:
-        """Place ``reqs`` until more than ``fail_share`` of the last ``window`` failed (the benchmark's
-        saturation); returns how many were decided and their (row or code, task slot) outputs."""
-        reqs = np.ascontiguousarray(reqs, np.int64)
-        out_row = np.zeros(len(reqs), np.int64)
-        out_task = np.zeros(len(reqs), np.int64)
-        done = self._fn["run"](*self._args(), rng, reqs, np.zeros(len(reqs)), self.live, -1, window, fail_share,
-                               out_row, out_task)
-        return int(done), out_row[:done], out_task[:done]
+    def failure(self) -> tuple[list[int], int, int, list[str], tuple[int, int, int, int]]:
+        """The last failed decision: rows left after each kernel step, rows before them, the closest row,
+        the names of the steps it fails, and (any Managed Instances, any Neuron, chips present, chips
+        free) over the candidates."""
+        o = self.X[16:29].tolist()
+        lacks = [name for f, name in enumerate(RESOURCE_STEPS) if o[8] >> f & 1]
+        return o[1:6], o[6], o[7], lacks, (o[11], o[12], o[9], o[10])
 
-    def churn(self, reqs: np.ndarray, us: np.ndarray, rng: np.random.Generator,
-              saturated: int) -> tuple[np.ndarray, np.ndarray]:
-        """Release a random live task (at fraction ``us[i]`` of the live list) while ``saturated`` run,
-        then place ``reqs[i]``; the outputs per decision."""
-        reqs = np.ascontiguousarray(reqs, np.int64)
-        out_row = np.zeros(len(reqs), np.int64)
-        out_task = np.zeros(len(reqs), np.int64)
-        self._fn["run"](*self._args(), rng, reqs, np.ascontiguousarray(us, np.float64), self.live, saturated, 0,
-                        0.0, out_row, out_task)
-        return out_row, out_task
+    def moved(self, row: int, group: str | None, delta: int) -> None:
+        """Row ``row``'s free columns were changed by the Python side (``delta`` tasks of ``group``)."""
+        if self.version != self.state.version:
+            return  # rebuilt before the next decision
+        g = self.groups.get(group, -1) if group is not None else -1
+        self.fn["relocate"](self.R, self.X, self.Z, row, g, delta)
 
-    @property
-    def running(self) -> int:
-        return int(self.M[2])
-
-    def decision(self, request: int, row_or_code: int, task: int) -> tuple[int | None, tuple[int, ...], str | None]:
-        """(row, chips, None) for a placement, (None, (), reason) for a failure, as the Python path says."""
-        if task >= 0:
-            chips = int(self.T[5, task])
-            return row_or_code, tuple(i for i in range(chips.bit_length()) if chips >> i & 1), None
-        if row_or_code <= -100:
-            return None, (), self.reasons_static[request]
-        return None, (), self.reasons[RESOURCE_STEPS[-1 - row_or_code]]
-
-    def is_empty(self) -> bool:
-        """No task running and every row back to its registered resources."""
-        return self.M[2] == 0 and bool((self.T[0, : self.M[3]] < 0).all())
+    def live_classes(self) -> int:
+        return int(self.X[1] - self.X[2])

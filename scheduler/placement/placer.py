@@ -21,19 +21,17 @@ import numpy as np
 from scheduler.ecs import cql
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
 from scheduler.errors import PlacementError, QueryError
-from scheduler.placement import devices, strategies
+from scheduler.placement import devices, kernel, strategies
 from scheduler.placement.columns import ClassView, RowView
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.filters import EVENT_PHRASES, REASONS, Request
 from scheduler.placement.filters.pipeline import ResourcePass, StaticPass, run_resources, run_static
-from scheduler.placement.filters.resources import enis_taken, gpus_taken
+from scheduler.placement.filters.resources import RESOURCES, enis_taken, gpus_taken
+from scheduler.placement.filters.static import PER_INSTANCE_SUBJECTS
 from scheduler.placement.results import Explanation, Failure, Placement, Step
 from scheduler.placement.state import LAUNCH_CODES, Allocation, ClusterState, chips_of
 
 MAX_CONSTRAINTS = 10
-# Query subjects that differ from one instance to the next even among identical ones: a constraint that
-# reads them cannot be answered per class of identical instances.
-PER_INSTANCE_SUBJECTS = frozenset({"ec2InstanceId", "registeredAt"})
 
 __all__ = ["EVENT_PHRASES", "MAX_CONSTRAINTS", "REASONS", "Placer", "strategies_narrow"]
 
@@ -42,14 +40,136 @@ class Placer:
     """Places tasks on one ClusterState and releases them."""
 
     def __init__(self, state: ClusterState, *, device_mode: DeviceMode | str = DeviceMode.AWARE,
-                 cql_options: cql.CqlOptions | None = None, by_class: bool = True) -> None:
+                 cql_options: cql.CqlOptions | None = None, by_class: bool = True,
+                 compiled: bool | str = "auto") -> None:
         self.state = state
         self.device_mode = DeviceMode(device_mode)
         self.cql_options = cql_options or cql.CqlOptions()
         # Decide over classes of identical instances where the request allows it (same decisions, fewer
         # rows to look at); False keeps every decision on the per-row path.
         self.by_class = by_class
+        # The compiled kernel (placement.kernel) decides the requests it supports: True always (numba
+        # required), False never, "auto" when numba is installed and its on-disk cache is warm or the
+        # cluster has at least kernel.AUTO_MIN_INSTANCES instances (a cold compile pays off only there).
+        if compiled not in (True, False, "auto"):
+            raise PlacementError(f"compiled must be True, False or 'auto', got {compiled!r}")
+        if compiled is True and not kernel.available():
+            raise ImportError(kernel.INSTALL_HINT)
+        self.compiled = compiled
         self._ids = count(1)
+        self._entries: dict[tuple, _Entry] = {}
+        self._keep: list[tuple] = []  # the arguments whose identities key ``_entries``
+        self._generation = -1
+        self._declined = -1  # the state version at which "auto" last declined the kernel
+
+    # ------------------------------------------------------------------ the compiled path
+    def live(self) -> kernel.LiveIndex | None:
+        """The compiled index this placer decides through now (built or rebuilt as needed), or None."""
+        st = self.state
+        if self.compiled is False or self.device_mode is not DeviceMode.AWARE or not self.by_class:
+            return None
+        live = st._live
+        if live is None:
+            if self._declined == st.version:
+                return None
+            if self.compiled == "auto" and not (kernel.available() and (
+                    len(st) >= kernel.AUTO_MIN_INSTANCES or kernel.cache_is_warm())):
+                self._declined = st.version
+                return None
+            live = kernel.LiveIndex(st)
+            st.attach(live)
+            if self.compiled == "auto" or self.compiled is True:
+                kernel.mark_warm()
+        elif live.version != st.version:
+            live.build()
+        if self._generation != live.generation:
+            self._entries.clear()
+            self._keep.clear()
+            self._generation = live.generation
+        return live
+
+    def prepared(self, spec: TaskSpec, every: tuple[Constraint, ...], chain: tuple[Strategy, ...], group: str,
+                 launch_type: str | None, cps: tuple[str, ...] | None) -> _Entry:
+        """A request as the compiled path decides it (cached until the instances change): its slot in the
+        kernel, or its static failure, or why the Python path decides it."""
+        key = (spec, every, chain, group, launch_type, cps)
+        hit = self._entries.get(key)
+        if hit is not None:
+            return hit
+        live = self.live()
+        entry = _Entry(spec)
+        if len(self._entries) > 4096:
+            self._entries.clear()
+            self._keep.clear()
+        self._entries[key] = entry
+        if live is None or self.device_mode is not DeviceMode.AWARE:
+            entry.why = "the Python path decides (no compiled index)"
+            return entry
+        if len(every) > MAX_CONSTRAINTS:
+            entry.why = "too many constraints: the Python path raises"
+            return entry
+        try:
+            kernel.check_supported(spec, every, chain)
+        except kernel.Unsupported as e:
+            entry.why = str(e)
+            return entry
+        request = self._class_request(spec, every, launch_type, cps)
+        if request is None:
+            entry.why = "a constraint answered per instance"
+            return entry
+        req = self._request(spec, group, every, launch_type, cps)
+        if request.static.failed is not None or len(self.state) == 0:
+            entry.failure = self._static_failure(req, request.static)
+            return entry
+        entry.slot = live.prepare(spec, request.sig_ok, chain, group)
+        entry.steps = request.static.steps()
+        entry.group = group
+        entry.gpus = spec.gpus if not (spec.gpus_all or spec.gpu_fraction) else -1
+        entry.enis = enis_taken(spec)
+        # the chips it takes: the ones it names, none, or (-1) every chip of the instance it lands on
+        entry.chips = {"manual": devices.request_mask(spec), "managed": -1}.get(spec.neuron_mode.value, 0)
+        entry.chip_ids = chips_of(entry.chips) if entry.chips > 0 else ()
+        entry.request = req
+        entry.resource_steps = [f.name for f in RESOURCES if f.applies(req)]
+        entry.cpu, entry.memory = spec.cpu, spec.memory
+        return entry
+
+    def _place_compiled(self, entry: _Entry, task_id: str | None, rng: np.random.Generator | None,
+                        live: kernel.LiveIndex) -> Placement | Failure:
+        st = self.state
+        if task_id is None:
+            task_id = f"task-{next(self._ids)}"
+        elif task_id in st.allocations:
+            raise PlacementError(f"task {task_id} already holds resources")
+        row = live.decide(entry.slot, rng)
+        if row < 0:
+            return self._compiled_failure(entry, live)
+        chips = entry.chips
+        chip_ids = entry.chip_ids
+        if chips < 0:  # NeuronDevice=ALL: every chip of the instance
+            chips = int(st._chips_all[row])
+            chip_ids = chips_of(chips)
+        gpus = entry.gpus if entry.gpus >= 0 else gpus_taken(entry.spec, int(st._gpu_reg[row]))
+        gpu_ids = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group,
+                            entry.enis).gpu_ids
+        return Placement(task_id, row, chip_ids, gpu_ids)
+
+    def _compiled_failure(self, entry: _Entry, live: kernel.LiveIndex) -> Failure:
+        """The Failure the Python pass gives, from the kernel's failure details."""
+        left, before, closest, lacks, (managed, neuron, present, free) = live.failure()
+        req = entry.request
+        names = entry.resource_steps
+        steps = list(entry.steps)
+        failed = names[-1]
+        for name in names:
+            after = left[kernel.RESOURCE_STEPS.index(name)]
+            steps.append(Step(name, before, before - after))
+            if not after:
+                failed = name
+                break
+            before = after
+        shortage = devices.shortage_words(entry.spec, bool(managed), bool(neuron), present, free)
+        return self._failure(failed, req, steps, closest=(closest, tuple(lacks), None), shortage=shortage)
 
     # ------------------------------------------------------------------ public API
     def place(
@@ -71,6 +191,26 @@ class Placer:
         own; with no ``strategies`` the first feasible instance (lowest row) is taken. ``only`` (a boolean
         array of instance rows) restricts the candidates, as StartTask and daemon placement do.
         """
+        if only is None and self.compiled is not False:
+            live = self.live()
+            if live is not None:
+                # keyed by identity (the arguments are immutable tuples kept alive in ``_keep``), so that a
+                # repeated request costs one dict lookup, not a hash of the whole task definition
+                key = (id(spec), id(constraints), id(strategies), group, launch_type, id(capacity_providers))
+                entry = self._entries.get(key)
+                if entry is None:
+                    g = group or f"family:{spec.family}"
+                    cps = tuple(capacity_providers) if capacity_providers is not None else None
+                    entry = self.prepared(spec, spec.constraints + tuple(constraints), tuple(strategies), g,
+                                          launch_type, cps)
+                    if (type(constraints) is tuple and type(strategies) is tuple
+                            and type(capacity_providers) in (tuple, type(None))):
+                        self._entries[key] = entry
+                        self._keep.append((spec, constraints, strategies, capacity_providers))
+                if entry.slot >= 0:
+                    return self._place_compiled(entry, task_id, rng, live)
+                if entry.failure is not None:
+                    return entry.failure
         group = group or f"family:{spec.family}"
         every = spec.constraints + tuple(constraints)
         if len(every) > MAX_CONSTRAINTS:
@@ -229,10 +369,12 @@ class Placer:
         return self._failure(failed.name, req, steps + more, closest=(closest, lacks, rp.view.first[rp.items]))
 
     def _failure(self, name: str, req: Request, steps: list[Step], *,
-                 closest: tuple[int, tuple[str, ...], np.ndarray] | None = None) -> Failure:
+                 closest: tuple[int, tuple[str, ...], np.ndarray | None] | None = None,
+                 shortage: str | None = None) -> Failure:
         """The Failure for a decision that ran out of candidates at step ``name``; ``closest`` is the
-        nearest instance row, what it lacks, and the candidate rows before the resource steps. The words
-        name no instance: views add its identity (``Failure.instance`` is its row)."""
+        nearest instance row, what it lacks, and the candidate rows before the resource steps (or None
+        with ``shortage``, the Neuron step's words, already found). The words name no instance: views add
+        its identity (``Failure.instance`` is its row)."""
         st, spec, launch_type = self.state, req.spec, req.launch_type
         reason = REASONS.get(name, "RESOURCE:*")
         detail = ""
@@ -259,7 +401,7 @@ class Placer:
             event = (f"unable to place a task because no container instance met all of its requirements. "
                      f"The closest matching container-instance {phrase}.")
             if name == "neuron devices":
-                detail = devices.shortage_detail(st, spec, cand)
+                detail = shortage if cand is None else devices.shortage_detail(st, spec, cand)
             elif name == "gpu":
                 detail = _gpu_detail(spec)
             elif name == "eni":
@@ -298,6 +440,41 @@ class _ClassRequest:
     sig_ok: np.ndarray  # per signature, plus False for free class slots (index -1)
     managed: int        # eligible signatures that are Managed Instances: 0 none, 1 all, 2 some
     static: StaticPass  # the static steps' survivors over rows: the explanation's first steps
+
+
+class _Entry:
+    """One request as ``Placer.place`` met it (keyed by its arguments): a kernel slot (-1: none), or its
+    static failure, or why the Python path decides it; and what a placement takes."""
+
+    __slots__ = (
+        "chip_ids",
+        "chips",
+        "cpu",
+        "enis",
+        "failure",
+        "gpus",
+        "group",
+        "memory",
+        "request",
+        "resource_steps",
+        "slot",
+        "spec",
+        "steps",
+        "why",
+    )
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.slot = -1
+        self.failure: Failure | None = None
+        self.why = ""
+        self.steps: list[Step] = []
+        self.group = ""
+        self.gpus = self.enis = self.chips = 0
+        self.chip_ids: tuple[int, ...] = ()
+        self.request: Request | None = None
+        self.resource_steps: list[str] = []
+        self.cpu = self.memory = 0
 
 
 _CHAIN_BY_CLASS: dict[tuple[Strategy, ...], bool] = {}

@@ -93,12 +93,8 @@ class ClusterState:
         self.allocations: dict[str, Allocation] = {}
         self.version = 0  # bumped when instances or attributes change: static masks depend on it
         cap = self._cap
-        self._cpu_free = np.zeros(cap, np.int64)
-        self._mem_free = np.zeros(cap, np.int64)
-        self._gpu_free = np.zeros(cap, np.int64)
-        self._eni_free = np.zeros(cap, np.int64)
+        self._set_columns(np.zeros((7, cap), np.int64))
         self._eni_reg = np.zeros(cap, np.int64)
-        self._chips_free = np.zeros(cap, np.uint64)
         self._cpu_reg = np.zeros(cap, np.int64)
         self._mem_reg = np.zeros(cap, np.int64)
         self._gpu_reg = np.zeros(cap, np.int64)
@@ -123,6 +119,34 @@ class ClusterState:
         self._spread_counts: dict[str, dict[str, np.ndarray]] = {}  # group -> attribute -> tasks per value
         self._sig_codes: dict[str, np.ndarray] = {}
         self._classes: InstanceClasses | None = None
+        # The compiled kernel's index (kernel.LiveIndex) when a Placer decides in compiled code: told of
+        # every change to the free columns made here. While it is attached, the Python class index is
+        # brought up to date only when read (rows changed since are kept in ``_dirty``).
+        self._live = None
+        self._dirty: set[int] = set()
+
+    def _set_columns(self, block: np.ndarray) -> None:
+        """The free columns are rows of one int64 block, so that compiled code reads and writes them in
+        place: 0 and 6 belong to the kernel (signature, class slot), 1 CPU, 2 MiB, 3 GPUs, 4 ENI slots,
+        5 free chips (the bits of the uint64 mask)."""
+        self._cols = block
+        self._cpu_free, self._mem_free, self._gpu_free, self._eni_free = block[1], block[2], block[3], block[4]
+        self._chips_free = block[5].view(np.uint64)
+
+    def __getstate__(self) -> dict:
+        """Pickle and deepcopy: the free columns as one block (views are rebuilt), no compiled index
+        (a copy decides on the Python path until a Placer attaches a new one)."""
+        if self._classes is not None:
+            self.classes()  # bring the Python class index up to date first
+        state = dict(self.__dict__)
+        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_chips_free"):
+            state.pop(name)
+        state["_live"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._set_columns(self._cols)
 
     # ---------------------------------------------------------------- size and views
     def __len__(self) -> int:
@@ -202,7 +226,10 @@ class ClusterState:
     # ---------------------------------------------------------------- membership
     def _grow(self) -> None:
         new = self._cap * 2
-        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_eni_reg", "_chips_free", "_cpu_reg",
+        block = np.zeros((self._cols.shape[0], new), np.int64)
+        block[:, : self._cap] = self._cols
+        self._set_columns(block)
+        for name in ("_eni_reg", "_cpu_reg",
                      "_mem_reg", "_gpu_reg", "_chips_all", "_n_chips", "_launch", "_type_code", "_active",
                      "_connected", "_running", "_registered_at"):
             old = getattr(self, name)
@@ -381,18 +408,33 @@ class ClusterState:
         """Take resources on one instance for a task. The caller has checked feasibility."""
         if task_id in self.allocations:
             raise PlacementError(f"task {task_id} already holds resources")
-        inst = self.instance(index)
-        if gpus:
-            gpu_ids = tuple(inst.free_gpu_ids[:gpus])
-            del inst.free_gpu_ids[:gpus]
-        else:
-            gpu_ids = ()
+        self.instance(index)
         self._cpu_free[index] -= cpu
         self._mem_free[index] -= memory
         self._gpu_free[index] -= gpus
         self._eni_free[index] -= enis
         if chips:
             self._chips_free[index] &= np.uint64(~chips & 0xFFFFFFFFFFFFFFFF)
+        alloc = self.record(task_id, index, cpu, memory, gpus, chips, tcp_ports, udp_ports, group, enis)
+        if self._live is not None:
+            self._live.moved(index, group, 1)
+        if self._classes is not None:
+            if self._live is not None:
+                self._dirty.add(index)
+            else:
+                self._classes.shift_row(index, -cpu, -memory, -gpus, chips, 0, bool(tcp_ports or udp_ports), -enis)
+        return alloc
+
+    def record(self, task_id: str, index: int, cpu: int, memory: int, gpus: int, chips: int,
+               tcp_ports: tuple[int, ...], udp_ports: tuple[int, ...], group: str | None, enis: int) -> Allocation:
+        """Everything ``reserve`` does but the free columns: the compiled kernel has taken those in place."""
+        inst = self.instances[index]
+        if gpus:
+            gpu_ids = tuple(inst.free_gpu_ids[:gpus])
+            del inst.free_gpu_ids[:gpus]
+        else:
+            gpu_ids = ()
+        if chips:
             for c in _bits(chips):
                 inst.chip_holders[c] = task_id
         for port in tcp_ports:
@@ -415,8 +457,8 @@ class ClusterState:
         alloc = Allocation(task_id, index, cpu, memory, gpu_ids, chips, tuple(tcp_ports),
                            tuple(udp_ports), group, enis)
         self.allocations[task_id] = alloc
-        if self._classes is not None:
-            self._classes.shift_row(index, -cpu, -memory, -gpus, chips, 0, bool(tcp_ports or udp_ports), -enis)
+        if self._live is not None:
+            self._dirty.add(index)
         return alloc
 
     def free(self, task_id: str) -> Allocation:
@@ -452,7 +494,10 @@ class ClusterState:
                     per_value[self._codes_cache[attribute][0][i]] -= 1
         self._running[i] -= 1
         inst.tasks.discard(task_id)
-        if self._classes is not None:
+        if self._live is not None:
+            self._live.moved(i, alloc.group, -1)
+            self._dirty.add(i)
+        elif self._classes is not None:
             self._classes.shift_row(i, alloc.cpu, alloc.memory, len(alloc.gpu_ids), 0, alloc.chips,
                                     bool(alloc.tcp_ports or alloc.udp_ports), alloc.enis)
         return alloc
@@ -503,7 +548,20 @@ class ClusterState:
         """The index of interchangeable instances, built on first use and kept up to date after."""
         if self._classes is None:
             self._classes = InstanceClasses(self)
+            self._dirty.clear()
+        elif self._dirty:
+            for i in sorted(self._dirty):
+                self._classes.update_row(i, True)
+            self._dirty.clear()
         return self._classes
+
+    def attach(self, live) -> None:
+        """Let a compiled index (``kernel.LiveIndex``) follow every change to the free columns (None:
+        detach; the Python class index is then brought up to date)."""
+        if live is None and self._live is not None:
+            self._live = None
+            self.classes()
+        self._live = live
 
     def subject_column(self, subject: str) -> np.ndarray:
         if subject == "runningTasksCount":

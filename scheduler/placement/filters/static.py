@@ -14,6 +14,10 @@ from scheduler.errors import PlacementError
 from scheduler.placement.filters.base import Filter, Request, always
 from scheduler.placement.state import LAUNCH_CODES
 
+# Query subjects that differ from one instance to the next even among identical ones: a constraint that
+# reads them cannot be answered per class of identical instances (nor by the compiled kernel).
+PER_INSTANCE_SUBJECTS = frozenset({"ec2InstanceId", "registeredAt"})
+
 
 def launch_type_mask(req: Request, _: Constraint | None = None) -> np.ndarray:
     """Instances of a launch type the task allows (or the one asked for), and of the capacity providers."""

@@ -1,0 +1,85 @@
+"""A fixed set of requests decided as one stream of place and release in compiled code: the benchmark's
+figure (a), the simulation's shape of decisions without Python between them. The same kernel and index as
+``Placer(compiled=True)`` (``placement.kernel``), from the same seeds, so its decisions can be compared one
+by one with the public API's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scheduler.placement.filters import REASONS
+from scheduler.placement.kernel import RESOURCE_STEPS, Unsupported, generator_addresses
+from scheduler.placement.placer import Placer
+
+
+class CompiledStream:
+    """A cluster (with no task yet) and a fixed set of requests, decided as one stream in compiled code.
+
+    ``requests`` are (spec, constraints, strategies) triples; a request's group is ``family:<family>``.
+    ``fill`` and ``churn`` run the benchmark's two phases in compiled code; ``decision`` gives an outcome
+    in the Python path's comparable form (row, chips) or the failure reason.
+    """
+
+    def __init__(self, state, requests, *, max_tasks: int | None = None) -> None:
+        if state.allocations:
+            raise Unsupported("the stream starts from a cluster that runs no task")
+        placer = Placer(state, compiled=True)
+        self.index = placer.live()
+        self.slots: list[int] = []
+        self.reasons_static: list[str] = []
+        for spec, constraints, chain in requests:
+            entry = placer.prepared(spec, tuple(constraints), tuple(chain), f"family:{spec.family}", None, None)
+            if entry.failure is None and entry.slot < 0:
+                raise Unsupported(entry.why)
+            self.slots.append(entry.slot)
+            self.reasons_static.append(entry.failure.reason if entry.failure is not None else "")
+        self.max_tasks = max_tasks or 1 << 20
+        self.T = np.zeros((7, self.max_tasks + 1), np.int64)
+        self.live = np.zeros(self.max_tasks, np.int64)
+        self.reasons = REASONS
+        self._fn = self.index.fn
+
+    def _ids(self, reqs: np.ndarray) -> np.ndarray:
+        slots = np.array(self.slots, np.int64)
+        return np.ascontiguousarray(slots[np.asarray(reqs, np.int64)], np.int64)
+
+    def _run(self, reqs, us, rng, saturated, window, fail_share):
+        reqs = np.asarray(reqs, np.int64)
+        out_row = np.zeros(len(reqs), np.int64)
+        out_task = np.zeros(len(reqs), np.int64)
+        st, fn = generator_addresses(rng)
+        ix = self.index
+        done = self._fn["run"](ix.R, ix.X, ix.Z, self.T, self.live, self._ids(reqs), us, saturated, window,
+                               fail_share, out_row, out_task, st, fn)
+        return int(done), out_row[:done], out_task[:done]
+
+    def fill(self, reqs: np.ndarray, rng: np.random.Generator, window: int = 500,
+             fail_share: float = 0.5) -> tuple[int, np.ndarray, np.ndarray]:
+        """Place ``reqs`` until more than ``fail_share`` of the last ``window`` failed (the benchmark's
+        saturation); returns how many were decided and their (row or -1, task slot) outputs."""
+        return self._run(reqs, np.zeros(len(reqs)), rng, -1, window, fail_share)
+
+    def churn(self, reqs: np.ndarray, us: np.ndarray, rng: np.random.Generator,
+              saturated: int) -> tuple[np.ndarray, np.ndarray]:
+        """Release a random live task (at fraction ``us[i]`` of the live list) while ``saturated`` run,
+        then place ``reqs[i]``; the outputs per decision."""
+        _, rows, tasks = self._run(reqs, np.ascontiguousarray(us, np.float64), rng, saturated, 0, 0.0)
+        return rows, tasks
+
+    @property
+    def running(self) -> int:
+        return int(self.T[0, -1])
+
+    def decision(self, request: int, row: int, task: int) -> tuple[int | None, tuple[int, ...], str | None]:
+        """(row, chips, None) for a placement, (None, (), reason) for a failure, as the Python path says."""
+        if task >= 0:
+            chips = int(self.T[5, task])
+            return row, tuple(i for i in range(chips.bit_length()) if chips >> i & 1), None
+        if task <= -100:
+            return None, (), self.reasons_static[request]
+        return None, (), self.reasons[RESOURCE_STEPS[-1 - task]]
+
+    def is_empty(self) -> bool:
+        """No task running and every row back to its registered resources."""
+        return self.running == 0 and self.index.state.is_empty()
