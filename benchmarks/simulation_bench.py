@@ -30,15 +30,22 @@ from typing import Any
 import numpy as np
 import simpy
 
-SCENARIO = Path(__file__).with_name("simulation.yaml")
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = "benchmarks/simulation.yaml"  # relative to the project root, so results.json names no machine path
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
     duration: str = "1d"  # 1d gives about 1,000,000 tasks
     fleet_scale: float = 1.0  # multiplies every fleet's count (tests shrink the cluster)
-    scenario: str = str(SCENARIO)
+    scenario: str = SCENARIO
     profile_duration: str | None = "30m"  # a second, profiled run of this length: own time by area
+
+
+def scenario_path(config: SimulationConfig) -> Path:
+    """The benchmark's scenario file: ``config.scenario`` as given, or under the project root if relative."""
+    path = Path(config.scenario)
+    return path if path.is_absolute() else ROOT / path
 
 
 AREAS = (
@@ -96,7 +103,7 @@ def _overrides(config: SimulationConfig, duration: str) -> dict[str, object]:
     if config.fleet_scale != 1.0:
         import yaml
 
-        fleets = yaml.safe_load(Path(config.scenario).read_text())["cluster"]["fleets"]
+        fleets = yaml.safe_load(scenario_path(config).read_text())["cluster"]["fleets"]
         for k, fleet in enumerate(fleets):
             overrides[f"cluster.fleets.{k}.count"] = max(1, round(fleet["count"] * config.fleet_scale))
     return overrides
@@ -110,7 +117,7 @@ def profile_by_area(config: SimulationConfig, duration: str) -> dict[str, float]
     from scheduler.scenario import load_scenario
     from scheduler.sim.engine import Simulation
 
-    loaded = load_scenario(config.scenario, overrides=_overrides(config, duration))
+    loaded = load_scenario(scenario_path(config), overrides=_overrides(config, duration))
     with tempfile.TemporaryDirectory() as tmp:
         sim = Simulation(loaded, task_sink=Path(tmp) / "tasks.parquet")
         prof = cProfile.Profile()
@@ -133,7 +140,7 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     from scheduler.sim.engine import Simulation
 
     t0 = time.perf_counter()
-    loaded = load_scenario(config.scenario, overrides=_overrides(config, config.duration))
+    loaded = load_scenario(scenario_path(config), overrides=_overrides(config, config.duration))
     load_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "tasks.parquet"
