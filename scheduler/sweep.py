@@ -197,11 +197,13 @@ def run_one(scenario: Mapping[str, Any], run: Run, until: float | None = None) -
 def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The flat, tabular part of a run summary: numbers as numbers, breakdowns as JSON text.
 
-    ``tasks_failed`` (reason -> count) becomes its total, with the breakdown in ``tasks_failed_by_reason``;
-    ``service_shortfall_task_hours`` likewise (``..._by_service``); ``faults`` become ``faults_<name>`` numbers;
-    each workload's figures (``workloads``) become ``<metric>[<workload>]`` numbers (None where a figure is,
-    such as a wait when no task had one, which the runs table reads as NaN; ``shortfall_task_hours[...]``
-    only for REPLICA services).
+    Every column is a plain number (no JSON text): ``tasks_failed`` (reason -> count) becomes its total plus
+    one ``tasks_failed:<reason>`` column per reason; ``service_shortfall_task_hours`` likewise (its total, and
+    ``service_shortfall_task_hours:<service>``), as does every other breakdown (``cost_usd_by_type`` ->
+    ``cost_usd_by_type:<type>``); ``faults`` become ``faults_<name>`` numbers; each workload's figures
+    (``workloads``) become ``<metric>[<workload>]`` numbers (None where a figure is, such as a wait when no
+    task had one, which the runs table reads as NaN; ``shortfall_task_hours[...]`` only for REPLICA
+    services), its failures by reason ``tasks_failed:<reason>[<workload>]``.
     """
     row: dict[str, Any] = {}
     for key, value in summary.items():
@@ -209,10 +211,10 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if key == "tasks_failed" and isinstance(value, Mapping):
             row["tasks_failed"] = int(sum(value.values()))
-            row["tasks_failed_by_reason"] = json.dumps(dict(value), sort_keys=True)
+            row.update(_breakdown(key, value))
         elif key == "service_shortfall_task_hours" and isinstance(value, Mapping):
             row[key] = round(float(sum(value.values())), 6)
-            row[f"{key}_by_service"] = json.dumps(dict(value), sort_keys=True)
+            row.update(_breakdown(key, value))
         elif key == "faults" and isinstance(value, Mapping):
             row.update({f"faults_{name}": n for name, n in value.items()})
         elif key == "workloads" and isinstance(value, Mapping):
@@ -223,11 +225,20 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
                     if metric == "shortfall_task_hours" and figures.get("kind") != "service":
                         continue  # only a REPLICA service has a desired count to fall short of
                     row[workload_column(metric, workload)] = figures.get(metric)
+                for reason, n in (figures.get("tasks_failed_by_reason") or {}).items():
+                    row[workload_column(f"tasks_failed:{reason}", workload)] = n
         elif isinstance(value, bool) or value is None or isinstance(value, int | float):
             row[key] = value
         elif isinstance(value, Mapping):
-            row[key] = json.dumps(dict(value), sort_keys=True, default=str)
+            row.update(_breakdown(key, value))
     return row
+
+
+def _breakdown(key: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary breakdown (name -> number) as plain numeric columns ``<key>:<name>``; anything that is not a
+    number (a nested mapping) is left out of the table (it stays in each run's summary)."""
+    return {f"{key}:{name}": n for name, n in sorted(value.items())
+            if isinstance(n, int | float) and not isinstance(n, bool)}
 
 
 def _one_line(exc: BaseException) -> str:
