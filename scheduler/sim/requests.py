@@ -20,8 +20,9 @@ holds (connection draining) and takes no new ones.
 
 How it is driven
 ----------------
-One compact event loop (arrivals and slot completions, a heap of completions; no simpy process per
-request) advanced by the engine to the current time before every change of the task set
+One compact event loop over arrays (arrivals and slot completions, a heap of completions; no simpy
+process per request; :mod:`scheduler.sim.request_loop`, compiled by numba when installed), advanced by
+the engine to the current time before every change of the task set
 (:meth:`ServiceRequests.add_task`, :meth:`ServiceRequests.remove_task`) and at every metric period
 (:meth:`ServiceRequests.period`). Everything random (arrival times, sizes) is drawn before the run from a
 seeded generator, so a run is deterministic. Results are per-request arrays (wait, task), read with
@@ -30,16 +31,15 @@ seeded generator, so a run is deterministic. Results are per-request arrays (wai
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from scheduler.sim import request_loop as loop
+
 Routing = Literal["least_outstanding_requests", "round_robin"]
-_GONE = 1 << 40  # the outstanding count of a task that stopped: never the least, never has a free slot
 
 
 @dataclass(frozen=True)
@@ -105,45 +105,49 @@ class PeriodLoad:
 
 
 class ServiceRequests:
-    """The load balancer, queue and task slots of one service (see the module docstring)."""
+    """The load balancer, queue and task slots of one service (see the module docstring). The loop itself
+    is :mod:`scheduler.sim.request_loop` (compiled when numba is installed)."""
 
-    def __init__(self, config: RequestConfig, load: RequestLoad) -> None:
+    def __init__(self, config: RequestConfig, load: RequestLoad, *, compiled: bool = True) -> None:
         self.config = config
         self.load = load
         n = len(load)
-        self._arrival = load.arrival.tolist()
-        self._service = load.service_time.tolist()
-        self.wait = np.full(n, np.nan)             # seconds from arrival to a slot; NaN: not served
-        self.task = np.full(n, -1, dtype=np.int32)  # the task (index into task_ids) that served it
-        self.dropped_queue_full = 0
-        self.dropped_timeout = 0
+        self._arrival = np.ascontiguousarray(load.arrival, dtype=float)
+        self._service = np.ascontiguousarray(load.service_time, dtype=float)
+        self.wait = np.full(n, np.nan)                    # seconds from arrival to a slot; NaN: not served
+        self.task = np.full(n, -1, dtype=np.int64)        # the task (index into task_ids) that served it
         self.task_ids: list[str] = []  # every task that ever took requests, in the order it became RUNNING
-        self._next = 0                 # the next request to arrive
-        self._queue: deque[int] = deque()
-        self._completions: list[tuple[float, int, int]] = []  # (finish, slot position, request)
-        self._out: list[int] = []      # per position: requests in flight, or _GONE
-        self._id_of: list[int] = []    # per position: index into task_ids
+        self._advance, self._serve = loop.functions() if compiled else loop.python_functions()
+        self._out = np.zeros(8, dtype=np.int64)
+        self._id_of = np.zeros(8, dtype=np.int64)
+        slots = 8 * config.concurrency
+        self._ht, self._hp, self._hj = np.zeros(slots), np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64)
+        queue = n if config.queue_limit is None else min(n, config.queue_limit)
+        self._qbuf = np.zeros(max(queue, 1), dtype=np.int64)
+        self._ints = np.zeros(loop.N_INTS, dtype=np.int64)
+        self._floats = np.zeros(loop.N_FLOATS)
         self._position: dict[str, int] = {}
-        self._alive = 0
-        self._rr = 0
-        self._clock = 0.0
-        self._busy = 0
-        self._busy_integral = 0.0
-        self._task_integral = 0.0
-        self._arrived = 0
-        self._response = 0.0
-        self._finished = 0
+        self._limit = -1 if config.queue_limit is None else int(config.queue_limit)
+        self._timeout = math.inf if config.timeout is None else float(config.timeout)
+        self._lor = config.routing == "least_outstanding_requests"
+        self._last_period = {"arrived": 0, "finished": 0, "busy": 0.0, "tasks": 0.0, "response": 0.0}
 
     # ------------------------------------------------------------------ the task set
     def add_task(self, t: float, task_id: str) -> None:
         """A task became RUNNING at ``t``: it takes requests, starting with any that wait."""
         self.advance(t)
-        self._position[task_id] = len(self._out)
-        self._out.append(0)
-        self._id_of.append(len(self.task_ids))
+        ints = self._ints
+        position = int(ints[loop.I_NPOS])
+        if position == len(self._out):
+            self._grow()
+        self._position[task_id] = position
+        self._out[position] = 0
+        self._id_of[position] = len(self.task_ids)
         self.task_ids.append(task_id)
-        self._alive += 1
-        self._serve_queue(t, len(self._out) - 1)
+        ints[loop.I_NPOS] += 1
+        ints[loop.I_ALIVE] += 1
+        self._serve(t, position, self._arrival, self._service, self.wait, self.task, self._out, self._id_of,
+                    self._ht, self._hp, self._hj, self._qbuf, ints, self.config.concurrency, self._timeout)
 
     def remove_task(self, t: float, task_id: str) -> None:
         """A task left RUNNING at ``t``: it takes no more requests (those it holds finish)."""
@@ -151,123 +155,59 @@ class ServiceRequests:
         if position is None:
             return
         self.advance(t)
-        self._out[position] += _GONE
-        self._alive -= 1
-        if len(self._out) > 2 * self._alive + 16:
+        self._out[position] += loop.GONE
+        self._ints[loop.I_ALIVE] -= 1
+        if self._ints[loop.I_NPOS] > 2 * self._ints[loop.I_ALIVE] + 16:
             self._compact()
 
     @property
     def running(self) -> int:
-        return self._alive
+        return int(self._ints[loop.I_ALIVE])
+
+    def _grow(self) -> None:
+        size = 2 * len(self._out)
+        self._out = np.concatenate([self._out, np.zeros(size - len(self._out), dtype=np.int64)])
+        self._id_of = np.concatenate([self._id_of, np.zeros(size - len(self._id_of), dtype=np.int64)])
+        slots = size * self.config.concurrency
+        extra = slots - len(self._ht)
+        self._ht = np.concatenate([self._ht, np.zeros(extra)])
+        self._hp = np.concatenate([self._hp, np.zeros(extra, dtype=np.int64)])
+        self._hj = np.concatenate([self._hj, np.zeros(extra, dtype=np.int64)])
+
+    def _compact(self) -> None:
+        """Forget stopped tasks with nothing in flight, so routing scans only the others (positions
+        renumbered in the same order, so least-outstanding ties still go to the longest RUNNING)."""
+        npos = int(self._ints[loop.I_NPOS])
+        out = self._out[:npos]
+        keep = np.flatnonzero(out != loop.GONE)
+        new = np.full(npos, -1, dtype=np.int64)
+        new[keep] = np.arange(len(keep))
+        self._out[:len(keep)] = out[keep]
+        self._id_of[:len(keep)] = self._id_of[:npos][keep]
+        size = int(self._ints[loop.I_HSIZE])
+        self._hp[:size] = new[self._hp[:size]]  # the heap order (time, request) is unchanged
+        self._position = {tid: int(new[p]) for tid, p in self._position.items()}
+        self._ints[loop.I_NPOS] = len(keep)
+        self._ints[loop.I_RR] = 0
 
     # ------------------------------------------------------------------ the event loop
     def advance(self, until: float) -> None:
-        """Play arrivals and completions up to ``until`` (events at ``until`` itself are left for later)."""
-        arrival, service = self._arrival, self._service
-        completions, out, queue = self._completions, self._out, self._queue
-        n = len(arrival)
-        cap = self.config.concurrency
-        limit = self.config.queue_limit
-        timeout = self.config.timeout
-        lor = self.config.routing == "least_outstanding_requests"
-        i = self._next
-        clock, busy = self._clock, self._busy
-        busy_integral = self._busy_integral
-        wait, task, id_of = self.wait, self.task, self._id_of
-        pop, push = heapq.heappop, heapq.heappush
-        while True:
-            ta = arrival[i] if i < n else math.inf
-            tc = completions[0][0] if completions else math.inf
-            if ta >= until and tc >= until:
-                break
-            if tc <= ta:  # a slot frees
-                t, position, j = pop(completions)
-                busy_integral += busy * (t - clock)
-                clock = t
-                busy -= 1
-                out[position] -= 1
-                self._response += t - arrival[j]
-                self._finished += 1
-                if queue and out[position] < cap:
-                    self._busy, self._clock = busy, clock
-                    self._serve_queue(t, position)
-                    busy = self._busy
-                continue
-            # a request arrives
-            busy_integral += busy * (ta - clock)
-            clock = ta
-            self._arrived += 1
-            if queue and timeout is not None:
-                while queue and ta - arrival[queue[0]] > timeout:
-                    queue.popleft()
-                    self.dropped_timeout += 1
-            if not queue and self._alive:
-                if lor:
-                    least = min(out)
-                    position = out.index(least) if least < cap else -1
-                else:
-                    position = self._round_robin()
-                if position >= 0:
-                    out[position] += 1
-                    busy += 1
-                    wait[i] = 0.0
-                    task[i] = id_of[position]
-                    push(completions, (ta + service[i], position, i))
-                    i += 1
-                    continue
-            if limit is not None and len(queue) >= limit:
-                self.dropped_queue_full += 1
-            else:
-                queue.append(i)
-            i += 1
-        busy_integral += busy * (until - clock) if until > clock and math.isfinite(until) else 0.0
-        self._task_integral += self._alive * (until - self._clock) if math.isfinite(until) else 0.0
-        self._next, self._busy, self._busy_integral = i, busy, busy_integral
-        if math.isfinite(until):
-            self._clock = max(clock, until)
-
-    def _serve_queue(self, t: float, position: int) -> None:
-        """Give the slots free on ``position`` at ``t`` to the requests at the head of the queue."""
-        queue, out, cap, timeout = self._queue, self._out, self.config.concurrency, self.config.timeout
-        arrival = self._arrival
-        while queue and out[position] < cap:
-            j = queue.popleft()
-            if timeout is not None and t - arrival[j] > timeout:
-                self.dropped_timeout += 1
-                continue
-            out[position] += 1
-            self._busy += 1
-            self.wait[j] = t - arrival[j]
-            self.task[j] = self._id_of[position]
-            heapq.heappush(self._completions, (t + self._service[j], position, j))
-
-    def _round_robin(self) -> int:
-        out, cap, m = self._out, self.config.concurrency, len(self._out)
-        for step in range(m):
-            position = (self._rr + step) % m
-            if out[position] < cap:
-                self._rr = position + 1
-                return position
-        return -1
-
-    def _compact(self) -> None:
-        """Forget stopped tasks with nothing in flight, so routing scans only live ones (positions renumbered)."""
-        keep = [p for p, n in enumerate(self._out) if n < _GONE or n > _GONE]
-        new = {old: k for k, old in enumerate(keep)}
-        self._out = [self._out[p] for p in keep]
-        self._id_of = [self._id_of[p] for p in keep]
-        self._completions = [(t, new[p], j) for t, p, j in self._completions]
-        heapq.heapify(self._completions)
-        self._position = {tid: new[p] for tid, p in self._position.items()}
-        self._rr = 0
+        """Play arrivals and completions before ``until`` (events at ``until`` itself are left for later)."""
+        self._advance(float(until), self._arrival, self._service, self.wait, self.task, self._out, self._id_of,
+                      self._ht, self._hp, self._hj, self._qbuf, self._ints, self._floats, self.config.concurrency,
+                      self._limit, self._timeout, self._lor)
 
     # ------------------------------------------------------------------ metrics
     def period(self, t: float) -> PeriodLoad:
         """Advance to ``t`` and return the figures since the previous call (one metric period)."""
         self.advance(t)
-        figures = PeriodLoad(self._arrived, self._busy_integral, self._task_integral, self._response, self._finished)
-        self._arrived, self._busy_integral, self._task_integral = 0, 0.0, 0.0
-        self._response, self._finished = 0.0, 0
+        ints, floats, last = self._ints, self._floats, self._last_period
+        now = {"arrived": int(ints[loop.I_ARRIVED]), "finished": int(ints[loop.I_FINISHED]),
+               "busy": float(floats[loop.F_BUSY_INTEGRAL]), "tasks": float(floats[loop.F_TASK_INTEGRAL]),
+               "response": float(floats[loop.F_RESPONSE])}
+        figures = PeriodLoad(now["arrived"] - last["arrived"], now["busy"] - last["busy"], now["tasks"] - last["tasks"],
+                             now["response"] - last["response"], now["finished"] - last["finished"])
+        self._last_period = now
         return figures
 
     def cpu_percent(self, figures: PeriodLoad) -> float:
@@ -280,7 +220,23 @@ class ServiceRequests:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return int(self._ints[loop.I_QLEN])
+
+    @property
+    def arrived(self) -> int:
+        return int(self._ints[loop.I_ARRIVED])
+
+    @property
+    def dropped_queue_full(self) -> int:
+        return int(self._ints[loop.I_DROP_QUEUE])
+
+    @property
+    def dropped_timeout(self) -> int:
+        return int(self._ints[loop.I_DROP_TIMEOUT])
+
+    def outstanding(self) -> dict[str, int]:
+        """Requests in flight per RUNNING task (for tests and reports)."""
+        return {tid: int(self._out[p]) for tid, p in self._position.items()}
 
     def latencies(self) -> dict[str, np.ndarray]:
         """Per served request: queueing time, time to first token and end-to-end latency (seconds)."""

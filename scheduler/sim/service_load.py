@@ -77,7 +77,7 @@ class ServiceLoad:
         r = self.requests
         served = r.latencies()
         tokens = float(served["output_tokens"].sum())
-        arrived = int(r._next)  # requests that arrived before the run ended
+        arrived = r.arrived  # requests that arrived before the run ended
         out.update({
             "requests_arrived": arrived,
             "requests_served": len(served["wait"]),
