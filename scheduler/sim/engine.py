@@ -405,8 +405,9 @@ class Simulation:
         if new is not None:
             decision = load.scaler.decisions[-1] if load.scaler is not None else None
             reason = decision.reason if decision is not None else ""
-            self.scaling_event(f"service:{svc.name}", "set_desired_count", new, reason, service=svc.name,
-                               old=svc.desired, policy=getattr(decision, "policy", ""))
+            self.recorder.scaling.append({"time": self.now, "capacity_provider": None, "service": svc.name,
+                                          "action": "set_desired_count", "count": new, "old": svc.desired,
+                                          "policy": getattr(decision, "policy", None), "reason": reason})
             self.recorder.event(self.now, "service", f"service {svc.name}: desired count {svc.desired} -> {new} "
                                 f"({reason})", service=svc.name)
             self._set_desired(svc, new)
