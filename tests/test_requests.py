@@ -19,6 +19,7 @@ from scheduler.scenario import load_scenario, scenario_from_mapping
 from scheduler.sim.autoscaling import LOW_ALARM_DATAPOINTS, METRIC_PERIOD_S
 from scheduler.sim.engine import Simulation
 from scheduler.sim.requests import RequestConfig, RequestLoad, ServiceRequests
+from scheduler.targets import TargetError, parse_target
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -238,3 +239,15 @@ def test_bad_request_input_is_one_line_exit_2(tmp_path: Path, change, expected: 
     assert "Traceback" not in proc.stderr and expected in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
     assert "workloads[0].requests" in proc.stderr or "workloads.0.requests" in proc.stderr
+
+
+def test_request_latency_is_a_per_service_target() -> None:
+    target = parse_target("latency_p99[chat]<2s, ttft_p95[chat] <= 500ms, cost_per_million_tokens[chat] < $3")
+    assert target.columns == ["latency_p99_s[chat]", "ttft_p95_s[chat]", "cost_per_million_tokens_usd[chat]"]
+    assert [c.value for c in target.conditions] == [2.0, 0.5, 3.0]
+    assert target.holds({"latency_p99_s[chat]": 1.9, "ttft_p95_s[chat]": 0.5, "cost_per_million_tokens_usd[chat]": 2})
+    assert not target.holds({"latency_p99_s[chat]": 2.1, "ttft_p95_s[chat]": 0.1,
+                             "cost_per_million_tokens_usd[chat]": 2})
+    for text in ("latency_p99<2s", "latency_p99_s < 2s"):
+        with pytest.raises(TargetError, match="name the service in brackets"):
+            parse_target(text)
