@@ -82,6 +82,8 @@ class ServiceRequestsModel(_Model):
     queue_limit: Int | None = Field(None, ge=0, le=MAX_QUEUE)
     timeout: Annotated[Duration, Field(gt=0, le=86400)] | None = None
     busy_cpu_percent: Annotated[Number, Field(gt=0, le=100)] = 100.0
+    start: Duration = Field(0, description="requests begin this long after the service starts (traffic is "
+                            "sent to a deployed service)")
 
     @model_validator(mode="after")
     def _sizes_only_when_generated(self) -> ServiceRequestsModel:

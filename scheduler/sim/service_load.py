@@ -121,7 +121,7 @@ def build(workload: Any, loaded: Any, rng: np.random.Generator, *, start: float,
     requests = None
     if block is not None:
         trace = (getattr(loaded, "request_traces", None) or {}).get(workload.name)
-        load = build_load(block, block.service_time_config(), rng, start=start, stop=stop, trace=trace)
+        load = build_load(block, block.service_time_config(), rng, start=start + block.start, stop=stop, trace=trace)
         requests = ServiceRequests(block.to_config(), load)
     scaler = ServiceScaler(workload.auto_scaling.to_config()) if workload.auto_scaling is not None else None
     return ServiceLoad(workload.name, requests, scaler)
