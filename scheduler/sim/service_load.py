@@ -99,16 +99,15 @@ class ServiceLoad:
         rows = [dict(row) for row in self.periods]
         if self.requests is None or not rows:
             return rows
-        served = self.requests.latencies()
+        served = self.requests.latencies()  # in arrival order
         ends = np.array([row["time"] for row in rows])
-        which = np.searchsorted(ends, served["arrival"], side="right")  # the period each arrival falls in
-        for k, row in enumerate(rows):
-            chosen = which == k
-            for key in ("e2e", "ttft"):
-                values = served[key][chosen]
-                for q in (50, 99):
-                    row[f"{'latency' if key == 'e2e' else 'ttft'}_p{q}_s"] = (
-                        float(np.percentile(values, q)) if len(values) else math.nan)
+        bounds = np.searchsorted(served["arrival"], ends, side="left")  # period k: arrivals in [end[k-1], end[k])
+        lows = np.concatenate([[0], bounds[:-1]])
+        for row, low, high in zip(rows, lows, bounds, strict=True):
+            for key, name in (("e2e", "latency"), ("ttft", "ttft")):
+                values = served[key][low:high]
+                p50, p99 = np.percentile(values, (50, 99)) if len(values) else (math.nan, math.nan)
+                row[f"{name}_p50_s"], row[f"{name}_p99_s"] = float(p50), float(p99)
         return rows
 
 
