@@ -1,10 +1,11 @@
-"""Generated arrival processes a scenario names: Poisson and diurnal (a sinusoidal Poisson rate). RunTask
+"""Generated arrival processes a scenario names: Poisson, diurnal (a sinusoidal Poisson rate) and bursty
+(a Poisson rate switching between a base and a burst level). RunTask
 workloads draw RunTask calls from them and services with ``requests:`` draw requests; how they play out
 over time is :mod:`scheduler.sim.workloads`'s (one definition of each process for both)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -45,3 +46,15 @@ class DiurnalArrivals(_Model):
     def rate_at(self, t: float) -> float:
         """The rate (per second) at ``t`` seconds into the run."""
         return diurnal_rate(t, self.peak_rate, self.trough_rate, self.peak_at, self.period)
+
+
+class BurstyArrivals(_Model):
+    """A Poisson process that switches between ``base_rate`` and ``burst_rate``: bursts last an exponential
+    time with mean ``mean_burst``, the quiet spells between them one with mean ``mean_gap`` (a two-state
+    Markov-modulated Poisson process); the run starts quiet."""
+
+    type: Literal["bursty"]
+    base_rate: RateOrZero
+    burst_rate: StepRate
+    mean_burst: Annotated[Duration, Field(gt=0)]
+    mean_gap: Annotated[Duration, Field(gt=0)]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from scheduler.scenario.arrivals import DiurnalArrivals, PoissonArrivals
+from scheduler.scenario.arrivals import BurstyArrivals, DiurnalArrivals, PoissonArrivals
 from scheduler.scenario.fields import Duration, Int, Number, _Model
 from scheduler.sim.requests import RequestConfig, ServiceTime
 
@@ -73,7 +73,7 @@ class SizeFreeServiceTime(_Model):
 class ServiceRequestsModel(_Model):
     """``requests:`` on a service: where requests come from and how the service's tasks serve them."""
 
-    arrivals: Annotated[PoissonArrivals | DiurnalArrivals | RequestTrace, Field(discriminator="type")]
+    arrivals: Annotated[PoissonArrivals | DiurnalArrivals | BurstyArrivals | RequestTrace, Field(discriminator="type")]
     sizes: TokenSizes = TokenSizes()
     service_time: Annotated[LLMServiceTime | SizeFreeServiceTime, Field(discriminator="type")] = LLMServiceTime(
         type="llm")

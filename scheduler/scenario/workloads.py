@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
-from scheduler.scenario.arrivals import DiurnalArrivals, PoissonArrivals, _not_above
+from scheduler.scenario.arrivals import BurstyArrivals, DiurnalArrivals, PoissonArrivals, _not_above
 from scheduler.scenario.autoscaling import ServiceAutoScaling
 from scheduler.scenario.fields import (
     Duration,
@@ -68,8 +68,8 @@ class TraceArrivals(_Model):
     task_definition_column: str = "task_definition"
 
 
-Arrivals = Annotated[PoissonArrivals | IntervalArrivals | DiurnalArrivals | OnceArrivals | TraceArrivals,
-                     Field(discriminator="type")]
+Arrivals = Annotated[PoissonArrivals | IntervalArrivals | DiurnalArrivals | OnceArrivals | TraceArrivals
+                     | BurstyArrivals, Field(discriminator="type")]
 
 
 # --- task durations ---------------------------------------------------------------------------------
