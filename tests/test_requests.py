@@ -264,3 +264,16 @@ def test_bursty_arrivals_keep_the_mean_rate_of_their_two_levels() -> None:
     assert len(times) / 200_000 == pytest.approx(expected, rel=0.05)
     per_minute = np.bincount((times // 60).astype(int))
     assert per_minute.var() > 5 * per_minute.mean()  # far burstier than Poisson (variance = mean)
+
+
+@pytest.mark.parametrize("drop", ["auto_scaling", "requests"])
+def test_device_sets_take_neither_requests_nor_auto_scaling(tmp_path: Path, drop: str) -> None:
+    from scheduler.errors import ScenarioError
+
+    data = step_scenario(tmp_path)
+    workload = data["workloads"][0]
+    workload["device_sets"] = "auto"
+    del workload[drop]
+    kept = "requests" if drop == "auto_scaling" else "auto_scaling"
+    with pytest.raises(ScenarioError, match=rf"workloads\[0\]\.{kept}: .*not modelled for a service split into device"):
+        scenario_from_mapping(data, path=tmp_path / "steps.yaml")
