@@ -3,7 +3,9 @@ healthy and maximum percent, draining that replaces first, rolling deployments, 
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler.catalog import default_catalog
 from scheduler.errors import ScenarioError
 from scheduler.scenario import load_scenario
+from scheduler.scenario.snapshot import read_snapshot
 from scheduler.sim.deployments import HEALTHY_AFTER_S
 from scheduler.sim.engine import Simulation
 from scheduler.sim.startup import IMAGE_CLEANUP_INTERVAL_S, TASK_CLEANUP_WAIT_S, ImageCache
@@ -348,3 +352,24 @@ def test_az_rebalancing_with_maximum_100_stops_first_within_minimum_healthy(tmp_
     # once the four first ran and were healthy, at least 3 (75 %) stayed healthy while they moved
     _, after_first = _levels(tasks, since=float(tasks["start"].min()) + HEALTHY_AFTER_S)
     assert after_first >= 3
+
+
+def test_the_pull_column_tells_cached_pulls_from_uncached(tmp_path: Path) -> None:
+    _, res = run(tmp_path, STARTUP)
+    pulls = res.tasks.sort_values("submit")["pull_s"].tolist()
+    assert pulls[0] == 90 and set(pulls[1:]) == {2}
+
+
+def test_a_snapshot_service_keeps_its_deployment_configuration(tmp_path: Path) -> None:
+    folder = tmp_path / "snap"
+    shutil.copytree(ROOT / "scenarios" / "snapshots" / "mixed-trn1-inf2", folder)
+    doc = json.loads((folder / "describe-services.json").read_text())
+    doc["services"][0]["deploymentConfiguration"] = {"minimumHealthyPercent": 50, "maximumPercent": 150}
+    doc["services"][0]["availabilityZoneRebalancing"] = "ENABLED"
+    doc["services"][1].pop("availabilityZoneRebalancing", None)
+    (folder / "describe-services.json").write_text(json.dumps(doc))
+    snapshot = read_snapshot(folder, default_catalog())
+    first, second = (s.workload for s in snapshot.services[:2])
+    assert (first["minimum_healthy_percent"], first["maximum_percent"]) == (50, 150)
+    assert first["availability_zone_rebalancing"] == "ENABLED"
+    assert second.get("availability_zone_rebalancing", "DISABLED") == "DISABLED"  # an existing service

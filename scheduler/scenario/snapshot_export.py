@@ -142,6 +142,11 @@ def _services(tasks: list[dict[str, Any]], scenario: Any, cluster_arn: str) -> l
                 constraints.append({"type": "distinctInstance"})
             if constraints:
                 service["placementConstraints"] = constraints
+            if getattr(workload, "healthy_bounds", None) is not None:
+                low, high = workload.healthy_bounds
+                service["deploymentConfiguration"] = {"minimumHealthyPercent": low, "maximumPercent": high}
+                if workload.scheduling_strategy != "DAEMON":
+                    service["availabilityZoneRebalancing"] = "ENABLED" if workload.rebalances else "DISABLED"
         out.append(service)
     return out
 

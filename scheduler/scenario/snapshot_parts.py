@@ -417,4 +417,15 @@ def read_service(file: str, path: str, svc: Mapping[str, Any], specs: Mapping[st
              "base": int(item.get("base", 0))} for item in svc["capacityProviderStrategy"]]
     elif svc.get("launchType") in ("EC2", "MANAGED_INSTANCES"):
         workload["launch_type"] = svc["launchType"]
+    config = svc.get("deploymentConfiguration")
+    for key, field_name in (("minimumHealthyPercent", "minimum_healthy_percent"),
+                            ("maximumPercent", "maximum_percent")):
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            workload[field_name] = value
+    if svc.get("schedulingStrategy") != "DAEMON":
+        # an existing service that never set it is treated as DISABLED (ECS, UpdateService)
+        rebalancing = svc.get("availabilityZoneRebalancing")
+        workload["availability_zone_rebalancing"] = rebalancing if rebalancing in ("ENABLED", "DISABLED") \
+            else "DISABLED"
     return SnapshotService(name, workload, f"{file}: {path}")

@@ -18,7 +18,9 @@ for REPLICA, 0/100 for DAEMON.
   to replace, if its RUNNING tasks differ by more than one between the zones where it can place, one task
   in the fullest zone retires and its replacement is placed in the emptiest, again within the bounds.
 
-Events in ``events.json`` use ECS's service-event words: ``(service X) has started 2 tasks: (task a)
+Events in ``events.json`` use ECS's service-event words (tasks started, or stopped, within a minute of
+the last such event share the next one, so a service that replaces tasks all day writes at most one a
+minute): ``(service X) has started 2 tasks: (task a)
 (task b).``, ``(service X) has stopped 1 running tasks: (task a).``, ``(service X) has reached a steady
 state.``, ``(service X) (deployment ecs-svc/N) deployment completed.``, and the documented AZ
 rebalancing messages.
@@ -44,6 +46,7 @@ RUNNING = "RUNNING"
 AZ_ATTRIBUTE = "attribute:ecs.availability-zone"
 MAX_CONSTRAINTS = 10  # per task, task definition and request together (ECS)
 STEADY_REPEAT_S = 6 * 3600.0  # ECS suppresses an identical service event for 6 hours
+EVENT_BATCH_S = 60.0          # tasks started (or stopped) within a minute share one event (our choice)
 HEALTHY_AFTER_S = 40.0  # no container health check: healthy 40 s after RUNNING (DeploymentConfiguration)
 
 
@@ -64,6 +67,7 @@ class Rollout:
     started: list[str] = field(default_factory=list)   # placed since the last event, one event per instant
     stopped: list[str] = field(default_factory=list)
     flush_scheduled: bool = False
+    flushed_at: float = -math.inf
     reconciling: bool = False  # inside reconcile: it settles once at its end
 
 
@@ -248,12 +252,13 @@ def _note(sim: Simulation, svc: Service, *, started: str | None = None, stopped:
         r.stopped.append(stopped)
     if not r.flush_scheduled:
         r.flush_scheduled = True
-        sim.at(sim.now, _flush, sim, svc)
+        sim.at(max(sim.now, r.flushed_at + EVENT_BATCH_S), _flush, sim, svc)
 
 
 def _flush(sim: Simulation, svc: Service) -> None:
     r = svc.rollout
     r.flush_scheduled = False
+    r.flushed_at = sim.now
     for verb, ids in (("started", r.started), ("stopped", r.stopped)):
         if ids:
             what = "tasks" if verb == "started" else "running tasks"

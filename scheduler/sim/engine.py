@@ -678,7 +678,8 @@ class Simulation:
             inst.availability_zone if inst else None, ",".join(map(str, task.chips)),
             None if start is None or task.seeded else start - task.created_at,
             placed or task.placed_at is not None,  # placed: given an instance, whether or not it then started
-            None if start is None or task.placed_at is None else start - task.placed_at)
+            None if start is None or task.placed_at is None else start - task.placed_at,
+            None if task.pull_stopped_at is None else task.pull_stopped_at - (task.pull_started_at or 0.0))
 
     def _starting(self, task: SimTask) -> str | None:
         """What a PENDING task is doing (its row's reason while it starts), None for any other task."""

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 TASK_COLUMNS = ("task_id", "family", "workload", "group", "launch_type", "capacity_provider", "submit",
                 "start", "end", "final_state", "stop_code", "stop_reason", "instance_id", "instance_type",
-                "availability_zone", "chips", "wait_s", "placed", "startup_s")
+                "availability_zone", "chips", "wait_s", "placed", "startup_s", "pull_s")
 
 RESOURCE_COLUMNS = ("chips_total", "chips_held", "chips_stranded", "cpu_total", "cpu_used", "memory_total",
                     "memory_used", "gpus_total", "gpus_used")
@@ -27,7 +27,7 @@ TIMELINE_COLUMNS = ("time", "instance_type", "capacity_provider", "instances", *
                     "running", "pending", "provisioning", "submitted", "stopped")
 
 
-_FLOAT_COLUMNS = ("submit", "start", "end", "wait_s", "startup_s")
+_FLOAT_COLUMNS = ("submit", "start", "end", "wait_s", "startup_s", "pull_s")
 TASK_SCHEMA = pa.schema([(c, pa.float64() if c in _FLOAT_COLUMNS else pa.bool_() if c == "placed" else pa.string())
                          for c in TASK_COLUMNS])
 CHUNK_ROWS = 100_000
