@@ -167,28 +167,21 @@ def compiled() -> bool:
 
 
 def functions() -> tuple[object, object]:
-    """``(advance, serve_queue)``: compiled when numba is installed, else these Python functions."""
+    """``(advance, serve_queue)``: compiled when numba is installed, else the Python functions above."""
     if not _compiled:
         if compiled():
             from numba import njit
+            from numba.extending import register_jitable
 
-            global _less, _swap, heap_push, heap_pop, serve_queue
-            cache = {"cache": True, "nogil": True}
-            _less = njit(**cache)(_less)
-            _swap = njit(**cache)(_swap)
-            heap_push = njit(**cache)(heap_push)
-            heap_pop = njit(**cache)(heap_pop)
-            serve_queue = njit(**cache)(serve_queue)
-            _compiled["advance"] = njit(**cache)(advance)
-            _compiled["serve_queue"] = serve_queue
+            for helper in (_less, _swap, heap_push, heap_pop, serve_queue):
+                register_jitable(helper)  # compiled inside compiled callers; still plain Python when called from Python
+            _compiled["advance"] = njit(cache=True, nogil=True)(advance)
+            _compiled["serve_queue"] = njit(cache=True, nogil=True)(serve_queue)
         else:
             _compiled["advance"], _compiled["serve_queue"] = advance, serve_queue
-    return _compiled["advance"], _compiled["serve_queue"]
+    return _compiled["advance"], _compiled["serve_queue"]  # type: ignore[return-value]
 
 
 def python_functions() -> tuple[object, object]:
-    """The uncompiled loop (the same code), for tests that compare the two."""
-    return _PY_ADVANCE, _PY_SERVE
-
-
-_PY_ADVANCE, _PY_SERVE = advance, serve_queue
+    """The uncompiled loop (the same code, every helper in Python), for tests that compare the two."""
+    return advance, serve_queue
