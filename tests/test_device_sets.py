@@ -307,6 +307,8 @@ def test_the_llama_example_is_short_and_shows_the_shortfall_at_12_inf2_not_at_14
     for count in (12, 14):
         res = Simulation(load_scenario(path, overrides={"cluster.fleets.0.count": count}), until=86400).run()
         short[count] = sum(res.summary["service_shortfall_task_hours"].values())
+        # the workload's own figure totals its blocks' services: what `shortfall[llama]` targets read
+        assert res.summary["workloads"]["llama"]["shortfall_task_hours"] == pytest.approx(short[count], abs=1e-5)
     assert short[12] > 1.0
     assert short[14] == 0.0
 
