@@ -44,7 +44,21 @@ METRICS: dict[str, tuple[str, str]] = {
     "startup_p95_s": ("p95 start-up", "s"),
     "startup_p99_s": ("p99 start-up", "s"),
     "startup_max_s": ("longest start-up", "s"),
+    **{f"{kind}_{q}_s": (f"{q} {label}", "s") for kind, label in (("latency", "request latency"),
+                                                                  ("ttft", "time to first token"),
+                                                                  ("queue_wait", "request queueing time"))
+       for q in ("p50", "p95", "p99", "max")},
+    "requests_dropped": ("requests dropped", "count"),
+    "requests_served": ("requests served", "count"),
+    "output_tokens_per_second": ("output tokens per second", "count"),
+    "requests_per_instance_hour": ("requests per instance-hour", "count"),
+    "cost_per_million_tokens_usd": ("cost per million output tokens", "USD"),
 }
+# Figures of a service's requests (summary.json workloads.<service>): per workload only.
+REQUEST_METRICS = (*(f"{kind}_{q}_s" for kind in ("latency", "ttft", "queue_wait") for q in ("p50", "p95", "p99",
+                                                                                               "max")),
+                   "requests_dropped", "requests_served", "output_tokens_per_second", "requests_per_instance_hour",
+                   "cost_per_million_tokens_usd")
 
 # The per-workload figures of ``summary.json``'s ``workloads`` that are numbers: in sweep tables they are
 # flat columns named ``<metric>[<workload>]`` (``wait_p99_s[llama]``), see workload_column.
@@ -52,7 +66,7 @@ WORKLOAD_METRICS = ("tasks_submitted", "tasks_placed", "tasks_started", "tasks_w
                     "tasks_starting_at_end", "tasks_stopped_before_start", "wait_p50_s", "wait_p95_s",
                     "wait_p99_s", "wait_max_s",
                     "startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s", "shortfall_task_hours",
-                    "tasks_failed")
+                    "tasks_failed", *REQUEST_METRICS)
 # (key, column heading, unit): the terminal's and the report's per-workload table
 WORKLOAD_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_submitted", "tasks", ""),

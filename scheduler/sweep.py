@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.errors import NeuronSimError, ScenarioError, install_command, show_value
-from scheduler.readable import WORKLOAD_METRICS, split_workload_column, workload_column
+from scheduler.readable import REQUEST_METRICS, WORKLOAD_METRICS, split_workload_column, workload_column
 
 if TYPE_CHECKING:
     from scheduler.targets import Target
@@ -224,6 +224,8 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
                 for metric in WORKLOAD_METRICS:
                     if metric == "shortfall_task_hours" and figures.get("kind") != "service":
                         continue  # only a REPLICA service has a desired count to fall short of
+                    if metric in REQUEST_METRICS and metric not in figures:
+                        continue  # only a service with requests has request figures
                     row[workload_column(metric, workload)] = figures.get(metric)
                 for reason, n in (figures.get("tasks_failed_by_reason") or {}).items():
                     row[workload_column(f"tasks_failed:{reason}", workload)] = n

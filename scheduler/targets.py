@@ -27,13 +27,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scheduler.errors import NeuronSimError, show_value
-from scheduler.readable import METRICS, WORKLOAD_METRICS, metric_unit, workload_column
+from scheduler.readable import METRICS, REQUEST_METRICS, WORKLOAD_METRICS, metric_unit, workload_column
 from scheduler.units import parse_duration
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt}
 # short name -> (cluster-wide column, per-workload metric or None when there is none per workload)
-ALIASES: dict[str, tuple[str, str | None]] = {
+ALIASES: dict[str, tuple[str | None, str | None]] = {
     **{f"wait_{q}": (f"wait_{q}_s", f"wait_{q}_s") for q in ("p50", "p95", "p99", "max")},
     **{f"startup_{q}": (f"startup_{q}_s", f"startup_{q}_s") for q in ("p50", "p95", "p99", "max")},
     "shortfall": ("service_shortfall_task_hours", "shortfall_task_hours"),
@@ -41,6 +41,11 @@ ALIASES: dict[str, tuple[str, str | None]] = {
     "waiting": ("tasks_waiting_at_end", "tasks_waiting_at_end"),
     "cost": ("cost_usd", None),
     "utilization": ("chip_utilization", None),
+    # a service's requests: per workload only (latency_p99[chat] < 2s)
+    **{f"{kind}_{q}": (None, f"{kind}_{q}_s") for kind in ("latency", "ttft", "queue_wait")
+       for q in ("p50", "p95", "p99", "max")},
+    "dropped": (None, "requests_dropped"),
+    "cost_per_million_tokens": (None, "cost_per_million_tokens_usd"),
 }
 _CONDITION = re.compile(r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\[\s*(?P<workload>[^\]]*?)\s*\])?\s*"
                         r"(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\S.*?)\s*$")
@@ -156,7 +161,11 @@ def _condition(part: str, where: str) -> Condition:
 def _metric(name: str, workload: str | None, shown: str, where: str) -> str:
     if name in ALIASES:
         cluster, per_workload = ALIASES[name]
+        if workload is None and cluster is None:
+            raise TargetError(f"{shown!r}: {name} is a figure of one service's requests: name the service in "
+                              f"brackets ({name}[<service>])", path=where)
         if workload is None:
+            assert cluster is not None
             return cluster
         if per_workload is None:
             raise TargetError(f"{shown!r}: {name} is a figure of the whole cluster, not of one workload", path=where)
@@ -169,6 +178,9 @@ def _metric(name: str, workload: str | None, shown: str, where: str) -> str:
         raise TargetError(f"{shown!r}: {name} is not a per-workload metric; those are "
                           f"{', '.join(sorted({*ALIASES} - {'cost', 'utilization'}))} and "
                           f"{', '.join(WORKLOAD_METRICS)}", path=where)
+    if name in REQUEST_METRICS:
+        raise TargetError(f"{shown!r}: {name} is a figure of one service's requests: name the service in "
+                          f"brackets ({name}[<service>])", path=where)
     if name in METRICS and name not in ("shortfall_task_hours",):
         return name
     names = sorted({*ALIASES, *METRICS} - {"shortfall_task_hours"})

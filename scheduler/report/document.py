@@ -151,10 +151,42 @@ def run_report(folder: Path) -> Report:
     if not cost.charts:
         cost.paragraphs.append("The run has no priced instance-hours.")
     sections = [overview, usage, waiting, failures]
+    requests = _requests_section(summary, _read(folder / "service_load.parquet"), timeline, span)
+    if requests is not None:
+        sections.append(requests)
     resilience = _faults_section(summary)
     if resilience is not None:
         sections.append(resilience)
     return Report(title, subtitle, [*sections, cost])
+
+
+REQUEST_ROWS = (("requests_served", "served", ""), ("requests_dropped", "dropped", ""),
+                ("ttft_p99_s", "TTFT p99", "s"), ("latency_p50_s", "latency p50", "s"),
+                ("latency_p99_s", "latency p99", "s"), ("queue_wait_p99_s", "queue p99", "s"),
+                ("output_tokens_per_second", "tokens/s", ""), ("requests_per_instance_hour", "req/instance-h", ""),
+                ("cost_per_million_tokens_usd", "USD/M tokens", ""))
+
+
+def _requests_section(summary: Mapping[str, Any], load: pd.DataFrame | None, timeline: pd.DataFrame | None,
+                      span: Any) -> Section | None:
+    """Services with requests: their request figures and latency over time with tasks and instances."""
+    workloads = summary.get("workloads") or {}
+    services = [name for name, w in workloads.items() if isinstance(w, Mapping) and "requests_served" in w]
+    if not services:
+        return None
+    section = Section("Requests")
+    rows = tuple((name, *(fmt(workloads[name].get(key), unit) for key, _, unit in REQUEST_ROWS)) for name in services)
+    section.tables.append(TableBlock(("service", *(label for _, label, _ in REQUEST_ROWS)), rows, caption=(
+        "Per service with requests: requests served and dropped, time to first token, end-to-end latency and "
+        "queueing time percentiles, output tokens per second, requests per instance-hour of the run and the "
+        "run's cost per million output tokens.")))
+    for name in services:
+        _chart(section, f"requests_{_slug(name)}", f"Requests to {name} over time",
+               "Latency percentiles of the requests that arrived in each one-minute metric period, requests per "
+               "period, the service's desired and RUNNING tasks as Service Auto Scaling set them, and the "
+               "cluster's container instances.",
+               lambda name=name: fg.service_load_figure(load, timeline, name, span))
+    return section
 
 
 def _faults_section(summary: Mapping[str, Any]) -> Section | None:

@@ -493,3 +493,53 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
     ax.legend(loc="upper right", fontsize=8)
     figure.suptitle("Cost against wait per grid point (lower left is better)")
     return figure
+
+
+def service_load_figure(load: pd.DataFrame | None, timeline: pd.DataFrame | None, service: str,
+                        sim_seconds: float | None = None) -> Figure | None:
+    """One service with requests: request latency (p50, p99, p99 time to first token) per metric period,
+    requests per period, and its desired and RUNNING tasks with the cluster's container instances."""
+    if load is None or load.empty or "service" not in load.columns:
+        return None
+    rows = load[load["service"] == service].sort_values("time")
+    if rows.empty or "latency_p99_s" not in rows.columns:
+        return None
+    unit, scale = time_unit(float(sim_seconds or rows["time"].max() or 1.0))
+    t = rows["time"].to_numpy(dtype=float) / scale
+    figure = Figure(figsize=(WIDTH, 6.5), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.plot(t, rows["latency_p50_s"], color="tab:blue", label="latency p50 (end to end)")
+    top.plot(t, rows["latency_p99_s"], color="tab:red", label="latency p99 (end to end)")
+    top.plot(t, rows["ttft_p99_s"], color="tab:orange", linestyle="--", label="time to first token p99")
+    top.set_ylabel("latency (s)")
+    top.set_ylim(bottom=0)
+    load_axis = top.twinx()
+    load_axis.plot(t, rows["requests"], color="tab:gray", alpha=0.5, linewidth=0.8, label="requests per minute")
+    load_axis.set_ylabel("requests per period (count)")
+    load_axis.set_ylim(bottom=0)
+    lines = top.get_lines() + load_axis.get_lines()
+    top.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize="small")
+    top.set_title(f"Request latency of {service}, by arrival minute")
+    bottom.step(t, rows["desired_after"], where="post", color="tab:purple", label="desired tasks")
+    bottom.step(t, rows["running"], where="post", color="tab:blue", label="RUNNING tasks")
+    bottom.set_ylabel("tasks (count)")
+    bottom.set_ylim(bottom=0)
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    lines = bottom.get_lines()
+    if timeline is not None and not timeline.empty:
+        cluster = timeline[timeline["instance_type"] == CLUSTER_ROW].sort_values("time")
+        if not cluster.empty and "instances" in cluster.columns:
+            fleet = bottom.twinx()
+            fleet.step(cluster["time"].to_numpy(dtype=float) / scale, cluster["instances"], where="post",
+                       color="tab:gray", linestyle="--", label="container instances")
+            fleet.set_ylabel("container instances (count)")
+            fleet.set_ylim(bottom=0)
+            fleet.yaxis.set_major_locator(MaxNLocator(integer=True))
+            lines = lines + fleet.get_lines()
+    bottom.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize="small")
+    bottom.set_title("Service Auto Scaling: desired and RUNNING tasks, and container instances")
+    bottom.set_xlabel(f"simulated time ({unit})")
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.3)
+    figure.suptitle(f"Requests to {service} over time")
+    return figure

@@ -203,6 +203,8 @@ def _fits_the_service(value: AutoScaling | None, info: ValidationInfo) -> AutoSc
         raise ValueError("a DAEMON service runs one task per instance and takes no auto_scaling")
     if info.data.get("schedule") is not None:
         raise ValueError("give schedule or auto_scaling, not both (both set the desired count)")
+    if info.data.get("device_sets") is not None:
+        raise ValueError("auto_scaling is not modelled for a service split into device sets; give one or the other")
     return value
 
 

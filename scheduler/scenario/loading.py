@@ -30,6 +30,7 @@ from scheduler.scenario.device_sets import resolve_device_sets
 from scheduler.scenario.fields import BARE_RATES
 from scheduler.scenario.models import Launch, Scenario, resolve_launch
 from scheduler.scenario.overrides import apply_overrides
+from scheduler.scenario.request_traces import _load_request_traces
 from scheduler.scenario.snapshot import ClusterSnapshot, apply_snapshot, read_snapshot
 from scheduler.scenario.traces import _load_traces
 from scheduler.scenario.validation_errors import _from_validation_error
@@ -59,6 +60,8 @@ class LoadedScenario:
     device_sets: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # the RegisterTaskDefinition input of each generated task definition, by name (its spec is in task_specs)
     generated_task_definitions: dict[str, dict] = field(default_factory=dict)
+    # services with a requests trace: time (s from the first request), input_tokens, output_tokens
+    request_traces: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
         return resolve_launch(workload, self.model.cluster)
@@ -134,7 +137,8 @@ def scenario_from_mapping(data: object, *, path: str | Path,
                + tuple(set_notices))
     generated = {name: documents[name] for blocks in device_sets.values() for _, name in blocks}
     return LoadedScenario(model, Path(path).resolve(), catalog, specs, traces, snapshot, notices,
-                          device_sets=device_sets, generated_task_definitions=generated)
+                          device_sets=device_sets, generated_task_definitions=generated,
+                          request_traces=_load_request_traces(model, context))
 
 def _snapshot_folder(value: str, context: _Context) -> Path:
     folder = context.base / value

@@ -10,15 +10,14 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from scheduler.ecs.taskspec import Constraint, Strategy
+from scheduler.scenario.arrivals import BurstyArrivals, DiurnalArrivals, PoissonArrivals, _not_above
 from scheduler.scenario.autoscaling import ServiceAutoScaling
 from scheduler.scenario.fields import (
     Duration,
     EcsName,
     Int,
     Number,
-    RateOrZero,
     Step,
-    StepRate,
     _Model,
     _not_bool,
 )
@@ -38,16 +37,10 @@ from scheduler.scenario.placement import (
     PlacementStrategies,
     PlacementStrategyItem,
 )
+from scheduler.scenario.requests import ServiceRequestsField
 from scheduler.sim.workloads import diurnal_rate
 
 # --- arrivals ---------------------------------------------------------------------------------------
-
-class PoissonArrivals(_Model):
-    """RunTask calls at exponentially distributed gaps with mean 1/rate."""
-
-    type: Literal["poisson"]
-    rate: StepRate
-
 
 class IntervalArrivals(_Model):
     """A call every ``every``, each delayed by a uniform random amount in [0, jitter]."""
@@ -55,34 +48,6 @@ class IntervalArrivals(_Model):
     type: Literal["interval"]
     every: Step
     jitter: Duration = 0
-
-
-def _not_above(value: float, info: ValidationInfo, peak_field: str, shown: str) -> float:
-    """A diurnal trough: at most the peak (``peak_field``, validated before it), shown with ``shown``."""
-    peak = info.data.get(peak_field)
-    if peak is not None and value > peak:
-        raise ValueError(f"must not exceed {peak_field} ({shown.format(peak)}), got {shown.format(value)}")
-    return value
-
-
-class DiurnalArrivals(_Model):
-    """A Poisson process whose rate follows a sinusoid between ``trough_rate`` and ``peak_rate``,
-    peaking at ``peak_at`` (an offset into each period; the run starts at offset 0)."""
-
-    type: Literal["diurnal"]
-    peak_rate: StepRate
-    trough_rate: RateOrZero
-    peak_at: Duration = "14h"
-    period: Duration = Field("1d", gt=0)
-
-    @field_validator("trough_rate")
-    @classmethod
-    def _trough_below_peak(cls, value: float, info: ValidationInfo) -> float:
-        return _not_above(value, info, "peak_rate", "{:g}/s")
-
-    def rate_at(self, t: float) -> float:
-        """The rate (per second) at ``t`` seconds into the run."""
-        return diurnal_rate(t, self.peak_rate, self.trough_rate, self.peak_at, self.period)
 
 
 class OnceArrivals(_Model):
@@ -103,8 +68,8 @@ class TraceArrivals(_Model):
     task_definition_column: str = "task_definition"
 
 
-Arrivals = Annotated[PoissonArrivals | IntervalArrivals | DiurnalArrivals | OnceArrivals | TraceArrivals,
-                     Field(discriminator="type")]
+Arrivals = Annotated[PoissonArrivals | IntervalArrivals | DiurnalArrivals | OnceArrivals | TraceArrivals
+                     | BurstyArrivals, Field(discriminator="type")]
 
 
 # --- task durations ---------------------------------------------------------------------------------
@@ -370,6 +335,7 @@ class ServiceWorkload(_Placement):
     device_sets: DeviceSets | None = Field(None, description="one task definition and one ECS service per aligned "
                                            "device block of an instance type; the desired count split over them")
     auto_scaling: ServiceAutoScaling = None
+    requests: ServiceRequestsField = None
 
     @model_validator(mode="before")
     @classmethod
@@ -414,6 +380,15 @@ class ServiceWorkload(_Placement):
     def _daemon_maximum(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and value != 100 and info.data.get("scheduling_strategy") == "DAEMON":
             raise ValueError(f"a DAEMON service's maximum_percent stays at 100 (ECS), got {value}")
+        return value
+
+    @field_validator("requests")
+    @classmethod
+    def _requests_on_replica(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("scheduling_strategy") == "DAEMON":
+            raise ValueError("requests go to a REPLICA service behind a load balancer, not to a DAEMON service")
+        if value is not None and info.data.get("device_sets") is not None:
+            raise ValueError("requests are not modelled for a service split into device sets; give one or the other")
         return value
 
     @field_validator("deployments")

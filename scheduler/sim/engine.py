@@ -28,7 +28,8 @@ from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
-from scheduler.sim import deployments
+from scheduler.sim import deployments, service_load
+from scheduler.sim.autoscaling import clamp
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
 from scheduler.sim.runtime import start_refusal
@@ -239,6 +240,7 @@ class Simulation:
         self.daemon_rows: list[int] = []
         self.instance_price: list[float] = []
         self.images = ImageCache()
+        self.service_loads: dict[str, service_load.ServiceLoad] = {}  # services with requests or auto scaling
 
     def _as_mode(self, spec: TaskSpec) -> TaskSpec:
         if self.mode_name == "topology-aware" and spec.neuron_mode is NeuronMode.MANUAL:
@@ -381,8 +383,36 @@ class Simulation:
             if svc.daemon:
                 self.at(start, self._start_daemon, svc)
                 continue
+            if len(blocks) == 1 and (w.requests is not None or w.auto_scaling is not None):
+                steps = self._build_service_load(w, svc, steps, start)
             for t, count in split_steps(steps, len(blocks), index):
                 self.at(t, self._set_desired, svc, count)
+
+    def _build_service_load(self, w: Any, svc: Service, steps: list[tuple[float, int]],
+                            start: float) -> list[tuple[float, int]]:
+        """Requests and Service Auto Scaling for ``svc`` (scheduler.sim.service_load): a tick every metric
+        period from ``start``; returns the desired-count steps, brought into the scalable target's range."""
+        load = service_load.build(w, self.loaded, np.random.default_rng([self.seed, 4, self.model.workloads.index(w)]),
+                                  start=start, stop=self.duration)
+        self.service_loads[svc.name] = load
+        if load.scaler is not None:
+            steps = [(t, clamp(n, load.scaler.config)) for t, n in steps]
+        self.at(start + service_load.PERIOD_S, self._service_tick, svc, load)
+        return steps
+
+    def _service_tick(self, svc: Service, load: service_load.ServiceLoad) -> None:
+        new = load.tick(self.now, svc.running, svc.desired)
+        if new is not None:
+            decision = load.scaler.decisions[-1] if load.scaler is not None else None
+            reason = decision.reason if decision is not None else ""
+            self.recorder.scaling.append({"time": self.now, "capacity_provider": None, "service": svc.name,
+                                          "action": "set_desired_count", "count": new, "old": svc.desired,
+                                          "policy": getattr(decision, "policy", None), "reason": reason})
+            self.recorder.event(self.now, "service", f"service {svc.name}: desired count {svc.desired} -> {new} "
+                                f"({reason})", service=svc.name)
+            self._set_desired(svc, new)
+        if self.now + service_load.PERIOD_S <= self.duration:
+            self.at(self.now + service_load.PERIOD_S, self._service_tick, svc, load)
 
     def _schedule_next_call(self, times: Any, requests: list[Request], count: int, max_calls: int | None,
                             made: int) -> None:
@@ -570,6 +600,9 @@ class Simulation:
             svc.account(self.now)
             svc.running += 1
             deployments.task_running(self, svc, task)
+            load = self.service_loads.get(svc.name)
+            if load is not None and load.requests is not None:
+                load.requests.add_task(self.now, task.task_id)
         if math.isfinite(task.run_for):
             self.at(self.now + task.run_for, self._exit, task)
 
@@ -619,6 +652,9 @@ class Simulation:
             if was == RUNNING:
                 svc.account(self.now)
                 svc.running -= 1
+                load = self.service_loads.get(svc.name)
+                if load is not None and load.requests is not None:
+                    load.requests.remove_task(self.now, task.task_id)
             if code == "TaskFailedToStart":
                 svc.failed_starts += 1
                 svc.backoff_until = self.now + service_backoff(svc.failed_starts)
@@ -1107,6 +1143,11 @@ class Simulation:
             "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
+        for name, load in self.service_loads.items():
+            if load.requests is not None:
+                load.requests.advance(self.duration)
+            summary["workloads"].setdefault(name, {}).update(load.summary(
+                instance_hours=summary["instance_hours"], cost_usd=summary["cost_usd"], sim_seconds=self.duration))
         if getattr(self.loaded, "snapshot", None) is not None:
             summary["snapshot"] = {**self.loaded.snapshot.summary(), "tasks_seeded": self.seeded}
         if self.partial:
@@ -1118,7 +1159,8 @@ class Simulation:
             describe_container_instances=describe.describe_container_instances(self.state, names=self.names),
             events=self.recorder.events,
             extra_tables={"scaling_events": self.recorder.scaling_frame(),
-                          "capacity_reservation": self.recorder.reservation_frame()},
+                          "capacity_reservation": self.recorder.reservation_frame(),
+                          **service_load.tables(self.service_loads.values())},
             tasks_path=self.task_sink,
         )
 

@@ -128,7 +128,8 @@ class Recorder:
         return pd.DataFrame(self.timeline, columns=list(TIMELINE_COLUMNS))
 
     def scaling_frame(self) -> pd.DataFrame:
-        columns = ["time", "capacity_provider", "action", "count", "instance_type", "reason", "cpr"]
+        columns = ["time", "capacity_provider", "action", "count", "instance_type", "reason", "cpr", "service", "old",
+                   "policy"]
         return pd.DataFrame([{c: e.get(c) for c in columns} for e in self.scaling], columns=columns)
 
     def reservation_frame(self) -> pd.DataFrame:

@@ -74,7 +74,25 @@ def arrival_times(arrivals: Any, rng: np.random.Generator, *, start: float, stop
                 return
             if next(coins) * peak <= diurnal_rate(t, peak, trough, peak_at, period):
                 yield t
+    if kind == "bursty":
+        yield from _bursty(arrivals, rng, start=start, stop=stop)
+        return
     raise ValueError(f"unknown arrival type {kind!r}")
+
+
+def _bursty(arrivals: Any, rng: np.random.Generator, *, start: float, stop: float) -> Iterator[float]:
+    """Poisson at ``base_rate`` in quiet spells (mean ``mean_gap``) and at ``burst_rate`` in bursts (mean
+    ``mean_burst``), both spell lengths exponential; starts quiet. Memorylessness lets each spell draw its
+    own gaps from its start."""
+    rates = (_rate(arrivals.base_rate), _rate(arrivals.burst_rate))
+    means = (_seconds(arrivals.mean_gap), _seconds(arrivals.mean_burst))
+    t, state = start, 0
+    while t < stop:
+        end = min(stop, t + float(rng.exponential(means[state])))
+        if rates[state] > 0:
+            count = int(rng.poisson(rates[state] * (end - t)))  # given the count, the times are uniform
+            yield from np.sort(rng.uniform(t, end, count)).tolist()
+        t, state = end, 1 - state
 
 
 def diurnal_rate(t: float, peak: float, trough: float, peak_at: float, period: float) -> float:

@@ -1,0 +1,137 @@
+"""One service's request load and Service Auto Scaling, driven once per CloudWatch metric period.
+
+The engine builds a :class:`ServiceLoad` for a service with ``requests:`` or ``auto_scaling:`` and calls
+:meth:`ServiceLoad.tick` every :data:`~scheduler.sim.autoscaling.METRIC_PERIOD_S` (60 s) from the service's
+start. A tick plays the period's requests (:class:`~scheduler.sim.requests.ServiceRequests`), turns them
+into the period's CloudWatch datapoints and hands them to the
+:class:`~scheduler.sim.autoscaling.ServiceScaler`, whose answer (a new desired count, or None) the engine
+applies. Without requests the scaler sees no datapoints (INSUFFICIENT_DATA: it never scales).
+
+The metrics (docs/modelling.md, "Requests"): ``CPUUtilization`` = the average over RUNNING tasks of the
+busy fraction of their slots x ``busy_cpu_percent``; ``RequestCountPerTarget`` = requests that arrived in
+the period / RUNNING tasks at its end (ALB divides by healthy targets); ``RequestCount`` the period's
+requests; ``TargetResponseTime`` the mean end-to-end latency of the requests that finished in it.
+``MemoryUtilization`` is not modelled (a missing datapoint).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scheduler.sim.autoscaling import (
+    CPU,
+    METRIC_PERIOD_S,
+    REQUEST_COUNT,
+    REQUESTS_PER_TARGET,
+    RESPONSE_TIME,
+    ServiceScaler,
+)
+from scheduler.sim.request_load import build_load
+from scheduler.sim.requests import ServiceRequests
+from scheduler.sim.slo import percentiles
+
+
+class ServiceLoad:
+    """What the engine keeps per service with requests or auto scaling."""
+
+    def __init__(self, name: str, requests: ServiceRequests | None, scaler: ServiceScaler | None) -> None:
+        self.name = name
+        self.requests = requests
+        self.scaler = scaler
+        self.periods: list[dict[str, Any]] = []  # one row per metric period
+
+    def tick(self, t: float, running: int, desired: int) -> int | None:
+        """The metric period ending at ``t``: its datapoints, then the scaler's decision (if any)."""
+        metrics: dict[str, float] = {}
+        row: dict[str, Any] = {"time": t, "service": self.name, "desired": desired, "running": running}
+        if self.requests is not None:
+            figures = self.requests.period(t)
+            metrics = {
+                CPU: self.requests.cpu_percent(figures),
+                REQUEST_COUNT: float(figures.requests),
+                REQUESTS_PER_TARGET: figures.requests / running if running else math.nan,
+                RESPONSE_TIME: figures.response_seconds / figures.finished if figures.finished else math.nan,
+            }
+            row.update({"requests": figures.requests, "queued": self.requests.queued,
+                        "cpu_utilization": metrics[CPU], "requests_per_target": metrics[REQUESTS_PER_TARGET]})
+        new = None
+        if self.scaler is not None:
+            new = self.scaler.observe(t, metrics, running, desired)
+        row["desired_after"] = desired if new is None else new
+        self.periods.append(row)
+        return new
+
+    # ------------------------------------------------------------------ results
+    def summary(self, *, instance_hours: float, cost_usd: float, sim_seconds: float) -> dict[str, Any]:
+        """The service's request figures for ``summary.json``'s workloads section (flat keys)."""
+        out: dict[str, Any] = {}
+        if self.scaler is not None:
+            out["scaling_activities"] = len(self.scaler.decisions)
+        if self.requests is None:
+            return out
+        r = self.requests
+        served = r.latencies()
+        tokens = float(served["output_tokens"].sum())
+        arrived = r.arrived  # requests that arrived before the run ended
+        out.update({
+            "requests_arrived": arrived,
+            "requests_served": len(served["wait"]),
+            "requests_dropped": int(r.dropped_queue_full + r.dropped_timeout),
+            "requests_dropped_queue_full": int(r.dropped_queue_full),
+            "requests_dropped_timeout": int(r.dropped_timeout),
+            "requests_queued_at_end": int(r.queued),
+            **percentiles(served["e2e"], "latency"),
+            **percentiles(served["ttft"], "ttft"),
+            **percentiles(served["wait"], "queue_wait"),
+            "output_tokens_per_second": round(tokens / sim_seconds, 6) if sim_seconds > 0 else None,
+            "requests_per_instance_hour": round(len(served["wait"]) / instance_hours, 6) if instance_hours else None,
+            "cost_per_million_tokens_usd": round(cost_usd / tokens * 1e6, 6) if tokens else None,
+        })
+        return out
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Per metric period: load, tasks and the latency percentiles of the requests that arrived in it."""
+        rows = [dict(row) for row in self.periods]
+        if self.requests is None or not rows:
+            return rows
+        served = self.requests.latencies()  # in arrival order
+        ends = np.array([row["time"] for row in rows])
+        bounds = np.searchsorted(served["arrival"], ends, side="left")  # period k: arrivals in [end[k-1], end[k])
+        lows = np.concatenate([[0], bounds[:-1]])
+        for row, low, high in zip(rows, lows, bounds, strict=True):
+            for key, name in (("e2e", "latency"), ("ttft", "ttft")):
+                values = served[key][low:high]
+                p50, p99 = np.percentile(values, (50, 99)) if len(values) else (math.nan, math.nan)
+                row[f"{name}_p50_s"], row[f"{name}_p99_s"] = float(p50), float(p99)
+        return rows
+
+
+PERIOD_S = METRIC_PERIOD_S
+
+
+def build(workload: Any, loaded: Any, rng: np.random.Generator, *, start: float, stop: float) -> ServiceLoad:
+    """The :class:`ServiceLoad` of a service workload with ``requests:`` and/or ``auto_scaling:``."""
+    block = workload.requests
+    requests = None
+    if block is not None:
+        trace = (getattr(loaded, "request_traces", None) or {}).get(workload.name)
+        load = build_load(block, block.service_time_config(), rng, start=start + block.start, stop=stop, trace=trace)
+        requests = ServiceRequests(block.to_config(), load)
+    scaler = ServiceScaler(workload.auto_scaling.to_config()) if workload.auto_scaling is not None else None
+    return ServiceLoad(workload.name, requests, scaler)
+
+
+def tables(loads: Iterable[ServiceLoad]) -> dict[str, pd.DataFrame]:
+    """``service_load``: one row per service and metric period (empty when no service has one)."""
+    rows = [row for load in loads for row in load.timeline()]
+    return {"service_load": pd.DataFrame(rows, columns=TIMELINE_COLUMNS)} if rows else {}
+
+
+TIMELINE_COLUMNS = ["time", "service", "desired", "running", "requests", "queued", "cpu_utilization",
+                    "requests_per_target", "desired_after", "latency_p50_s", "latency_p99_s", "ttft_p50_s",
+                    "ttft_p99_s"]
