@@ -368,7 +368,7 @@ class _progress:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    from scheduler.readable import FAULT_ROWS, fmt, summary_rows, workload_table
+    from scheduler.readable import FAULT_ROWS, fmt, request_table, summary_rows, workload_table
 
     span = summary.get("sim_seconds")
     title = (f"{_shown(summary['scenario'])} (seed {summary['seed']}, {summary['device_mode']}, "
@@ -391,6 +391,10 @@ def _print_summary(summary: dict, out: Path) -> None:
     if per_workload:
         console.print(_rich_table("per workload: waits from submission to RUNNING (tasks still waiting count "
                                   "their wait so far)", columns, [(_shown(row[0]), *row[1:]) for row in per_workload]))
+    columns, per_service = request_table(summary)
+    if per_service:
+        console.print(_rich_table("requests: latency end to end, time to first token (TTFT), queueing", columns,
+                                  [(_shown(row[0]), *row[1:]) for row in per_service]))
     console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
 
 

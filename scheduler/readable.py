@@ -245,6 +245,32 @@ def summary_rows(summary: Mapping[str, Any], *, machine: bool = True) -> list[tu
     return rows
 
 
+# (key, column heading, unit): the terminal's per-service table of request figures
+REQUEST_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("requests_served", "served", ""),
+    ("requests_dropped", "dropped", ""),
+    ("latency_p50_s", "latency p50", "s"),
+    ("latency_p99_s", "latency p99", "s"),
+    ("ttft_p99_s", "TTFT p99", "s"),
+    ("queue_wait_p99_s", "queue p99", "s"),
+    ("output_tokens_per_second", "tokens/s", ""),
+    ("cost_per_million_tokens_usd", "$ per M tokens", "USD"),
+)
+
+
+def request_table(summary: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The request figures of each service that received requests: (column headings, one row per service);
+    no rows when no service had requests."""
+    section = summary.get("workloads")
+    columns = ("service", *(heading for _, heading, _ in REQUEST_ROWS))
+    if not isinstance(section, Mapping):
+        return columns, []
+    rows = [(str(name), *(fmt(figures.get(key), unit) for key, _, unit in REQUEST_ROWS))
+            for name, figures in section.items()
+            if isinstance(figures, Mapping) and figures.get("requests_arrived") is not None]
+    return columns, rows
+
+
 def workload_table(summary: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """``summary.json``'s ``workloads`` as a table: (column headings, one row per workload); no rows when the
     summary has no per-workload section."""

@@ -277,3 +277,18 @@ def test_device_sets_take_neither_requests_nor_auto_scaling(tmp_path: Path, drop
     kept = "requests" if drop == "auto_scaling" else "auto_scaling"
     with pytest.raises(ScenarioError, match=rf"workloads\[0\]\.{kept}: .*not modelled for a service split into device"):
         scenario_from_mapping(data, path=tmp_path / "steps.yaml")
+
+
+def test_the_run_table_of_requests_lists_only_services_that_had_requests() -> None:
+    from scheduler.readable import REQUEST_ROWS, request_table
+
+    summary = {"workloads": {
+        "chat": {"kind": "service", "requests_arrived": 10, "requests_served": 9, "requests_dropped": 1,
+                 "latency_p50_s": 0.5, "latency_p99_s": 2.5, "ttft_p99_s": 0.25, "queue_wait_p99_s": 0.0,
+                 "output_tokens_per_second": 12.0, "cost_per_million_tokens_usd": 3.5},
+        "batch": {"kind": "run_task", "tasks_submitted": 4}}}
+    columns, rows = request_table(summary)
+    assert len(columns) == 1 + len(REQUEST_ROWS)
+    assert [row[0] for row in rows] == ["chat"]
+    assert rows[0][1:3] == ("9", "1")
+    assert request_table({"workloads": {"batch": {"kind": "run_task"}}})[1] == []
