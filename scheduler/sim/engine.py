@@ -130,6 +130,7 @@ class Service:
     short_seconds: float = 0.0  # integral of max(0, desired - running) over time
     counted_to: float = 0.0
     rollout: deployments.Rollout = field(default_factory=deployments.Rollout)  # deployment bounds and state
+    workload: str = ""  # the scenario workload it runs for (several services with device sets); "" = name
 
     def account(self, now: float) -> None:
         """Add the shortfall since the last change; call before ``desired`` or ``running`` changes."""
@@ -371,7 +372,7 @@ class Simulation:
         steps = [] if w.scheduling_strategy == "DAEMON" else desired_count_steps(w, start=start, stop=self.duration)
         for index, (label, name) in enumerate(blocks):
             svc = Service(w.name if label is None else f"{w.name}-{label}", None,
-                          daemon=w.scheduling_strategy == "DAEMON")
+                          daemon=w.scheduling_strategy == "DAEMON", workload=w.name)
             svc.request = self._request(w, self.specs[name], rng, service=svc, device_set=label is not None)
             deployments.configure(svc, w)
             self.services.append(svc)
@@ -1103,7 +1104,7 @@ class Simulation:
             "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
             "extensions": self._extensions(),
             "service_shortfall_task_hours": {svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
-            "workloads": self.slo.section({svc.name: svc.short_seconds / 3600 for svc in services}),
+            "workloads": self.slo.section(_workload_shortfall(services)),
             "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
@@ -1141,3 +1142,12 @@ class Simulation:
         """submitted + seeded from a snapshot = provisioning + pending + running + stopped."""
         return self.submitted + self.seeded == sum(self.counts.values())
 
+
+def _workload_shortfall(services: Any) -> dict[str, float]:
+    """Each workload's shortfall task-hours: the sum over its services (one per device block with device
+    sets), so that ``shortfall[llama]`` reads the llama workload's whole shortfall."""
+    out: dict[str, float] = {}
+    for svc in services:
+        name = svc.workload or svc.name
+        out[name] = out.get(name, 0.0) + svc.short_seconds / 3600
+    return out

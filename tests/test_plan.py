@@ -1,0 +1,171 @@
+"""``neuron-sim plan``: the search agrees with the exhaustive grid on small problems, with far fewer
+simulations; Dask and the local pool agree; a resumed plan repeats no run; bad input and infeasible
+targets are one clear line with exit codes 2 and 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scheduler.cli import main
+from scheduler.plan import PlanInputError, RunCache, parse_choose, parse_vary, plan
+from scheduler.plan.evaluate import judge
+from scheduler.targets import parse_target
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "scenarios" / "plan-test.yaml"  # relative paths resolve from scenarios/
+JOB = json.loads((ROOT / "scenarios" / "taskdefs" / "neuron-1chip-any.json").read_text())
+
+
+def small(rate: str = "12/h", seed: int = 3, fleets: int = 2) -> dict:
+    """Jobs holding one Neuron chip for 20 minutes on average, on two or three fixed fleets."""
+    types = ["trn1.2xlarge", "inf2.8xlarge", "inf2.xlarge"][:fleets]
+    return {"name": "plan-test", "seed": seed, "duration": "3h", "sample_interval": "30m",
+            "task_definitions": {"job": JOB},
+            "cluster": {"fleets": [{"instance_type": t, "count": 1} for t in types]},
+            "workloads": [{"name": "jobs", "kind": "run_task", "task_definition": "job",
+                           "arrivals": {"type": "poisson", "rate": rate},
+                           "duration": {"type": "exponential", "mean": "20m"}, "on_no_capacity": "wait"}]}
+
+
+def run_plan(scenario: dict, vary: list[str], target: str, **kw):
+    return plan(scenario, vary, target, replications=3, workers=1, source=SOURCE, **kw)
+
+
+CASES = [
+    (small("12/h", 3), ["cluster.fleets.0.count=0..14", "cluster.fleets.1.count=0..14"], "wait_p99<10m"),
+    (small("20/h", 8), ["cluster.fleets.0.count=0..14", "cluster.fleets.1.count=0..14"], "wait_p99[jobs]<5m"),
+    (small("9/h", 5, fleets=3), ["cluster.fleets.0.count=0..7", "cluster.fleets.1.count=0..5",
+                                 "cluster.fleets.2.count=0..5"], "wait_p95<15m,waiting==0"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_the_search_finds_the_grids_cheapest_passing_point_with_far_fewer_runs(case: int) -> None:
+    scenario, vary, target = CASES[case]
+    found = run_plan(scenario, vary, target)
+    grid = run_plan(scenario, vary, target, method="grid")
+    assert grid.best is not None and found.best is not None
+    assert found.grid_points >= 200
+    cheapest = min(p.cost_usd[0] for p in grid.points if p.meets)
+    assert found.best.cost_usd[0] == pytest.approx(cheapest)
+    same = {p.label for p in grid.points if p.meets and p.cost_usd[0] == pytest.approx(cheapest)}
+    assert found.best.label in same
+    assert found.simulations < 0.25 * grid.simulations
+    assert not found.violations
+
+
+def test_every_point_uses_the_same_seeds_and_the_table_holds_every_run() -> None:
+    scenario, vary, target = CASES[0]
+    found = run_plan(scenario, vary, target)
+    seeds = found.runs.groupby("replication")["run_seed"].nunique()
+    assert (seeds == 1).all()  # common random numbers: replication r has one seed at every point
+    assert len(found.runs) == found.simulations == sum(p.replications for p in found.points)
+
+
+def test_a_resumed_plan_simulates_nothing_again() -> None:
+    scenario, vary, target = CASES[0]
+    cache = RunCache()
+    first = run_plan(scenario, vary, target, cache=cache)
+    again = run_plan(scenario, vary, target, cache=RunCache(cache.rows))
+    assert first.simulated == first.simulations > 0
+    assert again.simulated == 0
+    pd.testing.assert_frame_equal(first.runs, again.runs)
+    wider = run_plan(scenario, ["cluster.fleets.0.count=0..16", "cluster.fleets.1.count=0..14"], target,
+                     cache=RunCache(cache.rows))
+    assert wider.simulated < wider.simulations  # a widened plan reuses what it can
+
+
+def test_dask_and_local_plans_write_the_same_table() -> None:
+    scenario, vary, target = CASES[0]
+    local = plan(scenario, vary, target, replications=3, workers=2, source=SOURCE)
+    on_dask = plan(scenario, vary, target, replications=3, workers=2, executor="dask", source=SOURCE)
+    pd.testing.assert_frame_equal(local.runs, on_dask.runs)
+
+
+def test_non_monotone_targets_are_caught_and_searched_exhaustively() -> None:
+    """A target more instances can break (at most so many placed) contradicts monotonicity: the plan says
+    so and still answers with the grid's cheapest passing point."""
+    scenario, vary = small("12/h", 3), ["cluster.fleets.0.count=0..9", "cluster.fleets.1.count=0..9"]
+    target = "wait_p99<30m,chip_utilization>=35%"
+    found = run_plan(scenario, vary, target)
+    grid = run_plan(scenario, vary, target, method="grid")
+    if grid.best is None:
+        assert found.best is None
+    else:
+        assert found.best is not None and found.best.cost_usd[0] == pytest.approx(grid.best.cost_usd[0])
+    assert found.violations and found.exhaustive
+
+
+def test_an_upper_bound_decides_a_less_than_target() -> None:
+    condition = parse_target("wait_p99<60s").conditions[0]
+    assert judge(condition, [10.0, 10.0, 10.0], 0.95).holds
+    spread = judge(condition, [10.0, 50.0, 70.0], 0.95)
+    assert spread.mean < 60 and not spread.holds and spread.straddles  # the mean passes, the bound does not
+    assert not judge(condition, [100.0, 101.0, 102.0], 0.95).straddles
+    assert not judge(condition, [float("nan"), 1.0], 0.95).holds
+
+
+@pytest.mark.parametrize("text", ["cluster.fleets.0.count", "cluster.fleets.0.count=4", "x=9..3", "=1..2",
+                                  "cluster.fleets.0.count=a..b", "x=-1..3"])
+def test_bad_vary_is_refused(text: str) -> None:
+    with pytest.raises(PlanInputError):
+        parse_vary(text)
+
+
+def test_choose_reads_the_sweeps_value_syntax() -> None:
+    choice = parse_choose("cluster.fleets.0.instance_type=inf2.24xlarge, inf2.48xlarge")
+    assert choice.values == ("inf2.24xlarge", "inf2.48xlarge")
+    with pytest.raises(PlanInputError):
+        parse_choose("cluster.fleets.0.instance_type=a,a")
+
+
+LLAMA = ROOT / "scenarios" / "llama-inf2.yaml"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--vary", "cluster.fleets.0.count=9..3", "--target", "wait_p99<60s"], "--vary"),
+    (["--vary", "cluster.fleets.0.count=1..3", "--target", "wait_p99[nope]<60s"], "nope"),
+    (["--vary", "cluster.fleets.0.count=1..3", "--target", "wait_p99<<60s"], "--target"),
+    (["--vary", "cluster.fleets.0.count=1..3", "--choose", "cluster.fleets.0.instance_type=", "--target",
+      "wait_p99<60s"], "--choose"),
+    (["--vary", "cluster.fleets.0.count=1..3"], "--target"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
+                                          message: str) -> None:
+    code = main(["plan", str(LLAMA), "--out", str(tmp_path / "out"), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_plan_command_writes_its_folder_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plan"
+    args = ["plan", str(ROOT / "scenarios" / "inf1-docs-ec2.yaml"), "--vary", "cluster.fleets.0.count=1..6",
+            "--target", "wait_p99<30m", "--replications", "2", "--until", "2h", "--workers", "1", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "cheapest meeting" in text and "simulations:" in text
+    meta = json.loads((out / "plan.json").read_text())
+    runs = pd.read_parquet(out / "plan.parquet")
+    assert len(runs) == meta["simulations"] and meta["best"]["meets_target"]
+    assert (out / "plan_scenario.yaml").is_file() and (out / "report.html").is_file()
+    chosen = tmp_path / "chosen"  # the written scenario runs, with the chosen count
+    assert main(["run", str(out / "plan_scenario.yaml"), "--until", "10m", "--out", str(chosen), "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert json.loads((out / "plan.json").read_text())["simulated_now"] == 0
+
+
+def test_an_infeasible_plan_names_the_closest_target_and_exits_1(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["plan", str(ROOT / "scenarios" / "inf1-docs-ec2.yaml"), "--vary", "cluster.fleets.0.count=1..2",
+            "--target", "wait_p99<0.001s,tasks_failed<=1000", "--replications", "2", "--until", "2h", "--workers", "1",
+            "--out", str(tmp_path / "plan")]
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "no configuration in the ranges meets" in out and "wait_p99<0.001s fails closest" in out
