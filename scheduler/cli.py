@@ -588,13 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="search the ranges for the cheapest configuration that meets every target")
     p.add_argument("scenario", type=Path, help="scenario YAML")
     p.add_argument("--vary", action="append", metavar="PATH=LO..HI",
-                   help="an integer field to search, e.g. cluster.fleets.0.count=4..40; repeatable (at least one)")
+                   help="an integer field to search, e.g. cluster.fleets.0.count=4..40; repeatable "
+                        "(default: none; at least one is required)")
     p.add_argument("--choose", action="append", metavar="PATH=A,B,...",
                    help="a field taking one of these values, e.g. cluster.fleets.0.instance_type=inf2.24xlarge,"
                         "inf2.48xlarge; repeatable (default: none)")
     p.add_argument("--target", action="append", metavar="CONDITIONS",
                    help="conditions every answer meets, e.g. 'wait_p99[llama]<60s,shortfall[llama]==0'; repeatable "
-                        "(required)")
+                        "(default: none; one is required)")
     p.add_argument("--replications", type=int, default=5,
                    help="runs of a point near the boundary; others stop at --initial (default: 5)")
     p.add_argument("--initial", type=int, default=2, help="runs every point gets first (default: 2)")

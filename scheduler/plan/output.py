@@ -134,3 +134,13 @@ def plan_report(result: PlanResult) -> Any:
                 "Each evaluated point (mean over its replications, confidence bars), labelled by fleet.",
                 png_bytes(figure))]))
     return Report(f"Plan: {result.scenario}", f"target {result.target}", sections)
+
+
+def write_plan(result: PlanResult, out: str | Path, *, source: Path | None = None, cache: RunCache | None = None,
+               force: bool = False) -> Path:
+    """Write a plan's folder from Python (a notebook): staged and swapped in whole; the folder's path."""
+    from scheduler.output import ResultsFolder
+
+    with ResultsFolder(out, "plan", force=force) as folder:
+        write_plan_files(result, folder.staging, source=source, cache=cache or RunCache(), out=Path(out))
+        return folder.commit()
