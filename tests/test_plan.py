@@ -195,3 +195,15 @@ def test_an_infeasible_plan_names_the_closest_target_and_exits_1(tmp_path: Path,
     out = capsys.readouterr().out
     assert code == 1
     assert "no configuration in the ranges meets" in out and "cost<$0.01 fails closest" in out
+
+
+def test_a_workloads_shortfall_sums_its_device_set_services() -> None:
+    """llama runs as one service per chip block; shortfall[llama] (a plan's target) is their sum, not None."""
+    from scheduler.scenario import load_scenario
+    from scheduler.sim.engine import Simulation
+
+    loaded = load_scenario(LLAMA, overrides={"cluster.fleets.0.count": 4})
+    summary = Simulation(loaded, until=6 * 3600.0).run().summary
+    by_service = summary["service_shortfall_task_hours"]
+    assert len(by_service) == 3 and sum(by_service.values()) > 0
+    assert summary["workloads"]["llama"]["shortfall_task_hours"] == pytest.approx(sum(by_service.values()), abs=1e-5)
