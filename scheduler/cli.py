@@ -1,4 +1,4 @@
-"""The ``neuron-sim`` command line: catalog, validate, run, sweep, report, bench, snapshot, device-sets, schema.
+"""The ``neuron-sim`` command line: catalog, validate, run, sweep, plan, report, bench, snapshot, device-sets, schema.
 
 Bad input never shows a traceback: every NeuronSimError becomes one line on stderr and exit code 2, and so
 does a missing optional extra (with the ``pip install`` that adds it). Every option's help states its
@@ -282,6 +282,72 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The cheapest configuration in the ranges that meets every target; exit 1 when none does."""
+    from scheduler.output import ResultsFolder, safe_folder_name
+    from scheduler.plan import RunCache, plan
+    from scheduler.plan.api import read_options
+    from scheduler.plan.cache import CACHE_FILE
+    from scheduler.plan.output import summary_lines, write_plan_files
+    from scheduler.plan.space import check_space
+    from scheduler.targets import parse_targets
+
+    _check_seed(args.seed)
+    until = _until(args.until)
+    dims, choices = read_options(args.vary or [], args.choose or [])  # bad input: one line, before any run
+    check_space(dims, choices)
+    target = parse_targets(args.target or [])
+    if target is None:
+        raise NeuronSimError("a plan needs a --target such as 'wait_p99<60s,shortfall==0'", path="--target")
+    base = _base_scenario(args.scenario, args.until)
+    out = args.out or Path("results") / f"{safe_folder_name(base.model.name)}-plan"
+    console = Console(stderr=True)
+    with ResultsFolder(out, "plan", force=args.force) as folder:
+        cache = RunCache.read(folder.path)
+        with _plan_progress(console, _shown(args.scenario.stem)) as tick:
+            def batch(_result: object, simulated: int) -> None:
+                folder.keep(CACHE_FILE, cache.data())  # an interrupted plan resumes from what is here
+                tick(simulated)
+
+            result = plan(args.scenario, dims, target, choose=choices, replications=args.replications,
+                          initial=args.initial, confidence=args.confidence, until=until, executor=args.executor,
+                          workers=args.workers, scheduler=args.scheduler, seed=args.seed, cache=cache,
+                          on_batch=batch)
+        write_plan_files(result, folder.staging, source=args.scenario, cache=cache, out=out)
+        folder.commit()
+    for line in summary_lines(result):
+        print(line)
+    print(f"results: {out}/ (plan.parquet, plan.json, report.html"
+          + (", plan_scenario.yaml)" if result.best is not None else ")"))
+    return EXIT_OK if result.best is not None else EXIT_RUNS_FAILED
+
+
+class _plan_progress:
+    """A rich progress line over a plan's simulations (shown only on a terminal); the total is unknown
+    until the search ends."""
+
+    def __init__(self, console: Console, name: str) -> None:
+        self.console, self.name, self.bar, self.task = console, name, None, None
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                                console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(f"plan {self.name}: searching", total=None)
+        return self.tick
+
+    def tick(self, simulated: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"plan {self.name}: {simulated} simulations")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def _base_scenario(path: Path, until: str | None) -> Any:
     """The scenario as written, read before any run starts: a file or --until it refuses stops the sweep here."""
     from scheduler.scenario import load_scenario
@@ -522,6 +588,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html and report.md (default: write them)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plan", help="search the ranges for the cheapest configuration that meets every target")
+    p.add_argument("scenario", type=Path, help="scenario YAML")
+    p.add_argument("--vary", action="append", metavar="PATH=LO..HI",
+                   help="an integer field to search, e.g. cluster.fleets.0.count=4..40; repeatable "
+                        "(default: none; at least one is required)")
+    p.add_argument("--choose", action="append", metavar="PATH=A,B,...",
+                   help="a field taking one of these values, e.g. cluster.fleets.0.instance_type=inf2.24xlarge,"
+                        "inf2.48xlarge; repeatable (default: none)")
+    p.add_argument("--target", action="append", metavar="CONDITIONS",
+                   help="conditions every answer meets, e.g. 'wait_p99[llama]<60s,shortfall[llama]==0'; repeatable "
+                        "(default: none; one is required)")
+    p.add_argument("--replications", type=int, default=5,
+                   help="runs of a point near the boundary; others stop at --initial (default: 5)")
+    p.add_argument("--initial", type=int, default=2, help="runs every point gets first (default: 2)")
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="level of the confidence bound a target is judged on (default: 0.95)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="a local process pool or a Dask cluster (default: local)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address, tcp://host:8786 (default: a new LocalCluster)")
+    p.add_argument("--workers", type=int,
+                   help="processes (local) or LocalCluster workers, and points evaluated at once "
+                        "(default: the CPU count)")
+    p.add_argument("--seed", type=int, help="base seed instead of the scenario's (default: the scenario's seed)")
+    p.add_argument("--until", help="simulate only this long, e.g. 1d (default: the scenario's duration)")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>-plan/); an earlier "
+                                            "plan's folder is replaced, its cached runs reused")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other results or files; they are kept (default: refuse)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("report", help="write report.html and report.md for a run or sweep results folder")
     p.add_argument("folder", type=Path, help="a folder written by `neuron-sim run` or `neuron-sim sweep`")

@@ -48,12 +48,14 @@ KNOWN_FILES = frozenset({
     "summary.json", "tasks.parquet", "timeline.parquet", "describe_tasks.json",
     "describe_container_instances.json", "events.json", "scaling_events.parquet",
     "capacity_reservation.parquet", "sweep.parquet", "sweep_summary.parquet", "sweep_summary.json",
-    "sweep.json", "report.html", "report.md",
+    "sweep.json", "report.html", "report.md", "plan.parquet", "plan.json", "plan_cache.jsonl",
 })
-COMPLETION_FILES = ("summary.json", "sweep.json")  # moved in last: their presence says the folder is complete
+# moved in last: their presence says the folder is complete
+COMPLETION_FILES = ("summary.json", "sweep.json", "plan.json")
 # Results that another run may replace without --force: only a run replacing a run. A sweep (hours of
 # work) or a folder of another kind is replaced only when the user says so.
-REPLACEABLE = frozenset({("run", "run"), ("snapshot", "snapshot"), ("device-sets", "device-sets")})
+# A plan replacing a plan loses nothing: it reads the earlier plan's cache of evaluated points first.
+REPLACEABLE = frozenset({("run", "run"), ("snapshot", "snapshot"), ("device-sets", "device-sets"), ("plan", "plan")})
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
@@ -437,6 +439,18 @@ class ResultsFolder:
             shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: never follows a link inside
 
     # -- leaving
+    def keep(self, name: str, data: bytes) -> None:
+        """Write ``name`` into the results folder itself now, not at commit, and list it in the marker: for a
+        cache that must outlive an interrupted run (``plan_cache.jsonl``). The staging folder should hold
+        the same file when committed."""
+        assert self._fd is not None
+        write_file(self._fd, name, data)
+        listed = set(self._manifest.files) if self._manifest is not None else set()
+        if name not in listed:
+            listed.add(name)
+            write_file(self._fd, MARKER, Manifest.text(self.kind, sorted(listed)).encode())
+            self._manifest = Manifest(self.kind, frozenset(listed), True)
+
     def commit(self) -> Path:
         """Make the staged results the folder's, in one exchange (or file by file beside foreign files)."""
         assert self._staging_fd is not None and self._fd is not None

@@ -362,6 +362,18 @@ def run_sweep(scenario: str | Path | Mapping[str, Any], parameters: Sequence[Par
                  base_seeds=tuple(base_seeds), until=until, notices=base.notices)
 
 
+def execute_runs(shipped: Mapping[int, dict[str, Any]], runs: Sequence[Run], until: float | None, *,
+                 executor: str = "local", workers: int | None = None, scheduler: Any = None,
+                 progress: ProgressFn | None = None) -> dict[int, dict[str, Any]]:
+    """Run ``runs`` (each on the scenario ``shipped[run.point]``, see :func:`portable`) on the local process
+    pool or on Dask, as a sweep does; one row per run id. ``scheduler`` may be an open ``distributed.Client``
+    (a planner runs many small batches on one cluster)."""
+    tracker = _Tracker(len(runs), progress)
+    if executor == "dask":
+        return _run_dask(shipped, runs, until, workers, scheduler, tracker)
+    return _run_local(shipped, runs, until, workers, tracker)
+
+
 class _Tracker:
     def __init__(self, total: int, progress: ProgressFn | None) -> None:
         self.total, self.progress, self.count, self.failed = total, progress, 0, 0

@@ -28,6 +28,7 @@ ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sim and the Python facade", ("scheduler.sim", "scheduler.cluster")),
     ("results", ("scheduler.results_folder", "scheduler.output")),
     ("scenario, sweep, report", ("scheduler.scenario", "scheduler.sweep", "scheduler.report")),
+    ("plan", ("scheduler.plan",)),
     # the package root (``__version__``, the lazily imported Cluster) first, so the cli may read the version
     ("cli", ("scheduler", "scheduler.interrupts", "scheduler.cli", "scheduler.__main__")),
 )

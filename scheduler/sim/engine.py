@@ -131,6 +131,7 @@ class Service:
     short_seconds: float = 0.0  # integral of max(0, desired - running) over time
     counted_to: float = 0.0
     rollout: deployments.Rollout = field(default_factory=deployments.Rollout)  # deployment bounds and state
+    workload: str = ""  # the scenario workload it runs for (several services with device sets); "" = name
 
     def account(self, now: float) -> None:
         """Add the shortfall since the last change; call before ``desired`` or ``running`` changes."""
@@ -373,7 +374,7 @@ class Simulation:
         steps = [] if w.scheduling_strategy == "DAEMON" else desired_count_steps(w, start=start, stop=self.duration)
         for index, (label, name) in enumerate(blocks):
             svc = Service(w.name if label is None else f"{w.name}-{label}", None,
-                          daemon=w.scheduling_strategy == "DAEMON")
+                          daemon=w.scheduling_strategy == "DAEMON", workload=w.name)
             svc.request = self._request(w, self.specs[name], rng, service=svc, device_set=label is not None)
             deployments.configure(svc, w)
             self.services.append(svc)
@@ -1139,7 +1140,7 @@ class Simulation:
             "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
             "extensions": self._extensions(),
             "service_shortfall_task_hours": {svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
-            "workloads": self.slo.section(self._shortfall_by_workload(services)),
+            "workloads": self.slo.section(_workload_shortfall(services)),
             "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
             "wall_seconds": round(wall_seconds, 3),
         }
@@ -1164,16 +1165,6 @@ class Simulation:
             tasks_path=self.task_sink,
         )
 
-    @staticmethod
-    def _shortfall_by_workload(services: list[Service]) -> dict[str, float]:
-        """Task-hours short per scenario workload: a workload with device sets runs one ECS service per
-        device block (``llama-neuron0-1``, ...), and a planner asks about the workload as a whole."""
-        out: dict[str, float] = {}
-        for svc in services:
-            name = svc.request.workload if svc.request is not None else svc.name
-            out[name] = out.get(name, 0.0) + svc.short_seconds / 3600
-        return out
-
     def _extensions(self) -> list[str]:
         """What this run used that ECS does not offer, so a reader never mistakes it for ECS behaviour."""
         used: set[str] = set()
@@ -1193,3 +1184,12 @@ class Simulation:
         """submitted + seeded from a snapshot = provisioning + pending + running + stopped."""
         return self.submitted + self.seeded == sum(self.counts.values())
 
+
+def _workload_shortfall(services: Any) -> dict[str, float]:
+    """Each workload's shortfall task-hours: the sum over its services (one per device block with device
+    sets), so that ``shortfall[llama]`` reads the llama workload's whole shortfall."""
+    out: dict[str, float] = {}
+    for svc in services:
+        name = svc.workload or svc.name
+        out[name] = out.get(name, 0.0) + svc.short_seconds / 3600
+    return out
