@@ -658,10 +658,16 @@ def point_labels(sweep: Sweep) -> dict[int, str]:
     for point, group in runs.groupby("point", sort=True):
         fleets = group[FLEET].dropna() if FLEET in group.columns else pd.Series([], dtype=object)
         fleet = str(fleets.iloc[0]) if len(fleets) else None
-        shown = [p for p in paths if fleet is None or not p.startswith(FLEET_PATHS)]
-        parts = ([fleet] if fleet else []) + [f"{p.split('.')[-1]}={group[p].iloc[0]}" for p in shown]
-        labels[int(point)] = ", ".join(parts) or "as is"
+        labels[int(point)] = point_label(fleet, [(p, group[p].iloc[0]) for p in paths])
     return labels
+
+
+def point_label(fleet: str | None, values: Sequence[tuple[str, Any]]) -> str:
+    """A point named by its fleet and the values of its parameters (path, value) that the fleet does not
+    already say: ``inf2.24xlarge x12, trn1.32xlarge x4`` or ``asg: inf2.xlarge 0-60, target=60``."""
+    shown = [(p, v) for p, v in values if fleet is None or not p.startswith(FLEET_PATHS)]
+    parts = ([fleet] if fleet else []) + [f"{p.split('.')[-1]}={v}" for p, v in shown]
+    return ", ".join(parts) or "as is"
 
 
 def point_means(sweep: Sweep, columns: Sequence[str]) -> dict[int, dict[str, float]]:

@@ -285,3 +285,10 @@ def test_the_sweep_command_exits_1_when_runs_fail_and_2_on_bad_input(
     assert not (tmp_path / "a" / "report.html").exists()
     assert main(["sweep", str(SCENARIO), "--set", "nothing", "--out", str(tmp_path / "b")]) == 2
     assert "--set needs PATH=V1,V2" in capsys.readouterr().err
+
+
+def test_a_point_label_names_the_fleet_and_only_the_values_it_does_not_say() -> None:
+    values = [("cluster.fleets.0.count", 12), ("workloads.0.auto_scaling.target_tracking.0.target", 60)]
+    assert sweep_module.point_label("inf2.24xlarge x12", values) == "inf2.24xlarge x12, target=60"
+    assert sweep_module.point_label(None, values) == "count=12, target=60"
+    assert sweep_module.point_label(None, []) == "as is"

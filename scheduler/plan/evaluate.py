@@ -18,7 +18,7 @@ import numpy as np
 
 from scheduler.errors import NeuronSimError
 from scheduler.plan.cache import RunCache, run_key
-from scheduler.sweep import OK, Run, confidence_interval, execute_runs, portable, replication_seed
+from scheduler.sweep import OK, Run, confidence_interval, execute_runs, point_label, portable, replication_seed
 from scheduler.targets import Condition, Target
 
 MONTH_SECONDS = 30 * 86400
@@ -131,7 +131,8 @@ class Evaluator:
                 continue
             from scheduler.scenario.cluster import fleet_label
 
-            result.label, result.price_per_hour = fleet_label(loaded.model.cluster), fleet_price(loaded)
+            result.label = point_label(fleet_label(loaded.model.cluster), list(key))
+            result.price_per_hour = fleet_price(loaded)
             shipped[len(self.order) - 1] = portable(loaded)
         index = {key: i for i, key in enumerate(self.order)}
         todo = [k for k in fresh if self.points[k].error is None]
