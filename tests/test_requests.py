@@ -292,3 +292,26 @@ def test_the_run_table_of_requests_lists_only_services_that_had_requests() -> No
     assert [row[0] for row in rows] == ["chat"]
     assert rows[0][1:3] == ("9", "1")
     assert request_table({"workloads": {"batch": {"kind": "run_task"}}})[1] == []
+
+
+def test_memory_utilization_follows_the_busy_fraction_and_drives_a_memory_policy(tmp_path: Path) -> None:
+    data = step_scenario(tmp_path)
+    chat = data["workloads"][0]
+    chat["requests"].update(idle_memory_percent=40, busy_memory_percent=90)
+    chat["auto_scaling"]["target_tracking"] = [{"metric": "ECSServiceAverageMemoryUtilization", "target": 70,
+                                                "scale_in_cooldown": 0}]
+    res = Simulation(scenario_from_mapping(data, path=tmp_path / "steps.yaml")).run()
+    load = res.extra_tables["service_load"]
+    live = load[load["running"] > 0]
+    assert live["memory_utilization"].between(40, 90).all()
+    # the model: idle + (busy - idle) x the busy fraction, the same fraction CPU reads (busy_cpu_percent 100)
+    expected = 40 + 50 * live["cpu_utilization"] / 100
+    assert np.allclose(live["memory_utilization"], expected)
+    rows = res.extra_tables["scaling_events"]
+    assert len(rows[rows["service"] == "chat"]) > 0  # 2 tasks at full load use 90% > 70%: it scales out
+    # without the two figures memory is not modelled: no datapoint, a memory policy never scales
+    del chat["requests"]["idle_memory_percent"], chat["requests"]["busy_memory_percent"]
+    res = Simulation(scenario_from_mapping(data, path=tmp_path / "steps.yaml")).run()
+    assert res.extra_tables["service_load"]["memory_utilization"].isna().all()
+    assert len(res.extra_tables.get("scaling_events", [])) == 0 or not (
+        res.extra_tables["scaling_events"]["service"] == "chat").any()

@@ -82,6 +82,8 @@ class ServiceRequestsModel(_Model):
     queue_limit: Int | None = Field(None, ge=0, le=MAX_QUEUE)
     timeout: Annotated[Duration, Field(gt=0, le=86400)] | None = None
     busy_cpu_percent: Annotated[Number, Field(gt=0, le=100)] = 100.0
+    idle_memory_percent: Annotated[Number, Field(ge=0, le=100)] | None = None
+    busy_memory_percent: Annotated[Number, Field(ge=0, le=100)] | None = None
     start: Duration = Field(0, description="requests begin this long after the service starts (traffic is "
                             "sent to a deployed service)")
 
@@ -93,7 +95,9 @@ class ServiceRequestsModel(_Model):
 
     def to_config(self) -> RequestConfig:
         return RequestConfig(concurrency=self.concurrency, routing=self.routing, queue_limit=self.queue_limit,
-                             timeout=self.timeout, busy_cpu_percent=self.busy_cpu_percent)
+                             timeout=self.timeout, busy_cpu_percent=self.busy_cpu_percent,
+                             idle_memory_percent=self.idle_memory_percent,
+                             busy_memory_percent=self.busy_memory_percent)
 
     def service_time_config(self) -> ServiceTime:
         st = self.service_time

@@ -77,6 +77,10 @@ class RequestConfig:
     queue_limit: int | None = None
     timeout: float | None = None
     busy_cpu_percent: float = 100.0  # CPU a task with every slot busy uses, in percent of its reservation
+    # memory (percent of the reservation) a task uses idle and with every slot busy (model weights, then the
+    # KV cache of a full batch); None for both: MemoryUtilization is not modelled (no datapoint)
+    idle_memory_percent: float | None = None
+    busy_memory_percent: float | None = None
 
 
 @dataclass
@@ -217,6 +221,18 @@ class ServiceRequests:
             return math.nan
         busy = figures.busy_slot_seconds / (self.config.concurrency * figures.task_seconds)
         return self.config.busy_cpu_percent * min(1.0, busy)
+
+    def memory_percent(self, figures: PeriodLoad) -> float:
+        """ECS's service MemoryUtilization for a period: ``idle_memory_percent`` plus the busy fraction of the
+        slots times (``busy_memory_percent`` - ``idle_memory_percent``), the one given standing for the
+        other; NaN (no datapoint) when neither is given or without RUNNING task time."""
+        idle, busy = self.config.idle_memory_percent, self.config.busy_memory_percent
+        if (idle is None and busy is None) or figures.task_seconds <= 0:
+            return math.nan
+        idle = busy if idle is None else idle
+        busy = idle if busy is None else busy
+        fraction = min(1.0, figures.busy_slot_seconds / (self.config.concurrency * figures.task_seconds))
+        return idle + (busy - idle) * fraction
 
     @property
     def queued(self) -> int:

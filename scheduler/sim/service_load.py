@@ -11,7 +11,8 @@ The metrics (docs/modelling.md, "Requests"): ``CPUUtilization`` = the average ov
 busy fraction of their slots x ``busy_cpu_percent``; ``RequestCountPerTarget`` = requests that arrived in
 the period / RUNNING tasks at its end (ALB divides by healthy targets); ``RequestCount`` the period's
 requests; ``TargetResponseTime`` the mean end-to-end latency of the requests that finished in it.
-``MemoryUtilization`` is not modelled (a missing datapoint).
+``MemoryUtilization`` = ``idle_memory_percent`` + busy fraction x (``busy_memory_percent`` -
+``idle_memory_percent``) when the service gives either (else a missing datapoint).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 
 from scheduler.sim.autoscaling import (
     CPU,
+    MEMORY,
     METRIC_PERIOD_S,
     REQUEST_COUNT,
     REQUESTS_PER_TARGET,
@@ -53,12 +55,14 @@ class ServiceLoad:
             figures = self.requests.period(t)
             metrics = {
                 CPU: self.requests.cpu_percent(figures),
+                MEMORY: self.requests.memory_percent(figures),
                 REQUEST_COUNT: float(figures.requests),
                 REQUESTS_PER_TARGET: figures.requests / running if running else math.nan,
                 RESPONSE_TIME: figures.response_seconds / figures.finished if figures.finished else math.nan,
             }
             row.update({"requests": figures.requests, "queued": self.requests.queued,
-                        "cpu_utilization": metrics[CPU], "requests_per_target": metrics[REQUESTS_PER_TARGET]})
+                        "cpu_utilization": metrics[CPU], "memory_utilization": metrics[MEMORY],
+                        "requests_per_target": metrics[REQUESTS_PER_TARGET]})
         new = None
         if self.scaler is not None:
             new = self.scaler.observe(t, metrics, running, desired)
@@ -133,5 +137,5 @@ def tables(loads: Iterable[ServiceLoad]) -> dict[str, pd.DataFrame]:
 
 
 TIMELINE_COLUMNS = ["time", "service", "desired", "running", "requests", "queued", "cpu_utilization",
-                    "requests_per_target", "desired_after", "latency_p50_s", "latency_p99_s", "ttft_p50_s",
-                    "ttft_p99_s"]
+                    "memory_utilization", "requests_per_target", "desired_after", "latency_p50_s", "latency_p99_s",
+                    "ttft_p50_s", "ttft_p99_s"]
