@@ -207,3 +207,18 @@ def test_a_workloads_shortfall_sums_its_device_set_services() -> None:
     by_service = summary["service_shortfall_task_hours"]
     assert len(by_service) == 3 and sum(by_service.values()) > 0
     assert summary["workloads"]["llama"]["shortfall_task_hours"] == pytest.approx(sum(by_service.values()), abs=1e-5)
+
+
+def test_a_plan_with_a_categorical_choice_finds_the_grids_answer() -> None:
+    """``--choose`` enumerates the instance type of the second fleet; each choice is searched (or skipped when
+    even its cheapest point costs more than the best found), and the answer is the grid's."""
+    scenario = small("12/h", 4)
+    vary = ["cluster.fleets.0.count=0..10", "cluster.fleets.1.count=0..10"]
+    choose = ["cluster.fleets.1.instance_type=inf2.8xlarge,inf2.xlarge"]
+    found = run_plan(scenario, vary, "wait_p99<10m", choose=choose)
+    grid = run_plan(scenario, vary, "wait_p99<10m", choose=choose, method="grid")
+    assert found.grid_points == grid.grid_points == 2 * 11 * 11
+    cheapest = min(p.cost_usd[0] for p in grid.points if p.meets)
+    assert found.best is not None and found.best.cost_usd[0] == pytest.approx(cheapest)
+    assert found.simulations < 0.5 * grid.simulations
+    assert {p.values["cluster.fleets.1.instance_type"] for p in found.points} <= {"inf2.8xlarge", "inf2.xlarge"}
