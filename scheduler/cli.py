@@ -239,7 +239,7 @@ def _check_until(seconds: float, text: str) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler.output import ResultsFolder, safe_folder_name
-    from scheduler.sim.slo import workload_kinds
+    from scheduler.sim.slo import workload_kinds, workloads_with_requests
     from scheduler.sweep import RunProgress, apply_target, parse_set, run_sweep, write_sweep_files
     from scheduler.targets import parse_targets
 
@@ -251,7 +251,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = _base_scenario(args.scenario, args.until)
     base_name = base.model.name
     if target is not None:  # a target naming a workload the scenario lacks stops here, before any run
-        target.check_workloads(workload_kinds(base.model.workloads))
+        target.check_workloads(workload_kinds(base.model.workloads),
+                             with_requests=workloads_with_requests(base.model.workloads))
     out = args.out or Path("results") / f"{safe_folder_name(base_name)}-sweep"
     # checked (and locked) before the runs: an earlier sweep's folder is refused without --force
     with ResultsFolder(out, "sweep", force=args.force) as folder:
@@ -381,7 +382,8 @@ def _rich_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     table = Table(title=title)
     for index, column in enumerate(columns):
         if index < first_left:
-            table.add_column(column, overflow="fold", no_wrap=0 < label_width <= 40)
+            keep = 0 < label_width <= 40  # short names keep their width: value columns shrink instead
+            table.add_column(column, overflow="fold", no_wrap=keep, min_width=label_width if keep else None)
         else:
             table.add_column(column, justify="right", no_wrap=True)
     for row in rows:

@@ -23,7 +23,7 @@ import difflib
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from scheduler.errors import NeuronSimError, show_value
@@ -98,9 +98,11 @@ class Target:
         """The conditions ``values`` does not meet, as written."""
         return [c.text for c in self.conditions if not c.holds(values.get(c.column))]
 
-    def check_workloads(self, kinds: Mapping[str, str], *, where: str = "--target") -> None:
-        """Refuse a condition on a workload the scenario does not have, or shortfall of one that is not a
-        REPLICA service (``kinds``: workload name -> run_task, service, daemon)."""
+    def check_workloads(self, kinds: Mapping[str, str], *, where: str = "--target",
+                        with_requests: Collection[str] | None = None) -> None:
+        """Refuse a condition on a workload the scenario does not have, shortfall of one that is not a
+        REPLICA service (``kinds``: workload name -> run_task, service, daemon), or a request figure of one
+        that receives no requests (``with_requests``: the services with ``requests:``; None skips the check)."""
         for c in self.conditions:
             if c.workload is None:
                 continue
@@ -111,6 +113,9 @@ class Target:
             if c.metric == "shortfall_task_hours" and kinds[c.workload] != "service":
                 raise TargetError(f"{c.text!r}: {c.workload} is a {kinds[c.workload].replace('_', ' ')} workload, "
                                   "not a REPLICA service: it has no shortfall", path=where)
+            if with_requests is not None and c.metric in REQUEST_METRICS and c.workload not in with_requests:
+                raise TargetError(f"{c.text!r}: {c.workload} receives no requests (it has no requests: block), "
+                                  "so it has no request figures", path=where)
 
 
 def parse_target(text: str, *, where: str = "--target") -> Target:

@@ -159,6 +159,14 @@ LLAMA = ROOT / "scenarios" / "llama-inf2.yaml"
     (["--vary", "cluster.fleets.0.count=1..3", "--choose", "cluster.fleets.0.instance_type=", "--target",
       "wait_p99<60s"], "--choose"),
     (["--vary", "cluster.fleets.0.count=1..3"], "--target"),
+    # a path the scenario lacks, or a value it refuses: one line before any simulation, not "nothing meets"
+    (["--vary", "cluster.fleets.9.count=1..4", "--target", "shortfall==0"], "cluster.fleets.9.count=1"),
+    (["--vary", "cluster.fleets.0.count=1..4", "--choose", "cluster.fleets.0.instance_type=inf2.24xlarge,bogus.type",
+      "--target", "shortfall==0"], "bogus.type"),
+    # a request figure of a workload that receives no requests can never be met
+    (["--vary", "cluster.fleets.0.count=1..4", "--target", "latency_p99[llama]<2s"], "receives no requests"),
+    (["--vary", "cluster.fleets.0.count=1..4", "--target", "shortfall==0", "--initial", "9", "--replications", "3"],
+     "--initial"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
                                           message: str) -> None:
@@ -179,6 +187,7 @@ def test_the_plan_command_writes_its_folder_and_resumes(tmp_path: Path, capsys: 
     runs = pd.read_parquet(out / "plan.parquet")
     assert len(runs) == meta["simulations"] and meta["best"]["meets_target"]
     assert (out / "plan_scenario.yaml").is_file() and (out / "report.html").is_file()
+    assert "duration: 7200s" in (out / "plan_scenario.yaml").read_text()  # judged on --until 2h: runs as judged
     chosen = tmp_path / "chosen"  # the written scenario runs, with the chosen count
     assert main(["run", str(out / "plan_scenario.yaml"), "--until", "10m", "--out", str(chosen), "--no-report"]) == 0
     capsys.readouterr()
@@ -222,3 +231,23 @@ def test_a_plan_with_a_categorical_choice_finds_the_grids_answer() -> None:
     assert found.best is not None and found.best.cost_usd[0] == pytest.approx(cheapest)
     assert found.simulations < 0.5 * grid.simulations
     assert {p.values["cluster.fleets.1.instance_type"] for p in found.points} <= {"inf2.8xlarge", "inf2.xlarge"}
+
+
+def test_the_chosen_scenario_names_its_files_relative_to_the_output_folder(tmp_path: Path) -> None:
+    """A scenario with a trace file and task definitions: the written answer finds them from --out."""
+    import yaml
+
+    from scheduler.plan.output import chosen_scenario
+    from scheduler.scenario import load_scenario
+
+    source = ROOT / "scenarios" / "llm-chat-trace.yaml"
+    out = tmp_path / "deep" / "plan"
+    out.mkdir(parents=True)
+    text = chosen_scenario(source, {"workloads.0.auto_scaling.max_capacity": 12}, out, until=3600.0)
+    (out / "plan_scenario.yaml").write_text(text)
+    data = yaml.safe_load(text)
+    assert data["duration"] == "3600s" and data["workloads"][0]["auto_scaling"]["max_capacity"] == 12
+    trace = data["workloads"][0]["requests"]["arrivals"]["file"]
+    assert (out / trace).resolve() == (source.parent / "traces/azure-llm-inference-2023/"
+                                       "AzureLLMInferenceTrace_conv.csv").resolve()
+    load_scenario(out / "plan_scenario.yaml")  # loads: every file it names is found

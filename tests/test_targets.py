@@ -127,7 +127,8 @@ def test_sweep_target_on_the_command_line(tmp_path: Path, capsys: pytest.Capture
 
 
 @pytest.mark.parametrize(("target", "words"), [("wait_p99[nope]<1m", "no workload 'nope'"),
-                                               ("wait_p99<fast", "not a duration")])
+                                               ("wait_p99<fast", "not a duration"),
+                                               (f"latency_p99[{EXTRA}]<2s", "receives no requests")])
 def test_a_bad_sweep_target_is_one_line_exit_2_and_no_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            target: str, words: str) -> None:
     out = tmp_path / "sw"

@@ -124,7 +124,7 @@ def plan(scenario: str | Path | Mapping[str, Any], vary: Sequence[str | Dimensio
     (the reference the search is tested against; same point rule).
     """
     from scheduler.scenario import load_scenario, scenario_from_mapping
-    from scheduler.sim.slo import workload_kinds
+    from scheduler.sim.slo import workload_kinds, workloads_with_requests
 
     if isinstance(vary, Mapping):
         vary = [_range_dimension(path, values) for path, values in vary.items()]
@@ -142,6 +142,9 @@ def plan(scenario: str | Path | Mapping[str, Any], vary: Sequence[str | Dimensio
         raise PlanError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}", path="--executor")
     if replications < 1:
         raise PlanError(f"--replications must be at least 1, got {replications}", path="--replications")
+    if not 1 <= initial <= replications:
+        raise PlanError(f"--initial must be between 1 and --replications ({replications}), got {initial}",
+                        path="--initial")
     if not 0 < confidence < 1:
         raise PlanError(f"--confidence is a level between 0 and 1 such as 0.95, got {confidence}", path="--confidence")
     if workers is not None and workers < 1:
@@ -158,11 +161,13 @@ def plan(scenario: str | Path | Mapping[str, Any], vary: Sequence[str | Dimensio
     if until is not None:
         seeded["duration"] = until
     base = load(seeded)
-    goal.check_workloads(workload_kinds(base.model.workloads))
+    goal.check_workloads(workload_kinds(base.model.workloads),
+                         with_requests=workloads_with_requests(base.model.workloads))
 
     def load_point(overrides: Mapping[str, Any]) -> Any:
         return load({**seeded, **overrides})
 
+    _check_values(load_point, dims, choices)
     price = _pricer(base, load_point)
     parallel = workers or _cpus()
     with _client(executor, scheduler, workers) as client:
@@ -247,6 +252,19 @@ def _plan_point(index: int, p: PointResult, choices: Sequence[Choice]) -> PlanPo
                      meets=p.meets, replications=p.replications, cost_per_month=p.month_usd, cost_usd=p.cost_usd,
                      figures={b.column: (b.mean, b.low, b.high) for b in p.bounds},
                      missed=tuple(b.condition for b in p.bounds if not b.holds) + ((p.error,) if p.error else ()))
+
+
+def _check_values(load_point: Callable[[Mapping[str, Any]], Any], dims: Sequence[Dimension],
+                  choices: Sequence[Choice]) -> None:
+    """Every value the plan may set loads: a path the scenario does not have, or a value it refuses (an
+    unknown instance type), is one line before any simulation, not a plan that finds nothing."""
+    probes = [("--vary", d.path, v) for d in dims for v in dict.fromkeys((d.lo, d.hi))]
+    probes += [("--choose", c.path, v) for c in choices for v in c.values]
+    for option, path, value in probes:
+        try:
+            load_point({path: value})
+        except NeuronSimError as exc:
+            raise PlanError(f"{path}={value}: {exc}", path=option) from None
 
 
 def _result(base: Any, goal: Target, ev: Evaluator, search: Search, dims: Sequence[Dimension],

@@ -92,7 +92,9 @@ def judge(condition: Condition, values: np.ndarray, confidence: float) -> Bound:
         fails, gap = low == high == value, 0.0 if holds else 1.0
     if holds:
         gap = min(gap, 0.0)
-    return Bound(condition.text, condition.column, mean, low, high, holds, not holds and not fails, gap)
+    # one run gives no interval: its verdict stands only if no more replications are allowed
+    undecided = (not holds and not fails) or len(values) == 1
+    return Bound(condition.text, condition.column, mean, low, high, holds, undecided, gap)
 
 
 class Evaluator:

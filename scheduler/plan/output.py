@@ -63,19 +63,37 @@ def summary_lines(result: PlanResult) -> list[str]:
     return lines
 
 
-def chosen_scenario(source: Path, overrides: Mapping[str, Any], out: Path) -> str:
-    """The scenario file with the chosen values, task-definition paths made relative to ``out``."""
+def chosen_scenario(source: Path, overrides: Mapping[str, Any], out: Path, *, until: float | None = None) -> str:
+    """The scenario file with the chosen values, runnable from ``out``: the files it names (task definitions,
+    traces, a snapshot) made relative to ``out``, and its ``duration`` the one the plan judged (``--until``)."""
     from scheduler.scenario.overrides import apply_overrides
 
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    data = apply_overrides(data, dict(overrides), file=str(source))
-    refs = data.get("task_definitions")
-    if isinstance(refs, dict):
-        for name, ref in refs.items():
-            if isinstance(ref, str) and not os.path.isabs(ref):
-                refs[name] = os.path.relpath(source.parent.resolve() / ref, out.resolve())
-    head = "".join(f"# {k} = {v}\n" for k, v in overrides.items())
+    chosen = dict(overrides)
+    if until is not None:
+        chosen["duration"] = f"{until:g}s"
+    data = apply_overrides(data, chosen, file=str(source))
+    _relocate_files(data, source.parent.resolve(), out.resolve())
+    head = "".join(f"# {k} = {v}\n" for k, v in chosen.items())
     return f"# neuron-sim plan's answer for {source.name}:\n{head}" + yaml.safe_dump(data, sort_keys=False)
+
+
+FILE_KEYS = ("file", "snapshot")  # scenario fields that name a file or folder relative to the scenario
+
+
+def _relocate_files(node: Any, base: Path, out: Path, *, refs: bool = False) -> None:
+    """Rewrite, in place, every relative file the scenario names (``task_definitions`` values and ``file`` /
+    ``snapshot`` fields at any depth) so that it resolves from ``out`` as it did from ``base``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and (refs or key in FILE_KEYS) and not os.path.isabs(value) \
+                    and (base / value).exists():
+                node[key] = os.path.relpath(base / value, out)
+            else:
+                _relocate_files(value, base, out, refs=key == "task_definitions")
+    elif isinstance(node, list):
+        for item in node:
+            _relocate_files(item, base, out)
 
 
 def write_plan_files(result: PlanResult, folder: Path, *, source: Path | None, cache: RunCache,
@@ -89,7 +107,8 @@ def write_plan_files(result: PlanResult, folder: Path, *, source: Path | None, c
     write_parquet(folder / "plan.parquet", result.runs)
     written.append(folder / "plan.parquet")
     if source is not None and result.best is not None:
-        (folder / SCENARIO_FILE).write_text(chosen_scenario(source, result.overrides, out), encoding="utf-8")
+        text = chosen_scenario(source, result.overrides, out, until=result.until)
+        (folder / SCENARIO_FILE).write_text(text, encoding="utf-8")
         written.append(folder / SCENARIO_FILE)
     (folder / CACHE_FILE).write_bytes(cache.data())
     written.append(folder / CACHE_FILE)

@@ -162,3 +162,8 @@ def workload_kinds(workloads: Iterable[Any]) -> dict[str, str]:
     """Each scenario workload's kind for the tally: ``run_task``, ``service`` or ``daemon``."""
     return {w.name: ("daemon" if getattr(w, "scheduling_strategy", "REPLICA") == "DAEMON" else w.kind)
             for w in workloads}
+
+
+def workloads_with_requests(workloads: Iterable[Any]) -> set[str]:
+    """The scenario's services that receive requests (a ``requests:`` block): only they have request figures."""
+    return {w.name for w in workloads if getattr(w, "requests", None) is not None}
