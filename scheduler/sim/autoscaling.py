@@ -174,7 +174,8 @@ class AutoScalingConfig:
 @dataclass(frozen=True)
 class ScalingDecision:
     """One scaling activity: at ``time`` the desired count went from ``old`` to ``new`` because ``policy``
-    saw ``metric`` at ``value``."""
+    saw ``metric`` at ``value``. A desired count found outside [min, max] and brought into it is logged with
+    policy ``scalable-target``, no metric and a NaN value."""
 
     time: float
     policy: str
