@@ -375,6 +375,16 @@ def _print_sweep(sweep: Sweep, out: Path) -> None:
     console.print(f"results in {out}/", markup=False, highlight=False, soft_wrap=True)
 
 
+def _add_executor_options(p: argparse.ArgumentParser, workers: str) -> None:
+    """--executor, --scheduler, --workers and --seed: how sweep and plan run their simulations."""
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="a local process pool or a Dask cluster (default: local)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address, tcp://host:8786 (default: a new LocalCluster)")
+    p.add_argument("--workers", type=int, help=f"{workers} (default: the CPU count)")
+    p.add_argument("--seed", type=int, help="base seed instead of the scenario's (default: the scenario's seed)")
+
+
 def _rich_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, first_left: int = 1,
                 label_width: int = 0) -> Table:
     """A terminal table of already formatted cells: the first ``first_left`` columns are names, the rest
@@ -572,13 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'wait_p99<60s,shortfall==0' or 'wait_p99[llama]<60s,shortfall[llama]==0'; repeatable "
                         "(default: none)")
     p.add_argument("--replications", type=int, default=1, help="runs per grid point (default: 1)")
-    p.add_argument("--executor", choices=["local", "dask"], default="local",
-                   help="a local process pool or a Dask cluster (default: local)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler address, tcp://host:8786 (default: a new LocalCluster)")
-    p.add_argument("--workers", type=int,
-                   help="processes (local) or LocalCluster workers (default: the CPU count)")
-    p.add_argument("--seed", type=int, help="base seed instead of the scenario's (default: the scenario's seed)")
+    _add_executor_options(p, "processes (local) or LocalCluster workers")
     p.add_argument("--until", help="simulate only this long, e.g. 30m, 2d (default: the scenario's duration)")
     p.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>-sweep/)")
     p.add_argument("--json", action="store_true",
@@ -607,14 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--initial", type=int, default=2, help="runs every point gets first (default: 2)")
     p.add_argument("--confidence", type=float, default=0.95,
                    help="level of the confidence bound a target is judged on (default: 0.95)")
-    p.add_argument("--executor", choices=["local", "dask"], default="local",
-                   help="a local process pool or a Dask cluster (default: local)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler address, tcp://host:8786 (default: a new LocalCluster)")
-    p.add_argument("--workers", type=int,
-                   help="processes (local) or LocalCluster workers, and points evaluated at once "
-                        "(default: the CPU count)")
-    p.add_argument("--seed", type=int, help="base seed instead of the scenario's (default: the scenario's seed)")
+    _add_executor_options(p, "processes (local) or LocalCluster workers, and points evaluated at once")
     p.add_argument("--until", help="simulate only this long, e.g. 1d (default: the scenario's duration)")
     p.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>-plan/); an earlier "
                                             "plan's folder is replaced, its cached runs reused")
