@@ -141,22 +141,39 @@ class Placer:
             task_id = f"task-{next(self._ids)}"
         elif task_id in st.allocations:
             raise PlacementError(f"task {task_id} already holds resources")
-        row = live.decide(entry.slot, rng)
+        if rng is not live._rng:
+            live._rng = rng
+            live._bits = kernel.generator_addresses(rng)
+        bits = live._bits
+        row = live._decide(live.R, live.X, live.Z, entry.slot, bits[0], bits[1], True)  # = live.decide(...)
         if row < 0:
             return self._compiled_failure(entry, live)
         chips = entry.chips
-        chip_ids = entry.chip_ids
         if chips < 0:  # NeuronDevice=ALL: every chip of the instance
             chips = int(st._chips_all[row])
             chip_ids = chips_of(chips)
+        else:
+            chip_ids = entry.chip_ids
         gpus = entry.gpus if entry.gpus >= 0 else gpus_taken(entry.spec, int(st._gpu_reg[row]))
-        gpu_ids = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group,
-                            entry.enis).gpu_ids
-        return Placement(task_id, row, chip_ids, gpu_ids)
+        alloc = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group, entry.enis)
+        return _new_placement(Placement, (task_id, row, chip_ids, alloc.gpu_ids, None))
 
     def _compiled_failure(self, entry: _Entry, live: kernel.LiveIndex) -> Failure:
-        """The Failure the Python pass gives, from the kernel's failure details."""
-        left, before, closest, lacks, (managed, neuron, present, free) = live.failure()
+        """The Failure the Python pass gives, from the kernel's failure details. The words depend on those
+        details and the request only, so a request's failures are kept by details (a Failure is immutable):
+        a cluster at saturation fails the same way over and over, and pays for the words once."""
+        details = live.failure()
+        left, before, closest, lacks, quad = details
+        key = (tuple(left), before, closest, tuple(lacks), tuple(quad))
+        hit = entry.failures.get(key)
+        if hit is None:
+            if len(entry.failures) >= _FAILURES_KEPT:
+                entry.failures.clear()
+            hit = entry.failures[key] = self._compiled_failure_words(entry, details)
+        return hit
+
+    def _compiled_failure_words(self, entry: _Entry, details: tuple) -> Failure:
+        left, before, closest, lacks, (managed, neuron, present, free) = details
         req = entry.request
         names = entry.resource_steps
         steps = list(entry.steps)
@@ -192,6 +209,18 @@ class Placer:
         array of instance rows) restricts the candidates, as StartTask and daemon placement do.
         """
         if only is None and self.compiled is not False:
+            # the fast path: a request met before, on the same compiled index (no instance changed since):
+            # one dict lookup, one kernel call, the record
+            entry = self._entries.get((id(spec), id(constraints), id(strategies), group, launch_type,
+                                       id(capacity_providers)))
+            if entry is not None:
+                live = self.state._live
+                if (live is not None and live.generation == self._generation
+                        and live.version == self.state.version):
+                    if entry.slot >= 0:
+                        return self._place_compiled(entry, task_id, rng, live)
+                    if entry.failure is not None:
+                        return entry.failure
             live = self.live()
             if live is not None:
                 # keyed by identity (the arguments are immutable tuples kept alive in ``_keep``), so that a
@@ -452,6 +481,7 @@ class _Entry:
         "cpu",
         "enis",
         "failure",
+        "failures",
         "gpus",
         "group",
         "memory",
@@ -467,6 +497,7 @@ class _Entry:
         self.spec = spec
         self.slot = -1
         self.failure: Failure | None = None
+        self.failures: dict[tuple, Failure] = {}  # the kernel's failure details -> the Failure in words
         self.why = ""
         self.steps: list[Step] = []
         self.group = ""
@@ -503,6 +534,8 @@ def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strate
 
 
 _MISSING = object()
+_FAILURES_KEPT = 256  # per request: distinct failures kept in words
+_new_placement = tuple.__new__  # Placement(*fields) without NamedTuple's keyword handling
 
 
 def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,9 +64,11 @@ class ContainerInstance:
     tasks: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    """Everything one running task holds on its instance; ``release`` gives exactly this back."""
+class Allocation(NamedTuple):
+    """Everything one running task holds on its instance; ``release`` gives exactly this back.
+
+    Immutable, and a tuple underneath: one is made per placement, and a tuple is built several times
+    faster than a frozen dataclass (fields are read by name)."""
 
     task_id: str
     instance: int
@@ -77,6 +80,9 @@ class Allocation:
     udp_ports: tuple[int, ...]
     group: str | None
     enis: int = 0       # ENI attachment slots held (1 for an awsvpc task)
+
+
+_new_allocation = tuple.__new__  # Allocation(*fields) without NamedTuple's keyword handling
 
 
 class ClusterState:
@@ -112,6 +118,7 @@ class ClusterState:
         self._tcp_used: dict[int, np.ndarray] = {}
         self._udp_used: dict[int, np.ndarray] = {}
         self._group_counts: dict[str, np.ndarray] = {}
+        self._set_counters()
         self._attr_cache: dict[str, np.ndarray] = {}
         self._codes_cache: dict[str, tuple[np.ndarray, list[str | None]]] = {}
         self._subject_cache: dict[str, np.ndarray] = {}
@@ -132,6 +139,13 @@ class ClusterState:
         self._cols = block
         self._cpu_free, self._mem_free, self._gpu_free, self._eni_free = block[1], block[2], block[3], block[4]
         self._chips_free = block[5].view(np.uint64)
+        # the same memory as Python buffers: one item read or written in ~50 ns instead of a numpy scalar's ~300
+        self._mv_cols = tuple(memoryview(block[k]) for k in range(block.shape[0]))
+
+    def _set_counters(self) -> None:
+        """Memoryviews over the running-task and task-group counters (rebuilt when the arrays change)."""
+        self._mv_running = memoryview(self._running)
+        self._group_mv = {group: memoryview(col) for group, col in self._group_counts.items()}
 
     def __getstate__(self) -> dict:
         """Pickle and deepcopy: the free columns as one block (views are rebuilt), no compiled index
@@ -139,7 +153,8 @@ class ClusterState:
         if self._classes is not None:
             self.classes()  # bring the Python class index up to date first
         state = dict(self.__dict__)
-        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_chips_free"):
+        for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_chips_free", "_mv_cols", "_mv_running",
+                     "_group_mv"):
             state.pop(name)
         state["_live"] = None
         return state
@@ -147,6 +162,7 @@ class ClusterState:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._set_columns(self._cols)
+        self._set_counters()
 
     # ---------------------------------------------------------------- size and views
     def __len__(self) -> int:
@@ -242,6 +258,7 @@ class ClusterState:
                 arr[: self._cap] = old
                 table[key] = arr
         self._cap = new
+        self._set_counters()
 
     def _touch(self) -> None:
         self.version += 1
@@ -435,71 +452,83 @@ class ClusterState:
         else:
             gpu_ids = ()
         if chips:
-            for c in _bits(chips):
-                inst.chip_holders[c] = task_id
-        for port in tcp_ports:
-            inst.reserved_tcp.add(port)
-            self._port_column(self._tcp_used, port)[index] = True
-        for port in udp_ports:
-            inst.reserved_udp.add(port)
-            self._port_column(self._udp_used, port)[index] = True
+            holders = inst.chip_holders
+            for c in chips_of(chips):
+                holders[c] = task_id
+        if tcp_ports or udp_ports:
+            for port in tcp_ports:
+                inst.reserved_tcp.add(port)
+                self._port_column(self._tcp_used, port)[index] = True
+            for port in udp_ports:
+                inst.reserved_udp.add(port)
+                self._port_column(self._udp_used, port)[index] = True
+            tcp_ports, udp_ports = tuple(tcp_ports), tuple(udp_ports)
+        else:
+            tcp_ports = udp_ports = ()
         if group is not None:
-            col = self._group_counts.get(group)
-            if col is None:
+            mv = self._group_mv.get(group)
+            if mv is None:
                 col = self._group_counts[group] = np.zeros(self._cap, np.int32)
-            col[index] += 1
-            spread = self._spread_counts.get(group)
+                mv = self._group_mv[group] = memoryview(col)
+            mv[index] += 1
+            spread = self._spread_counts and self._spread_counts.get(group)
             if spread:
                 for attribute, per_value in spread.items():
                     per_value[self._codes_cache[attribute][0][index]] += 1
-        self._running[index] += 1
+        self._mv_running[index] += 1
         inst.tasks.add(task_id)
-        alloc = Allocation(task_id, index, cpu, memory, gpu_ids, chips, tuple(tcp_ports),
-                           tuple(udp_ports), group, enis)
-        self.allocations[task_id] = alloc
+        alloc = self.allocations[task_id] = _new_allocation(
+            Allocation, (task_id, index, cpu, memory, gpu_ids, chips, tcp_ports, udp_ports, group, enis))
         if self._live is not None:
             self._dirty.add(index)
         return alloc
 
     def free(self, task_id: str) -> Allocation:
-        """Give back exactly what ``reserve`` took."""
+        """Give back exactly what ``reserve`` took (O(1) Python work: the columns are written through
+        memoryviews, and a compiled index moves the row with one kernel call)."""
         alloc = self.allocations.pop(task_id, None)
         if alloc is None:
             raise PlacementError(f"task {task_id} holds no resources")
-        i = alloc.instance
+        _, i, cpu, memory, gpu_ids, chips, tcp_ports, udp_ports, group, enis = alloc
         inst = self.instances[i]
-        self._cpu_free[i] += alloc.cpu
-        self._mem_free[i] += alloc.memory
-        self._gpu_free[i] += len(alloc.gpu_ids)
-        self._eni_free[i] += alloc.enis
-        if alloc.gpu_ids:
-            inst.free_gpu_ids.extend(alloc.gpu_ids)
+        _, m_cpu, m_mem, m_gpu, m_eni, m_chips, _ = self._mv_cols
+        m_cpu[i] += cpu
+        m_mem[i] += memory
+        m_eni[i] += enis
+        if gpu_ids:
+            m_gpu[i] += len(gpu_ids)
+            inst.free_gpu_ids.extend(gpu_ids)
             order = {g: k for k, g in enumerate(inst.gpu_ids)}
             inst.free_gpu_ids.sort(key=order.__getitem__)
-        if alloc.chips:
-            self._chips_free[i] |= np.uint64(alloc.chips)
-            for c in _bits(alloc.chips):
-                del inst.chip_holders[c]
-        for port in alloc.tcp_ports:
-            inst.reserved_tcp.discard(port)
-            self._tcp_used[port][i] = False
-        for port in alloc.udp_ports:
-            inst.reserved_udp.discard(port)
-            self._udp_used[port][i] = False
-        if alloc.group is not None:
-            self._group_counts[alloc.group][i] -= 1
-            spread = self._spread_counts.get(alloc.group)
+        if chips:
+            if chips >> 63:
+                self._chips_free[i] |= np.uint64(chips)
+            else:  # the int64 view of the same bits
+                m_chips[i] |= chips
+            holders = inst.chip_holders
+            for c in chips_of(chips):
+                del holders[c]
+        if tcp_ports or udp_ports:
+            for port in tcp_ports:
+                inst.reserved_tcp.discard(port)
+                self._tcp_used[port][i] = False
+            for port in udp_ports:
+                inst.reserved_udp.discard(port)
+                self._udp_used[port][i] = False
+        if group is not None:
+            self._group_mv[group][i] -= 1
+            spread = self._spread_counts and self._spread_counts.get(group)
             if spread:
                 for attribute, per_value in spread.items():
                     per_value[self._codes_cache[attribute][0][i]] -= 1
-        self._running[i] -= 1
+        self._mv_running[i] -= 1
         inst.tasks.discard(task_id)
-        if self._live is not None:
-            self._live.moved(i, alloc.group, -1)
+        live = self._live
+        if live is not None:
+            live.moved(i, group, -1)
             self._dirty.add(i)
         elif self._classes is not None:
-            self._classes.shift_row(i, alloc.cpu, alloc.memory, len(alloc.gpu_ids), 0, alloc.chips,
-                                    bool(alloc.tcp_ports or alloc.udp_ports), alloc.enis)
+            self._classes.shift_row(i, cpu, memory, len(gpu_ids), 0, chips, bool(tcp_ports or udp_ports), enis)
         return alloc
 
     # ---------------------------------------------------------------- InstanceTable (query language)
@@ -858,6 +887,14 @@ def _bits(mask: int) -> Iterator[int]:
         i += 1
 
 
+_CHIPS_OF: dict[int, tuple[int, ...]] = {}
+
+
 def chips_of(mask: int) -> tuple[int, ...]:
-    """The chip indices set in a bitmask, ascending."""
-    return tuple(_bits(mask))
+    """The chip indices set in a bitmask, ascending (kept per mask: a cluster meets few distinct masks)."""
+    hit = _CHIPS_OF.get(mask)
+    if hit is None:
+        if len(_CHIPS_OF) > 4096:
+            _CHIPS_OF.clear()
+        hit = _CHIPS_OF[mask] = tuple(_bits(mask))
+    return hit

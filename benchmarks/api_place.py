@@ -1,0 +1,157 @@
+"""Figure (b) as a new user meets it: ``Cluster`` + ``cluster.placer.place(...)`` / ``release(...)`` on a mix
+that is not the benchmark's own (its task definitions are ECS JSON, loaded as a user loads them).
+
+A cluster of inf2/trn1/g5/m6i/c6i instances over three availability zones; Neuron (manual ``/dev/neuronN``),
+GPU and CPU task definitions, each with a ``memberOf`` instance-type constraint, all placed with
+``[spread attribute:ecs.availability-zone, binpack memory]``. Fill until placements fail, then churn
+(release a random running task, place the next one). Every ``place`` call is timed alone as this thread's
+CPU time; releases are timed apart.
+
+    python -m benchmarks.api_place --sizes 500 5000 50000 [--compiled true|false|auto] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+import numpy as np
+
+from scheduler import Cluster
+from scheduler.ecs.taskdef import load_task_definition
+from scheduler.ecs.taskspec import Strategy
+from scheduler.placement.placer import Placer
+from scheduler.placement.results import Failure
+
+AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+CHAIN = (Strategy("spread", "attribute:ecs.availability-zone"), Strategy("binpack", "memory"))
+# instance type, share of the cluster
+FLEET = (("inf2.xlarge", 0.2), ("inf2.8xlarge", 0.1), ("trn1.32xlarge", 0.05), ("g5.xlarge", 0.1),
+         ("g5.12xlarge", 0.05), ("m6i.xlarge", 0.2), ("m6i.4xlarge", 0.1), ("c6i.xlarge", 0.1),
+         ("c6i.2xlarge", 0.1))
+
+
+def _taskdef(family: str, cpu: int, memory: int, expression: str, *, devices: tuple[int, ...] = (),
+             gpus: int = 0) -> dict:
+    container: dict = {"name": family, "image": "public.ecr.aws/x/y:1", "essential": True,
+                       "cpu": cpu, "memory": memory}
+    if devices:
+        container["linuxParameters"] = {"devices": [
+            {"hostPath": f"/dev/neuron{d}", "containerPath": f"/dev/neuron{d}", "permissions": ["read", "write"]}
+            for d in devices]}
+    if gpus:
+        container["resourceRequirements"] = [{"type": "GPU", "value": str(gpus)}]
+    return {"family": family, "requiresCompatibilities": ["EC2"], "networkMode": "bridge",
+            "placementConstraints": [{"type": "memberOf", "expression": expression}],
+            "containerDefinitions": [container]}
+
+
+def task_definitions() -> list[tuple[object, float]]:
+    """(TaskSpec, weight) of the mix."""
+    out = [
+        (_taskdef("inf2-chip0", 2048, 8192, "attribute:ecs.instance-type == inf2.xlarge", devices=(0,)), 12),
+        (_taskdef("inf2-8x", 8192, 30000, "attribute:ecs.instance-type == inf2.8xlarge", devices=(0,)), 4),
+        (_taskdef("gpu-1", 2048, 8192, "attribute:ecs.instance-type =~ g5.*", gpus=1), 8),
+        (_taskdef("gpu-4", 16384, 65536, "attribute:ecs.instance-type == g5.12xlarge", gpus=4), 2),
+        (_taskdef("web", 512, 1024, "attribute:ecs.instance-type in [m6i.xlarge, m6i.4xlarge, c6i.xlarge]"), 25),
+        (_taskdef("api", 1024, 2048, "attribute:ecs.instance-type =~ m6i.*"), 15),
+        (_taskdef("batch", 4096, 4096, "attribute:ecs.instance-type =~ c6i.*"), 10),
+    ]
+    for k in range(0, 16, 4):
+        out.append((_taskdef(f"trn1-chips{k}", 14336, 60000, "attribute:ecs.instance-type == trn1.32xlarge",
+                             devices=(k, k + 1)), 1))
+    return [(load_task_definition(doc), w) for doc, w in out]
+
+
+def build(n: int, seed: int, compiled: bool | str) -> Cluster:
+    c = Cluster("api-bench", seed=seed)
+    c.placer = Placer(c.state, compiled=compiled)
+    for t, share in FLEET:
+        c.add_instances(t, max(1, round(n * share)), availability_zones=AZS)
+    return c
+
+
+def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = True,
+        profile: bool = False) -> dict:
+    c = build(n, seed, compiled)
+    kinds = task_definitions()
+    specs = [s for s, _ in kinds]
+    w = np.array([w for _, w in kinds], float)
+    rng = np.random.default_rng([seed, n])
+    tie = np.random.default_rng([seed, n, 1])
+    placer = c.placer
+    live: list[str] = []
+    serial = 0
+
+    def place(spec) -> tuple[object, int]:
+        nonlocal serial
+        serial += 1
+        tid = f"t{serial}"
+        t0 = time.thread_time_ns()
+        out = placer.place(spec, task_id=tid, strategies=CHAIN, rng=tie)
+        dt = time.thread_time_ns() - t0
+        if not isinstance(out, Failure):
+            live.append(tid)
+        return out, dt
+
+    window: list[bool] = []
+    fill_ns = 0
+    fill_n = 0
+    while True:
+        out, dt = place(specs[rng.choice(len(specs), p=w / w.sum())])
+        fill_ns += dt
+        fill_n += 1
+        window.append(isinstance(out, Failure))
+        if len(window) >= 500 and sum(window[-500:]) > 250:
+            break
+    saturated = len(live)
+    picks = rng.choice(len(specs), size=churn, p=w / w.sum()).tolist()
+    us = rng.random(churn).tolist()
+    lat = []
+    rel_ns = 0
+    rel_n = 0
+    failures = 0
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    for k, u in zip(picks, us, strict=True):
+        if len(live) >= saturated:
+            i = int(u * len(live))
+            live[i], live[-1] = live[-1], live[i]
+            t0 = time.thread_time_ns()
+            placer.release(live.pop())
+            rel_ns += time.thread_time_ns() - t0
+            rel_n += 1
+        out, dt = place(specs[k])
+        failures += isinstance(out, Failure)
+        lat.append(dt)
+    if prof:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    lat_us = np.array(lat) / 1e3
+    return {"n": len(c.state), "fill": fill_n, "fill_per_s": fill_n / fill_ns * 1e9, "running": saturated,
+            "churn_per_s": len(lat) / lat_us.sum() * 1e6, "p50_us": float(np.percentile(lat_us, 50)),
+            "p99_us": float(np.percentile(lat_us, 99)), "failed_share": failures / len(lat),
+            "release_per_s": rel_n / max(rel_ns, 1) * 1e9, "compiled": placer.live() is not None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000])
+    ap.add_argument("--churn", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--compiled", default="true", choices=("true", "false", "auto"))
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args()
+    compiled = {"true": True, "false": False, "auto": "auto"}[a.compiled]
+    for n in a.sizes:
+        r = run(n, seed=a.seed, churn=a.churn, compiled=compiled, profile=a.profile)
+        print(f"n={r['n']:>6} compiled={r['compiled']} fill={r['fill']} ({r['fill_per_s']:,.0f}/s) "
+              f"churn place {r['churn_per_s']:,.0f}/s p50 {r['p50_us']:.1f} us p99 {r['p99_us']:.1f} us "
+              f"failed {r['failed_share']:.0%}  release {r['release_per_s']:,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
