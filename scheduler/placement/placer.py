@@ -215,8 +215,8 @@ class Placer:
                                        id(capacity_providers)))
             if entry is not None:
                 live = self.state._live
-                if (live is not None and live.generation == self._generation
-                        and live.version == self.state.version):
+                if (live is not None and live.generation == self._generation and live.version == self.state.version
+                        and self.by_class and self.device_mode is DeviceMode.AWARE):
                     if entry.slot >= 0:
                         return self._place_compiled(entry, task_id, rng, live)
                     if entry.failure is not None:
