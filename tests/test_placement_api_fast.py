@@ -154,7 +154,7 @@ def test_results_are_immutable_and_read_by_name() -> None:
 def test_fast_path_invariants(seed: int, n: int, steps: int) -> None:
     """On the compiled path: counters match the allocations, no chip held twice, nothing negative, and
     releasing every task restores the empty cluster."""
-    out, state = stream(True, seed, n, steps, changes=seed % 2 == 0)
+    _, state = stream(True, seed, n, steps, changes=seed % 2 == 0)
     check_counters(state)
     placer = Placer(state, compiled=True)
     for task in list(state.allocations):
