@@ -525,7 +525,8 @@ class ClusterState:
         inst.tasks.discard(task_id)
         live = self._live
         if live is not None:
-            live.moved(i, group, -1)
+            if live.version == self.version:  # = live.moved(i, group, -1), without the extra call
+                live._relocate(live.R, live.X, live.Z, i, live.groups.get(group, -1), -1)
             self._dirty.add(i)
         elif self._classes is not None:
             self._classes.shift_row(i, cpu, memory, len(gpu_ids), 0, chips, bool(tcp_ports or udp_ports), enis)
