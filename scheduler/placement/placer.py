@@ -186,7 +186,19 @@ class Placer:
                 break
             before = after
         shortage = devices.shortage_words(entry.spec, bool(managed), bool(neuron), present, free)
-        return self._failure(failed, req, steps, closest=(closest, tuple(lacks), None), shortage=shortage)
+        # the words depend on the failed step, what the closest instance lacks and the Neuron shortage, not
+        # on which instance is closest nor on the counts: build them once per such triple
+        wkey = (failed, tuple(lacks), shortage)
+        words = entry.words.get(wkey)
+        if words is None:
+            if len(entry.words) >= _FAILURES_KEPT:
+                entry.words.clear()
+            words = entry.words[wkey] = self._failure(failed, req, [], closest=(closest, tuple(lacks), None),
+                                                      shortage=shortage)
+        said = words.explanation
+        assert said is not None
+        return Failure(words.reason, words.detail, closest,
+                       Explanation(tuple(steps), closest, said.lacks, said.event, said.phrase))
 
     # ------------------------------------------------------------------ public API
     def place(
@@ -491,6 +503,7 @@ class _Entry:
         "spec",
         "steps",
         "why",
+        "words",
     )
 
     def __init__(self, spec: TaskSpec) -> None:
@@ -498,6 +511,7 @@ class _Entry:
         self.slot = -1
         self.failure: Failure | None = None
         self.failures: dict[tuple, Failure] = {}  # the kernel's failure details -> the Failure in words
+        self.words: dict[tuple, Failure] = {}  # (failed step, lacks, shortage) -> a Failure with those words
         self.why = ""
         self.steps: list[Step] = []
         self.group = ""

@@ -53,9 +53,8 @@ class Placement(_PlacementFields):
         return tuple(f"/dev/neuron{c}" for c in self.chips)
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One filter step of a decision: how many candidates it removed."""
+class Step(NamedTuple):
+    """One filter step of a decision: how many candidates it removed (a tuple underneath, like Placement)."""
 
     name: str
     before: int
