@@ -5,7 +5,9 @@ A cluster of inf2/trn1/g5/m6i/c6i instances over three availability zones; Neuro
 GPU and CPU task definitions, each with a ``memberOf`` instance-type constraint, all placed with
 ``[spread attribute:ecs.availability-zone, binpack memory]``. Fill until placements fail, then churn
 (release a random running task, place the next one). Every ``place`` call is timed alone as this thread's
-CPU time; releases are timed apart.
+CPU time; releases are timed apart. ``net`` figures take off the timer's own cost (a pair of CPU-clock
+reads, measured in the run); the churn runs with the objects built so far frozen out of the cyclic GC
+(as ``benchmarks.placement_bench`` does, and says why).
 
     python -m benchmarks.api_place --sizes 500 5000 50000 [--compiled true|false|auto] [--profile]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import time
 
@@ -113,6 +116,9 @@ def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = Tr
     rel_ns = 0
     rel_n = 0
     failures = 0
+    tare = float(np.median([-time.thread_time_ns() + time.thread_time_ns() for _ in range(20_000)]))
+    gc.collect()
+    gc.freeze()
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
@@ -130,10 +136,13 @@ def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = Tr
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    gc.unfreeze()
     lat_us = np.array(lat) / 1e3
+    net_us = np.maximum(lat_us - tare / 1e3, 0)
     return {"n": len(c.state), "fill": fill_n, "fill_per_s": fill_n / fill_ns * 1e9, "running": saturated,
             "churn_per_s": len(lat) / lat_us.sum() * 1e6, "p50_us": float(np.percentile(lat_us, 50)),
             "p99_us": float(np.percentile(lat_us, 99)), "failed_share": failures / len(lat),
+            "timer_us": tare / 1e3, "net_per_s": len(lat) / net_us.sum() * 1e6, "net_p50_us": float(np.median(net_us)),
             "release_per_s": rel_n / max(rel_ns, 1) * 1e9, "compiled": placer.live() is not None}
 
 
@@ -150,6 +159,7 @@ def main() -> None:
         r = run(n, seed=a.seed, churn=a.churn, compiled=compiled, profile=a.profile)
         print(f"n={r['n']:>6} compiled={r['compiled']} fill={r['fill']} ({r['fill_per_s']:,.0f}/s) "
               f"churn place {r['churn_per_s']:,.0f}/s p50 {r['p50_us']:.1f} us p99 {r['p99_us']:.1f} us "
+              f"(net of the timer's {r['timer_us']:.1f} us: {r['net_per_s']:,.0f}/s p50 {r['net_p50_us']:.1f} us) "
               f"failed {r['failed_share']:.0%}  release {r['release_per_s']:,.0f}/s")
 
 
