@@ -274,7 +274,7 @@ faults: {{spot_interruptions: {{rate: 1/d, notice: 2m}}}}
 """
     sim = Simulation(load_scenario(write(tmp_path, text)))
     res = sim.run()
-    price = sim.loaded.catalog.get("inf2.xlarge").price_per_hour * (1 - 0.65)
+    price = sim.plan.catalog.get("inf2.xlarge").price_per_hour * (1 - 0.65)
     assert sim.instance_price == pytest.approx([price] * len(sim.instance_price))  # the first four too
     interruptions = res.summary["faults"]["spot_interruptions"]
     assert interruptions >= 2

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
-from scheduler.ecs.capacity import matching_types
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.placement.fits import copies_on_empty
 from scheduler.placement.state import ClusterState
+from scheduler.sim import plan
 
 TICK_S = 60.0
 SCALE_IN_MINUTES = 15
@@ -58,7 +58,6 @@ class WaitingTask(Protocol):
 class SimulationPort(Protocol):
     """The narrow port through which providers drive the simulation (the engine implements it)."""
 
-    loaded: Any
     state: ClusterState
 
     @property
@@ -123,6 +122,7 @@ class Provider:
     launch_time: float
     zones: list[str]
     scaling: bool
+    spot: bool = False  # its instances are Spot instances
     instances: set[int] = field(default_factory=set)
     launching: int = 0
     launched_at: dict[int, float] = field(default_factory=dict)
@@ -160,26 +160,25 @@ class Provider:
 class AutoScalingGroup(Provider):
     """An EC2_AUTOSCALING capacity provider with (or without) ECS managed scaling."""
 
-    def __init__(self, model: Any, sim: SimulationPort) -> None:
-        ms = model.managed_scaling
-        super().__init__(model.name, sim, LAUNCH_EC2, float(model.launch_time), list(model.availability_zones),
-                         ms.status == "ENABLED")
+    def __init__(self, model: plan.AutoScalingGroup, sim: SimulationPort) -> None:
+        super().__init__(model.name, sim, LAUNCH_EC2, model.launch_time, list(model.availability_zones),
+                         model.managed_scaling, model.spot)
         self.model = model
-        self.types = [sim.loaded.catalog.get(t) for t in model.instance_types]
+        self.types = list(model.instance_types)
         self.by_size = sorted(self.types, key=lambda t: (t.vcpus, t.memory_mib, t.gpus, t.chips))
-        self.target = float(ms.target_capacity)
-        self.min_step, self.max_step = int(ms.minimum_scaling_step_size), int(ms.maximum_scaling_step_size)
-        self.warmup = float(ms.instance_warmup_period)
+        self.target = model.target_capacity
+        self.min_step, self.max_step = model.minimum_scaling_step_size, model.maximum_scaling_step_size
+        self.warmup = model.instance_warmup_period
         self.below = 0
         self._type_turn = 0
         self._fits: dict[tuple, tuple[int, int]] = {}
 
     def start(self) -> None:
-        for _ in range(self.model.desired_capacity or 0):
+        for _ in range(self.model.desired_capacity):
             itype = self._next_type()
             row = self.sim.add_instance(itype, launch_type=LAUNCH_EC2, availability_zone=self.next_zone(),
                                         capacity_provider=self.name, attributes={},
-                                        spot=bool(getattr(self.model, "spot", False)))
+                                        spot=self.spot)
             self.instances.add(row)
             self.launched_at[row] = -math.inf  # in service before the run: no warm-up
 
@@ -268,14 +267,14 @@ class AutoScalingGroup(Provider):
 class ManagedInstances(Provider):
     """A MANAGED_INSTANCES capacity provider: ECS picks instance types from instanceRequirements."""
 
-    def __init__(self, model: Any, sim: SimulationPort, policy: PlacementPolicy = cheapest_fit) -> None:
-        super().__init__(model.name, sim, LAUNCH_MANAGED, float(model.launch_time), list(model.availability_zones),
-                         True)
+    def __init__(self, model: plan.ManagedInstances, sim: SimulationPort,
+                 policy: PlacementPolicy = cheapest_fit) -> None:
+        super().__init__(model.name, sim, LAUNCH_MANAGED, model.launch_time, list(model.availability_zones), True,
+                         model.spot)
         self.model = model
         self.policy = policy
-        self.candidates = matching_types(model.instance_requirements, sim.loaded.catalog.values())
-        sia = model.scale_in_after
-        self.scale_in_after = MI_DEFAULT_SCALE_IN_AFTER_S if sia is None else float(sia)
+        self.candidates = list(model.candidates)
+        self.scale_in_after = model.scale_in_after
         self.inflight: dict[tuple, int] = defaultdict(int)
         self.idle_since: dict[int, float] = {}
 
@@ -301,19 +300,19 @@ class ManagedInstances(Provider):
             if short > 0:
                 wanted.append((key, tasks[0].spec, short))
         limit = self.model.max_instances
-        for plan in self.policy(wanted, self.candidates):
-            count = plan.count
+        for launch in self.policy(wanted, self.candidates):
+            count = launch.count
             if limit is not None:
                 count = min(count, limit - len(self.instances) - self.launching)
             if count <= 0:
                 continue
-            per = max(1, plan.slots // plan.count)
+            per = max(1, launch.slots // launch.count)
             for _ in range(count):
                 self.launching += 1
-                self.sim.launch_instance(self, plan.instance_type, self.next_zone(), group=plan.group, slots=per)
-            self.inflight[plan.group] += per * count
-            self.sim.scaling_event(self.name, "launch", count, f"{plan.slots} task(s) waiting",
-                                   instance_type=plan.instance_type.name)
+                self.sim.launch_instance(self, launch.instance_type, self.next_zone(), group=launch.group, slots=per)
+            self.inflight[launch.group] += per * count
+            self.sim.scaling_event(self.name, "launch", count, f"{launch.slots} task(s) waiting",
+                                   instance_type=launch.instance_type.name)
         # consolidation of idle instances, and the 14-day drain
         for row in sorted(self.instances):
             busy = self.sim.non_daemon_tasks(row) > 0

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from scheduler.ecs.taskspec import Constraint
+from scheduler.sim.plan import ServiceWorkload
 
 # The engine's types, named for readers: the engine imports this module, so this one cannot import them.
 Simulation = Any  # scheduler.sim.engine.Simulation
@@ -71,10 +72,10 @@ class Rollout:
     reconciling: bool = False  # inside reconcile: it settles once at its end
 
 
-def configure(svc: Service, workload: Any) -> None:
+def configure(svc: Service, workload: ServiceWorkload) -> None:
     """Read a service workload's deployment configuration and AZ rebalancing setting."""
-    low, high = workload.healthy_bounds
-    svc.rollout = Rollout(min_healthy=low, max_percent=high, rebalance=bool(workload.rebalances))
+    svc.rollout = Rollout(min_healthy=workload.minimum_healthy_percent, max_percent=workload.maximum_percent,
+                          rebalance=workload.rebalance)
 
 
 def deployment_id(svc: Service, number: int) -> str:

@@ -15,13 +15,14 @@ import math
 import signal
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import simpy
 
+from scheduler.catalog.model import InstanceType
 from scheduler.ecs.capacity import StrategySplitter
 from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
 from scheduler.placement.devices import DeviceMode
@@ -29,9 +30,23 @@ from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
 from scheduler.sim import deployments, service_load
+from scheduler.sim import plan as planned
 from scheduler.sim.autoscaling import clamp
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
+from scheduler.sim.plan import (
+    AgentDisconnect,
+    ChipFailure,
+    Fault,
+    InstanceFailure,
+    InstanceRetirement,
+    Plan,
+    Plannable,
+    RunTaskWorkload,
+    ServiceWorkload,
+    TraceArrivals,
+    Workload,
+)
 from scheduler.sim.runtime import start_refusal
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
@@ -43,7 +58,6 @@ from scheduler.sim.workloads import (
     duration_sampler,
     split_steps,
 )
-from scheduler.units import parse_duration
 from scheduler.views import describe, events, identity
 from scheduler.views.describe import TaskRecord
 
@@ -52,13 +66,8 @@ SERVICE_BACKOFF_BASE_S = 10.0
 SERVICE_BACKOFF_MAX_S = 900.0  # ECS: retry delay grows up to 15 minutes for tasks that never start
 RECENT_STOPPED = 100           # stopped tasks kept for the DescribeTasks view
 PROVISIONING_QUOTA = 500       # "Tasks in PROVISIONING state per cluster"
-SPOT_DISCOUNT = 0.65           # default Spot price discount off on-demand (scenario: cluster.spot_discount)
 QUOTA_REASON = ("ClientException: capacity error because the quota of tasks in the PROVISIONING per cluster "
                 "has been reached")
-
-
-def _seconds(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else parse_duration(value)
 
 
 def service_backoff(failed_starts: int) -> float:
@@ -182,25 +191,24 @@ def _dispatch(event: _Call) -> None:
 
 
 class Simulation:
-    """One run of a loaded scenario."""
+    """One run of a scenario's plan (a loaded scenario is compiled into its plan first)."""
 
-    def __init__(self, loaded: Any, *, seed: int | None = None, until: float | None = None,
+    def __init__(self, scenario: Plan | Plannable, *, seed: int | None = None, until: float | None = None,
                  progress: Callable[[float, float], None] | None = None, task_sink: Any = None) -> None:
-        self.loaded = loaded
-        model = loaded.model
-        self.model = model
-        self.seed = int(model.seed if seed is None else seed)
-        self.duration = _seconds(model.duration) if until is None else float(until)
-        self.sample_interval = _seconds(model.sample_interval)
+        plan = scenario if isinstance(scenario, Plan) else scenario.plan()
+        self.plan = plan
+        self.seed = int(plan.seed if seed is None else seed)
+        self.duration = plan.duration if until is None else float(until)
+        self.sample_interval = plan.sample_interval
         # topology-aware is a what-if beyond ECS: manual tasks ask for k chips, placed contiguous anywhere
-        self.mode_name = str(model.device_mode)
+        self.mode_name = plan.device_mode
         self.device_mode = DeviceMode.BLIND if self.mode_name == "ecs-blind" else DeviceMode.AWARE
         self.progress = progress
         self.env = simpy.Environment()
-        self.state = ClusterState(model.cluster.name, awsvpc_trunking=model.cluster.awsvpc_trunking)
+        self.state = ClusterState(plan.cluster_name, awsvpc_trunking=plan.awsvpc_trunking)
         self.placer = Placer(self.state, device_mode=self.device_mode)
         self.recorder = Recorder()
-        self.names = identity.InstanceNames(model.cluster.name)  # container-instance ARNs (the core knows rows)
+        self.names = identity.InstanceNames(plan.cluster_name)  # container-instance ARNs (the core knows rows)
         self.task_sink = task_sink
         if task_sink is not None:
             self.recorder.sink = TaskTableWriter(task_sink)
@@ -208,12 +216,12 @@ class Simulation:
         self.stopped_by: int | None = None  # the signal that stopped a run early
         self.partial = False
         self.completed_count = 0
-        self.slo = SLOTally(workload_kinds(model.workloads))  # per-workload waits, start-up, failures
+        self.slo = SLOTally(workload_kinds(plan.workloads))  # per-workload waits, start-up, failures
         self.fault_counts = {"instance_failures": 0, "spot_interruptions": 0, "chip_failures": 0,
                              "agent_disconnects": 0, "instance_retirements": 0, "tasks_stopped": 0,
                              "service_tasks_stopped": 0}
         self.task_seconds_lost = 0.0
-        self._mtbf_faults: list[tuple[str, Any]] = []  # (kind, entry) with an mtbf: a clock per instance
+        self._mtbf_faults: list[tuple[str, Fault]] = []  # (kind, entry) with an mtbf: a clock per instance
         self.fault_rng = np.random.default_rng([self.seed, 2])
         self.placement_rng = np.random.default_rng([self.seed, 0])
         self.tasks: dict[str, SimTask] = {}
@@ -232,12 +240,12 @@ class Simulation:
         self.instance_start: list[float] = []
         self.instance_end: list[float | None] = []
         self._next_id = 0
-        self.specs = {name: self._as_mode(spec) for name, spec in loaded.task_specs.items()}
+        self.specs = {name: self._as_mode(spec) for name, spec in plan.task_specs.items()}
         self._neuron_specs = [s for s in self.specs.values() if s.uses_neuron]
         self.providers: dict[str, Provider] = {}
         self.cp_waiting: dict[str, dict[str, SimTask]] = {}
-        self.provisioning_timeout = _seconds(getattr(model.cluster, "provisioning_timeout", "15m"))
-        self.spot_discount = float(getattr(model.cluster, "spot_discount", SPOT_DISCOUNT))
+        self.provisioning_timeout = plan.provisioning_timeout
+        self.spot_discount = plan.spot_discount
         self.daemon_rows: list[int] = []
         self.instance_price: list[float] = []
         self.images = ImageCache()
@@ -259,20 +267,19 @@ class Simulation:
 
     # ------------------------------------------------------------------ building
     def _build_fleets(self) -> None:
-        catalog = self.loaded.catalog
-        snapshot = getattr(self.loaded, "snapshot", None)
+        snapshot = self.plan.snapshot
         if snapshot is not None:  # the real cluster first: its instances are the lowest rows
             self._snapshot_rows = seed_instances(self, snapshot)
-        for fleet in self.model.cluster.fleets:
-            itype = catalog.get(fleet.instance_type)
+        for fleet in self.plan.fleets:
+            itype = fleet.instance_type
             zones = list(fleet.availability_zones)
             for k in range(fleet.count):
                 self.add_instance(itype, launch_type=fleet.launch_type,
                                   availability_zone=zones[k % len(zones)],
                                   capacity_provider=fleet.capacity_provider,
                                   attributes=dict(fleet.attributes), spot=fleet.spot)
-        for cp in self.model.cluster.capacity_providers:
-            provider: Provider = (AutoScalingGroup(cp, self) if cp.type == "EC2_AUTOSCALING"
+        for cp in self.plan.capacity_providers:
+            provider: Provider = (AutoScalingGroup(cp, self) if isinstance(cp, planned.AutoScalingGroup)
                                   else ManagedInstances(cp, self))
             self.providers[cp.name] = provider
             self.cp_waiting[cp.name] = {}
@@ -284,7 +291,7 @@ class Simulation:
         if self.providers:
             self.at(TICK_S, self._tick)
 
-    def add_instance(self, itype: Any, *, launch_type: str, availability_zone: str,
+    def add_instance(self, itype: InstanceType, *, launch_type: str, availability_zone: str,
                      capacity_provider: str | None, attributes: dict[str, str], spot: bool = False,
                      **names: Any) -> int:
         """Register a container instance now; daemons are placed on it before anything else. ``names``
@@ -314,22 +321,22 @@ class Simulation:
         deployments.capacity_changed(self)
         return index
 
-    def _request(self, workload: Any, spec: TaskSpec, rng: np.random.Generator, *,
+    def _request(self, workload: Workload, spec: TaskSpec, rng: np.random.Generator, *,
                  service: Service | None = None, device_set: bool = False) -> Request:
-        constraints = workload.runtime_constraints()
+        constraints = workload.constraints
         if device_set and Constraint("distinctInstance") not in constraints:
             # one block's tasks (one group) never share an instance: each instance has the block's chips once
             constraints = (*constraints, Constraint("distinctInstance"))
-        if service is not None:
-            duration_model = getattr(workload, "task_duration", None)
+        if isinstance(workload, ServiceWorkload):
+            duration_model, on_no_capacity = workload.task_duration, "fail"  # a service always waits
         else:
-            duration_model = getattr(workload, "duration", None)
-        launch = self.loaded.launch_of(workload)
+            duration_model, on_no_capacity = workload.duration, workload.on_no_capacity
+        launch = workload.launch
         request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec, service),
-                          constraints=constraints, strategies=workload.effective_strategy(),
-                          launch_type=launch.launch_type, on_no_capacity=getattr(workload, "on_no_capacity", "fail"),
+                          constraints=constraints, strategies=workload.strategies,
+                          launch_type=launch.launch_type, on_no_capacity=on_no_capacity,
                           duration=duration_sampler(duration_model, rng), service=service,
-                          startup=startup_sampler(getattr(workload, "startup", None), rng))
+                          startup=startup_sampler(workload.startup, rng))
         if launch.launch_type is None and launch.strategy:
             request.splitter = StrategySplitter(list(launch.strategy))
             for item in launch.strategy:
@@ -342,59 +349,58 @@ class Simulation:
                     startup=request.startup)
         return request
 
-    def _group(self, workload: Any, spec: TaskSpec, service: Service | None = None) -> str:
+    def _group(self, workload: Workload, spec: TaskSpec, service: Service | None = None) -> str:
         if service is not None:
             return f"service:{service.name}"
-        if workload.kind == "service":
+        if isinstance(workload, ServiceWorkload):
             return f"service:{workload.name}"
-        return getattr(workload, "group", None) or f"family:{spec.family}"
+        return workload.group or f"family:{spec.family}"
 
     def _build_workloads(self) -> None:
         specs = self.specs
-        device_sets = getattr(self.loaded, "device_sets", None) or {}
-        for k, w in enumerate(self.model.workloads):
+        for k, w in enumerate(self.plan.workloads):
             rng = np.random.default_rng([self.seed, 1, k])
             # device sets: one task definition per device block (one ECS service per block for a service)
-            blocks = device_sets.get(w.name) or ((None, w.task_definition),)
-            start = _seconds(getattr(w, "start", 0) or 0)
-            if w.kind == "service":
-                self._build_service(w, blocks, rng, start)
+            start = w.start
+            if isinstance(w, ServiceWorkload):
+                self._build_service(w, k, rng, start)
                 continue
-            requests = [self._request(w, specs[name], rng, device_set=label is not None) for label, name in blocks]
-            stop = min(self.duration, _seconds(w.stop)) if getattr(w, "stop", None) is not None else self.duration
-            max_calls = getattr(w, "max_calls", None)
-            if w.arrivals.type == "trace":
-                self._schedule_trace(w, requests[0], rng)
+            requests = [self._request(w, specs[b.task_definition], rng, device_set=b.label is not None)
+                        for b in w.blocks]
+            stop = min(self.duration, w.stop) if w.stop is not None else self.duration
+            if isinstance(w.arrivals, TraceArrivals):
+                self._schedule_trace(w, w.arrivals, requests[0], rng)
                 continue
             times = arrival_times(w.arrivals, rng, start=start, stop=stop)
-            self._schedule_next_call(times, requests, int(w.count), max_calls, 0)
+            self._schedule_next_call(times, requests, w.count, w.max_calls, 0)
 
-    def _build_service(self, w: Any, blocks: Any, rng: np.random.Generator, start: float) -> None:
+    def _build_service(self, w: ServiceWorkload, k: int, rng: np.random.Generator, start: float) -> None:
         """One Service per device block (one in all without device sets), the desired count split over them."""
-        steps = [] if w.scheduling_strategy == "DAEMON" else desired_count_steps(w, start=start, stop=self.duration)
-        for index, (label, name) in enumerate(blocks):
-            svc = Service(w.name if label is None else f"{w.name}-{label}", None,
-                          daemon=w.scheduling_strategy == "DAEMON", workload=w.name)
-            svc.request = self._request(w, self.specs[name], rng, service=svc, device_set=label is not None)
+        steps = [] if w.daemon else desired_count_steps(w.desired, start=start, stop=self.duration)
+        blocks = w.blocks
+        for index, block in enumerate(blocks):
+            label = block.label
+            svc = Service(w.name if label is None else f"{w.name}-{label}", None, daemon=w.daemon, workload=w.name)
+            svc.request = self._request(w, self.specs[block.task_definition], rng, service=svc,
+                                        device_set=label is not None)
             deployments.configure(svc, w)
             self.services.append(svc)
             if label is None:  # validation refuses deployments with device sets
-                for j, step in enumerate(getattr(w, "deployments", None) or ()):
-                    self.at(start + _seconds(step.at), self._deploy, svc, w, step.task_definition, j)
+                for j, step in enumerate(w.deployments):
+                    self.at(start + step.at, self._deploy, svc, w, k, step.task_definition, j)
             if svc.daemon:
                 self.at(start, self._start_daemon, svc)
                 continue
             if len(blocks) == 1 and (w.requests is not None or w.auto_scaling is not None):
-                steps = self._build_service_load(w, svc, steps, start)
+                steps = self._build_service_load(w, k, svc, steps, start)
             for t, count in split_steps(steps, len(blocks), index):
                 self.at(t, self._set_desired, svc, count)
 
-    def _build_service_load(self, w: Any, svc: Service, steps: list[tuple[float, int]],
+    def _build_service_load(self, w: ServiceWorkload, k: int, svc: Service, steps: list[tuple[float, int]],
                             start: float) -> list[tuple[float, int]]:
         """Requests and Service Auto Scaling for ``svc`` (scheduler.sim.service_load): a tick every metric
         period from ``start``; returns the desired-count steps, brought into the scalable target's range."""
-        load = service_load.build(w, self.loaded, np.random.default_rng([self.seed, 4, self.model.workloads.index(w)]),
-                                  start=start, stop=self.duration)
+        load = service_load.build(w, np.random.default_rng([self.seed, 4, k]), start=start, stop=self.duration)
         self.service_loads[svc.name] = load
         if load.scaler is not None:
             steps = [(t, clamp(n, load.scaler.config)) for t, n in steps]
@@ -408,14 +414,14 @@ class Simulation:
             reason = decision.reason if decision is not None else ""
             self.recorder.scaling.append({"time": self.now, "capacity_provider": None, "service": svc.name,
                                           "action": "set_desired_count", "count": new, "old": svc.desired,
-                                          "policy": getattr(decision, "policy", None), "reason": reason})
+                                          "policy": None if decision is None else decision.policy, "reason": reason})
             self.recorder.event(self.now, "service", f"service {svc.name}: desired count {svc.desired} -> {new} "
                                 f"({reason})", service=svc.name)
             self._set_desired(svc, new)
         if self.now + service_load.PERIOD_S <= self.duration:
             self.at(self.now + service_load.PERIOD_S, self._service_tick, svc, load)
 
-    def _schedule_next_call(self, times: Any, requests: list[Request], count: int, max_calls: int | None,
+    def _schedule_next_call(self, times: Iterator[float], requests: list[Request], count: int, max_calls: int | None,
                             made: int) -> None:
         """The next RunTask call; with device sets, calls go to the blocks' task definitions in turn."""
         if max_calls is not None and made >= max_calls:
@@ -430,23 +436,24 @@ class Simulation:
 
         self.at(t, call)
 
-    def _schedule_trace(self, workload: Any, request: Request, rng: np.random.Generator) -> None:
-        frame = self.loaded.traces[workload.name]
+    def _schedule_trace(self, workload: RunTaskWorkload, arrivals: TraceArrivals, request: Request,
+                        rng: np.random.Generator) -> None:
+        frame = arrivals.table
         per_def: dict[str, Request] = {}
         for row in frame.itertuples(index=False):
             req = request
-            name = getattr(row, "task_definition", None)
+            name = row.task_definition
             if isinstance(name, str) and name:
                 req = per_def.get(name) or per_def.setdefault(
                     name, self._request(workload, self.specs[name], rng))
-            dur = getattr(row, "duration", None)
+            dur = row.duration
             fixed = float(dur) if dur is not None and not (isinstance(dur, float) and math.isnan(dur)) else None
             self.at(float(row.submit), self._submit_one, req, fixed)
 
-    def _deploy(self, svc: Service, workload: Any, name: str, number: int) -> None:
+    def _deploy(self, svc: Service, workload: ServiceWorkload, k: int, name: str, number: int) -> None:
         """UpdateService to the task definition ``name``: a rolling deployment (scheduler.sim.deployments)."""
         spec = self.specs[name]
-        rng = np.random.default_rng([self.seed, 3, self.model.workloads.index(workload), number])
+        rng = np.random.default_rng([self.seed, 3, k, number])
         request = self._request(workload, spec, rng, service=svc)
         deployments.deploy(self, svc, request, f"{spec.family}:{spec.revision or 1}")
 
@@ -802,12 +809,12 @@ class Simulation:
     def non_daemon_tasks(self, row: int) -> int:
         return int(self.state.running[row]) - self.daemon_rows[row]
 
-    def launch_instance(self, provider: Provider, itype: Any, zone: str, **registration: Any) -> None:
+    def launch_instance(self, provider: Provider, itype: InstanceType, zone: str, **registration: Any) -> None:
         """Ask EC2 for an instance; it registers with the cluster after the provider's launch time."""
         def register() -> None:
             row = self.add_instance(itype, launch_type=provider.launch_type, availability_zone=zone,
                                     capacity_provider=provider.name, attributes={},
-                                    spot=bool(getattr(provider.model, "spot", False)))
+                                    spot=provider.spot)
             provider.registered(row, **registration)
             self._retry_pass()  # place waiting tasks before any provider looks at them again
 
@@ -839,16 +846,14 @@ class Simulation:
 
     # ------------------------------------------------------------------ faults
     def _build_faults(self) -> None:
-        faults = getattr(self.model, "faults", None)
-        if faults is None:
-            return
-        for kind, entries in (("instance", faults.instance_failures), ("chip", faults.chip_failures),
-                              ("agent", faults.agent_disconnects), ("retirement", faults.instance_retirements)):
-            for entry in entries:
-                for t in entry.at:
-                    self.at(float(t), self._strike, kind, entry)
-                if entry.mtbf:
-                    self._mtbf_faults.append((kind, entry))
+        kinds = {InstanceFailure: "instance", ChipFailure: "chip", AgentDisconnect: "agent",
+                 InstanceRetirement: "retirement"}
+        for entry in self.plan.faults:
+            kind = kinds[type(entry)]
+            for t in entry.at:
+                self.at(t, self._strike, kind, entry)
+            if entry.mtbf:
+                self._mtbf_faults.append((kind, entry))
         for inst in self.state.instances:
             self._arm_faults(inst.index)
 
@@ -859,12 +864,13 @@ class Simulation:
             if entry.instance_type is None or entry.instance_type == name:
                 self._arm(kind, entry, row)
 
-    def _arm(self, kind: str, entry: Any, row: int) -> None:
-        t = self.now + float(self.fault_rng.exponential(float(entry.mtbf)))
+    def _arm(self, kind: str, entry: Fault, row: int) -> None:
+        assert entry.mtbf is not None
+        t = self.now + float(self.fault_rng.exponential(entry.mtbf))
         if t < self.duration:
             self.at(t, self._clock_strike, kind, entry, row)
 
-    def _clock_strike(self, kind: str, entry: Any, row: int) -> None:
+    def _clock_strike(self, kind: str, entry: Fault, row: int) -> None:
         if self.state.instances[row].status == "INACTIVE":
             return  # the clock dies with its instance
         if self._strikable(entry, self.state.instances[row]) and (kind != "chip" or int(self.state.chips_all[row])):
@@ -872,17 +878,17 @@ class Simulation:
         if self.state.instances[row].status != "INACTIVE":
             self._arm(kind, entry, row)
 
-    def _fault_candidates(self, entry: Any) -> list[int]:
+    def _fault_candidates(self, entry: Fault) -> list[int]:
         return [i.index for i in self.state.instances if self._strikable(entry, i)]
 
     @staticmethod
-    def _strikable(entry: Any, inst: Any) -> bool:
+    def _strikable(entry: Fault, inst: Any) -> bool:
         """An ACTIVE instance of the entry's type (and, for an agent disconnect, still connected)."""
         return (inst.status == "ACTIVE"
                 and (entry.instance_type is None or inst.instance_type.name == entry.instance_type)
-                and (not hasattr(entry, "duration") or inst.agent_connected))
+                and (not isinstance(entry, AgentDisconnect) or inst.agent_connected))
 
-    def _strike(self, kind: str, entry: Any) -> None:
+    def _strike(self, kind: str, entry: Fault) -> None:
         """A fault at a fixed time: it strikes one matching instance, chosen at random."""
         rows = self._fault_candidates(entry)
         if kind == "chip":
@@ -890,7 +896,7 @@ class Simulation:
         if rows:
             self._hit(kind, entry, rows[int(self.fault_rng.integers(len(rows)))])
 
-    def _hit(self, kind: str, entry: Any, row: int) -> None:
+    def _hit(self, kind: str, entry: Fault, row: int) -> None:
         inst = self.state.instances[row]
         if kind == "instance":
             self.fault_counts["instance_failures"] += 1
@@ -901,13 +907,15 @@ class Simulation:
             self.fault_counts["agent_disconnects"] += 1
             self.state.set_agent_connected(row, False)
             self.recorder.event(self.now, "fault", f"agent on {inst.ec2_instance_id} disconnected")
-            self.at(self.now + float(entry.duration), self._reconnect, row)
+            assert isinstance(entry, AgentDisconnect)
+            self.at(self.now + entry.duration, self._reconnect, row)
         elif kind == "retirement":
+            assert isinstance(entry, InstanceRetirement)
             self.fault_counts["instance_retirements"] += 1
             self.recorder.event(self.now, "fault", f"{inst.ec2_instance_id} is scheduled for retirement in "
-                                f"{float(entry.notice):g} s")
+                                f"{entry.notice:g} s")
             self.drain(row, "EC2 scheduled instance retirement")
-            self.at(self.now + float(entry.notice), self._lose_instance, row, "TerminationNotice",
+            self.at(self.now + entry.notice, self._lose_instance, row, "TerminationNotice",
                     "Task stopped: the container instance was terminated after its retirement notice")
         else:
             self._fail_chip(row)
@@ -957,12 +965,12 @@ class Simulation:
             provider.lost(row)
 
     def _schedule_spot(self, row: int) -> None:
-        spot = getattr(self.model.faults, "spot_interruptions", None) if hasattr(self.model, "faults") else None
+        spot = self.plan.spot_interruptions
         if spot is None:
             return
-        t = self.now + float(self.fault_rng.exponential(1.0 / float(spot.rate)))
+        t = self.now + float(self.fault_rng.exponential(1.0 / spot.rate))
         if t < self.duration:
-            self.at(t, self._spot_notice, row, float(spot.notice))
+            self.at(t, self._spot_notice, row, spot.notice)
 
     def _spot_notice(self, row: int, notice: float) -> None:
         inst = self.state.instances[row]
@@ -1065,8 +1073,8 @@ class Simulation:
             self._build_fleets()
             self._build_faults()
             self._build_workloads()
-            if getattr(self.loaded, "snapshot", None) is not None:
-                seed_tasks(self, self.loaded.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
+            if self.plan.snapshot is not None:
+                seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
             self.at(0.0, self._sample)
             try:
                 self.env.run(until=self.duration)
@@ -1106,7 +1114,7 @@ class Simulation:
             hours_by_type[name] = hours_by_type.get(name, 0.0) + seconds / 3600
             cost_by_type[name] = cost_by_type.get(name, 0.0) + seconds / 3600 * self.instance_price[inst.index]
         summary = {
-            "scenario": self.model.name,
+            "scenario": self.plan.name,
             "seed": self.seed,
             "device_mode": self.mode_name,
             "sim_seconds": self.duration,
@@ -1149,8 +1157,8 @@ class Simulation:
                 load.requests.advance(self.duration)
             summary["workloads"].setdefault(name, {}).update(load.summary(
                 instance_hours=summary["instance_hours"], cost_usd=summary["cost_usd"], sim_seconds=self.duration))
-        if getattr(self.loaded, "snapshot", None) is not None:
-            summary["snapshot"] = {**self.loaded.snapshot.summary(), "tasks_seeded": self.seeded}
+        if self.plan.snapshot is not None:
+            summary["snapshot"] = {**self.plan.snapshot.summary(), "tasks_seeded": self.seeded}
         if self.partial:
             summary["partial"] = True
         records = list(self.recent_stopped) + list(self.tasks.values())
@@ -1172,11 +1180,11 @@ class Simulation:
             used.add("device_mode topology-aware: k contiguous chips chosen on the device graph")
         if self.mode_name == "device-aware" and self._neuron_specs:
             used.add("device_mode device-aware: Neuron device paths treated as a schedulable resource")
-        for w in self.model.workloads:
-            for item in getattr(w, "placement_strategy", None) or ():
+        for w in self.plan.workloads:
+            for item in w.strategies:  # defaults never binpack on devices: only a strategy given does
                 if item.type == "binpack" and item.field in ("neuronDevices", "gpu"):
                     used.add(f"binpack on {item.field} (workload {w.name})")
-            if getattr(w, "on_no_capacity", "fail") == "wait":
+            if isinstance(w, RunTaskWorkload) and w.on_no_capacity == "wait":
                 used.add(f"on_no_capacity wait: a client-side retry queue (workload {w.name})")
         return sorted(used)
 

@@ -28,7 +28,7 @@ def seed_instances(sim: Any, snapshot: Any) -> dict[str, int]:
     rows: dict[str, int] = {}
     state = sim.state
     for inst in snapshot.instances:
-        itype = sim.loaded.catalog.get(inst.instance_type)
+        itype = sim.plan.catalog.get(inst.instance_type)
         row = sim.add_instance(itype, launch_type=inst.launch_type, availability_zone=inst.availability_zone,
                                capacity_provider=inst.capacity_provider, attributes=dict(inst.attributes),
                                arn=inst.arn, ec2_id=inst.ec2_instance_id, gpus=tuple(inst.gpu_ids) or None)
