@@ -292,8 +292,8 @@ def test_an_instance_lost_twice_is_replaced_once(tmp_path: Path) -> None:
 
     def lose_twice() -> None:
         row = next(i.index for i in sim.state.instances if i.instance_type.name == "m6i.xlarge")
-        sim._lose_instance(row, "InfrastructureHealth", "failed")
-        sim._lose_instance(row, "SpotInterruption", "notice ran out")
+        sim.lose_instance(row, "InfrastructureHealth", "failed")
+        sim.lose_instance(row, "SpotInterruption", "notice ran out")
 
     sim.at(7200, lose_twice)
     res = sim.run()

@@ -33,13 +33,9 @@ from scheduler.sim import deployments, service_load
 from scheduler.sim import plan as planned
 from scheduler.sim.autoscaling import clamp
 from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
+from scheduler.sim.faults import Faults
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
 from scheduler.sim.plan import (
-    AgentDisconnect,
-    ChipFailure,
-    Fault,
-    InstanceFailure,
-    InstanceRetirement,
     Plan,
     Plannable,
     RunTaskWorkload,
@@ -217,12 +213,7 @@ class Simulation:
         self.partial = False
         self.completed_count = 0
         self.slo = SLOTally(workload_kinds(plan.workloads))  # per-workload waits, start-up, failures
-        self.fault_counts = {"instance_failures": 0, "spot_interruptions": 0, "chip_failures": 0,
-                             "agent_disconnects": 0, "instance_retirements": 0, "tasks_stopped": 0,
-                             "service_tasks_stopped": 0}
-        self.task_seconds_lost = 0.0
-        self._mtbf_faults: list[tuple[str, Fault]] = []  # (kind, entry) with an mtbf: a clock per instance
-        self.fault_rng = np.random.default_rng([self.seed, 2])
+        self.faults = Faults(self, plan.faults, plan.spot_interruptions, np.random.default_rng([self.seed, 2]))
         self.placement_rng = np.random.default_rng([self.seed, 0])
         self.tasks: dict[str, SimTask] = {}
         self.recent_stopped: deque[SimTask] = deque(maxlen=RECENT_STOPPED)
@@ -314,9 +305,7 @@ class Simulation:
         for svc in self.services:
             if svc.daemon:
                 self._daemon_on(svc, index)
-        if spot:
-            self._schedule_spot(index)
-        self._arm_faults(index)
+        self.faults.instance_added(index, spot=spot)
         self._kick()
         deployments.capacity_changed(self)
         return index
@@ -828,7 +817,7 @@ class Simulation:
         for task_id in sorted(inst.tasks):
             task = self.tasks[task_id]
             if stop_code != "ServiceSchedulerInitiated":
-                self._count_fault_stop(task)
+                self._fault_stop(task)
             self._stop(task, stop_code, f"Container instance deregistered ({reason})" if stop_code ==
                        "ServiceSchedulerInitiated" else reason, placed=True)
             svc = task.request.service if task.request else None
@@ -844,99 +833,22 @@ class Simulation:
         self.instance_end[row] = self.now
         self.images.forget(row)
 
-    # ------------------------------------------------------------------ faults
-    def _build_faults(self) -> None:
-        kinds = {InstanceFailure: "instance", ChipFailure: "chip", AgentDisconnect: "agent",
-                 InstanceRetirement: "retirement"}
-        for entry in self.plan.faults:
-            kind = kinds[type(entry)]
-            for t in entry.at:
-                self.at(t, self._strike, kind, entry)
-            if entry.mtbf:
-                self._mtbf_faults.append((kind, entry))
-        for inst in self.state.instances:
-            self._arm_faults(inst.index)
+    # ------------------------------------------------------------------ what faults do (scheduler.sim.faults)
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        return self.faults.counts
 
-    def _arm_faults(self, row: int) -> None:
-        """Start the failure clocks of a new instance: one exponential clock per MTBF entry that matches it."""
-        name = self.state.instances[row].instance_type.name
-        for kind, entry in self._mtbf_faults:
-            if entry.instance_type is None or entry.instance_type == name:
-                self._arm(kind, entry, row)
+    @property
+    def task_seconds_lost(self) -> float:
+        return self.faults.task_seconds_lost
 
-    def _arm(self, kind: str, entry: Fault, row: int) -> None:
-        assert entry.mtbf is not None
-        t = self.now + float(self.fault_rng.exponential(entry.mtbf))
-        if t < self.duration:
-            self.at(t, self._clock_strike, kind, entry, row)
-
-    def _clock_strike(self, kind: str, entry: Fault, row: int) -> None:
-        if self.state.instances[row].status == "INACTIVE":
-            return  # the clock dies with its instance
-        if self._strikable(entry, self.state.instances[row]) and (kind != "chip" or int(self.state.chips_all[row])):
-            self._hit(kind, entry, row)
-        if self.state.instances[row].status != "INACTIVE":
-            self._arm(kind, entry, row)
-
-    def _fault_candidates(self, entry: Fault) -> list[int]:
-        return [i.index for i in self.state.instances if self._strikable(entry, i)]
-
-    @staticmethod
-    def _strikable(entry: Fault, inst: Any) -> bool:
-        """An ACTIVE instance of the entry's type (and, for an agent disconnect, still connected)."""
-        return (inst.status == "ACTIVE"
-                and (entry.instance_type is None or inst.instance_type.name == entry.instance_type)
-                and (not isinstance(entry, AgentDisconnect) or inst.agent_connected))
-
-    def _strike(self, kind: str, entry: Fault) -> None:
-        """A fault at a fixed time: it strikes one matching instance, chosen at random."""
-        rows = self._fault_candidates(entry)
-        if kind == "chip":
-            rows = [r for r in rows if int(self.state.chips_all[r])]
-        if rows:
-            self._hit(kind, entry, rows[int(self.fault_rng.integers(len(rows)))])
-
-    def _hit(self, kind: str, entry: Fault, row: int) -> None:
+    def fail_chip(self, row: int, chip: int) -> None:
+        """A Neuron chip failed: the task holding it stops and it leaves the instance's NEURON_DEVICES."""
         inst = self.state.instances[row]
-        if kind == "instance":
-            self.fault_counts["instance_failures"] += 1
-            self.recorder.event(self.now, "fault", f"{inst.ec2_instance_id} failed its EC2 health checks")
-            self._lose_instance(row, "InfrastructureHealth", "Task stopped: the container instance failed "
-                                "(EC2 instance health check)")
-        elif kind == "agent":
-            self.fault_counts["agent_disconnects"] += 1
-            self.state.set_agent_connected(row, False)
-            self.recorder.event(self.now, "fault", f"agent on {inst.ec2_instance_id} disconnected")
-            assert isinstance(entry, AgentDisconnect)
-            self.at(self.now + entry.duration, self._reconnect, row)
-        elif kind == "retirement":
-            assert isinstance(entry, InstanceRetirement)
-            self.fault_counts["instance_retirements"] += 1
-            self.recorder.event(self.now, "fault", f"{inst.ec2_instance_id} is scheduled for retirement in "
-                                f"{entry.notice:g} s")
-            self.drain(row, "EC2 scheduled instance retirement")
-            self.at(self.now + entry.notice, self._lose_instance, row, "TerminationNotice",
-                    "Task stopped: the container instance was terminated after its retirement notice")
-        else:
-            self._fail_chip(row)
-
-    def _reconnect(self, row: int) -> None:
-        if self.state.instances[row].status != "INACTIVE":
-            self.state.set_agent_connected(row, True)
-            if row in self.daemon_waiting:
-                self._freed_rows.add(row)
-            self._kick()
-
-    def _fail_chip(self, row: int) -> None:
-        present = int(self.state.chips_all[row])
-        chips = [c for c in range(64) if present >> c & 1]
-        chip = chips[int(self.fault_rng.integers(len(chips)))]
-        inst = self.state.instances[row]
-        self.fault_counts["chip_failures"] += 1
         holder = inst.chip_holders.get(chip)
         if holder is not None:
             task = self.tasks[holder]
-            self._count_fault_stop(task)
+            self._fault_stop(task)
             self._stop(task, "InfrastructureHealth", f"Task stopped: Neuron device /dev/neuron{chip} failed on "
                        f"{inst.ec2_instance_id}", placed=True)
         self.recorder.advance(self.now)
@@ -947,15 +859,17 @@ class Simulation:
         self.recorder.event(self.now, "fault", f"/dev/neuron{chip} on {inst.ec2_instance_id} failed and left "
                             "NEURON_DEVICES")
 
-    def _count_fault_stop(self, task: SimTask) -> None:
-        # A service replaces its task (the cost shows as service shortfall); a RunTask task's work is lost.
-        self.fault_counts["tasks_stopped"] += 1
-        if task.request is not None and task.request.service is not None:
-            self.fault_counts["service_tasks_stopped"] += 1
-        else:
-            self.task_seconds_lost += self.now - (task.started_at or self.now)
+    def _fault_stop(self, task: SimTask) -> None:
+        self.faults.task_stopped(task, service=task.request is not None and task.request.service is not None)
 
-    def _lose_instance(self, row: int, stop_code: str, reason: str) -> None:
+    def agent_reconnected(self, row: int) -> None:
+        """The agent on ``row`` is back: its waiting daemon task and the queue may place there again."""
+        if row in self.daemon_waiting:
+            self._freed_rows.add(row)
+        self._kick()
+
+    def lose_instance(self, row: int, stop_code: str, reason: str) -> None:
+        """An instance is gone (failure, Spot, retirement): its tasks stop; its provider may replace it."""
         inst = self.state.instances[row]
         if inst.status == "INACTIVE":  # already gone (scaled in, or lost to an earlier fault): no replacement
             return
@@ -963,23 +877,6 @@ class Simulation:
         self.deregister(row, reason, stop_code=stop_code)
         if provider is not None:
             provider.lost(row)
-
-    def _schedule_spot(self, row: int) -> None:
-        spot = self.plan.spot_interruptions
-        if spot is None:
-            return
-        t = self.now + float(self.fault_rng.exponential(1.0 / spot.rate))
-        if t < self.duration:
-            self.at(t, self._spot_notice, row, spot.notice)
-
-    def _spot_notice(self, row: int, notice: float) -> None:
-        inst = self.state.instances[row]
-        if inst.status == "INACTIVE":
-            return
-        self.fault_counts["spot_interruptions"] += 1
-        self.drain(row, "EC2 Spot interruption notice")
-        self.at(self.now + notice, self._lose_instance, row, "SpotInterruption",
-                "Your Spot Task was interrupted.")
 
     def drain(self, row: int, reason: str) -> None:
         """DRAINING: no new tasks; service tasks move elsewhere, standalone tasks run on."""
@@ -1071,7 +968,7 @@ class Simulation:
                 previous[signum] = signal.signal(signum, self._on_sigint)
         try:
             self._build_fleets()
-            self._build_faults()
+            self.faults.start()
             self._build_workloads()
             if self.plan.snapshot is not None:
                 seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
