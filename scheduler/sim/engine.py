@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -47,6 +47,7 @@ from scheduler.sim.runtime import start_refusal
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
 from scheduler.sim.startup import ImageCache, StartupSampler, startup_sampler, task_images
+from scheduler.sim.waiting import WaitingRoom, note_failure
 from scheduler.sim.workloads import (
     DurationSampler,
     arrival_times,
@@ -217,12 +218,7 @@ class Simulation:
         self.placement_rng = np.random.default_rng([self.seed, 0])
         self.tasks: dict[str, SimTask] = {}
         self.recent_stopped: deque[SimTask] = deque(maxlen=RECENT_STOPPED)
-        self.queue: OrderedDict[int, deque[SimTask]] = OrderedDict()
-        # Daemon tasks wait apart, by instance row: each can only ever start on its own instance, so it is
-        # retried when that instance frees something or reconnects, not on every change in the cluster.
-        self.daemon_waiting: dict[int, list[SimTask]] = {}
-        self._freed_rows: set[int] = set()
-        self._retry_scheduled = False
+        self.waiting = WaitingRoom(self._try_start, lambda fn: self.at(self.now, fn))
         self.counts = {PROVISIONING: 0, PENDING: 0, RUNNING: 0, STOPPED: 0}
         self.submitted = 0
         self.seeded = 0  # tasks RUNNING from a cluster snapshot at time 0 (not submitted)
@@ -234,7 +230,6 @@ class Simulation:
         self.specs = {name: self._as_mode(spec) for name, spec in plan.task_specs.items()}
         self._neuron_specs = [s for s in self.specs.values() if s.uses_neuron]
         self.providers: dict[str, Provider] = {}
-        self.cp_waiting: dict[str, dict[str, SimTask]] = {}
         self.provisioning_timeout = plan.provisioning_timeout
         self.spot_discount = plan.spot_discount
         self.daemon_rows: list[int] = []
@@ -273,7 +268,7 @@ class Simulation:
             provider: Provider = (AutoScalingGroup(cp, self) if isinstance(cp, planned.AutoScalingGroup)
                                   else ManagedInstances(cp, self))
             self.providers[cp.name] = provider
-            self.cp_waiting[cp.name] = {}
+            self.waiting.add_provider(cp.name)
         for row, inst in enumerate(self.state.instances):  # fleets that name a provider belong to it
             if inst.capacity_provider in self.providers:
                 self.providers[inst.capacity_provider].instances.add(row)
@@ -306,7 +301,7 @@ class Simulation:
             if svc.daemon:
                 self._daemon_on(svc, index)
         self.faults.instance_added(index, spot=spot)
-        self._kick()
+        self.waiting.kick()
         deployments.capacity_changed(self)
         return index
 
@@ -487,13 +482,8 @@ class Simulation:
         # it, as a task short of a resource waits in PENDING, instead of failing at container start.
         return failure.reason == "RESOURCE:NEURON_DEVICES" and self.device_mode is DeviceMode.AWARE
 
-    @staticmethod
-    def _note_waiting(task: SimTask, failure: Failure) -> None:
-        task.waiting_reason = str(failure)
-        task.waiting_code = failure.reason
-
     def _unplaced(self, task: SimTask, failure: Failure) -> None:
-        self._note_waiting(task, failure)
+        note_failure(task, failure)
         svc = task.request.service if task.request else None
         if svc is not None:
             words = events.unplaced_event(failure, self.state, self.names)
@@ -502,19 +492,17 @@ class Simulation:
         provider = self.providers.get(task.request.provider) if task.request and task.request.provider else None
         if provider is not None and provider.scaling:
             # PROVISIONING: wait for the capacity provider to bring capacity, up to the timeout
-            if sum(len(w) for w in self.cp_waiting.values()) >= PROVISIONING_QUOTA:
+            if self.waiting.provisioning() >= PROVISIONING_QUOTA:
                 self._stop(task, "TaskFailedToStart", QUOTA_REASON, placed=False)
                 return
-            self.cp_waiting[provider.name][task.task_id] = task
-            self.queue.setdefault(id(task.request), deque()).append(task)
+            self.waiting.wait_for_provider(provider.name, task)
             self.at(self.now + self.provisioning_timeout, self._provisioning_timeout, task)
             return
         if self._waits(task, failure):
             if task.request is not None and task.request.only is not None:
-                self.daemon_waiting.setdefault(int(task.request.only[0]), []).append(task)
+                self.waiting.wait_on_instance(int(task.request.only[0]), task)
                 return
-            key = id(task.request)
-            self.queue.setdefault(key, deque()).append(task)
+            self.waiting.wait(task)
             return
         self._stop(task, "TaskFailedToStart", failure.reason, placed=False)
 
@@ -537,8 +525,7 @@ class Simulation:
         task.instance = out.instance
         task.launch_type = inst.launch_type
         task.capacity_provider = inst.capacity_provider
-        if request.provider is not None:
-            self.cp_waiting[request.provider].pop(task.task_id, None)
+        self.waiting.left(task)
         self.counts[PROVISIONING] -= 1
         refusal = None if out.start_failure is not None else start_refusal(request.spec)
         if out.start_failure is not None or refusal is not None:
@@ -627,10 +614,8 @@ class Simulation:
             lv.idle_chip_cost += self._chip_price(task.instance) * len(task.chips)
             if task.request is not None and task.request.only is not None:
                 self.daemon_rows[task.instance] -= 1
-            if task.instance in self.daemon_waiting:
-                self._freed_rows.add(task.instance)
-        if task.request is not None and task.request.provider is not None:
-            self.cp_waiting[task.request.provider].pop(task.task_id, None)
+            self.waiting.freed(task.instance)
+        self.waiting.left(task)
         task.last_status = task.desired_status = STOPPED
         task.stopped_at = self.now
         task.stop_code = code
@@ -660,7 +645,7 @@ class Simulation:
             if code != "ServiceSchedulerInitiated":
                 self._schedule_reconcile(svc)
         if held:
-            self._kick()
+            self.waiting.kick()
 
     def _row(self, task: SimTask, placed: bool) -> None:
         self.slo.record(task, self.now)
@@ -683,50 +668,6 @@ class Simulation:
         if task.last_status != PENDING or task.pull_stopped_at is None:
             return None
         return "PENDING: pulling images" if self.now < task.pull_stopped_at else "PENDING: starting containers"
-
-    # ------------------------------------------------------------------ waiting and retries
-    def _kick(self) -> None:
-        """Schedule one retry pass now (coalesced): capacity changed."""
-        if (self.queue or self._freed_rows) and not self._retry_scheduled:
-            self._retry_scheduled = True
-            self.at(self.now, self._retry_pass)
-
-    def _retry_pass(self) -> None:
-        self._retry_scheduled = False
-        self._retry_daemons()
-        for key in list(self.queue):
-            waiting = self.queue[key]
-            while waiting:
-                task = waiting[0]
-                if task.last_status != PROVISIONING:
-                    waiting.popleft()
-                    continue
-                failure = self._try_start(task)
-                if failure is not None:
-                    self._note_waiting(task, failure)
-                    break  # the rest of this class asks for the same and fails the same way
-                waiting.popleft()
-            if not waiting:
-                del self.queue[key]
-
-    def _retry_daemons(self) -> None:
-        """Retry the daemon tasks waiting on instances that freed something since the last pass: the cost
-        follows the changes, not the number of instances."""
-        rows, self._freed_rows = sorted(self._freed_rows), set()
-        for row in rows:
-            waiting = self.daemon_waiting.pop(row, None)
-            if not waiting:
-                continue
-            still = []
-            for task in waiting:
-                if task.last_status != PROVISIONING:
-                    continue
-                failure = self._try_start(task)
-                if failure is not None:
-                    task.waiting_reason = str(failure)
-                    still.append(task)
-            if still:
-                self.daemon_waiting[row] = still
 
     # ------------------------------------------------------------------ services
     def _set_desired(self, svc: Service, desired: int) -> None:
@@ -793,7 +734,7 @@ class Simulation:
 
     def provisioning_tasks(self, provider: str) -> list[SimTask]:
         """Tasks waiting in PROVISIONING for this capacity provider, oldest first."""
-        return list(self.cp_waiting.get(provider, {}).values())
+        return self.waiting.for_provider(provider)
 
     def non_daemon_tasks(self, row: int) -> int:
         return int(self.state.running[row]) - self.daemon_rows[row]
@@ -805,7 +746,7 @@ class Simulation:
                                     capacity_provider=provider.name, attributes={},
                                     spot=provider.spot)
             provider.registered(row, **registration)
-            self._retry_pass()  # place waiting tasks before any provider looks at them again
+            self.waiting.retry()  # place waiting tasks before any provider looks at them again
 
         self.at(self.now + provider.launch_time, register)
 
@@ -864,9 +805,8 @@ class Simulation:
 
     def agent_reconnected(self, row: int) -> None:
         """The agent on ``row`` is back: its waiting daemon task and the queue may place there again."""
-        if row in self.daemon_waiting:
-            self._freed_rows.add(row)
-        self._kick()
+        self.waiting.freed(row)
+        self.waiting.kick()
 
     def lose_instance(self, row: int, stop_code: str, reason: str) -> None:
         """An instance is gone (failure, Spot, retirement): its tasks stop; its provider may replace it."""
