@@ -100,7 +100,7 @@ def reconcile(sim: Simulation, svc: Service) -> None:
     if not r.retiring and len(svc.live) <= svc.desired:  # the common case: start what is missing, no sort
         for _ in range(svc.desired - len(svc.live)):
             if sim.now < svc.backoff_until:
-                sim._schedule_reconcile(svc)
+                sim.service_scheduler.schedule_reconcile(svc)
                 break
             r.reconciling = True
             try:
@@ -146,7 +146,7 @@ def _replace(sim: Simulation, svc: Service) -> None:
         room = min(missing, max(0, ceiling - len(live))) if old else missing
         for _ in range(room):
             if sim.now < svc.backoff_until:
-                sim._schedule_reconcile(svc)
+                sim.service_scheduler.schedule_reconcile(svc)
                 break
             sim.submit(svc.request)
         floor = math.ceil(svc.desired * r.min_healthy / 100)
@@ -191,7 +191,7 @@ def drain(sim: Simulation, row: int, reason: str) -> None:
         touched[id(svc)] = svc
     for svc in touched.values():
         svc.rollout.steady = False
-        sim._schedule_reconcile(svc)
+        sim.service_scheduler.schedule_reconcile(svc)
 
 
 def deploy(sim: Simulation, svc: Service, request: Request, family_revision: str) -> None:
@@ -212,9 +212,9 @@ def deploy(sim: Simulation, svc: Service, request: Request, family_revision: str
         svc.daemon_requests.clear()
         for task_id in sorted(svc.live):
             _stop(sim, svc, sim.tasks[task_id], r.retiring[task_id])
-        sim._start_daemon(svc)
+        sim.service_scheduler.start_daemon(svc)
         return
-    sim._schedule_reconcile(svc)
+    sim.service_scheduler.schedule_reconcile(svc)
 
 
 def task_running(sim: Simulation, svc: Service, task: SimTask) -> None:
@@ -228,7 +228,7 @@ def task_running(sim: Simulation, svc: Service, task: SimTask) -> None:
 
 
 def _reconcile_now(sim: Simulation, svc: Service) -> None:
-    sim._reconcile(svc)
+    sim.service_scheduler.reconcile(svc)
 
 
 def capacity_changed(sim: Simulation) -> None:
@@ -368,7 +368,7 @@ def _rebalance(sim: Simulation, svc: Service, live: list[SimTask]) -> bool:
     if task.last_status == "PROVISIONING":  # not placed after all: give up this step
         sim._stop(task, "ServiceSchedulerInitiated", "AZ Rebalancing could not place the task", placed=False)
         r.retiring.pop(victim.task_id, None)
-        sim._schedule_reconcile(svc)
+        sim.service_scheduler.schedule_reconcile(svc)
         return False
     sim.recorder.event(sim.now, "service", f"{svc.name} has started 1 tasks in {low_zone} to AZ Rebalance: "
                        f"{task.task_id}.", service=svc.name, event_name="TASKS_STARTED")

@@ -24,7 +24,7 @@ import simpy
 
 from scheduler.catalog.model import InstanceType
 from scheduler.ecs.capacity import StrategySplitter
-from scheduler.ecs.taskspec import Constraint, NeuronMode, Strategy, TaskSpec
+from scheduler.ecs.taskspec import Constraint, NeuronMode, TaskSpec
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -44,105 +44,24 @@ from scheduler.sim.plan import (
     Workload,
 )
 from scheduler.sim.runtime import start_refusal
+from scheduler.sim.services import ServiceScheduler
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
-from scheduler.sim.startup import ImageCache, StartupSampler, startup_sampler, task_images
+from scheduler.sim.startup import ImageCache, startup_sampler, task_images
+from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, Service, SimTask
 from scheduler.sim.waiting import WaitingRoom, note_failure
 from scheduler.sim.workloads import (
-    DurationSampler,
     arrival_times,
     desired_count_steps,
     duration_sampler,
     split_steps,
 )
 from scheduler.views import describe, events, identity
-from scheduler.views.describe import TaskRecord
 
-PROVISIONING, PENDING, RUNNING, STOPPED = "PROVISIONING", "PENDING", "RUNNING", "STOPPED"
-SERVICE_BACKOFF_BASE_S = 10.0
-SERVICE_BACKOFF_MAX_S = 900.0  # ECS: retry delay grows up to 15 minutes for tasks that never start
 RECENT_STOPPED = 100           # stopped tasks kept for the DescribeTasks view
 PROVISIONING_QUOTA = 500       # "Tasks in PROVISIONING state per cluster"
 QUOTA_REASON = ("ClientException: capacity error because the quota of tasks in the PROVISIONING per cluster "
                 "has been reached")
-
-
-def service_backoff(failed_starts: int) -> float:
-    """The service scheduler's delay before its next start after ``failed_starts`` starts in a row failed:
-    doubling from SERVICE_BACKOFF_BASE_S and capped at SERVICE_BACKOFF_MAX_S (ECS's throttle logic). The
-    exponent is capped too, so that a service failing for weeks never computes 2 ** (thousands)."""
-    if failed_starts <= 0:
-        return 0.0
-    doublings = math.ceil(math.log2(SERVICE_BACKOFF_MAX_S / SERVICE_BACKOFF_BASE_S))
-    return min(SERVICE_BACKOFF_MAX_S, SERVICE_BACKOFF_BASE_S * 2.0 ** min(failed_starts - 1, doublings))
-
-
-@dataclass(eq=False)
-class Request:
-    """How the tasks of one workload (or one daemon on one instance) are placed."""
-
-    workload: str
-    spec: TaskSpec
-    group: str
-    constraints: tuple[Constraint, ...] = ()
-    strategies: tuple[Strategy, ...] = ()
-    launch_type: str | None = None
-    capacity_providers: tuple[str, ...] | None = None
-    on_no_capacity: str = "fail"
-    duration: DurationSampler = field(default=lambda: math.inf)
-    service: Service | None = None
-    only: np.ndarray | None = None
-    provider: str | None = None                   # the capacity provider this variant targets
-    splitter: StrategySplitter | None = None      # a capacity provider strategy: pick a variant per task
-    variants: dict[str, Request] = field(default_factory=dict)
-    startup: StartupSampler | None = None         # image pull and container start; None: RUNNING at placement
-
-    @property
-    def shown_launch_type(self) -> str:
-        if self.launch_type:
-            return self.launch_type
-        return "MANAGED_INSTANCES" if self.spec.compatibilities == {"MANAGED_INSTANCES"} else "EC2"
-
-
-@dataclass(slots=True)
-class SimTask(TaskRecord):
-    """A task as the simulation tracks it."""
-
-    workload: str = ""
-    request: Request | None = None
-    run_for: float = math.inf
-    waiting_reason: str | None = None  # the last placement failure, as shown (reason: detail)
-    waiting_code: str | None = None    # its ECS reason alone (RESOURCE:CPU, ...), what counters key on
-    ever_ran: bool = False
-    seeded: bool = False  # RUNNING from a cluster snapshot at t=0: never submitted, no wait
-    held: bool = False    # holds what it reserved on its instance (from placement until it stops)
-    placed_at: float | None = None  # when the scheduler gave it an instance (start-up begins here)
-
-
-@dataclass(eq=False)
-class Service:
-    """A REPLICA or DAEMON service: keeps its desired count of tasks alive."""
-
-    name: str
-    request: Request | None
-    daemon: bool = False
-    desired: int = 0
-    live: set[str] = field(default_factory=set)
-    failed_starts: int = 0
-    backoff_until: float = 0.0
-    reconcile_scheduled: bool = False
-    daemon_requests: dict[int, Request] = field(default_factory=dict)
-    daemon_tasks: dict[int, str] = field(default_factory=dict)  # instance row -> its daemon task's id
-    running: int = 0
-    short_seconds: float = 0.0  # integral of max(0, desired - running) over time
-    counted_to: float = 0.0
-    rollout: deployments.Rollout = field(default_factory=deployments.Rollout)  # deployment bounds and state
-    workload: str = ""  # the scenario workload it runs for (several services with device sets); "" = name
-
-    def account(self, now: float) -> None:
-        """Add the shortfall since the last change; call before ``desired`` or ``running`` changes."""
-        self.short_seconds += max(0, self.desired - self.running) * (now - self.counted_to)
-        self.counted_to = now
 
 
 @dataclass
@@ -223,7 +142,8 @@ class Simulation:
         self.submitted = 0
         self.seeded = 0  # tasks RUNNING from a cluster snapshot at time 0 (not submitted)
         self._snapshot_rows: dict[str, int] = {}
-        self.services: list[Service] = []
+        self.service_scheduler = ServiceScheduler(self)
+        self.services: list[Service] = self.service_scheduler.services
         self.instance_start: list[float] = []
         self.instance_end: list[float | None] = []
         self._next_id = 0
@@ -235,7 +155,7 @@ class Simulation:
         self.daemon_rows: list[int] = []
         self.instance_price: list[float] = []
         self.images = ImageCache()
-        self.service_loads: dict[str, service_load.ServiceLoad] = {}  # services with requests or auto scaling
+        self.service_loads = self.service_scheduler.loads  # services with requests or auto scaling
 
     def _as_mode(self, spec: TaskSpec) -> TaskSpec:
         if self.mode_name == "topology-aware" and spec.neuron_mode is NeuronMode.MANUAL:
@@ -297,9 +217,7 @@ class Simulation:
         lv.idle_chip_cost += price if itype.chips else 0.0
         lv.cpu_total += float(self.state.cpu_registered[index])
         lv.mem_total += float(self.state.mem_registered[index])
-        for svc in self.services:
-            if svc.daemon:
-                self._daemon_on(svc, index)
+        self.service_scheduler.instance_added(index)
         self.faults.instance_added(index, spot=spot)
         self.waiting.kick()
         deployments.capacity_changed(self)
@@ -373,12 +291,12 @@ class Simulation:
                 for j, step in enumerate(w.deployments):
                     self.at(start + step.at, self._deploy, svc, w, k, step.task_definition, j)
             if svc.daemon:
-                self.at(start, self._start_daemon, svc)
+                self.at(start, self.service_scheduler.start_daemon, svc)
                 continue
             if len(blocks) == 1 and (w.requests is not None or w.auto_scaling is not None):
                 steps = self._build_service_load(w, k, svc, steps, start)
             for t, count in split_steps(steps, len(blocks), index):
-                self.at(t, self._set_desired, svc, count)
+                self.at(t, self.service_scheduler.set_desired, svc, count)
 
     def _build_service_load(self, w: ServiceWorkload, k: int, svc: Service, steps: list[tuple[float, int]],
                             start: float) -> list[tuple[float, int]]:
@@ -388,22 +306,8 @@ class Simulation:
         self.service_loads[svc.name] = load
         if load.scaler is not None:
             steps = [(t, clamp(n, load.scaler.config)) for t, n in steps]
-        self.at(start + service_load.PERIOD_S, self._service_tick, svc, load)
+        self.at(start + service_load.PERIOD_S, self.service_scheduler.tick, svc, load)
         return steps
-
-    def _service_tick(self, svc: Service, load: service_load.ServiceLoad) -> None:
-        new = load.tick(self.now, svc.running, svc.desired)
-        if new is not None:
-            decision = load.scaler.decisions[-1] if load.scaler is not None else None
-            reason = decision.reason if decision is not None else ""
-            self.recorder.scaling.append({"time": self.now, "capacity_provider": None, "service": svc.name,
-                                          "action": "set_desired_count", "count": new, "old": svc.desired,
-                                          "policy": None if decision is None else decision.policy, "reason": reason})
-            self.recorder.event(self.now, "service", f"service {svc.name}: desired count {svc.desired} -> {new} "
-                                f"({reason})", service=svc.name)
-            self._set_desired(svc, new)
-        if self.now + service_load.PERIOD_S <= self.duration:
-            self.at(self.now + service_load.PERIOD_S, self._service_tick, svc, load)
 
     def _schedule_next_call(self, times: Iterator[float], requests: list[Request], count: int, max_calls: int | None,
                             made: int) -> None:
@@ -580,13 +484,7 @@ class Simulation:
         task.started_at = self.now
         svc = task.request.service if task.request else None
         if svc is not None:
-            svc.failed_starts = 0
-            svc.account(self.now)
-            svc.running += 1
-            deployments.task_running(self, svc, task)
-            load = self.service_loads.get(svc.name)
-            if load is not None and load.requests is not None:
-                load.requests.add_task(self.now, task.task_id)
+            self.service_scheduler.task_running(svc, task)
         if math.isfinite(task.run_for):
             self.at(self.now + task.run_for, self._exit, task)
 
@@ -630,20 +528,7 @@ class Simulation:
         self.recent_stopped.append(task)
         svc = task.request.service if task.request else None
         if svc is not None:
-            svc.live.discard(task.task_id)
-            if was == RUNNING:
-                svc.account(self.now)
-                svc.running -= 1
-                load = self.service_loads.get(svc.name)
-                if load is not None and load.requests is not None:
-                    load.requests.remove_task(self.now, task.task_id)
-            if code == "TaskFailedToStart":
-                svc.failed_starts += 1
-                svc.backoff_until = self.now + service_backoff(svc.failed_starts)
-                self.recorder.event(self.now, "service", f"service {svc.name} is unable to consistently "
-                                    f"start tasks successfully.", service=svc.name)
-            if code != "ServiceSchedulerInitiated":
-                self._schedule_reconcile(svc)
+            self.service_scheduler.task_stopped(svc, task, was, code)
         if held:
             self.waiting.kick()
 
@@ -668,58 +553,6 @@ class Simulation:
         if task.last_status != PENDING or task.pull_stopped_at is None:
             return None
         return "PENDING: pulling images" if self.now < task.pull_stopped_at else "PENDING: starting containers"
-
-    # ------------------------------------------------------------------ services
-    def _set_desired(self, svc: Service, desired: int) -> None:
-        svc.account(self.now)
-        svc.desired = desired
-        self._reconcile(svc)
-
-    def _schedule_reconcile(self, svc: Service) -> None:
-        if not svc.reconcile_scheduled:
-            svc.reconcile_scheduled = True
-            self.at(max(self.now, svc.backoff_until), self._reconcile_cb, svc)
-
-    def _reconcile_cb(self, svc: Service) -> None:
-        svc.reconcile_scheduled = False
-        self._reconcile(svc)
-
-    def _reconcile(self, svc: Service) -> None:
-        """Start or stop tasks so the service has its desired count."""
-        if svc.daemon:
-            for index in list(svc.daemon_requests):
-                self._daemon_on(svc, index)
-            return
-        if self.now < svc.backoff_until:
-            self._schedule_reconcile(svc)
-            return
-        deployments.reconcile(self, svc)
-
-    def _start_daemon(self, svc: Service) -> None:
-        for index in range(len(self.state)):
-            self._daemon_on(svc, index)
-
-    def _daemon_on(self, svc: Service, index: int) -> None:
-        """Keep one daemon task on instance ``index`` if it meets the service's constraints."""
-        base = svc.request
-        assert base is not None
-        if self.state.instances[index].status != "ACTIVE":
-            return
-        req = svc.daemon_requests.get(index)
-        if req is None:
-            only = np.array([index])
-            fits_here = self.placer.satisfies(base.spec, group=base.group,
-                                              constraints=base.spec.constraints + base.constraints,
-                                              launch_type=base.launch_type, only=only)
-            if not fits_here[index]:
-                return
-            req = Request(workload=base.workload, spec=base.spec, group=base.group,
-                          constraints=base.constraints, strategies=(), launch_type=base.launch_type,
-                          duration=base.duration, service=svc, only=only, startup=base.startup)
-            svc.daemon_requests[index] = req
-        if svc.daemon_tasks.get(index) in svc.live:  # one lookup, not a scan: daemons start on every instance
-            return
-        svc.daemon_tasks[index] = self.submit(req).task_id
 
     # ------------------------------------------------------------------ capacity providers
     def _chip_price(self, row: int) -> float:
@@ -763,7 +596,7 @@ class Simulation:
                        "ServiceSchedulerInitiated" else reason, placed=True)
             svc = task.request.service if task.request else None
             if svc is not None and not svc.daemon:
-                self._schedule_reconcile(svc)
+                self.service_scheduler.schedule_reconcile(svc)
         self.recorder.advance(self.now)
         lv = self.recorder.levels
         lv.chips_total -= int(np.bitwise_count(self.state.chips_all[row]))  # failed chips already left
