@@ -30,9 +30,8 @@ from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
 from scheduler.sim import deployments, service_load
-from scheduler.sim import plan as planned
 from scheduler.sim.autoscaling import clamp
-from scheduler.sim.capacity import TICK_S, AutoScalingGroup, ManagedInstances, Provider
+from scheduler.sim.capacity import CapacityProviders, Provider
 from scheduler.sim.faults import Faults
 from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
 from scheduler.sim.plan import (
@@ -149,7 +148,8 @@ class Simulation:
         self._next_id = 0
         self.specs = {name: self._as_mode(spec) for name, spec in plan.task_specs.items()}
         self._neuron_specs = [s for s in self.specs.values() if s.uses_neuron]
-        self.providers: dict[str, Provider] = {}
+        self.capacity = CapacityProviders(plan.capacity_providers, self)
+        self.providers: dict[str, Provider] = self.capacity.by_name
         self.provisioning_timeout = plan.provisioning_timeout
         self.spot_discount = plan.spot_discount
         self.daemon_rows: list[int] = []
@@ -184,18 +184,9 @@ class Simulation:
                                   availability_zone=zones[k % len(zones)],
                                   capacity_provider=fleet.capacity_provider,
                                   attributes=dict(fleet.attributes), spot=fleet.spot)
-        for cp in self.plan.capacity_providers:
-            provider: Provider = (AutoScalingGroup(cp, self) if isinstance(cp, planned.AutoScalingGroup)
-                                  else ManagedInstances(cp, self))
-            self.providers[cp.name] = provider
-            self.waiting.add_provider(cp.name)
-        for row, inst in enumerate(self.state.instances):  # fleets that name a provider belong to it
-            if inst.capacity_provider in self.providers:
-                self.providers[inst.capacity_provider].instances.add(row)
-        for provider in self.providers.values():
-            provider.start()
-        if self.providers:
-            self.at(TICK_S, self._tick)
+        for name in self.providers:
+            self.waiting.add_provider(name)
+        self.capacity.start()
 
     def add_instance(self, itype: InstanceType, *, launch_type: str, availability_zone: str,
                      capacity_provider: str | None, attributes: dict[str, str], spot: bool = False,
@@ -559,12 +550,6 @@ class Simulation:
         chips = self.state.instances[row].instance_type.chips
         return self.instance_price[row] / chips if chips else 0.0
 
-    def _tick(self) -> None:
-        for provider in self.providers.values():
-            provider.tick()
-        if self.now + TICK_S < self.duration:
-            self.at(self.now + TICK_S, self._tick)
-
     def provisioning_tasks(self, provider: str) -> list[SimTask]:
         """Tasks waiting in PROVISIONING for this capacity provider, oldest first."""
         return self.waiting.for_provider(provider)
@@ -572,16 +557,9 @@ class Simulation:
     def non_daemon_tasks(self, row: int) -> int:
         return int(self.state.running[row]) - self.daemon_rows[row]
 
-    def launch_instance(self, provider: Provider, itype: InstanceType, zone: str, **registration: Any) -> None:
-        """Ask EC2 for an instance; it registers with the cluster after the provider's launch time."""
-        def register() -> None:
-            row = self.add_instance(itype, launch_type=provider.launch_type, availability_zone=zone,
-                                    capacity_provider=provider.name, attributes={},
-                                    spot=provider.spot)
-            provider.registered(row, **registration)
-            self.waiting.retry()  # place waiting tasks before any provider looks at them again
-
-        self.at(self.now + provider.launch_time, register)
+    def place_waiting(self) -> None:
+        """A launched instance is in: one retry pass over the waiting tasks now."""
+        self.waiting.retry()
 
     def deregister(self, row: int, reason: str, *, stop_code: str = "ServiceSchedulerInitiated") -> None:
         """Terminate an instance: stop what still runs there, then take it out of the cluster."""
@@ -646,10 +624,8 @@ class Simulation:
         inst = self.state.instances[row]
         if inst.status == "INACTIVE":  # already gone (scaled in, or lost to an earlier fault): no replacement
             return
-        provider = self.providers.get(inst.capacity_provider or "")
         self.deregister(row, reason, stop_code=stop_code)
-        if provider is not None:
-            provider.lost(row)
+        self.capacity.lost(row, inst.capacity_provider)
 
     def drain(self, row: int, reason: str) -> None:
         """DRAINING: no new tasks; service tasks move elsewhere, standalone tasks run on."""
@@ -657,14 +633,6 @@ class Simulation:
         inst = self.state.instances[row]
         deployments.drain(self, row, reason)  # replacements first, within each service's bounds
         self.recorder.event(self.now, "instance", f"{inst.ec2_instance_id} set to DRAINING: {reason}")
-
-    def scaling_event(self, provider: str, action: str, count: int, reason: str, **extra: Any) -> None:
-        self.recorder.scaling.append({"time": self.now, "capacity_provider": provider, "action": action,
-                                      "count": count, "reason": reason, **extra})
-
-    def scaling_metric(self, provider: str, cpr: float, instances: int, needed: int) -> None:
-        self.recorder.reservations.append({"time": self.now, "capacity_provider": provider, "cpr": cpr,
-                                           "instances": instances, "instances_needed": needed})
 
     # ------------------------------------------------------------------ sampling
     def _sample(self) -> None:

@@ -1,0 +1,57 @@
+"""The engine split by job: each part reaches the simulation only through its narrow port.
+
+Capacity providers (scheduler.sim.capacity), faults (scheduler.sim.faults) and the service scheduler
+(scheduler.sim.services) each declare a Protocol of what they may use of the engine; parsed with ``ast``,
+every ``<port>.name`` they read must be a member of that Protocol, so a new call into the engine shows up
+as a change of the port.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from scheduler.sim.capacity import ClusterPort
+from scheduler.sim.engine import Simulation
+from scheduler.sim.faults import FaultPort
+from scheduler.sim.services import ServicePort
+
+SIM = Path(__file__).resolve().parents[1] / "scheduler" / "sim"
+
+
+def _members(port: type) -> set[str]:
+    return {name for name in vars(port) if not name.startswith("_")} | set(vars(port).get("__annotations__", {}))
+
+
+def _port_reads(source: str, chains: tuple[str, ...]) -> set[str]:
+    """Attribute names read on ``self.sim``/``sim``/``faults.sim`` (the chains given) in ``source``."""
+    reads = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value) in chains:
+            reads.add(node.attr)
+    return reads
+
+
+@pytest.mark.parametrize(("module", "port", "chains"), [
+    ("capacity.py", ClusterPort, ("self.sim",)),
+    ("faults.py", FaultPort, ("self.sim", "faults.sim", "sim")),
+    ("services.py", ServicePort, ("self.sim", "sim")),
+])
+def test_each_part_uses_only_its_port(module: str, port: type, chains: tuple[str, ...]) -> None:
+    reads = _port_reads((SIM / module).read_text(encoding="utf-8"), chains)
+    assert reads, f"{module} reads nothing through its port: the chains are wrong"
+    assert reads - _members(port) == set()
+
+
+@pytest.mark.parametrize("port", [ClusterPort, FaultPort, ServicePort])
+def test_the_engine_implements_every_port(port: type) -> None:
+    missing = [name for name in _members(port) if not hasattr(Simulation, name)
+               and name not in Simulation.__init__.__code__.co_names]
+    assert missing == []
+
+
+def test_a_read_outside_the_port_is_seen() -> None:
+    reads = _port_reads("def f(self):\n    self.sim._stop(1)\n    self.sim.now\n", ("self.sim",))
+    assert reads - _members(ClusterPort) == {"_stop"}
