@@ -55,3 +55,25 @@ def test_the_engine_implements_every_port(port: type) -> None:
 def test_a_read_outside_the_port_is_seen() -> None:
     reads = _port_reads("def f(self):\n    self.sim._stop(1)\n    self.sim.now\n", ("self.sim",))
     assert reads - _members(ClusterPort) == {"_stop"}
+
+
+def test_a_sample_reads_the_state_without_changing_it_and_its_cluster_row_sums_the_rest() -> None:
+    from scheduler.scenario import load_scenario
+    from scheduler.sim import sampling
+
+    root = SIM.parents[1]
+    sim = Simulation(load_scenario(root / "scenarios" / "mixed-cluster.yaml"), seed=1, until=2 * 3600)
+    res = sim.run()
+    before = (sim.state.cpu_free.copy(), sim.state.chips_free.copy())
+    rows, stranded = sampling.sample(sim.state, sim.placer, sim._neuron_specs, sim.now, sim.counts,
+                                     sim.submitted + sim.seeded)
+    again, _ = sampling.sample(sim.state, sim.placer, sim._neuron_specs, sim.now, sim.counts,
+                               sim.submitted + sim.seeded)
+    assert rows == again and stranded >= 0
+    assert (sim.state.cpu_free == before[0]).all() and (sim.state.chips_free == before[1]).all()
+    *parts, cluster = rows
+    for key in ("chips_total", "chips_held", "cpu_used", "memory_total"):
+        assert cluster[key] == sum(r[key] for r in parts)
+    assert cluster["running"] == sim.counts["RUNNING"] > 0
+    last = res.timeline[res.timeline["instance_type"] == "*"].iloc[-1]
+    assert int(last["cpu_total"]) == cluster["cpu_total"]

@@ -29,11 +29,11 @@ from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 from scheduler.placement.state import ClusterState
-from scheduler.sim import deployments, service_load
+from scheduler.sim import deployments, sampling, service_load
 from scheduler.sim.autoscaling import clamp
 from scheduler.sim.capacity import CapacityProviders, Provider
 from scheduler.sim.faults import Faults
-from scheduler.sim.metrics import RESOURCE_COLUMNS, Levels, Recorder, TaskTableWriter, ratio
+from scheduler.sim.metrics import Levels, Recorder, TaskTableWriter, ratio
 from scheduler.sim.plan import (
     Plan,
     Plannable,
@@ -636,68 +636,16 @@ class Simulation:
 
     # ------------------------------------------------------------------ sampling
     def _sample(self) -> None:
-        """One timeline sample: a row per (instance type, capacity provider) and a "*" row for the cluster."""
+        """One timeline sample (scheduler.sim.sampling), then the next one a sample interval later."""
         t = self.now
-        st = self.state
-        n = len(st)
-        rows: list[dict] = []
-        if n:
-            providers = [i.capacity_provider or "" for i in st.instances]
-            cp_names = sorted(set(providers))
-            cp_code = np.fromiter((cp_names.index(p) for p in providers), np.int64, n)
-            codes = st.type_code.astype(np.int64) * len(cp_names) + cp_code
-            k = len(st.type_names) * len(cp_names)
-            live = st.launch_code >= 0
-            live &= np.fromiter((i.status != "INACTIVE" for i in st.instances), bool, n)
-            chips_all = np.where(live, np.bitwise_count(st.chips_all), 0).astype(np.int64)
-            chips_free = np.where(live, np.bitwise_count(st.chips_free), 0).astype(np.int64)
-            stranded = self._stranded_per_instance(chips_free)
-
-            def per_key(values: np.ndarray) -> np.ndarray:
-                return np.bincount(codes, weights=np.where(live, values, 0), minlength=k)
-
-            per = {
-                "instances": per_key(np.ones(n)),
-                "chips_total": per_key(chips_all),
-                "chips_held": per_key(chips_all - chips_free),
-                "chips_stranded": per_key(stranded),
-                "cpu_total": per_key(st.cpu_registered),
-                "cpu_used": per_key(st.cpu_registered - st.cpu_free),
-                "memory_total": per_key(st.mem_registered),
-                "memory_used": per_key(st.mem_registered - st.mem_free),
-                "gpus_total": per_key(st.gpu_registered),
-                "gpus_used": per_key(st.gpu_registered - st.gpu_free),
-                "running": per_key(st.running),
-            }
-            seen = np.bincount(codes, weights=live, minlength=k)
-            for code in np.flatnonzero(seen).tolist():
-                name = st.type_names[code // len(cp_names)]
-                row = {"time": t, "instance_type": name, "capacity_provider": cp_names[code % len(cp_names)] or None}
-                row.update({key: int(col[code]) for key, col in per.items()})
-                rows.append(row)
-            self.recorder.stranded_chip_seconds += float(stranded.sum()) * self.sample_interval
-        active = int(sum(1 for i in st.instances if i.status != "INACTIVE"))
-        totals = {key: sum(r[key] for r in rows) for key in RESOURCE_COLUMNS}
-        rows.append({"time": t, "instance_type": "*", "capacity_provider": None, "instances": active, **totals,
-                     "running": self.counts[RUNNING],
-                     "pending": self.counts[PENDING], "provisioning": self.counts[PROVISIONING],
-                     "submitted": self.submitted + self.seeded, "stopped": self.counts[STOPPED]})
+        rows, stranded = sampling.sample(self.state, self.placer, self._neuron_specs, t, self.counts,
+                                         self.submitted + self.seeded)
+        self.recorder.stranded_chip_seconds += stranded * self.sample_interval
         self.recorder.sample(rows)
         if self.progress is not None:
             self.progress(t, self.duration)
         if t + self.sample_interval <= self.duration:
             self.at(t + self.sample_interval, self._sample)
-
-    def _stranded_per_instance(self, chips_free: np.ndarray) -> np.ndarray:
-        """Free chips on instances that can take none of the scenario's Neuron tasks now."""
-        st = self.state
-        has_free = (chips_free > 0) & st.schedulable
-        if not has_free.any():
-            return np.zeros(len(st), np.int64)
-        usable = np.zeros(len(st), bool)
-        for spec in self._neuron_specs:
-            usable |= self.placer.feasible(spec, only=np.flatnonzero(has_free))
-        return np.where(has_free & ~usable, chips_free, 0)
 
     # ------------------------------------------------------------------ run
     def run(self, *, handle_sigint: bool = False) -> Results:
