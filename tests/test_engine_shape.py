@@ -77,3 +77,28 @@ def test_a_sample_reads_the_state_without_changing_it_and_its_cluster_row_sums_t
     assert cluster["running"] == sim.counts["RUNNING"] > 0
     last = res.timeline[res.timeline["instance_type"] == "*"].iloc[-1]
     assert int(last["cpu_total"]) == cluster["cpu_total"]
+
+
+def test_the_clock_runs_calls_in_time_order_then_scheduling_order_and_stops_between_two() -> None:
+    from scheduler.sim.clock import Clock
+
+    clock = Clock()
+    seen: list[tuple[float, str]] = []
+    clock.at(5.0, lambda: seen.append((clock.now, "b")))
+    clock.at(1.0, lambda: seen.append((clock.now, "a")))
+    clock.at(5.0, lambda: seen.append((clock.now, "c")))
+    clock.at(-3.0, lambda: seen.append((clock.now, "past")))  # a time that has passed runs now
+    assert clock.run(until=10.0)
+    assert seen == [(0.0, "past"), (1.0, "a"), (5.0, "b"), (5.0, "c")]
+
+    stopping = Clock()
+    ran: list[int] = []
+
+    def first() -> None:
+        ran.append(1)
+        stopping.interrupted = True
+
+    stopping.at(1.0, first)
+    stopping.at(2.0, lambda: ran.append(2))
+    assert not stopping.run(until=10.0)
+    assert ran == [1] and stopping.now == 2.0  # at the next event, which did not run

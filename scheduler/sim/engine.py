@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import simpy
 
 from scheduler.catalog.model import InstanceType
 from scheduler.ecs.capacity import StrategySplitter
@@ -32,6 +31,7 @@ from scheduler.placement.state import ClusterState
 from scheduler.sim import deployments, sampling, service_load
 from scheduler.sim.autoscaling import clamp
 from scheduler.sim.capacity import CapacityProviders, Provider
+from scheduler.sim.clock import STOP_SIGNALS, Clock
 from scheduler.sim.faults import Faults
 from scheduler.sim.metrics import Levels, Recorder, TaskTableWriter, ratio
 from scheduler.sim.plan import (
@@ -78,33 +78,6 @@ class Results:
     tasks_path: Any = None
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both end a run early with partial results
-
-
-class _Interrupted(Exception):
-    """Raised between two events when the user pressed Ctrl-C (or the run got SIGTERM)."""
-
-
-class _Call(simpy.events.Event):
-    """A scheduled function call: one event on simpy's heap, cheaper than a Timeout plus a closure."""
-
-    __slots__ = ("args", "fn", "sim")
-
-    def __init__(self, sim: Simulation, delay: float, fn: Callable[..., None], args: tuple) -> None:
-        self.env = sim.env
-        self.callbacks = [_dispatch]
-        self._value = None
-        self._ok = True
-        self.sim, self.fn, self.args = sim, fn, args
-        sim.env.schedule(self, simpy.events.NORMAL, delay)
-
-
-def _dispatch(event: _Call) -> None:
-    if event.sim.interrupted:  # stop between two events, never inside one
-        raise _Interrupted
-    event.fn(*event.args)
-
-
 class Simulation:
     """One run of a scenario's plan (a loaded scenario is compiled into its plan first)."""
 
@@ -119,7 +92,9 @@ class Simulation:
         self.mode_name = plan.device_mode
         self.device_mode = DeviceMode.BLIND if self.mode_name == "ecs-blind" else DeviceMode.AWARE
         self.progress = progress
-        self.env = simpy.Environment()
+        self.clock = Clock()
+        self.env = self.clock.env
+        self.at = self.clock.at  # run fn(*args) at simulated time t: a call on the event heap, no generator
         self.state = ClusterState(plan.cluster_name, awsvpc_trunking=plan.awsvpc_trunking)
         self.placer = Placer(self.state, device_mode=self.device_mode)
         self.recorder = Recorder()
@@ -127,7 +102,6 @@ class Simulation:
         self.task_sink = task_sink
         if task_sink is not None:
             self.recorder.sink = TaskTableWriter(task_sink)
-        self.interrupted = False
         self.stopped_by: int | None = None  # the signal that stopped a run early
         self.partial = False
         self.completed_count = 0
@@ -161,11 +135,6 @@ class Simulation:
         if self.mode_name == "topology-aware" and spec.neuron_mode is NeuronMode.MANUAL:
             return replace(spec, neuron_mode=NeuronMode.TOPOLOGY, chips=(), chip_count=len(spec.chips))
         return spec
-
-    # ------------------------------------------------------------------ scheduling helpers
-    def at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` at simulated time ``t`` (a callback on the event heap, no generator)."""
-        _Call(self, max(0.0, t - self.env._now), fn, args)
 
     @property
     def now(self) -> float:
@@ -662,9 +631,7 @@ class Simulation:
             if self.plan.snapshot is not None:
                 seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
             self.at(0.0, self._sample)
-            try:
-                self.env.run(until=self.duration)
-            except _Interrupted:
+            if not self.clock.run(until=self.duration):
                 self.partial = True
                 self.duration = self.now
         finally:
@@ -674,7 +641,7 @@ class Simulation:
         return self._results(time.perf_counter() - wall)
 
     def _on_sigint(self, signum: int, frame: object) -> None:
-        self.interrupted = True
+        self.clock.interrupted = True
         self.stopped_by = signum
 
     def _results(self, wall_seconds: float) -> Results:
