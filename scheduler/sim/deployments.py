@@ -175,7 +175,7 @@ def _stop(sim: Simulation, svc: Service, task: SimTask, reason: str) -> None:
     svc.rollout.retiring.pop(task.task_id, None)
     if task.last_status == RUNNING:
         _note(sim, svc, stopped=task.task_id)
-    sim._stop(task, "ServiceSchedulerInitiated", reason, placed=task.ever_ran)
+    sim.lifecycle.stop(task, "ServiceSchedulerInitiated", reason, placed=task.ever_ran)
 
 
 def drain(sim: Simulation, row: int, reason: str) -> None:
@@ -366,7 +366,7 @@ def _rebalance(sim: Simulation, svc: Service, live: list[SimTask]) -> bool:
     r.pinned.add(id(pinned))
     task = sim.submit(pinned)
     if task.last_status == "PROVISIONING":  # not placed after all: give up this step
-        sim._stop(task, "ServiceSchedulerInitiated", "AZ Rebalancing could not place the task", placed=False)
+        sim.lifecycle.stop(task, "ServiceSchedulerInitiated", "AZ Rebalancing could not place the task", placed=False)
         r.retiring.pop(victim.task_id, None)
         sim.service_scheduler.schedule_reconcile(svc)
         return False
