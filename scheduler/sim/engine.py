@@ -1,59 +1,49 @@
-"""The simpy world: fleets, workloads, task lifecycles, retries, and the metrics recorder.
+"""The engine: one run of a plan, wired from parts with one job each (simpy's shape: a tiny core
+specialised by small parts).
 
-Task lifecycle (ECS's, shortened): PROVISIONING (created, waiting for a place) -> PENDING (placed) ->
-RUNNING -> STOPPED, with ECS stop codes and reasons. Every timed thing is a scheduled callback on the
-simpy event heap; there is no generator per task. Tasks that wait are retried when capacity frees,
-driven by events: a release or a new instance schedules one retry pass over the waiting queue, which
-is grouped by identical request so that one failed head stands for the rest of its class.
+- ``clock``: simpy's heap with one kind of event, a scheduled call (no generator per task);
+- ``lifecycle``: a task from PROVISIONING through PENDING and RUNNING to STOPPED;
+- ``waiting``: the waiting room, one queue per request class retried from its head on a capacity change;
+- ``services``: the service scheduler (desired counts, daemons, back-off; ``deployments`` for rollouts);
+- ``capacity``: capacity providers, acting on the cluster only through ``capacity.ClusterPort``;
+- ``faults``: faults dispatched by type; ``sampling``: a timeline sample from the cluster state;
+- ``build``: the plan's workloads put on the clock.
 
-The engine talks to the placement core only through ``Placer.place`` and ``Placer.release``.
+What stays here is the wiring, cluster membership (register, drain, deregister an instance, what a fault
+does to one) and the run itself with its results. The engine talks to the placement core only through
+``Placer.place``, ``Placer.release`` and the cluster state.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from scheduler.catalog.model import InstanceType
-from scheduler.ecs.capacity import StrategySplitter
-from scheduler.ecs.taskspec import Constraint, NeuronMode, TaskSpec
+from scheduler.ecs.taskspec import NeuronMode, TaskSpec
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.state import ClusterState
 from scheduler.sim import deployments, sampling, service_load
-from scheduler.sim.autoscaling import clamp
+from scheduler.sim.build import WorkloadBuilder
 from scheduler.sim.capacity import CapacityProviders, Provider
 from scheduler.sim.clock import STOP_SIGNALS, Clock
 from scheduler.sim.faults import Faults
 from scheduler.sim.lifecycle import TaskLifecycle
 from scheduler.sim.metrics import Levels, Recorder, TaskTableWriter, ratio
-from scheduler.sim.plan import (
-    Plan,
-    Plannable,
-    RunTaskWorkload,
-    ServiceWorkload,
-    TraceArrivals,
-    Workload,
-)
+from scheduler.sim.plan import Plan, Plannable, RunTaskWorkload
 from scheduler.sim.services import ServiceScheduler
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
-from scheduler.sim.startup import ImageCache, startup_sampler
+from scheduler.sim.startup import ImageCache
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, Service, SimTask
 from scheduler.sim.waiting import WaitingRoom
-from scheduler.sim.workloads import (
-    arrival_times,
-    desired_count_steps,
-    duration_sampler,
-    split_steps,
-)
 from scheduler.views import describe, identity
 
 
@@ -118,6 +108,7 @@ class Simulation:
         self.images = ImageCache()
         self.service_loads = self.service_scheduler.loads  # services with requests or auto scaling
         self.lifecycle = TaskLifecycle(self)
+        self.workloads = WorkloadBuilder(self)
         self.waiting.try_start = self.lifecycle.try_start
         self.submit = self.lifecycle.submit  # create a task now and try to place it
         self._stop = self.lifecycle.stop
@@ -157,7 +148,7 @@ class Simulation:
     def now(self) -> float:
         return self.env._now
 
-    # ------------------------------------------------------------------ building
+    # ------------------------------------------------------------------ cluster membership
     def _build_fleets(self) -> None:
         snapshot = self.plan.snapshot
         if snapshot is not None:  # the real cluster first: its instances are the lowest rows
@@ -199,131 +190,6 @@ class Simulation:
         self.waiting.kick()
         deployments.capacity_changed(self)
         return index
-
-    def _request(self, workload: Workload, spec: TaskSpec, rng: np.random.Generator, *,
-                 service: Service | None = None, device_set: bool = False) -> Request:
-        constraints = workload.constraints
-        if device_set and Constraint("distinctInstance") not in constraints:
-            # one block's tasks (one group) never share an instance: each instance has the block's chips once
-            constraints = (*constraints, Constraint("distinctInstance"))
-        if isinstance(workload, ServiceWorkload):
-            duration_model, on_no_capacity = workload.task_duration, "fail"  # a service always waits
-        else:
-            duration_model, on_no_capacity = workload.duration, workload.on_no_capacity
-        launch = workload.launch
-        request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec, service),
-                          constraints=constraints, strategies=workload.strategies,
-                          launch_type=launch.launch_type, on_no_capacity=on_no_capacity,
-                          duration=duration_sampler(duration_model, rng), service=service,
-                          startup=startup_sampler(workload.startup, rng))
-        if launch.launch_type is None and launch.strategy:
-            request.splitter = StrategySplitter(list(launch.strategy))
-            for item in launch.strategy:
-                provider = self.providers[item.capacity_provider]
-                request.variants[provider.name] = Request(
-                    workload=request.workload, spec=spec, group=request.group, constraints=request.constraints,
-                    strategies=request.strategies, launch_type=provider.launch_type,
-                    capacity_providers=(provider.name,), on_no_capacity=request.on_no_capacity,
-                    duration=request.duration, service=service, provider=provider.name,
-                    startup=request.startup)
-        return request
-
-    def _group(self, workload: Workload, spec: TaskSpec, service: Service | None = None) -> str:
-        if service is not None:
-            return f"service:{service.name}"
-        if isinstance(workload, ServiceWorkload):
-            return f"service:{workload.name}"
-        return workload.group or f"family:{spec.family}"
-
-    def _build_workloads(self) -> None:
-        specs = self.specs
-        for k, w in enumerate(self.plan.workloads):
-            rng = np.random.default_rng([self.seed, 1, k])
-            # device sets: one task definition per device block (one ECS service per block for a service)
-            start = w.start
-            if isinstance(w, ServiceWorkload):
-                self._build_service(w, k, rng, start)
-                continue
-            requests = [self._request(w, specs[b.task_definition], rng, device_set=b.label is not None)
-                        for b in w.blocks]
-            stop = min(self.duration, w.stop) if w.stop is not None else self.duration
-            if isinstance(w.arrivals, TraceArrivals):
-                self._schedule_trace(w, w.arrivals, requests[0], rng)
-                continue
-            times = arrival_times(w.arrivals, rng, start=start, stop=stop)
-            self._schedule_next_call(times, requests, w.count, w.max_calls, 0)
-
-    def _build_service(self, w: ServiceWorkload, k: int, rng: np.random.Generator, start: float) -> None:
-        """One Service per device block (one in all without device sets), the desired count split over them."""
-        steps = [] if w.daemon else desired_count_steps(w.desired, start=start, stop=self.duration)
-        blocks = w.blocks
-        for index, block in enumerate(blocks):
-            label = block.label
-            svc = Service(w.name if label is None else f"{w.name}-{label}", None, daemon=w.daemon, workload=w.name)
-            svc.request = self._request(w, self.specs[block.task_definition], rng, service=svc,
-                                        device_set=label is not None)
-            deployments.configure(svc, w)
-            self.services.append(svc)
-            if label is None:  # validation refuses deployments with device sets
-                for j, step in enumerate(w.deployments):
-                    self.at(start + step.at, self._deploy, svc, w, k, step.task_definition, j)
-            if svc.daemon:
-                self.at(start, self.service_scheduler.start_daemon, svc)
-                continue
-            if len(blocks) == 1 and (w.requests is not None or w.auto_scaling is not None):
-                steps = self._build_service_load(w, k, svc, steps, start)
-            for t, count in split_steps(steps, len(blocks), index):
-                self.at(t, self.service_scheduler.set_desired, svc, count)
-
-    def _build_service_load(self, w: ServiceWorkload, k: int, svc: Service, steps: list[tuple[float, int]],
-                            start: float) -> list[tuple[float, int]]:
-        """Requests and Service Auto Scaling for ``svc`` (scheduler.sim.service_load): a tick every metric
-        period from ``start``; returns the desired-count steps, brought into the scalable target's range."""
-        load = service_load.build(w, np.random.default_rng([self.seed, 4, k]), start=start, stop=self.duration)
-        self.service_loads[svc.name] = load
-        if load.scaler is not None:
-            steps = [(t, clamp(n, load.scaler.config)) for t, n in steps]
-        self.at(start + service_load.PERIOD_S, self.service_scheduler.tick, svc, load)
-        return steps
-
-    def _schedule_next_call(self, times: Iterator[float], requests: list[Request], count: int, max_calls: int | None,
-                            made: int) -> None:
-        """The next RunTask call; with device sets, calls go to the blocks' task definitions in turn."""
-        if max_calls is not None and made >= max_calls:
-            return
-        t = next(times, None)
-        if t is None:
-            return
-
-        def call() -> None:
-            self.lifecycle.run_task(requests[made % len(requests)], count)
-            self._schedule_next_call(times, requests, count, max_calls, made + 1)
-
-        self.at(t, call)
-
-    def _schedule_trace(self, workload: RunTaskWorkload, arrivals: TraceArrivals, request: Request,
-                        rng: np.random.Generator) -> None:
-        frame = arrivals.table
-        per_def: dict[str, Request] = {}
-        for row in frame.itertuples(index=False):
-            req = request
-            name = row.task_definition
-            if isinstance(name, str) and name:
-                req = per_def.get(name) or per_def.setdefault(
-                    name, self._request(workload, self.specs[name], rng))
-            dur = row.duration
-            fixed = float(dur) if dur is not None and not (isinstance(dur, float) and math.isnan(dur)) else None
-            self.at(float(row.submit), self._submit_one, req, fixed)
-
-    def _deploy(self, svc: Service, workload: ServiceWorkload, k: int, name: str, number: int) -> None:
-        """UpdateService to the task definition ``name``: a rolling deployment (scheduler.sim.deployments)."""
-        spec = self.specs[name]
-        rng = np.random.default_rng([self.seed, 3, k, number])
-        request = self._request(workload, spec, rng, service=svc)
-        deployments.deploy(self, svc, request, f"{spec.family}:{spec.revision or 1}")
-
-    def _submit_one(self, request: Request, run_for: float | None) -> None:
-        self.submit(request, run_for=run_for)
 
     # ------------------------------------------------------------------ capacity providers
     def _chip_price(self, row: int) -> float:
@@ -438,7 +304,7 @@ class Simulation:
         try:
             self._build_fleets()
             self.faults.start()
-            self._build_workloads()
+            self.workloads.build()
             if self.plan.snapshot is not None:
                 seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
             self.at(0.0, self._sample)
