@@ -239,7 +239,7 @@ def _check_until(seconds: float, text: str) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler.output import ResultsFolder, safe_folder_name
-    from scheduler.sim.slo import workload_kinds, workloads_with_requests
+    from scheduler.scenario.compile import workload_kinds, workloads_with_requests
     from scheduler.sweep import RunProgress, apply_target, parse_set, run_sweep, write_sweep_files
     from scheduler.targets import parse_targets
 

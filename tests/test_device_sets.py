@@ -20,7 +20,9 @@ from scheduler.ecs.device_sets import DeviceSetError, device_blocks, expand, spl
 from scheduler.ecs.taskdef import read_task_definition, validate_task_definition
 from scheduler.errors import ScenarioError
 from scheduler.scenario import load_scenario, scenario_from_mapping
+from scheduler.scenario.compile import desired_count
 from scheduler.scenario.workloads import DiurnalCount
+from scheduler.sim import plan
 from scheduler.sim.engine import Simulation
 from scheduler.sim.workloads import desired_count_steps, diurnal_count_steps, split_steps
 
@@ -134,7 +136,7 @@ def _service(**fields: object):
 def test_repeating_schedule_gives_the_same_count_at_t_and_t_plus_the_period(t: float, start: float) -> None:
     w = _service(start=start, schedule={"repeat": "1d", "steps": [{"at": 0, "count": 2}, {"at": "9h", "count": 7},
                                                                    {"at": "18h", "count": 3}]})
-    steps = desired_count_steps(w, start=start, stop=30 * 86400)
+    steps = desired_count_steps(desired_count(w), start=start, stop=30 * 86400)
     assert _count_at(steps, start + t) == _count_at(steps, start + t + 86400)
     offset = t % 86400
     assert _count_at(steps, start + t) == (2 if offset < 9 * 3600 else 7 if offset < 18 * 3600 else 3)
@@ -146,8 +148,8 @@ def test_repeating_schedule_gives_the_same_count_at_t_and_t_plus_the_period(t: f
 def test_diurnal_count_steps_agree_with_the_curve_and_repeat_each_period(peak: int, trough: int, t: float,
                                                                         peak_at: float) -> None:
     peak, trough = max(peak, trough), min(peak, trough)
-    curve = DiurnalCount(peak=peak, trough=trough, peak_at=peak_at, period="1d")
-    steps = diurnal_count_steps(curve, start=0.0, stop=6 * 86400)
+    curve = DiurnalCount(peak=peak, trough=trough, peak_at=peak_at, period="1d")  # the scenario's own curve
+    steps = diurnal_count_steps(plan.DiurnalCount(peak, trough, peak_at, 86400.0), start=0.0, stop=6 * 86400)
     value = trough + (peak - trough) * (1 + math.cos(2 * math.pi * (t - peak_at) / 86400)) / 2
     if abs(value - math.floor(value) - 0.5) > 1e-6:  # not on a rounding boundary
         assert _count_at(steps, t) == curve.count_at(t)

@@ -274,7 +274,7 @@ faults: {{spot_interruptions: {{rate: 1/d, notice: 2m}}}}
 """
     sim = Simulation(load_scenario(write(tmp_path, text)))
     res = sim.run()
-    price = sim.loaded.catalog.get("inf2.xlarge").price_per_hour * (1 - 0.65)
+    price = sim.plan.catalog.get("inf2.xlarge").price_per_hour * (1 - 0.65)
     assert sim.instance_price == pytest.approx([price] * len(sim.instance_price))  # the first four too
     interruptions = res.summary["faults"]["spot_interruptions"]
     assert interruptions >= 2
@@ -292,8 +292,8 @@ def test_an_instance_lost_twice_is_replaced_once(tmp_path: Path) -> None:
 
     def lose_twice() -> None:
         row = next(i.index for i in sim.state.instances if i.instance_type.name == "m6i.xlarge")
-        sim._lose_instance(row, "InfrastructureHealth", "failed")
-        sim._lose_instance(row, "SpotInterruption", "notice ran out")
+        sim.lose_instance(row, "InfrastructureHealth", "failed")
+        sim.lose_instance(row, "SpotInterruption", "notice ran out")
 
     sim.at(7200, lose_twice)
     res = sim.run()

@@ -24,7 +24,8 @@ from scheduler.errors import CatalogError, ScenarioError
 from scheduler.files import UnreadableFile, read_bounded
 from scheduler.scenario import load_scenario, scenario_from_mapping
 from scheduler.scenario.limits import MAX_RATE, MIN_STEP_S
-from scheduler.sim.engine import SERVICE_BACKOFF_MAX_S, Simulation, service_backoff
+from scheduler.sim.engine import Simulation
+from scheduler.sim.services import SERVICE_BACKOFF_MAX_S, service_backoff
 from scheduler.sweep import MAX_RUNS
 
 ROOT = Path(__file__).resolve().parents[1]

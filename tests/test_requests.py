@@ -254,10 +254,10 @@ def test_request_latency_is_a_per_service_target() -> None:
 
 
 def test_bursty_arrivals_keep_the_mean_rate_of_their_two_levels() -> None:
-    from scheduler.scenario.arrivals import BurstyArrivals
+    from scheduler.sim.plan import BurstyArrivals
     from scheduler.sim.workloads import arrival_times
 
-    spec = BurstyArrivals(type="bursty", base_rate=1.0, burst_rate=20.0, mean_burst="1m", mean_gap="4m")
+    spec = BurstyArrivals(base_rate=1.0, burst_rate=20.0, mean_burst=60.0, mean_gap=240.0)
     times = np.fromiter(arrival_times(spec, np.random.default_rng(4), start=0.0, stop=200_000.0), float)
     assert (np.diff(times) >= 0).all() and times[0] >= 0 and times[-1] < 200_000
     expected = (1.0 * 4 + 20.0 * 1) / 5  # time-weighted by the mean spell lengths

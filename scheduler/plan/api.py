@@ -124,7 +124,7 @@ def plan(scenario: str | Path | Mapping[str, Any], vary: Sequence[str | Dimensio
     (the reference the search is tested against; same point rule).
     """
     from scheduler.scenario import load_scenario, scenario_from_mapping
-    from scheduler.sim.slo import workload_kinds, workloads_with_requests
+    from scheduler.scenario.compile import workload_kinds, workloads_with_requests
 
     if isinstance(vary, Mapping):
         vary = [_range_dimension(path, values) for path, values in vary.items()]

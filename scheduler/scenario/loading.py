@@ -25,6 +25,7 @@ from scheduler.scenario.checks import (
     _load_task_definitions,
     _scenario_catalog,
 )
+from scheduler.scenario.compile import compile_plan
 from scheduler.scenario.context import _Context
 from scheduler.scenario.device_sets import resolve_device_sets
 from scheduler.scenario.fields import BARE_RATES
@@ -37,6 +38,7 @@ from scheduler.scenario.validation_errors import _from_validation_error
 from scheduler.scenario.words import _kind, _path_part
 from scheduler.scenario.workloads import RunTaskWorkload, ServiceWorkload
 from scheduler.scenario.yaml_reader import _read_text, parse_yaml
+from scheduler.sim.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class LoadedScenario:
     generated_task_definitions: dict[str, dict] = field(default_factory=dict)
     # services with a requests trace: time (s from the first request), input_tokens, output_tokens
     request_traces: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def plan(self) -> Plan:
+        """The simulation's plan of this scenario (:mod:`scheduler.scenario.compile`)."""
+        return compile_plan(self)
 
     def launch_of(self, workload: RunTaskWorkload | ServiceWorkload) -> Launch:
         return resolve_launch(workload, self.model.cluster)

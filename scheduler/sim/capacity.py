@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
-from scheduler.ecs.capacity import matching_types
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.placement.fits import copies_on_empty
 from scheduler.placement.state import ClusterState
+from scheduler.sim import plan
+from scheduler.sim.metrics import Recorder
 
 TICK_S = 60.0
 SCALE_IN_MINUTES = 15
@@ -55,31 +56,33 @@ class WaitingTask(Protocol):
     request: Any  # the engine's Request: spec, group and constraints are read
 
 
-class SimulationPort(Protocol):
-    """The narrow port through which providers drive the simulation (the engine implements it)."""
+class ClusterPort(Protocol):
+    """The narrow port through which capacity providers act on the cluster (the engine implements it): add
+    an instance now, drain one, deregister one, and place waiting tasks once a launched instance is in;
+    they read the cluster state, the clock, the tasks waiting for them and who runs where, and record their
+    scaling in the recorder. Nothing else of the simulation is theirs to call."""
 
-    loaded: Any
     state: ClusterState
+    recorder: Recorder
+    duration: float
 
     @property
     def now(self) -> float: ...
 
-    def provisioning_tasks(self, provider: str) -> Sequence[WaitingTask]: ...
-
-    def launch_instance(self, provider: Provider, itype: InstanceType, zone: str, **registration: Any) -> None: ...
+    def at(self, t: float, fn: Callable[..., None], *args: Any) -> None: ...
 
     def add_instance(self, itype: InstanceType, *, launch_type: str, availability_zone: str,
                      capacity_provider: str | None, attributes: dict[str, str], spot: bool = False) -> int: ...
 
-    def non_daemon_tasks(self, row: int) -> int: ...
+    def drain(self, row: int, reason: str) -> None: ...
 
     def deregister(self, row: int, reason: str) -> None: ...
 
-    def drain(self, row: int, reason: str) -> None: ...
+    def place_waiting(self) -> None: ...
 
-    def scaling_event(self, provider: str, action: str, count: int, reason: str, **extra: Any) -> None: ...
+    def provisioning_tasks(self, provider: str) -> Sequence[WaitingTask]: ...
 
-    def scaling_metric(self, provider: str, cpr: float, instances: int, needed: int) -> None: ...
+    def non_daemon_tasks(self, row: int) -> int: ...
 
 
 PlacementPolicy = Callable[[list[tuple[tuple, TaskSpec, int]], Sequence[InstanceType]], list[Launch]]
@@ -118,11 +121,12 @@ class Provider:
     """What both kinds share: a name, the instances they own, the tasks waiting on them."""
 
     name: str
-    sim: SimulationPort
+    sim: ClusterPort
     launch_type: str
     launch_time: float
     zones: list[str]
     scaling: bool
+    spot: bool = False  # its instances are Spot instances
     instances: set[int] = field(default_factory=set)
     launching: int = 0
     launched_at: dict[int, float] = field(default_factory=dict)
@@ -139,11 +143,32 @@ class Provider:
     def launch(self, itype: InstanceType, count: int, reason: str, **extra: object) -> None:
         for _ in range(count):
             self.launching += 1
-            self.sim.launch_instance(self, itype, self.next_zone())
+            self.launch_one(itype, self.next_zone())
         if count:
-            self.sim.scaling_event(self.name, "launch", count, reason, instance_type=itype.name, **extra)
+            self.scaling_event("launch", count, reason, instance_type=itype.name, **extra)
 
-    def registered(self, row: int) -> None:
+    def launch_one(self, itype: InstanceType, zone: str, **registration: Any) -> None:
+        """Ask EC2 for an instance; it registers with the cluster after the provider's launch time."""
+        def register() -> None:
+            row = self.sim.add_instance(itype, launch_type=self.launch_type, availability_zone=zone,
+                                        capacity_provider=self.name, attributes={}, spot=self.spot)
+            self.registered(row, **registration)
+            self.sim.place_waiting()  # place waiting tasks before any provider looks at them again
+
+        self.sim.at(self.sim.now + self.launch_time, register)
+
+    def scaling_event(self, action: str, count: int, reason: str, **extra: Any) -> None:
+        self.sim.recorder.scaling.append({"time": self.sim.now, "capacity_provider": self.name, "action": action,
+                                          "count": count, "reason": reason, **extra})
+
+    def scaling_metric(self, cpr: float, instances: int, needed: int) -> None:
+        self.sim.recorder.reservations.append({"time": self.sim.now, "capacity_provider": self.name, "cpr": cpr,
+                                               "instances": instances, "instances_needed": needed})
+
+    def start(self) -> None:
+        return None
+
+    def registered(self, row: int, **registration: Any) -> None:
         self.launching -= 1
         self.instances.add(row)
         self.launched_at[row] = self.sim.now
@@ -160,26 +185,25 @@ class Provider:
 class AutoScalingGroup(Provider):
     """An EC2_AUTOSCALING capacity provider with (or without) ECS managed scaling."""
 
-    def __init__(self, model: Any, sim: SimulationPort) -> None:
-        ms = model.managed_scaling
-        super().__init__(model.name, sim, LAUNCH_EC2, float(model.launch_time), list(model.availability_zones),
-                         ms.status == "ENABLED")
+    def __init__(self, model: plan.AutoScalingGroup, sim: ClusterPort) -> None:
+        super().__init__(model.name, sim, LAUNCH_EC2, model.launch_time, list(model.availability_zones),
+                         model.managed_scaling, model.spot)
         self.model = model
-        self.types = [sim.loaded.catalog.get(t) for t in model.instance_types]
+        self.types = list(model.instance_types)
         self.by_size = sorted(self.types, key=lambda t: (t.vcpus, t.memory_mib, t.gpus, t.chips))
-        self.target = float(ms.target_capacity)
-        self.min_step, self.max_step = int(ms.minimum_scaling_step_size), int(ms.maximum_scaling_step_size)
-        self.warmup = float(ms.instance_warmup_period)
+        self.target = model.target_capacity
+        self.min_step, self.max_step = model.minimum_scaling_step_size, model.maximum_scaling_step_size
+        self.warmup = model.instance_warmup_period
         self.below = 0
         self._type_turn = 0
         self._fits: dict[tuple, tuple[int, int]] = {}
 
     def start(self) -> None:
-        for _ in range(self.model.desired_capacity or 0):
+        for _ in range(self.model.desired_capacity):
             itype = self._next_type()
             row = self.sim.add_instance(itype, launch_type=LAUNCH_EC2, availability_zone=self.next_zone(),
                                         capacity_provider=self.name, attributes={},
-                                        spot=bool(getattr(self.model, "spot", False)))
+                                        spot=self.spot)
             self.instances.add(row)
             self.launched_at[row] = -math.inf  # in service before the run: no warm-up
 
@@ -231,7 +255,7 @@ class AutoScalingGroup(Provider):
         cpr, m = self.reservation()
         now = self.sim.now
         n = self.size
-        self.sim.scaling_metric(self.name, cpr, n, m)
+        self.scaling_metric(cpr, n, m)
         if cpr > self.target:
             self.below = 0
             if self.launching or any(now < t + self.warmup for t in self.launched_at.values()):
@@ -258,7 +282,7 @@ class AutoScalingGroup(Provider):
                 self.launched_at.pop(row, None)
                 self.sim.deregister(row, "scale-in")
             if remove:
-                self.sim.scaling_event(self.name, "terminate", len(remove),
+                self.scaling_event("terminate", len(remove),
                                        f"CapacityProviderReservation {cpr:.0f} < target {self.target:.0f} "
                                        f"for {self.below} minutes", cpr=cpr)
             return
@@ -268,19 +292,16 @@ class AutoScalingGroup(Provider):
 class ManagedInstances(Provider):
     """A MANAGED_INSTANCES capacity provider: ECS picks instance types from instanceRequirements."""
 
-    def __init__(self, model: Any, sim: SimulationPort, policy: PlacementPolicy = cheapest_fit) -> None:
-        super().__init__(model.name, sim, LAUNCH_MANAGED, float(model.launch_time), list(model.availability_zones),
-                         True)
+    def __init__(self, model: plan.ManagedInstances, sim: ClusterPort,
+                 policy: PlacementPolicy = cheapest_fit) -> None:
+        super().__init__(model.name, sim, LAUNCH_MANAGED, model.launch_time, list(model.availability_zones), True,
+                         model.spot)
         self.model = model
         self.policy = policy
-        self.candidates = matching_types(model.instance_requirements, sim.loaded.catalog.values())
-        sia = model.scale_in_after
-        self.scale_in_after = MI_DEFAULT_SCALE_IN_AFTER_S if sia is None else float(sia)
+        self.candidates = list(model.candidates)
+        self.scale_in_after = model.scale_in_after
         self.inflight: dict[tuple, int] = defaultdict(int)
         self.idle_since: dict[int, float] = {}
-
-    def start(self) -> None:
-        return None
 
     def can_launch(self, spec: TaskSpec) -> bool:
         return any(copies_on_empty(spec, t, LAUNCH_MANAGED) for t in self.candidates)
@@ -301,19 +322,19 @@ class ManagedInstances(Provider):
             if short > 0:
                 wanted.append((key, tasks[0].spec, short))
         limit = self.model.max_instances
-        for plan in self.policy(wanted, self.candidates):
-            count = plan.count
+        for launch in self.policy(wanted, self.candidates):
+            count = launch.count
             if limit is not None:
                 count = min(count, limit - len(self.instances) - self.launching)
             if count <= 0:
                 continue
-            per = max(1, plan.slots // plan.count)
+            per = max(1, launch.slots // launch.count)
             for _ in range(count):
                 self.launching += 1
-                self.sim.launch_instance(self, plan.instance_type, self.next_zone(), group=plan.group, slots=per)
-            self.inflight[plan.group] += per * count
-            self.sim.scaling_event(self.name, "launch", count, f"{plan.slots} task(s) waiting",
-                                   instance_type=plan.instance_type.name)
+                self.launch_one(launch.instance_type, self.next_zone(), group=launch.group, slots=per)
+            self.inflight[launch.group] += per * count
+            self.scaling_event("launch", count, f"{launch.slots} task(s) waiting",
+                                   instance_type=launch.instance_type.name)
         # consolidation of idle instances, and the 14-day drain
         for row in sorted(self.instances):
             busy = self.sim.non_daemon_tasks(row) > 0
@@ -330,5 +351,43 @@ class ManagedInstances(Provider):
                 self.instances.discard(row)
                 self.idle_since.pop(row, None)
                 self.sim.deregister(row, "idle" if not draining else "drained")
-                self.sim.scaling_event(self.name, "terminate", 1,
+                self.scaling_event("terminate", 1,
                                        "drained after 14 days" if draining else f"idle for {idle_for:.0f} s")
+
+
+class CapacityProviders:
+    """The run's capacity providers, driven by the engine: built from the plan, given the fleets that name
+    them, started, ticked every minute, and told when one of their instances is lost."""
+
+    def __init__(self, models: Sequence[plan.CapacityProvider], sim: ClusterPort) -> None:
+        self.sim = sim
+        self.by_name: dict[str, Provider] = {}
+        for model in models:
+            self.by_name[model.name] = (AutoScalingGroup(model, sim) if isinstance(model, plan.AutoScalingGroup)
+                                        else ManagedInstances(model, sim))
+
+    def get(self, name: str | None) -> Provider | None:
+        return self.by_name.get(name or "")
+
+    def start(self) -> None:
+        """Claim the instances already registered under each provider's name, start each provider (an Auto
+        Scaling group's desired capacity) and the one-minute tick."""
+        for row, inst in enumerate(self.sim.state.instances):  # fleets that name a provider belong to it
+            if inst.capacity_provider in self.by_name:
+                self.by_name[inst.capacity_provider].instances.add(row)
+        for provider in self.by_name.values():
+            provider.start()
+        if self.by_name:
+            self.sim.at(TICK_S, self.tick)
+
+    def tick(self) -> None:
+        for provider in self.by_name.values():
+            provider.tick()
+        if self.sim.now + TICK_S < self.sim.duration:
+            self.sim.at(self.sim.now + TICK_S, self.tick)
+
+    def lost(self, row: int, name: str | None) -> None:
+        """An instance of provider ``name`` died (failure, Spot, retirement)."""
+        provider = self.get(name)
+        if provider is not None:
+            provider.lost(row)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from scheduler.ecs.taskspec import Constraint
+from scheduler.sim.plan import ServiceWorkload
 
 # The engine's types, named for readers: the engine imports this module, so this one cannot import them.
 Simulation = Any  # scheduler.sim.engine.Simulation
@@ -71,10 +72,10 @@ class Rollout:
     reconciling: bool = False  # inside reconcile: it settles once at its end
 
 
-def configure(svc: Service, workload: Any) -> None:
+def configure(svc: Service, workload: ServiceWorkload) -> None:
     """Read a service workload's deployment configuration and AZ rebalancing setting."""
-    low, high = workload.healthy_bounds
-    svc.rollout = Rollout(min_healthy=low, max_percent=high, rebalance=bool(workload.rebalances))
+    svc.rollout = Rollout(min_healthy=workload.minimum_healthy_percent, max_percent=workload.maximum_percent,
+                          rebalance=workload.rebalance)
 
 
 def deployment_id(svc: Service, number: int) -> str:
@@ -99,7 +100,7 @@ def reconcile(sim: Simulation, svc: Service) -> None:
     if not r.retiring and len(svc.live) <= svc.desired:  # the common case: start what is missing, no sort
         for _ in range(svc.desired - len(svc.live)):
             if sim.now < svc.backoff_until:
-                sim._schedule_reconcile(svc)
+                sim.service_scheduler.schedule_reconcile(svc)
                 break
             r.reconciling = True
             try:
@@ -145,7 +146,7 @@ def _replace(sim: Simulation, svc: Service) -> None:
         room = min(missing, max(0, ceiling - len(live))) if old else missing
         for _ in range(room):
             if sim.now < svc.backoff_until:
-                sim._schedule_reconcile(svc)
+                sim.service_scheduler.schedule_reconcile(svc)
                 break
             sim.submit(svc.request)
         floor = math.ceil(svc.desired * r.min_healthy / 100)
@@ -174,7 +175,7 @@ def _stop(sim: Simulation, svc: Service, task: SimTask, reason: str) -> None:
     svc.rollout.retiring.pop(task.task_id, None)
     if task.last_status == RUNNING:
         _note(sim, svc, stopped=task.task_id)
-    sim._stop(task, "ServiceSchedulerInitiated", reason, placed=task.ever_ran)
+    sim.lifecycle.stop(task, "ServiceSchedulerInitiated", reason, placed=task.ever_ran)
 
 
 def drain(sim: Simulation, row: int, reason: str) -> None:
@@ -190,7 +191,7 @@ def drain(sim: Simulation, row: int, reason: str) -> None:
         touched[id(svc)] = svc
     for svc in touched.values():
         svc.rollout.steady = False
-        sim._schedule_reconcile(svc)
+        sim.service_scheduler.schedule_reconcile(svc)
 
 
 def deploy(sim: Simulation, svc: Service, request: Request, family_revision: str) -> None:
@@ -211,9 +212,9 @@ def deploy(sim: Simulation, svc: Service, request: Request, family_revision: str
         svc.daemon_requests.clear()
         for task_id in sorted(svc.live):
             _stop(sim, svc, sim.tasks[task_id], r.retiring[task_id])
-        sim._start_daemon(svc)
+        sim.service_scheduler.start_daemon(svc)
         return
-    sim._schedule_reconcile(svc)
+    sim.service_scheduler.schedule_reconcile(svc)
 
 
 def task_running(sim: Simulation, svc: Service, task: SimTask) -> None:
@@ -227,7 +228,7 @@ def task_running(sim: Simulation, svc: Service, task: SimTask) -> None:
 
 
 def _reconcile_now(sim: Simulation, svc: Service) -> None:
-    sim._reconcile(svc)
+    sim.service_scheduler.reconcile(svc)
 
 
 def capacity_changed(sim: Simulation) -> None:
@@ -365,9 +366,9 @@ def _rebalance(sim: Simulation, svc: Service, live: list[SimTask]) -> bool:
     r.pinned.add(id(pinned))
     task = sim.submit(pinned)
     if task.last_status == "PROVISIONING":  # not placed after all: give up this step
-        sim._stop(task, "ServiceSchedulerInitiated", "AZ Rebalancing could not place the task", placed=False)
+        sim.lifecycle.stop(task, "ServiceSchedulerInitiated", "AZ Rebalancing could not place the task", placed=False)
         r.retiring.pop(victim.task_id, None)
-        sim._schedule_reconcile(svc)
+        sim.service_scheduler.schedule_reconcile(svc)
         return False
     sim.recorder.event(sim.now, "service", f"{svc.name} has started 1 tasks in {low_zone} to AZ Rebalance: "
                        f"{task.task_id}.", service=svc.name, event_name="TASKS_STARTED")

@@ -10,28 +10,27 @@ while ``repeat`` holds, and thinned by a diurnal ``envelope`` (each request kept
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
-from scheduler.sim.requests import RequestLoad, ServiceTime
+from scheduler.sim.plan import Envelope, RequestTrace, ServiceRequests, TokenSizes
+from scheduler.sim.requests import RequestLoad
 from scheduler.sim.workloads import arrival_times, diurnal_rate
 
 
-def build_load(block: Any, service_time: ServiceTime, rng: np.random.Generator, *, start: float, stop: float,
-               trace: Any = None) -> RequestLoad:
+def build_load(block: ServiceRequests, rng: np.random.Generator, *, start: float, stop: float) -> RequestLoad:
     """The requests of one service's ``requests:`` block in [start, stop)."""
     arrivals = block.arrivals
-    if arrivals.type == "trace":
-        times, inputs, outputs = _replay(arrivals, trace, rng, start=start, stop=stop)
+    if isinstance(arrivals, RequestTrace):
+        times, inputs, outputs = _replay(arrivals, rng, start=start, stop=stop)
     else:
         times = np.fromiter(arrival_times(arrivals, rng, start=start, stop=stop), dtype=float)
         inputs, outputs = _sizes(block.sizes, len(times), rng)
-    first, total = service_time.draw(inputs, outputs, rng)
+    first, total = block.service_time.draw(inputs, outputs, rng)
     return RequestLoad(times, inputs, outputs, first, total)
 
 
-def _sizes(sizes: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sizes(sizes: TokenSizes, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if sizes.distribution == "fixed":
         return np.full(n, sizes.input_tokens, dtype=np.int64), np.full(n, sizes.output_tokens, dtype=np.int64)
     inputs = np.maximum(1, np.rint(rng.exponential(max(sizes.input_tokens, 1), n))).astype(np.int64)
@@ -39,8 +38,9 @@ def _sizes(sizes: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return inputs, outputs
 
 
-def _replay(arrivals: Any, trace: Any, rng: np.random.Generator, *, start: float,
+def _replay(arrivals: RequestTrace, rng: np.random.Generator, *, start: float,
             stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    trace = arrivals.table
     offsets = np.asarray(trace["time"], dtype=float) / float(arrivals.speed)
     inputs = np.asarray(trace["input_tokens"], dtype=np.int64)
     outputs = np.asarray(trace["output_tokens"], dtype=np.int64)
@@ -58,7 +58,7 @@ def _replay(arrivals: Any, trace: Any, rng: np.random.Generator, *, start: float
     return times[keep], inputs[keep], outputs[keep]
 
 
-def _diurnal(times: np.ndarray, envelope: Any) -> np.ndarray:
+def _diurnal(times: np.ndarray, envelope: Envelope) -> np.ndarray:
     """:func:`diurnal_rate` with peak 1, vectorised (the same sinusoid)."""
     phase = 2 * math.pi * (times - envelope.peak_at) / envelope.period
     return envelope.trough + (1.0 - envelope.trough) * (1 + np.cos(phase)) / 2

@@ -33,6 +33,7 @@ from scheduler.sim.autoscaling import (
     RESPONSE_TIME,
     ServiceScaler,
 )
+from scheduler.sim.plan import ServiceWorkload
 from scheduler.sim.request_load import build_load
 from scheduler.sim.requests import ServiceRequests
 from scheduler.sim.slo import percentiles
@@ -118,15 +119,14 @@ class ServiceLoad:
 PERIOD_S = METRIC_PERIOD_S
 
 
-def build(workload: Any, loaded: Any, rng: np.random.Generator, *, start: float, stop: float) -> ServiceLoad:
+def build(workload: ServiceWorkload, rng: np.random.Generator, *, start: float, stop: float) -> ServiceLoad:
     """The :class:`ServiceLoad` of a service workload with ``requests:`` and/or ``auto_scaling:``."""
     block = workload.requests
     requests = None
     if block is not None:
-        trace = (getattr(loaded, "request_traces", None) or {}).get(workload.name)
-        load = build_load(block, block.service_time_config(), rng, start=start + block.start, stop=stop, trace=trace)
-        requests = ServiceRequests(block.to_config(), load)
-    scaler = ServiceScaler(workload.auto_scaling.to_config()) if workload.auto_scaling is not None else None
+        load = build_load(block, rng, start=start + block.start, stop=stop)
+        requests = ServiceRequests(block.config, load)
+    scaler = ServiceScaler(workload.auto_scaling) if workload.auto_scaling is not None else None
     return ServiceLoad(workload.name, requests, scaler)
 
 

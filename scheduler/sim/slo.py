@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from scheduler.sim.plan import Workload, workload_kind
+
 PROVISIONING, PENDING = "PROVISIONING", "PENDING"
 FAILED_TO_START = "TaskFailedToStart"  # counted as a failure, not as a wait
 QUANTILES = (50, 95, 99)
@@ -158,12 +160,6 @@ class SLOTally:
         return out
 
 
-def workload_kinds(workloads: Iterable[Any]) -> dict[str, str]:
-    """Each scenario workload's kind for the tally: ``run_task``, ``service`` or ``daemon``."""
-    return {w.name: ("daemon" if getattr(w, "scheduling_strategy", "REPLICA") == "DAEMON" else w.kind)
-            for w in workloads}
-
-
-def workloads_with_requests(workloads: Iterable[Any]) -> set[str]:
-    """The scenario's services that receive requests (a ``requests:`` block): only they have request figures."""
-    return {w.name for w in workloads if getattr(w, "requests", None) is not None}
+def workload_kinds(workloads: Iterable[Workload]) -> dict[str, str]:
+    """Each workload's kind for the tally: ``run_task``, ``service`` or ``daemon``."""
+    return {w.name: workload_kind(w) for w in workloads}

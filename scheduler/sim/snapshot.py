@@ -28,7 +28,7 @@ def seed_instances(sim: Any, snapshot: Any) -> dict[str, int]:
     rows: dict[str, int] = {}
     state = sim.state
     for inst in snapshot.instances:
-        itype = sim.loaded.catalog.get(inst.instance_type)
+        itype = sim.plan.catalog.get(inst.instance_type)
         row = sim.add_instance(itype, launch_type=inst.launch_type, availability_zone=inst.availability_zone,
                                capacity_provider=inst.capacity_provider, attributes=dict(inst.attributes),
                                arn=inst.arn, ec2_id=inst.ec2_instance_id, gpus=tuple(inst.gpu_ids) or None)
@@ -86,9 +86,9 @@ def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type
                          started_by=t.started_by, workload=svc.name if svc else SNAPSHOT_WORKLOAD,
                          request=request, run_for=math.inf, ever_ran=True, seeded=True, held=True)
         sim.images.acquire(row, task_images(spec), sim.now)  # a running task's images are on its instance
-        sim.tasks[t.task_id] = task
-        sim.counts[RUNNING] += 1
-        sim.seeded += 1
+        sim.lifecycle.tasks[t.task_id] = task
+        sim.lifecycle.counts[RUNNING] += 1
+        sim.lifecycle.seeded += 1
         levels.chips_held += len(t.chips)
         levels.cpu_used += t.cpu
         levels.mem_used += t.memory
@@ -102,4 +102,4 @@ def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type
         if len(t.task_id) == 32 and all(c in "0123456789abcdef" for c in t.task_id):
             number = int(t.task_id, 16)
             if number < _HEX_ID_LIMIT:  # a snapshot of a simulated run: new ids must not repeat these
-                sim._next_id = max(sim._next_id, number)
+                sim.lifecycle._next_id = max(sim.lifecycle._next_id, number)

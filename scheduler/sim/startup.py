@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from scheduler.sim.plan import Startup, TaskDuration
 from scheduler.sim.workloads import duration_sampler
 
 TASK_CLEANUP_WAIT_S = 3 * 3600.0   # ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION default
@@ -48,12 +49,12 @@ class StartupSampler:
         return (self.pull_cached() if cached else self.pull()), self.start()
 
 
-def startup_sampler(model: Any, rng: np.random.Generator) -> StartupSampler | None:
+def startup_sampler(model: Startup | None, rng: np.random.Generator) -> StartupSampler | None:
     """The sampler of a workload's ``startup`` block; None when it has none (tasks start at placement)."""
     if model is None:
         return None
 
-    def part(value: Any) -> Callable[[], float]:
+    def part(value: TaskDuration | None) -> Callable[[], float]:
         return _zero if value is None else duration_sampler(value, rng)
 
     return StartupSampler(part(model.image_pull), part(model.image_pull_cached), part(model.start))
