@@ -259,7 +259,7 @@ def test_kth_row_is_the_kth_of_the_sorted_union(sizes: list[int], seed: int) -> 
         cand = np.arange(n, dtype=np.int64)
         want = np.sort(rows[: sizes[0]]) if n == 1 else union
         for k in {0, len(want) - 1, int(rng.integers(len(want)))}:
-            assert K._kth_row(C, pool, cand, n, k) == want[k]
+            assert K._kth_row(C, pool, cand, n, k, np.zeros(K.FLAT, np.int64)) == want[k]
 
 
 @settings(max_examples=50, deadline=None)

@@ -32,9 +32,12 @@ H_KCAP, H_USED, H_NFREE, H_HCAP, H_PCAP, H_PTOP, H_NROWS, H_NSIG = range(8)
 H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_COMPACTIONS = range(8, 16)
 O_BASE = 16  # failure details: step, left after each of 5 steps, rows before, closest, lacks, or-all, or-free,
 O_STEP, O_LEFT, O_BEFORE, O_CLOSEST, O_LACKS, O_ALL, O_FREE, O_MANAGED, O_NEURON = 16, 17, 22, 23, 24, 25, 26, 27, 28
-HDR = 32
+H_OT = 29  # offset of the decision's scratch: the tied classes (KCAP), then a copy of their rows (FLAT)
 H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
+K_BEST, K_SIG, K_FLD = 32, 37, 42  # scratch of the chain: best key, a signature's spread scores, rule fields
+HDR = 48
 NV = 5
+FLAT = 512  # tied rows at most copied and selected in place (more: bisection)
 # class table fields
 C_SIG, C_CPU, C_MEM, C_GPU, C_ENI, C_CHIPS, C_SIZE, C_FIRST, C_POS, C_OFF, C_CAP = range(11)
 NCF = 11
@@ -291,11 +294,11 @@ def build(R, n, nsig):
     while hcap < 2 * k:
         hcap *= 2
     pcap = 4 * n + 8 * k + 64
-    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1, NV * max(n, 1))
+    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1, NV * max(n, 1), k + FLAT)
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
-    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV)):
+    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV, H_OT)):
         X[h] = at
         at += sizes[j + 1]
     C, F, Hh, P, SC, SN, SO = _views(X)
@@ -321,68 +324,6 @@ def relocate(R, X, Z, i, group, delta):
         s = R[0, i]
         for a in range(Z[Z_NATTR]):
             SP[a, group, S[s, NSF0 + a]] += delta
-
-
-@njit(cache=True)
-def _kth_row(C, P, cand, n, k):
-    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted):
-    a copy and a partial sort when they are few, else a bisection on the row number."""
-    if n == 1:
-        return P[C[cand[0], C_OFF] + k]
-    total = 0
-    lo = C[cand[0], C_FIRST]
-    hi = lo
-    for t in range(n):
-        c = cand[t]
-        total += C[c, C_SIZE]
-        lo = min(lo, C[c, C_FIRST])
-        hi = max(hi, P[C[c, C_OFF] + C[c, C_SIZE] - 1])
-    if total <= 64 or (total <= 512 and n > 8):
-        flat = np.empty(total, np.int64)
-        at = 0
-        for t in range(n):
-            c = cand[t]
-            size = C[c, C_SIZE]
-            flat[at: at + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
-            at += size
-        return np.partition(flat, k)[k]
-    while lo < hi:  # the smallest row r with more than k candidate rows <= r
-        mid = (lo + hi) // 2
-        count = 0
-        for t in range(n):
-            c = cand[t]
-            count += np.searchsorted(P[C[c, C_OFF]: C[c, C_OFF] + C[c, C_SIZE]], mid, side="right")
-        if count > k:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True)
-def _keep_best(C, S, SP, group, cand, scores, n, code, attr):
-    """Keep the candidates with the lowest score of one strategy rule (one plain loop per rule)."""
-    if code == S_SPREAD:
-        counts = SP[attr, group]
-        col = NSF0 + attr
-        for t in range(n):
-            scores[t] = counts[S[C[cand[t], C_SIG], col]]
-    else:
-        f = C_CPU if code == S_BINPACK_CPU else (C_MEM if code == S_BINPACK_MEM else (
-            C_GPU if code == S_BINPACK_GPU else C_CHIPS))
-        for t in range(n):
-            scores[t] = C[cand[t], f]
-        if code == S_BINPACK_CHIPS:
-            for t in range(n):
-                scores[t] = _popcount(scores[t])
-    best = scores[0]
-    for t in range(1, n):
-        best = min(best, scores[t])
-    m = 0
-    for t in range(n):
-        cand[m] = cand[t]
-        m += scores[t] == best
-    return m
 
 
 @njit(cache=True, inline="always")  # no call per class
@@ -416,75 +357,202 @@ def taken(Z, r, s):
 
 
 @njit(cache=True)
+def _kth_row(C, P, cand, n, k, flat):
+    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted):
+    a copy into ``flat`` (scratch) and a selection in place when they are few, else a bisection on the row
+    number."""
+    if n == 1:
+        return P[C[cand[0], C_OFF] + k]
+    total = 0
+    lo = C[cand[0], C_FIRST]
+    hi = lo
+    for t in range(n):
+        c = cand[t]
+        total += C[c, C_SIZE]
+        lo = min(lo, C[c, C_FIRST])
+        hi = max(hi, P[C[c, C_OFF] + C[c, C_SIZE] - 1])
+    if total <= len(flat) and (total <= 64 or n > 8):
+        at = 0
+        for t in range(n):
+            c = cand[t]
+            off = C[c, C_OFF]
+            for j in range(C[c, C_SIZE]):
+                flat[at] = P[off + j]
+                at += 1
+        a, b = 0, total - 1  # Hoare selection (rows are distinct)
+        while a < b:
+            pivot = flat[(a + b) // 2]
+            i, j = a, b
+            while i <= j:
+                while flat[i] < pivot:
+                    i += 1
+                while flat[j] > pivot:
+                    j -= 1
+                if i <= j:
+                    flat[i], flat[j] = flat[j], flat[i]
+                    i += 1
+                    j -= 1
+            if k <= j:
+                b = j
+            elif k >= i:
+                a = i
+            else:
+                break
+        return flat[k]
+    while lo < hi:  # the smallest row r with more than k candidate rows <= r
+        mid = (lo + hi) // 2
+        count = 0
+        for t in range(n):
+            c = cand[t]
+            count += np.searchsorted(P[C[c, C_OFF]: C[c, C_OFF] + C[c, C_SIZE]], mid, side="right")
+        if count > k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True)
+def _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, mi_only, explain):
+    """One pass over the classes of request r's signatures: the resource tests, the strategy chain's key
+    (``codes``/``attrs``: its rules) and the running set of classes tied at the best key, kept in the
+    scratch ``X[H_OT]``. Returns (tied classes, rows in them, whether every fitting class is Managed
+    Instances, the first resource step that leaves no class). With ``explain`` the same pass also writes the
+    failure details ``X[O_*]`` (rows left after each step, the closest row and what it lacks, ...).
+    ``mi_only`` skips the signatures that are not Managed Instances."""
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
+    cand = X[X[H_OT]: X[H_OT] + X[H_KCAP]]
+    best = X[K_BEST: K_BEST + 5]
+    sk = X[K_SIG: K_SIG + 5]
+    fk = X[K_FLD: K_FLD + 5]
+    nr = 0  # the rules that narrow (those before the first random or the end of the chain)
+    while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
+        code = codes[nr]
+        fk[nr] = -1 if code == S_SPREAD else (0 if code == S_BINPACK_CPU else (
+            1 if code == S_BINPACK_MEM else (2 if code == S_BINPACK_GPU else 4)))
+        nr += 1
+    n = 0
+    total = 0
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    l0 = l1 = l2 = l3 = l4 = 0
+    before = 0
+    best_close = np.int64(1) << 62
+    best_lacks = 0
+    or_all = or_free = managed = neuron = 0
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        count = SN[s]
+        if count == 0:
+            continue
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        mi = launch == MANAGED_LAUNCH
+        if mi_only and not mi:
+            continue
+        for j in range(nr):
+            if fk[j] < 0:
+                sk[j] = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
+        if explain:
+            or_all |= all_chips
+            managed |= mi
+            neuron |= all_chips != 0
+        for p in range(SO[s], SO[s] + count):
+            t0, t1, t2, t3, t4 = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a1 = t0 & t1
+            a2 = a1 & t2
+            a3 = a2 & t3
+            o0 |= t0
+            o1 |= a1
+            o2 |= a2
+            o3 |= a3
+            if explain:
+                c = SC[p]
+                size = C[c, C_SIZE]
+                before += size
+                l0 += size * t0
+                l1 += size * a1
+                l2 += size * a2
+                l3 += size * a3
+                l4 += size * (a3 & t4)
+                lacks = np.int64(1 - t0) | np.int64(1 - t1) << 1 | np.int64(1 - t2) << 2 \
+                    | np.int64(1 - t3) << 3 | np.int64(1 - t4) << 4
+                key = _popcount(lacks) << 40 | C[c, C_FIRST]  # fewest failed steps, then lowest row
+                if key < best_close:
+                    best_close, best_lacks = key, lacks
+                or_free |= V[p, 4]
+            if a3 & t4:
+                all_mi &= mi
+                cmp = -1 if n == 0 else 0
+                for j in range(nr):
+                    f = fk[j]
+                    v = sk[j] if f < 0 else (_popcount(V[p, 4]) if f == 4 else V[p, f])
+                    if cmp == 0:
+                        if v > best[j]:
+                            cmp = 1
+                            break
+                        if v < best[j]:
+                            cmp = -1
+                    best[j] = v
+                if cmp <= 0:
+                    c = SC[p]
+                    if cmp < 0:
+                        n = 0
+                        total = 0
+                    cand[n] = c
+                    n += 1
+                    total += C[c, C_SIZE]
+    step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
+    if explain:
+        X[O_STEP] = step
+        X[O_LEFT] = l0
+        X[O_LEFT + 1] = l1
+        X[O_LEFT + 2] = l2
+        X[O_LEFT + 3] = l3
+        X[O_LEFT + 4] = l4
+        X[O_BEFORE] = before
+        X[O_CLOSEST] = best_close & ((np.int64(1) << 40) - 1)
+        X[O_LACKS] = best_lacks
+        X[O_ALL] = or_all
+        X[O_FREE] = or_free
+        X[O_MANAGED] = managed
+        X[O_NEURON] = neuron
+    return n, total, all_mi, step
+
+
+@njit(cache=True)
 def decide(R, X, Z, r, st, fn, explain):
     """One decision for request r, reserved in place: its row, or -1 when no row fits (``X[O_*]`` then
     holds the failed step and, with ``explain``, the explanation: each step's survivors, the closest row
-    and what it lacks)."""
+    and what it lacks, from the same pass)."""
     C, F, Hh, P, SC, SN, SO = _views(X)
     V = _records(X)
     S, Q, QS, SP, MI = _zviews(Z)
     q = Q[r]
-    cand = np.empty(X[H_USED], np.int64)
-    n = 0
-    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
-    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
-    for k in range(q[Q_NSIGS]):
-        s = QS[r, k]
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        for p in range(SO[s], SO[s] + SN[s]):
-            a, b, g, e, d = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
-                                   need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
-            cand[n] = SC[p]
-            n += a & b & g & e & d
+    codes = q[Q_CODE0: Q_CODE0 + 5]
+    attrs = q[Q_ATTR0: Q_ATTR0 + 5]
+    n, total, all_mi, step = _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, False, explain)
     if n == 0:
-        if explain:
-            _explain(X, C, S, SC, SN, SO, QS, q, r)
-        else:
-            X[O_STEP] = _failed_step(V, S, SN, SO, QS, q, r)
+        X[O_STEP] = step
         return -1
-    group = q[Q_GROUP]
-    if n == 1 and C[cand[0], C_SIZE] == 1:
-        row = C[cand[0], C_FIRST]
+    if all_mi:  # every fitting instance is Managed Instances: its implicit chain decides
+        same = True
+        for j in range(10):
+            same &= q[Q_CODE0 + j] == MI[j]
+        if not same:
+            codes = MI[0:5]
+            attrs = MI[5:10]
+            n, total, _, _ = _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, True, False)
+    cand = X[X[H_OT]: X[H_OT] + X[H_KCAP]]
+    if total > 1 and codes[0] != S_NONE and st != 0:
+        flat = X[X[H_OT] + X[H_KCAP]: X[H_OT] + X[H_KCAP] + FLAT]
+        row = _kth_row(C, P, cand, n, draw(st, fn, total), flat)
     else:
-        all_mi = True
-        for t in range(n):
-            if S[C[cand[t], C_SIG], S_LAUNCH] != MANAGED_LAUNCH:
-                all_mi = False
-                break
-        row = -1
-        drawn = False
-        scores = np.empty(n, np.int64)
-        for j in range(5):
-            code = MI[j] if all_mi else q[Q_CODE0 + j]
-            attr = MI[5 + j] if all_mi else q[Q_ATTR0 + j]
-            if code == S_NONE:
-                break
-            if code == S_RANDOM:
-                total = 0
-                for t in range(n):
-                    total += C[cand[t], C_SIZE]
-                if total == 1 or st == 0:
-                    row = C[cand[0], C_FIRST]
-                    for t in range(1, n):
-                        row = min(row, C[cand[t], C_FIRST])
-                else:
-                    row = _kth_row(C, P, cand, n, draw(st, fn, total))
-                drawn = True
-                break
-            if n == 1:
-                continue
-            n = _keep_best(C, S, SP, group, cand, scores, n, code, attr)
-        if not drawn:
-            total = 0
-            for t in range(n):
-                total += C[cand[t], C_SIZE]
-            has_chain = (MI[0] if all_mi else q[Q_CODE0]) != S_NONE
-            if total > 1 and has_chain and st != 0:
-                row = _kth_row(C, P, cand, n, draw(st, fn, total))
-            else:
-                row = C[cand[0], C_FIRST]
-                for t in range(1, n):
-                    row = min(row, C[cand[t], C_FIRST])
+        row = C[cand[0], C_FIRST]
+        for t in range(1, n):
+            row = min(row, C[cand[t], C_FIRST])
+    group = q[Q_GROUP]
     s = R[0, row]
     chips, gpus = taken(Z, r, s)
     _leave(R, X, C, F, Hh, P, SC, SN, SO, row)
@@ -497,92 +565,6 @@ def decide(R, X, Z, r, st, fn, explain):
     for a in range(Z[Z_NATTR]):
         SP[a, group, S[s, NSF0 + a]] += 1
     return row
-
-
-@njit(cache=True)
-def _failed_step(V, S, SN, SO, QS, q, r):
-    """The first resource step after which no row is left (classes counted cumulatively over the steps:
-    a class has at least one row)."""
-    l0 = l1 = l2 = l3 = 0
-    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
-    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
-    for k in range(q[Q_NSIGS]):
-        s = QS[r, k]
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        for p in range(SO[s], SO[s] + SN[s]):
-            t0, t1, t2, t3, _ = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
-                                       need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
-            a0 = np.int64(t0)
-            a1 = a0 & np.int64(t1)
-            a2 = a1 & np.int64(t2)
-            l0 += a0
-            l1 += a1
-            l2 += a2
-            l3 += a2 & np.int64(t3)
-    return 0 if l0 == 0 else (1 if l1 == 0 else (2 if l2 == 0 else (3 if l3 == 0 else 4)))
-
-
-@njit(cache=True)
-def _explain(X, C, S, SC, SN, SO, QS, q, r):
-    """What the Python pass reads off its survivors, over the request's classes: rows left after each
-    resource step (cumulative), the closest class (fewest failed steps, then lowest row) and what it
-    lacks, and the chip and launch facts the Neuron step's words need."""
-    l0 = l1 = l2 = l3 = l4 = 0
-    before = 0
-    best_key = np.int64(1) << 62
-    best_lacks = 0
-    or_all = 0
-    or_free = 0
-    managed = 0
-    neuron = 0
-    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
-    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
-    for k in range(q[Q_NSIGS]):
-        s = QS[r, k]
-        if SN[s] == 0:
-            continue
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        or_all |= all_chips
-        managed |= launch == MANAGED_LAUNCH
-        neuron |= all_chips != 0
-        for j in range(SN[s]):
-            c = SC[SO[s] + j]
-            size = C[c, C_SIZE]
-            before += size
-            t0, t1, t2, t3, t4 = _tests(C[c, C_CPU], C[c, C_MEM], C[c, C_GPU], C[c, C_ENI], C[c, C_CHIPS], need_cpu,
-                                        need_mem, gmode, gneed, need_eni, nmode, need_chips, launch, all_chips, part,
-                                        gpus_reg)
-            a0 = np.int64(t0)
-            a1 = a0 & np.int64(t1)
-            a2 = a1 & np.int64(t2)
-            a3 = a2 & np.int64(t3)
-            a4 = a3 & np.int64(t4)
-            l0 += size * a0
-            l1 += size * a1
-            l2 += size * a2
-            l3 += size * a3
-            l4 += size * a4
-            lacks = np.int64(1 - t0) | np.int64(1 - t1) << 1 | np.int64(1 - t2) << 2 | np.int64(1 - t3) << 3 \
-                | np.int64(1 - t4) << 4
-            # fewest failed steps, then lowest row: one key (misses above the row number)
-            key = _popcount(lacks) << 40 | C[c, C_FIRST]
-            if key < best_key:
-                best_key, best_lacks = key, lacks
-            or_free |= C[c, C_CHIPS]
-    step = 0 if l0 == 0 else (1 if l1 == 0 else (2 if l2 == 0 else (3 if l3 == 0 else 4)))
-    X[O_STEP] = step
-    X[O_LEFT] = l0
-    X[O_LEFT + 1] = l1
-    X[O_LEFT + 2] = l2
-    X[O_LEFT + 3] = l3
-    X[O_LEFT + 4] = l4
-    X[O_BEFORE] = before
-    X[O_CLOSEST] = best_key & ((np.int64(1) << 40) - 1)
-    X[O_LACKS] = best_lacks
-    X[O_ALL] = or_all
-    X[O_FREE] = or_free
-    X[O_MANAGED] = managed
-    X[O_NEURON] = neuron
 
 
 @njit(cache=True)
