@@ -34,10 +34,15 @@ O_BASE = 16  # failure details: step, left after each of 5 steps, rows before, c
 O_STEP, O_LEFT, O_BEFORE, O_CLOSEST, O_LACKS, O_ALL, O_FREE, O_MANAGED, O_NEURON = 16, 17, 22, 23, 24, 25, 26, 27, 28
 H_OT = 29  # offset of the decision's scratch: the tied classes (KCAP), then a copy of their rows (FLAT)
 H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
+H_ORP = 31  # offset of each row's position in its class's row list
 K_BEST, K_SIG, K_FLD = 32, 37, 42  # scratch of the chain: best key, a signature's spread scores, rule fields
 HDR = 48
 NV = 5
-FLAT = 512  # tied rows at most copied and selected in place (more: bisection)
+FLAT = 512  # scratch beyond the rows and signatures
+# bits of each rule's score in the packed key of the branch-free scan (spread counts, cpu units, MiB, GPUs,
+# chips held): a chain of spreads and one binpack packs into one int64 when its widths add up to <= 61
+W_SPREAD, W_CPU, W_MEM, W_GPU, W_CHIPS = 24, 21, 28, 8, 7
+INFEASIBLE = np.int64(1) << 62
 # class table fields
 C_SIG, C_CPU, C_MEM, C_GPU, C_ENI, C_CHIPS, C_SIZE, C_FIRST, C_POS, C_OFF, C_CAP = range(11)
 NCF = 11
@@ -108,14 +113,12 @@ def _views(X):
     SC = X[X[H_OSC]: X[H_OSC] + max(X[H_NROWS], 1)]
     SN = X[X[H_OSN]: X[H_OSN] + ns]
     SO = X[X[H_OSO]: X[H_OSO] + ns + 1]
-    return C, F, Hh, P, SC, SN, SO
-
-
-@njit(cache=True)
-def _records(X):
-    """Each live class's free resources beside its entry in SC (``V[position, field]``), so that a scan
-    over a signature's classes reads one contiguous block (the decision's memory traffic is the scan)."""
-    return X[X[H_OSV]: X[H_OSV] + NV * max(X[H_NROWS], 1)].reshape((max(X[H_NROWS], 1), NV))
+    nr = max(X[H_NROWS], 1)
+    V = X[X[H_OSV]: X[H_OSV] + NV * nr].reshape((nr, NV))
+    RP = X[X[H_ORP]: X[H_ORP] + nr]
+    cand = X[X[H_OT]: X[H_OT] + k]
+    flat = X[X[H_OT] + k: X[H_OT] + k + nr + max(ns, 1) + FLAT]
+    return C, F, Hh, P, SC, SN, SO, V, RP, cand, flat
 
 
 @njit(cache=True)
@@ -204,7 +207,9 @@ def _compact(X, C, P, grow):
 
 
 @njit(cache=True)
-def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
+def _enter(R, X, xv, i):
+    """Row i joins the class of its free columns (made when new): appended to the class's row list."""
+    C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
     p = _find(R, C, Hh, i)
     c = Hh[p] - 1
     if c < 0:
@@ -221,7 +226,6 @@ def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
         C[c, C_FIRST] = i
         s = R[0, i]
         SC[SO[s] + SN[s]] = c
-        V = _records(X)
         for f in range(NV):
             V[SO[s] + SN[s], f] = R[1 + f, i]
         C[c, C_POS] = SN[s]
@@ -244,29 +248,25 @@ def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
             C[c, C_OFF] = off
             C[c, C_CAP] = 2 * size
             X[H_PTOP] += 2 * size
-    off = C[c, C_OFF]
-    if size == 0 or P[off + size - 1] < i:
-        pos = size
-    else:
-        pos = np.searchsorted(P[off: off + size], i)
-        for j in range(size, pos, -1):
-            P[off + j] = P[off + j - 1]
-    P[off + pos] = i
+    P[C[c, C_OFF] + size] = i
+    RP[i] = size
     C[c, C_SIZE] = size + 1
-    if pos == 0:
+    if i < C[c, C_FIRST] or size == 0:
         C[c, C_FIRST] = i
     R[6, i] = c
 
 
 @njit(cache=True)
-def _leave(R, X, C, F, Hh, P, SC, SN, SO, i):
+def _leave(R, X, xv, i):
+    """Row i leaves its class (the last row of the list takes its place; an emptied class is freed)."""
+    C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
     c = R[6, i]
     off = C[c, C_OFF]
-    size = C[c, C_SIZE]
-    pos = np.searchsorted(P[off: off + size], i)
-    for j in range(pos, size - 1):
-        P[off + j] = P[off + j + 1]
-    size -= 1
+    size = C[c, C_SIZE] - 1
+    pos = RP[i]
+    last = P[off + size]
+    P[off + pos] = last
+    RP[last] = pos
     C[c, C_SIZE] = size
     if size == 0:
         _unhash(C, Hh, c)
@@ -274,7 +274,6 @@ def _leave(R, X, C, F, Hh, P, SC, SN, SO, i):
         last = SN[s] - 1
         moved = SC[SO[s] + last]
         SC[SO[s] + C[c, C_POS]] = moved
-        V = _records(X)
         for f in range(NV):
             V[SO[s] + C[c, C_POS], f] = V[SO[s] + last, f]
         C[moved, C_POS] = C[c, C_POS]
@@ -282,8 +281,11 @@ def _leave(R, X, C, F, Hh, P, SC, SN, SO, i):
         C[c, C_SIG] = -1
         F[X[H_NFREE]] = c
         X[H_NFREE] += 1
-    elif pos == 0:
-        C[c, C_FIRST] = P[off]
+    elif C[c, C_FIRST] == i:  # the lowest row left: the next lowest (rarely: 1 / size of the leaves)
+        low = P[off]
+        for j in range(1, size):
+            low = min(low, P[off + j])
+        C[c, C_FIRST] = low
 
 
 @njit(cache=True)
@@ -294,21 +296,23 @@ def build(R, n, nsig):
     while hcap < 2 * k:
         hcap *= 2
     pcap = 4 * n + 8 * k + 64
-    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1, NV * max(n, 1), k + FLAT)
+    nr = max(n, 1)
+    sizes = (HDR, NCF * k, k, hcap, pcap, nr, max(nsig, 1), nsig + 1, NV * nr, k + nr + max(nsig, 1) + FLAT, nr)
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
-    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV, H_OT)):
+    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV, H_OT, H_ORP)):
         X[h] = at
         at += sizes[j + 1]
-    C, F, Hh, P, SC, SN, SO = _views(X)
+    xv = _views(X)
+    C, SN, SO = xv[0], xv[5], xv[6]
     C[:, C_SIG] = -1
     for i in range(n):
         SO[R[0, i] + 1] += 1
     for s in range(nsig):
         SO[s + 1] += SO[s]
     for i in range(n):
-        _enter(R, X, C, F, Hh, P, SC, SN, SO, i)
+        _enter(R, X, xv, i)
     return X
 
 
@@ -316,11 +320,15 @@ def build(R, n, nsig):
 def relocate(R, X, Z, i, group, delta):
     """Row i's free columns changed outside the kernel (a task placed or released by the Python path, or
     any release): move it to the class of its new values; ``delta`` tasks of ``group`` (-1: none known)."""
-    C, F, Hh, P, SC, SN, SO = _views(X)
-    _leave(R, X, C, F, Hh, P, SC, SN, SO, i)
-    _enter(R, X, C, F, Hh, P, SC, SN, SO, i)
+    _relocate(R, X, _views(X), Z, _zviews(Z), i, group, delta)
+
+
+@njit(cache=True)
+def _relocate(R, X, xv, Z, zv, i, group, delta):
+    _leave(R, X, xv, i)
+    _enter(R, X, xv, i)
     if group >= 0:
-        S, _, _, SP, _ = _zviews(Z)
+        S, _, _, SP, _ = zv
         s = R[0, i]
         for a in range(Z[Z_NATTR]):
             SP[a, group, S[s, NSF0 + a]] += delta
@@ -346,10 +354,8 @@ def _tests(cpu, mem, gpu, eni, chips, need_cpu, need_mem, gmode, gneed, need_eni
 
 
 @njit(cache=True)
-def taken(Z, r, s):
-    """(chips, gpus) request r takes on an instance of signature s."""
-    S, Q, _, _, _ = _zviews(Z)
-    q = Q[r]
+def taken(S, q, s):
+    """(chips, gpus) request ``q`` (its row of the request table) takes on an instance of signature s."""
     chips = q[Q_CHIPS] if q[Q_NMODE] == N_MANUAL else (S[s, S_CHIPS] if q[Q_NMODE] == N_MANAGED else 0)
     gmode = q[Q_GMODE]
     gpus = q[Q_GNEED] if gmode == G_COUNT else (S[s, S_GPUS] if gmode == G_ALL else (1 if gmode == G_FRACTION else 0))
@@ -358,62 +364,39 @@ def taken(Z, r, s):
 
 @njit(cache=True)
 def _kth_row(C, P, cand, n, k, flat):
-    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted):
-    a copy into ``flat`` (scratch) and a selection in place when they are few, else a bisection on the row
-    number."""
-    if n == 1:
-        return P[C[cand[0], C_OFF] + k]
-    total = 0
-    lo = C[cand[0], C_FIRST]
-    hi = lo
+    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows in no order):
+    copied into the scratch ``flat`` and selected in place (Hoare's selection; rows are distinct)."""
+    at = 0
     for t in range(n):
         c = cand[t]
-        total += C[c, C_SIZE]
-        lo = min(lo, C[c, C_FIRST])
-        hi = max(hi, P[C[c, C_OFF] + C[c, C_SIZE] - 1])
-    if total <= len(flat) and (total <= 64 or n > 8):
-        at = 0
-        for t in range(n):
-            c = cand[t]
-            off = C[c, C_OFF]
-            for j in range(C[c, C_SIZE]):
-                flat[at] = P[off + j]
-                at += 1
-        a, b = 0, total - 1  # Hoare selection (rows are distinct)
-        while a < b:
-            pivot = flat[(a + b) // 2]
-            i, j = a, b
-            while i <= j:
-                while flat[i] < pivot:
-                    i += 1
-                while flat[j] > pivot:
-                    j -= 1
-                if i <= j:
-                    flat[i], flat[j] = flat[j], flat[i]
-                    i += 1
-                    j -= 1
-            if k <= j:
-                b = j
-            elif k >= i:
-                a = i
-            else:
-                break
-        return flat[k]
-    while lo < hi:  # the smallest row r with more than k candidate rows <= r
-        mid = (lo + hi) // 2
-        count = 0
-        for t in range(n):
-            c = cand[t]
-            count += np.searchsorted(P[C[c, C_OFF]: C[c, C_OFF] + C[c, C_SIZE]], mid, side="right")
-        if count > k:
-            hi = mid
+        off = C[c, C_OFF]
+        for j in range(C[c, C_SIZE]):
+            flat[at] = P[off + j]
+            at += 1
+    a, b = 0, at - 1
+    while a < b:
+        pivot = flat[(a + b) // 2]
+        i, j = a, b
+        while i <= j:
+            while flat[i] < pivot:
+                i += 1
+            while flat[j] > pivot:
+                j -= 1
+            if i <= j:
+                flat[i], flat[j] = flat[j], flat[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            b = j
+        elif k >= i:
+            a = i
         else:
-            lo = mid + 1
-    return lo
+            break
+    return flat[k]
 
 
 @njit(cache=True)
-def _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, mi_only, explain):
+def _scan(X, xv, zv, q, r, codes, attrs, mi_only, explain):
     """One pass over the classes of request r's signatures: the resource tests, the strategy chain's key
     (``codes``/``attrs``: its rules) and the running set of classes tied at the best key, kept in the
     scratch ``X[H_OT]``. Returns (tied classes, rows in them, whether every fitting class is Managed
@@ -422,7 +405,8 @@ def _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, mi_only, explain):
     ``mi_only`` skips the signatures that are not Managed Instances."""
     need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
     nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
-    cand = X[X[H_OT]: X[H_OT] + X[H_KCAP]]
+    C, _, _, _, SC, SN, SO, V, _, cand, _ = xv
+    S, _, QS, SP, _ = zv
     best = X[K_BEST: K_BEST + 5]
     sk = X[K_SIG: K_SIG + 5]
     fk = X[K_FLD: K_FLD + 5]
@@ -522,17 +506,127 @@ def _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, mi_only, explain):
 
 
 @njit(cache=True)
+def _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only):
+    """``_scan`` without branches per class, for a chain of spread rules and at most one binpack rule (the
+    common ECS chains): each class's key (its rules' scores packed into one int64, the infeasible above
+    them) is kept in scratch, the best key taken with a running minimum, then the classes holding it are
+    collected in a second pass over the signatures whose minimum it is. Returns ``_scan``'s answer, or
+    n = -1 when the chain or a score does not pack (the caller then runs ``_scan``)."""
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
+    C, _, _, _, SC, SN, SO, V, _, cand, flat = xv
+    S, _, QS, SP, _ = zv
+    nrows = max(X[H_NROWS], 1)
+    KEY = flat[:nrows]
+    SMIN = flat[nrows:]
+    bf = -1  # the binpack rule's field in V (-1: none), its shift and width
+    bshift = 0
+    bwidth = 0
+    shift = 0
+    nr = 0
+    while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
+        nr += 1
+    for j in range(nr - 1, -1, -1):  # widths from the last rule (lowest bits) up
+        code = codes[j]
+        if code == S_SPREAD:
+            shift += W_SPREAD
+        else:
+            if bf >= 0:
+                return -1, 0, False, 0
+            bf = 0 if code == S_BINPACK_CPU else (1 if code == S_BINPACK_MEM else (2 if code == S_BINPACK_GPU else 4))
+            bwidth = W_CPU if bf == 0 else (W_MEM if bf == 1 else (W_GPU if bf == 2 else W_CHIPS))
+            bshift = shift
+            shift += bwidth
+    if shift > 61:
+        return -1, 0, False, 0
+    best = INFEASIBLE
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    bad = np.int64(0)
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        count = SN[s]
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        mi = launch == MANAGED_LAUNCH
+        SMIN[k] = INFEASIBLE
+        if count == 0 or (mi_only and not mi):
+            continue
+        sigkey = np.int64(0)
+        sh = shift
+        for j in range(nr):
+            if codes[j] == S_SPREAD:
+                sh -= W_SPREAD
+                v = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
+                bad |= v >> W_SPREAD
+                sigkey |= v << sh
+            else:
+                sh -= bwidth
+        smin = INFEASIBLE
+        any_ok = False
+        for p in range(SO[s], SO[s] + count):
+            t0, t1, t2, t3, t4 = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a1 = t0 & t1
+            a2 = a1 & t2
+            a3 = a2 & t3
+            ok = a3 & t4
+            o0 |= t0
+            o1 |= a1
+            o2 |= a2
+            o3 |= a3
+            any_ok |= ok
+            key = sigkey
+            if bf >= 0:
+                v = V[p, bf]
+                if bf == 4:
+                    v = _popcount(v)
+                bad |= v >> bwidth
+                key |= v << bshift
+            key |= np.int64(1 - ok) << 62
+            KEY[p] = key
+            smin = min(smin, key)
+        SMIN[k] = smin
+        best = min(best, smin)
+        all_mi &= mi or not any_ok
+    step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
+    if bad != 0:
+        return -1, 0, False, 0
+    if best == INFEASIBLE:
+        return 0, 0, False, step
+    n = 0
+    for k in range(q[Q_NSIGS]):
+        if SMIN[k] != best:
+            continue
+        s = QS[r, k]
+        for p in range(SO[s], SO[s] + SN[s]):
+            cand[n] = SC[p]
+            n += KEY[p] == best
+    total = 0
+    for t in range(n):
+        total += C[cand[t], C_SIZE]
+    return n, total, all_mi, step
+
+
+@njit(cache=True)
 def decide(R, X, Z, r, st, fn, explain):
     """One decision for request r, reserved in place: its row, or -1 when no row fits (``X[O_*]`` then
     holds the failed step and, with ``explain``, the explanation: each step's survivors, the closest row
     and what it lacks, from the same pass)."""
-    C, F, Hh, P, SC, SN, SO = _views(X)
-    V = _records(X)
-    S, Q, QS, SP, MI = _zviews(Z)
+    return _decide(R, X, _views(X), Z, _zviews(Z), r, st, fn, explain)
+
+
+@njit(cache=True)
+def _decide(R, X, xv, Z, zv, r, st, fn, explain):
+    C, _, _, P, _, _, _, _, _, cand, flat = xv
+    S, Q, _, SP, MI = zv
     q = Q[r]
     codes = q[Q_CODE0: Q_CODE0 + 5]
     attrs = q[Q_ATTR0: Q_ATTR0 + 5]
-    n, total, all_mi, step = _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, False, explain)
+    n = -1
+    if not explain:
+        n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, False)
+    if n < 0:
+        n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
     if n == 0:
         X[O_STEP] = step
         return -1
@@ -543,10 +637,10 @@ def decide(R, X, Z, r, st, fn, explain):
         if not same:
             codes = MI[0:5]
             attrs = MI[5:10]
-            n, total, _, _ = _scan(X, C, V, SC, SN, SO, S, QS, SP, q, r, codes, attrs, True, False)
-    cand = X[X[H_OT]: X[H_OT] + X[H_KCAP]]
+            n, total, _, _ = _scan_packed(X, xv, zv, q, r, codes, attrs, True)
+            if n < 0:
+                n, total, _, _ = _scan(X, xv, zv, q, r, codes, attrs, True, False)
     if total > 1 and codes[0] != S_NONE and st != 0:
-        flat = X[X[H_OT] + X[H_KCAP]: X[H_OT] + X[H_KCAP] + FLAT]
         row = _kth_row(C, P, cand, n, draw(st, fn, total), flat)
     else:
         row = C[cand[0], C_FIRST]
@@ -554,14 +648,14 @@ def decide(R, X, Z, r, st, fn, explain):
             row = min(row, C[cand[t], C_FIRST])
     group = q[Q_GROUP]
     s = R[0, row]
-    chips, gpus = taken(Z, r, s)
-    _leave(R, X, C, F, Hh, P, SC, SN, SO, row)
+    chips, gpus = taken(S, q, s)
+    _leave(R, X, xv, row)
     R[1, row] -= q[Q_CPU]
     R[2, row] -= q[Q_MEM]
     R[3, row] -= gpus
     R[4, row] -= q[Q_ENI]
     R[5, row] &= ~chips
-    _enter(R, X, C, F, Hh, P, SC, SN, SO, row)
+    _enter(R, X, xv, row)
     for a in range(Z[Z_NATTR]):
         SP[a, group, S[s, NSF0 + a]] += 1
     return row
@@ -577,7 +671,9 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
 
     ``T[field, task]``: 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 group; ``T[0, -1]`` counts the
     live tasks and ``T[1, -1]`` the tasks ever placed. ``live[:T[0, -1]]`` are the running task slots."""
-    _, Q, _, _, _ = _zviews(Z)
+    xv = _views(X)
+    zv = _zviews(Z)
+    S, Q = zv[0], zv[1]
     failed = np.zeros(max(window, 1), np.bool_)
     in_window = 0
     last = T.shape[1] - 1
@@ -595,20 +691,20 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             R[3, row] += T[3, t]
             R[4, row] += T[4, t]
             R[5, row] |= T[5, t]
-            relocate(R, X, Z, row, T[6, t], -1)
+            _relocate(R, X, xv, Z, zv, row, T[6, t], -1)
             T[0, t] = -1
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
             row = -1
             t = -100
         else:
-            row = decide(R, X, Z, r, st, fn, False)
+            row = _decide(R, X, xv, Z, zv, r, st, fn, False)
             t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
         if row >= 0:
             t = T[1, last]
             T[1, last] += 1
-            chips, gpus = taken(Z, r, R[0, row])
+            chips, gpus = taken(S, Q[r], R[0, row])
             T[0, t] = row
             T[1, t] = Q[r, Q_CPU]
             T[2, t] = Q[r, Q_MEM]
