@@ -225,10 +225,18 @@ def _enter(R, X, xv, i):
         C[c, C_SIZE] = 0
         C[c, C_FIRST] = i
         s = R[0, i]
-        SC[SO[s] + SN[s]] = c
+        base = SO[s]
+        pos = SN[s]
+        while pos > 0 and V[base + pos - 1, 1] > R[2, i]:  # a signature's classes by free memory
+            SC[base + pos] = SC[base + pos - 1]
+            for f in range(NV):
+                V[base + pos, f] = V[base + pos - 1, f]
+            C[SC[base + pos], C_POS] = pos
+            pos -= 1
+        SC[base + pos] = c
         for f in range(NV):
-            V[SO[s] + SN[s], f] = R[1 + f, i]
-        C[c, C_POS] = SN[s]
+            V[base + pos, f] = R[1 + f, i]
+        C[c, C_POS] = pos
         SN[s] += 1
         if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
             C[c, C_CAP] = 0
@@ -271,12 +279,14 @@ def _leave(R, X, xv, i):
     if size == 0:
         _unhash(C, Hh, c)
         s = C[c, C_SIG]
+        base = SO[s]
         last = SN[s] - 1
-        moved = SC[SO[s] + last]
-        SC[SO[s] + C[c, C_POS]] = moved
-        for f in range(NV):
-            V[SO[s] + C[c, C_POS], f] = V[SO[s] + last, f]
-        C[moved, C_POS] = C[c, C_POS]
+        for j in range(C[c, C_POS], last):  # the order by free memory stays
+            moved = SC[base + j + 1]
+            SC[base + j] = moved
+            for f in range(NV):
+                V[base + j, f] = V[base + j + 1, f]
+            C[moved, C_POS] = j
         SN[s] = last
         C[c, C_SIG] = -1
         F[X[H_NFREE]] = c
@@ -305,7 +315,7 @@ def build(R, n, nsig):
         X[h] = at
         at += sizes[j + 1]
     xv = _views(X)
-    C, SN, SO = xv[0], xv[5], xv[6]
+    C, SO = xv[0], xv[6]
     C[:, C_SIG] = -1
     for i in range(n):
         SO[R[0, i] + 1] += 1
@@ -608,6 +618,103 @@ def _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only):
 
 
 @njit(cache=True)
+def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
+    """``_scan`` for a chain of spread rules ending in binpack(memory), the ECS default shape: a signature's
+    classes are kept in ascending free memory, so its best class is the first that fits at or above the
+    memory asked for (found by bisection), and its ties follow it; a signature costs a bisection and a few
+    tests, not a pass over its classes. Only a failure tests every class with enough memory (and the
+    others, for the cpu step, until one has the cpu). Returns ``_scan``'s answer, or n = -1 when the chain
+    or a score does not pack (the caller then scans)."""
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
+    C, _, _, _, SC, SN, SO, V, _, cand, _ = xv
+    S, _, QS, SP, _ = zv
+    nr = 0
+    while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
+        nr += 1
+    if nr == 0 or codes[nr - 1] != S_BINPACK_MEM or (nr - 1) * W_SPREAD + W_MEM > 61:
+        return -1, 0, False, 0
+    for j in range(nr - 1):
+        if codes[j] != S_SPREAD:
+            return -1, 0, False, 0
+    best = INFEASIBLE
+    n = 0
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    bad = np.int64(0)
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        count = SN[s]
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        mi = launch == MANAGED_LAUNCH
+        if count == 0 or (mi_only and not mi):
+            continue
+        sigkey = np.int64(0)
+        sh = (nr - 1) * W_SPREAD + W_MEM
+        for j in range(nr - 1):
+            sh -= W_SPREAD
+            v = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
+            bad |= v >> W_SPREAD
+            sigkey |= v << sh
+        base = SO[s]
+        if V[base + count - 1, 1] < need_mem:  # its most free memory is too little
+            continue
+        lo = base  # the first class with the memory asked for (a bisection without branches)
+        left = count
+        while left > 1:
+            half = left >> 1
+            lo += half * (V[lo + half, 1] < need_mem)
+            left -= half
+        lo += V[lo, 1] < need_mem
+        m0 = np.int64(-1)
+        for p in range(lo, base + count):
+            mem = V[p, 1]
+            if m0 >= 0 and mem != m0:
+                break
+            t0, _, t2, t3, t4 = _tests(V[p, 0], mem, V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a2 = t0 & t2
+            a3 = a2 & t3
+            o1 |= t0
+            o2 |= a2
+            o3 |= a3
+            if a3 & t4:
+                if m0 < 0:  # the signature's best class
+                    m0 = mem
+                    all_mi &= mi
+                    bad |= mem >> W_MEM
+                    key = sigkey | mem
+                    if key > best:
+                        break
+                    if key < best:
+                        best = key
+                        n = 0
+                cand[n] = SC[p]
+                n += 1
+    if bad != 0:
+        return -1, 0, False, 0
+    if n == 0:
+        o0 = o1
+        if not o0:  # the cpu step: any class at all with the cpu (those without the memory included)
+            for k in range(q[Q_NSIGS]):
+                s = QS[r, k]
+                if mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH:
+                    continue
+                for p in range(SO[s], SO[s] + SN[s]):
+                    if V[p, 0] >= need_cpu:
+                        o0 = True
+                        break
+                if o0:
+                    break
+        step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
+        return 0, 0, False, step
+    total = 0
+    for t in range(n):
+        total += C[cand[t], C_SIZE]
+    return n, total, all_mi, 4
+
+
+@njit(cache=True)
 def decide(R, X, Z, r, st, fn, explain):
     """One decision for request r, reserved in place: its row, or -1 when no row fits (``X[O_*]`` then
     holds the failed step and, with ``explain``, the explanation: each step's survivors, the closest row
@@ -624,6 +731,8 @@ def _decide(R, X, xv, Z, zv, r, st, fn, explain):
     attrs = q[Q_ATTR0: Q_ATTR0 + 5]
     n = -1
     if not explain:
+        n, total, all_mi, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, False)
+    if n < 0 and not explain:
         n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, False)
     if n < 0:
         n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
@@ -637,7 +746,9 @@ def _decide(R, X, xv, Z, zv, r, st, fn, explain):
         if not same:
             codes = MI[0:5]
             attrs = MI[5:10]
-            n, total, _, _ = _scan_packed(X, xv, zv, q, r, codes, attrs, True)
+            n, total, _, _ = _scan_sorted(X, xv, zv, q, r, codes, attrs, True)
+            if n < 0:
+                n, total, _, _ = _scan_packed(X, xv, zv, q, r, codes, attrs, True)
             if n < 0:
                 n, total, _, _ = _scan(X, xv, zv, q, r, codes, attrs, True, False)
     if total > 1 and codes[0] != S_NONE and st != 0:
