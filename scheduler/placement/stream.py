@@ -80,6 +80,17 @@ class CompiledStream:
             return None, (), self.reasons_static[request]
         return None, (), self.reasons[RESOURCE_STEPS[-1 - task]]
 
+    def release_all(self) -> None:
+        """Release every running task (its row's free columns back, the row moved to its class)."""
+        ix = self.index
+        for t in self.live[: self.running].tolist():
+            row = int(self.T[0, t])
+            ix.R[1:5, row] += self.T[1:5, t]
+            ix.R[5, row] |= self.T[5, t]
+            self._fn["relocate"](ix.R, ix.X, ix.Z, row, int(self.T[6, t]), -1)
+            self.T[0, t] = -1
+        self.T[0, -1] = 0
+
     def is_empty(self) -> bool:
         """No task running and every row back to its registered resources."""
         return self.running == 0 and self.index.state.is_empty()
