@@ -345,7 +345,7 @@ def test_stream_invariants(seed: int, n: int, churn: int, chains: list) -> None:
     assert (state._cols[1:5, :n] >= 0).all()
     held = np.zeros(n, np.int64)
     for t in cs.live[: cs.running].tolist():
-        row, chips = int(cs.T[0, t]), int(cs.T[5, t])
+        row, chips = int(cs.T[t, 0]), int(cs.T[t, 5])
         assert held[row] & chips == 0  # no chip held twice
         held[row] |= chips
     assert ((held & state._cols[5, :n]) == 0).all()

@@ -780,30 +780,31 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
     - churn (``window`` = 0): before each placement, while at least ``saturated`` tasks run, release the
       live task at fraction ``us[i]`` of the live list (swapped with the last, as the Python loop does).
 
-    ``T[field, task]``: 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 group; ``T[0, -1]`` counts the
-    live tasks and ``T[1, -1]`` the tasks ever placed. ``live[:T[0, -1]]`` are the running task slots."""
+    ``T[task, field]`` (a task's fields in one cache line): 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips,
+    6 group; ``T[-1, 0]`` counts the live tasks and ``T[-1, 1]`` the tasks ever placed. ``live[:T[-1, 0]]``
+    are the running task slots."""
     xv = _views(X)
     zv = _zviews(Z)
     S, Q = zv[0], zv[1]
     failed = np.zeros(max(window, 1), np.bool_)
     in_window = 0
-    last = T.shape[1] - 1
+    last = T.shape[0] - 1
     for i in range(len(reqs)):
-        if window == 0 and saturated >= 0 and T[0, last] >= saturated:
-            j = int(us[i] * T[0, last])
-            end = T[0, last] - 1
+        if window == 0 and saturated >= 0 and T[last, 0] >= saturated:
+            j = int(us[i] * T[last, 0])
+            end = T[last, 0] - 1
             t = live[j]
             live[j] = live[end]
             live[end] = t
-            T[0, last] = end
-            row = T[0, t]
-            R[1, row] += T[1, t]
-            R[2, row] += T[2, t]
-            R[3, row] += T[3, t]
-            R[4, row] += T[4, t]
-            R[5, row] |= T[5, t]
-            _relocate(R, X, xv, Z, zv, row, T[6, t], -1)
-            T[0, t] = -1
+            T[last, 0] = end
+            row = T[t, 0]
+            R[1, row] += T[t, 1]
+            R[2, row] += T[t, 2]
+            R[3, row] += T[t, 3]
+            R[4, row] += T[t, 4]
+            R[5, row] |= T[t, 5]
+            _relocate(R, X, xv, Z, zv, row, T[t, 6], -1)
+            T[t, 0] = -1
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
             row = -1
@@ -813,18 +814,18 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
         if row >= 0:
-            t = T[1, last]
-            T[1, last] += 1
+            t = T[last, 1]
+            T[last, 1] += 1
             chips, gpus = taken(S, Q[r], R[0, row])
-            T[0, t] = row
-            T[1, t] = Q[r, Q_CPU]
-            T[2, t] = Q[r, Q_MEM]
-            T[3, t] = gpus
-            T[4, t] = Q[r, Q_ENI]
-            T[5, t] = chips
-            T[6, t] = Q[r, Q_GROUP]
-            live[T[0, last]] = t
-            T[0, last] += 1
+            T[t, 0] = row
+            T[t, 1] = Q[r, Q_CPU]
+            T[t, 2] = Q[r, Q_MEM]
+            T[t, 3] = gpus
+            T[t, 4] = Q[r, Q_ENI]
+            T[t, 5] = chips
+            T[t, 6] = Q[r, Q_GROUP]
+            live[T[last, 0]] = t
+            T[last, 0] += 1
         out_task[i] = t
         if window > 0:
             if i >= window:
