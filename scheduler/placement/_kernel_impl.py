@@ -723,34 +723,68 @@ def decide(R, X, Z, r, st, fn, explain):
 
 
 @njit(cache=True)
+def _fast_scan(X, xv, zv, q, r, codes, attrs, mi_only):
+    """The stream's scan: by free memory when the chain ends in binpack(memory), else one packed key, else
+    the general pass."""
+    n, total, all_mi, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only)
+    if n < 0:
+        n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only)
+    if n < 0:
+        n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, mi_only, False)
+    return n, total, all_mi, step
+
+
+@njit(cache=True)
+def _implicit_chain(q, MI, all_mi):
+    """Whether the Managed Instances implicit chain replaces the request's (every fitting instance is
+    Managed Instances and the request's chain is another)."""
+    if not all_mi:
+        return False
+    same = True
+    for j in range(10):
+        same &= q[Q_CODE0 + j] == MI[j]
+    return not same
+
+
+@njit(cache=True)
 def _decide(R, X, xv, Z, zv, r, st, fn, explain):
-    C, _, _, P, _, _, _, _, _, cand, flat = xv
-    S, Q, _, SP, MI = zv
+    """``decide`` on the general pass (what ``Placer`` calls: it explains failures)."""
+    Q, MI = zv[1], zv[4]
     q = Q[r]
     codes = q[Q_CODE0: Q_CODE0 + 5]
     attrs = q[Q_ATTR0: Q_ATTR0 + 5]
-    n = -1
-    if not explain:
-        n, total, all_mi, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, False)
-    if n < 0 and not explain:
-        n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, False)
-    if n < 0:
-        n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
+    n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
     if n == 0:
         X[O_STEP] = step
         return -1
-    if all_mi:  # every fitting instance is Managed Instances: its implicit chain decides
-        same = True
-        for j in range(10):
-            same &= q[Q_CODE0 + j] == MI[j]
-        if not same:
-            codes = MI[0:5]
-            attrs = MI[5:10]
-            n, total, _, _ = _scan_sorted(X, xv, zv, q, r, codes, attrs, True)
-            if n < 0:
-                n, total, _, _ = _scan_packed(X, xv, zv, q, r, codes, attrs, True)
-            if n < 0:
-                n, total, _, _ = _scan(X, xv, zv, q, r, codes, attrs, True, False)
+    if _implicit_chain(q, MI, all_mi):
+        codes = MI[0:5]
+        n, total, _, _ = _scan(X, xv, zv, q, r, codes, MI[5:10], True, False)
+    return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
+
+
+@njit(cache=True)
+def _decide_fast(R, X, xv, Z, zv, r, st, fn):
+    """``decide`` without explanation on the stream's scans (the same decision)."""
+    Q, MI = zv[1], zv[4]
+    q = Q[r]
+    codes = q[Q_CODE0: Q_CODE0 + 5]
+    n, total, all_mi, step = _fast_scan(X, xv, zv, q, r, codes, q[Q_ATTR0: Q_ATTR0 + 5], False)
+    if n == 0:
+        X[O_STEP] = step
+        return -1
+    if _implicit_chain(q, MI, all_mi):
+        codes = MI[0:5]
+        n, total, _, _ = _fast_scan(X, xv, zv, q, r, codes, MI[5:10], True)
+    return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
+
+
+@njit(cache=True)
+def _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn):
+    """The tie-break among the rows of the n tied classes (the seeded draw, else the lowest row), then the
+    reservation: the row's free columns taken, the row moved to its new class, the spread counts."""
+    C, _, _, P, _, _, _, _, _, cand, flat = xv
+    S, _, _, SP, _ = zv
     if total > 1 and codes[0] != S_NONE and st != 0:
         row = _kth_row(C, P, cand, n, draw(st, fn, total), flat)
     else:
@@ -810,7 +844,7 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             row = -1
             t = -100
         else:
-            row = _decide(R, X, xv, Z, zv, r, st, fn, False)
+            row = _decide_fast(R, X, xv, Z, zv, r, st, fn)
             t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
         if row >= 0:
