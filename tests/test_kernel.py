@@ -30,9 +30,12 @@ def _take(live: list, u: float):
 
 
 def python_stream(state: ClusterState, ids: np.ndarray, us: np.ndarray, fill: int, seed: int,
-                  reference: ReferencePlacer | None = None) -> list:
-    """The Python path (or the reference) over the same fill + churn as ``CompiledStream``."""
-    placer = reference or Placer(state, compiled=False)
+                  reference: ReferencePlacer | None = None, requests: list | None = None,
+                  compiled: bool = False) -> list:
+    """The Python path (or the reference, or ``Placer(compiled=True)``) over the same fill + churn as
+    ``CompiledStream``."""
+    requests = requests or REQUESTS
+    placer = reference or Placer(state, compiled=compiled)
     rng = np.random.default_rng(seed)
     live: list[str] = []
     out = []
@@ -42,7 +45,7 @@ def python_stream(state: ClusterState, ids: np.ndarray, us: np.ndarray, fill: in
             saturated = len(live)
         if saturated is not None and len(live) >= saturated:
             placer.release(_take(live, us[i - fill]))
-        spec, constraints, chain = REQUESTS[r]
+        spec, constraints, chain = requests[r]
         if reference is None:
             got = core_decision(placer.place(spec, constraints=constraints, strategies=chain, rng=rng,
                                              task_id=f"t{i}"))
@@ -54,8 +57,9 @@ def python_stream(state: ClusterState, ids: np.ndarray, us: np.ndarray, fill: in
     return out
 
 
-def compiled_stream(state: ClusterState, ids: np.ndarray, us: np.ndarray, seed: int) -> tuple[list, int]:
-    cs = CompiledStream(state, REQUESTS)
+def compiled_stream(state: ClusterState, ids: np.ndarray, us: np.ndarray, seed: int,
+                    requests: list | None = None) -> tuple[list, int]:
+    cs = CompiledStream(state, requests or REQUESTS)
     rng = np.random.default_rng(seed)
     done, rows, tasks = cs.fill(ids, rng)
     out = [cs.decision(ids[i], rows[i], tasks[i]) for i in range(done)]
@@ -99,6 +103,82 @@ def test_compiled_equals_python_equals_reference(mix: str, seed: int, n: int) ->
     state = fresh()
     reference = python_stream(state, ids[:limit], us, fill, seed, ReferencePlacer.from_state(state))
     assert reference == python[:limit]
+
+
+AZ = Strategy("spread", "attribute:ecs.availability-zone")
+TYPE = Strategy("spread", "attribute:ecs.instance-type")
+MEM, CPU, CHIPS = Strategy("binpack", "memory"), Strategy("binpack", "cpu"), Strategy("binpack", "neuronDevices")
+# every shape the kernel's scans take: spreads ending in binpack(memory) (classes kept by free memory),
+# spreads and one other binpack (one packed key), none or random (all fitting classes tie), two binpacks
+CHAINS: tuple[tuple[Strategy, ...], ...] = (
+    CHAIN, (MEM,), (AZ, TYPE, MEM), (CPU,), (AZ, CHIPS), (MEM, AZ), (AZ,), (Strategy("random"),), (),
+    (MEM, CPU), (AZ, Strategy("random")), (TYPE, AZ, CPU),
+)
+
+
+def chain_requests(chains: tuple[tuple[Strategy, ...], ...]) -> list:
+    return [(k.spec, c, chain) for k in KINDS for c in ((), (k.constraint,)) for chain in chains]
+
+
+def wide_mix(n: int, seed: int) -> ClusterState:
+    """The benchmark's types over three AZs in a seeded order, each type in both launch types where it
+    can: small, but with many classes per signature once tasks run (as the large clusters have)."""
+    cat = default_catalog()
+    kinds = sorted({(t, lt) for t, lt, _ in CLUSTER_MIX} | {(t, "EC2") for t, _, _ in CLUSTER_MIX})
+    rng = np.random.default_rng(seed)
+    state = ClusterState("wide", capacity=n)
+    azs = ("us-east-1a", "us-east-1b", "us-east-1c")
+    for j in rng.integers(len(kinds), size=n).tolist():
+        t, lt = kinds[j]
+        state.add_instance(cat.get(t), launch_type=lt, availability_zone=azs[int(rng.integers(3))])
+    return state
+
+
+def three_ways(fresh, requests: list, ids: np.ndarray, seed: int) -> tuple[list, int]:
+    """The compiled stream, ``Placer(compiled=True)`` and the Python path over one fill + churn: all
+    decisions equal (failures and tie-breaks included)."""
+    us = np.random.default_rng([seed, 2]).random(len(ids))
+    stream, fill = compiled_stream(fresh(), ids, us, seed, requests)
+    python = python_stream(fresh(), ids, us, fill, seed, requests=requests)
+    placer = python_stream(fresh(), ids, us, fill, seed, requests=requests, compiled=True)
+    assert len(stream) == len(python) == len(placer) == len(ids)
+    for name, got in (("stream", stream), ("Placer(compiled=True)", placer)):
+        bad = next((i for i, (a, b) in enumerate(zip(got, python, strict=True)) if a != b), None)
+        assert bad is None, (name, bad, requests[ids[bad]][2], got[bad], python[bad])
+    return python, fill
+
+
+@pytest.mark.parametrize(("mix", "seed", "n"), [("wide", 7, 500), ("bench", 8, 250), ("neuron", 9, 160)])
+def test_every_chain_shape_compiled_equals_python(mix: str, seed: int, n: int) -> None:
+    """Long fill + churn streams mixing every chain shape: the stream's fast scans, the placer's explaining
+    scan and the Python path decide alike."""
+    def fresh() -> ClusterState:
+        if mix == "wide":
+            return wide_mix(n, seed)
+        return build_cluster(n, np.random.default_rng([seed, 0])) if mix == "bench" else small_mix(n, seed)
+
+    requests = chain_requests(CHAINS)
+    ids = np.random.default_rng([seed, 1]).integers(len(requests), size=12 * n + 4_000)
+    python, fill = three_ways(fresh, requests, ids, seed)
+    assert sum(r is None for r, _, _ in python) > 100  # failures are compared too
+    assert len({r for r, _, _ in python if r is not None}) > n // 2
+    churn_chains = {CHAINS.index(requests[r][2]) for r in ids[fill:].tolist()}
+    assert churn_chains == set(range(len(CHAINS)))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(20, 160), mix=st.sampled_from(("wide", "bench", "neuron")),
+       chains=st.lists(st.sampled_from(CHAINS), min_size=1, max_size=4, unique=True))
+def test_generated_mixes_compiled_equals_python(seed: int, n: int, mix: str, chains: list) -> None:
+    """Hypothesis draws the cluster, its size and the chains; the three paths decide alike."""
+    def fresh() -> ClusterState:
+        if mix == "wide":
+            return wide_mix(n, seed)
+        return build_cluster(n, np.random.default_rng([seed, 0])) if mix == "bench" else small_mix(n, seed)
+
+    requests = chain_requests(tuple(chains))
+    ids = np.random.default_rng([seed, 1]).integers(len(requests), size=8 * n + 600)
+    three_ways(fresh, requests, ids, seed)
 
 
 def test_unsupported_requests_stay_on_the_python_path() -> None:
@@ -191,6 +271,18 @@ def assert_index_matches(state: ClusterState) -> None:
     assert (C[slots, 1:6] == state._cols[1:6, :n].T).all()
     used = C[: X[1]]
     assert used[used[:, 0] >= 0, 6].sum() == n
+    from scheduler.placement import _kernel_impl as K
+
+    C, _, _, P, SC, SN, SO, V, RP, _, _ = K._views(X)
+    for c in np.flatnonzero(C[: X[1], K.C_SIG] >= 0):  # each class's rows: where their positions say
+        rows = P[C[c, K.C_OFF]: C[c, K.C_OFF] + C[c, K.C_SIZE]]
+        assert (RP[rows] == np.arange(len(rows))).all() and (slots[rows] == c).all()
+        assert C[c, K.C_FIRST] == rows.min()
+    for s in range(len(SN)):  # a signature's classes in ascending free memory, their records beside them
+        block = slice(SO[s], SO[s] + SN[s])
+        assert (np.diff(V[block, 1]) >= 0).all()
+        assert (C[SC[block], K.C_POS] == np.arange(SN[s])).all()
+        assert (V[block] == C[SC[block], 1:6]).all()
 
 
 def gpu_mix(n: int, seed: int) -> ClusterState:
@@ -237,10 +329,37 @@ def test_compiled_invariants(seed: int, n: int, steps: int) -> None:
     assert_index_matches(state)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 120), churn=st.integers(0, 1_500),
+       chains=st.lists(st.sampled_from(CHAINS), min_size=1, max_size=3, unique=True))
+def test_stream_invariants(seed: int, n: int, churn: int, chains: list) -> None:
+    """The compiled stream: nothing negative, no chip held twice, the index follows every change (classes
+    by free memory, rows where their positions say), and releasing every task restores the empty cluster."""
+    state = wide_mix(n, seed)
+    requests = chain_requests(tuple(chains))
+    cs = CompiledStream(state, requests)
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(len(requests), size=10 * n + churn + 100)
+    done, _, _ = cs.fill(ids, rng)
+    cs.churn(ids[done: done + churn], rng.random(churn), rng, cs.running)
+    assert (state._cols[1:5, :n] >= 0).all()
+    held = np.zeros(n, np.int64)
+    for t in cs.live[: cs.running].tolist():
+        row, chips = int(cs.T[t, 0]), int(cs.T[t, 5])
+        assert held[row] & chips == 0  # no chip held twice
+        held[row] |= chips
+    assert ((held & state._cols[5, :n]) == 0).all()
+    assert ((held | state._cols[5, :n]) == state.chips_all.astype(np.int64)).all()
+    assert_index_matches(state)
+    cs.release_all()
+    assert cs.is_empty()
+    assert_index_matches(state)
+
+
 @settings(max_examples=30, deadline=None)
 @given(sizes=st.lists(st.integers(1, 400), min_size=2, max_size=6), seed=st.integers(0, 2**16))
 def test_kth_row_is_the_kth_of_the_sorted_union(sizes: list[int], seed: int) -> None:
-    """Both ways the kernel finds the k-th tied row (partial sort when few, bisection when many)."""
+    """The kernel's k-th tied row is the k-th of the sorted union of the tied classes' rows."""
     from scheduler.placement import _kernel_impl as K
 
     rng = np.random.default_rng(seed)
@@ -249,17 +368,17 @@ def test_kth_row_is_the_kth_of_the_sorted_union(sizes: list[int], seed: int) -> 
     pool = np.zeros(sum(sizes) + 3 * len(sizes), np.int64)
     at = off = 0
     for c, size in enumerate(sizes):
-        mine = np.sort(rows[at: at + size])
+        mine = rng.permutation(rows[at: at + size])  # a class's rows are kept in no order
         at += size
         pool[off: off + size] = mine
-        C[c, K.C_SIZE], C[c, K.C_FIRST], C[c, K.C_OFF], C[c, K.C_CAP] = size, mine[0], off, size + 3
+        C[c, K.C_SIZE], C[c, K.C_FIRST], C[c, K.C_OFF], C[c, K.C_CAP] = size, mine.min(), off, size + 3
         off += size + 3  # spare room, as the kernel keeps
     union = np.sort(rows)
     for n in {len(sizes), 1}:
         cand = np.arange(n, dtype=np.int64)
         want = np.sort(rows[: sizes[0]]) if n == 1 else union
         for k in {0, len(want) - 1, int(rng.integers(len(want)))}:
-            assert K._kth_row(C, pool, cand, n, k) == want[k]
+            assert K._kth_row(C, pool, cand, n, k, np.zeros(sum(sizes), np.int64)) == want[k]
 
 
 @settings(max_examples=50, deadline=None)

@@ -32,9 +32,17 @@ H_KCAP, H_USED, H_NFREE, H_HCAP, H_PCAP, H_PTOP, H_NROWS, H_NSIG = range(8)
 H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_COMPACTIONS = range(8, 16)
 O_BASE = 16  # failure details: step, left after each of 5 steps, rows before, closest, lacks, or-all, or-free,
 O_STEP, O_LEFT, O_BEFORE, O_CLOSEST, O_LACKS, O_ALL, O_FREE, O_MANAGED, O_NEURON = 16, 17, 22, 23, 24, 25, 26, 27, 28
-HDR = 32
+H_OT = 29  # offset of the decision's scratch: the tied classes (KCAP), then a copy of their rows (FLAT)
 H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
+H_ORP = 31  # offset of each row's position in its class's row list
+K_BEST, K_SIG, K_FLD = 32, 37, 42  # scratch of the chain: best key, a signature's spread scores, rule fields
+HDR = 48
 NV = 5
+FLAT = 512  # scratch beyond the rows and signatures
+# bits of each rule's score in the packed key of the branch-free scan (spread counts, cpu units, MiB, GPUs,
+# chips held): a chain of spreads and one binpack packs into one int64 when its widths add up to <= 61
+W_SPREAD, W_CPU, W_MEM, W_GPU, W_CHIPS = 24, 21, 28, 8, 7
+INFEASIBLE = np.int64(1) << 62
 # class table fields
 C_SIG, C_CPU, C_MEM, C_GPU, C_ENI, C_CHIPS, C_SIZE, C_FIRST, C_POS, C_OFF, C_CAP = range(11)
 NCF = 11
@@ -105,14 +113,12 @@ def _views(X):
     SC = X[X[H_OSC]: X[H_OSC] + max(X[H_NROWS], 1)]
     SN = X[X[H_OSN]: X[H_OSN] + ns]
     SO = X[X[H_OSO]: X[H_OSO] + ns + 1]
-    return C, F, Hh, P, SC, SN, SO
-
-
-@njit(cache=True)
-def _records(X):
-    """Each live class's free resources beside its entry in SC (``V[position, field]``), so that a scan
-    over a signature's classes reads one contiguous block (the decision's memory traffic is the scan)."""
-    return X[X[H_OSV]: X[H_OSV] + NV * max(X[H_NROWS], 1)].reshape((max(X[H_NROWS], 1), NV))
+    nr = max(X[H_NROWS], 1)
+    V = X[X[H_OSV]: X[H_OSV] + NV * nr].reshape((nr, NV))
+    RP = X[X[H_ORP]: X[H_ORP] + nr]
+    cand = X[X[H_OT]: X[H_OT] + k]
+    flat = X[X[H_OT] + k: X[H_OT] + k + nr + max(ns, 1) + FLAT]
+    return C, F, Hh, P, SC, SN, SO, V, RP, cand, flat
 
 
 @njit(cache=True)
@@ -201,7 +207,9 @@ def _compact(X, C, P, grow):
 
 
 @njit(cache=True)
-def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
+def _enter(R, X, xv, i):
+    """Row i joins the class of its free columns (made when new): appended to the class's row list."""
+    C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
     p = _find(R, C, Hh, i)
     c = Hh[p] - 1
     if c < 0:
@@ -217,11 +225,18 @@ def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
         C[c, C_SIZE] = 0
         C[c, C_FIRST] = i
         s = R[0, i]
-        SC[SO[s] + SN[s]] = c
-        V = _records(X)
+        base = SO[s]
+        pos = SN[s]
+        while pos > 0 and V[base + pos - 1, 1] > R[2, i]:  # a signature's classes by free memory
+            SC[base + pos] = SC[base + pos - 1]
+            for f in range(NV):
+                V[base + pos, f] = V[base + pos - 1, f]
+            C[SC[base + pos], C_POS] = pos
+            pos -= 1
+        SC[base + pos] = c
         for f in range(NV):
-            V[SO[s] + SN[s], f] = R[1 + f, i]
-        C[c, C_POS] = SN[s]
+            V[base + pos, f] = R[1 + f, i]
+        C[c, C_POS] = pos
         SN[s] += 1
         if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
             C[c, C_CAP] = 0
@@ -241,46 +256,46 @@ def _enter(R, X, C, F, Hh, P, SC, SN, SO, i):
             C[c, C_OFF] = off
             C[c, C_CAP] = 2 * size
             X[H_PTOP] += 2 * size
-    off = C[c, C_OFF]
-    if size == 0 or P[off + size - 1] < i:
-        pos = size
-    else:
-        pos = np.searchsorted(P[off: off + size], i)
-        for j in range(size, pos, -1):
-            P[off + j] = P[off + j - 1]
-    P[off + pos] = i
+    P[C[c, C_OFF] + size] = i
+    RP[i] = size
     C[c, C_SIZE] = size + 1
-    if pos == 0:
+    if i < C[c, C_FIRST] or size == 0:
         C[c, C_FIRST] = i
     R[6, i] = c
 
 
 @njit(cache=True)
-def _leave(R, X, C, F, Hh, P, SC, SN, SO, i):
+def _leave(R, X, xv, i):
+    """Row i leaves its class (the last row of the list takes its place; an emptied class is freed)."""
+    C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
     c = R[6, i]
     off = C[c, C_OFF]
-    size = C[c, C_SIZE]
-    pos = np.searchsorted(P[off: off + size], i)
-    for j in range(pos, size - 1):
-        P[off + j] = P[off + j + 1]
-    size -= 1
+    size = C[c, C_SIZE] - 1
+    pos = RP[i]
+    last = P[off + size]
+    P[off + pos] = last
+    RP[last] = pos
     C[c, C_SIZE] = size
     if size == 0:
         _unhash(C, Hh, c)
         s = C[c, C_SIG]
+        base = SO[s]
         last = SN[s] - 1
-        moved = SC[SO[s] + last]
-        SC[SO[s] + C[c, C_POS]] = moved
-        V = _records(X)
-        for f in range(NV):
-            V[SO[s] + C[c, C_POS], f] = V[SO[s] + last, f]
-        C[moved, C_POS] = C[c, C_POS]
+        for j in range(C[c, C_POS], last):  # the order by free memory stays
+            moved = SC[base + j + 1]
+            SC[base + j] = moved
+            for f in range(NV):
+                V[base + j, f] = V[base + j + 1, f]
+            C[moved, C_POS] = j
         SN[s] = last
         C[c, C_SIG] = -1
         F[X[H_NFREE]] = c
         X[H_NFREE] += 1
-    elif pos == 0:
-        C[c, C_FIRST] = P[off]
+    elif C[c, C_FIRST] == i:  # the lowest row left: the next lowest (rarely: 1 / size of the leaves)
+        low = P[off]
+        for j in range(1, size):
+            low = min(low, P[off + j])
+        C[c, C_FIRST] = low
 
 
 @njit(cache=True)
@@ -291,21 +306,23 @@ def build(R, n, nsig):
     while hcap < 2 * k:
         hcap *= 2
     pcap = 4 * n + 8 * k + 64
-    sizes = (HDR, NCF * k, k, hcap, pcap, max(n, 1), max(nsig, 1), nsig + 1, NV * max(n, 1))
+    nr = max(n, 1)
+    sizes = (HDR, NCF * k, k, hcap, pcap, nr, max(nsig, 1), nsig + 1, NV * nr, k + nr + max(nsig, 1) + FLAT, nr)
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
-    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV)):
+    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV, H_OT, H_ORP)):
         X[h] = at
         at += sizes[j + 1]
-    C, F, Hh, P, SC, SN, SO = _views(X)
+    xv = _views(X)
+    C, SO = xv[0], xv[6]
     C[:, C_SIG] = -1
     for i in range(n):
         SO[R[0, i] + 1] += 1
     for s in range(nsig):
         SO[s + 1] += SO[s]
     for i in range(n):
-        _enter(R, X, C, F, Hh, P, SC, SN, SO, i)
+        _enter(R, X, xv, i)
     return X
 
 
@@ -313,76 +330,18 @@ def build(R, n, nsig):
 def relocate(R, X, Z, i, group, delta):
     """Row i's free columns changed outside the kernel (a task placed or released by the Python path, or
     any release): move it to the class of its new values; ``delta`` tasks of ``group`` (-1: none known)."""
-    C, F, Hh, P, SC, SN, SO = _views(X)
-    _leave(R, X, C, F, Hh, P, SC, SN, SO, i)
-    _enter(R, X, C, F, Hh, P, SC, SN, SO, i)
+    _relocate(R, X, _views(X), Z, _zviews(Z), i, group, delta)
+
+
+@njit(cache=True)
+def _relocate(R, X, xv, Z, zv, i, group, delta):
+    _leave(R, X, xv, i)
+    _enter(R, X, xv, i)
     if group >= 0:
-        S, _, _, SP, _ = _zviews(Z)
+        S, _, _, SP, _ = zv
         s = R[0, i]
         for a in range(Z[Z_NATTR]):
             SP[a, group, S[s, NSF0 + a]] += delta
-
-
-@njit(cache=True)
-def _kth_row(C, P, cand, n, k):
-    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows are sorted):
-    a copy and a partial sort when they are few, else a bisection on the row number."""
-    if n == 1:
-        return P[C[cand[0], C_OFF] + k]
-    total = 0
-    lo = C[cand[0], C_FIRST]
-    hi = lo
-    for t in range(n):
-        c = cand[t]
-        total += C[c, C_SIZE]
-        lo = min(lo, C[c, C_FIRST])
-        hi = max(hi, P[C[c, C_OFF] + C[c, C_SIZE] - 1])
-    if total <= 64 or (total <= 512 and n > 8):
-        flat = np.empty(total, np.int64)
-        at = 0
-        for t in range(n):
-            c = cand[t]
-            size = C[c, C_SIZE]
-            flat[at: at + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
-            at += size
-        return np.partition(flat, k)[k]
-    while lo < hi:  # the smallest row r with more than k candidate rows <= r
-        mid = (lo + hi) // 2
-        count = 0
-        for t in range(n):
-            c = cand[t]
-            count += np.searchsorted(P[C[c, C_OFF]: C[c, C_OFF] + C[c, C_SIZE]], mid, side="right")
-        if count > k:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True)
-def _keep_best(C, S, SP, group, cand, scores, n, code, attr):
-    """Keep the candidates with the lowest score of one strategy rule (one plain loop per rule)."""
-    if code == S_SPREAD:
-        counts = SP[attr, group]
-        col = NSF0 + attr
-        for t in range(n):
-            scores[t] = counts[S[C[cand[t], C_SIG], col]]
-    else:
-        f = C_CPU if code == S_BINPACK_CPU else (C_MEM if code == S_BINPACK_MEM else (
-            C_GPU if code == S_BINPACK_GPU else C_CHIPS))
-        for t in range(n):
-            scores[t] = C[cand[t], f]
-        if code == S_BINPACK_CHIPS:
-            for t in range(n):
-                scores[t] = _popcount(scores[t])
-    best = scores[0]
-    for t in range(1, n):
-        best = min(best, scores[t])
-    m = 0
-    for t in range(n):
-        cand[m] = cand[t]
-        m += scores[t] == best
-    return m
 
 
 @njit(cache=True, inline="always")  # no call per class
@@ -405,10 +364,8 @@ def _tests(cpu, mem, gpu, eni, chips, need_cpu, need_mem, gmode, gneed, need_eni
 
 
 @njit(cache=True)
-def taken(Z, r, s):
-    """(chips, gpus) request r takes on an instance of signature s."""
-    S, Q, _, _, _ = _zviews(Z)
-    q = Q[r]
+def taken(S, q, s):
+    """(chips, gpus) request ``q`` (its row of the request table) takes on an instance of signature s."""
     chips = q[Q_CHIPS] if q[Q_NMODE] == N_MANUAL else (S[s, S_CHIPS] if q[Q_NMODE] == N_MANAGED else 0)
     gmode = q[Q_GMODE]
     gpus = q[Q_GNEED] if gmode == G_COUNT else (S[s, S_GPUS] if gmode == G_ALL else (1 if gmode == G_FRACTION else 0))
@@ -416,173 +373,437 @@ def taken(Z, r, s):
 
 
 @njit(cache=True)
+def _kth_row(C, P, cand, n, k, flat):
+    """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows in no order):
+    copied into the scratch ``flat`` and selected in place (Hoare's selection; rows are distinct)."""
+    at = 0
+    for t in range(n):
+        c = cand[t]
+        off = C[c, C_OFF]
+        for j in range(C[c, C_SIZE]):
+            flat[at] = P[off + j]
+            at += 1
+    a, b = 0, at - 1
+    while a < b:
+        pivot = flat[(a + b) // 2]
+        i, j = a, b
+        while i <= j:
+            while flat[i] < pivot:
+                i += 1
+            while flat[j] > pivot:
+                j -= 1
+            if i <= j:
+                flat[i], flat[j] = flat[j], flat[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            b = j
+        elif k >= i:
+            a = i
+        else:
+            break
+    return flat[k]
+
+
+@njit(cache=True)
+def _scan(X, xv, zv, q, r, codes, attrs, mi_only, explain):
+    """One pass over the classes of request r's signatures: the resource tests, the strategy chain's key
+    (``codes``/``attrs``: its rules) and the running set of classes tied at the best key, kept in the
+    scratch ``X[H_OT]``. Returns (tied classes, rows in them, whether every fitting class is Managed
+    Instances, the first resource step that leaves no class). With ``explain`` the same pass also writes the
+    failure details ``X[O_*]`` (rows left after each step, the closest row and what it lacks, ...).
+    ``mi_only`` skips the signatures that are not Managed Instances."""
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
+    C, _, _, _, SC, SN, SO, V, _, cand, _ = xv
+    S, _, QS, SP, _ = zv
+    best = X[K_BEST: K_BEST + 5]
+    sk = X[K_SIG: K_SIG + 5]
+    fk = X[K_FLD: K_FLD + 5]
+    nr = 0  # the rules that narrow (those before the first random or the end of the chain)
+    while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
+        code = codes[nr]
+        fk[nr] = -1 if code == S_SPREAD else (0 if code == S_BINPACK_CPU else (
+            1 if code == S_BINPACK_MEM else (2 if code == S_BINPACK_GPU else 4)))
+        nr += 1
+    n = 0
+    total = 0
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    l0 = l1 = l2 = l3 = l4 = 0
+    before = 0
+    best_close = np.int64(1) << 62
+    best_lacks = 0
+    or_all = or_free = managed = neuron = 0
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        count = SN[s]
+        if count == 0:
+            continue
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        mi = launch == MANAGED_LAUNCH
+        if mi_only and not mi:
+            continue
+        for j in range(nr):
+            if fk[j] < 0:
+                sk[j] = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
+        if explain:
+            or_all |= all_chips
+            managed |= mi
+            neuron |= all_chips != 0
+        for p in range(SO[s], SO[s] + count):
+            t0, t1, t2, t3, t4 = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a1 = t0 & t1
+            a2 = a1 & t2
+            a3 = a2 & t3
+            o0 |= t0
+            o1 |= a1
+            o2 |= a2
+            o3 |= a3
+            if explain:
+                c = SC[p]
+                size = C[c, C_SIZE]
+                before += size
+                l0 += size * t0
+                l1 += size * a1
+                l2 += size * a2
+                l3 += size * a3
+                l4 += size * (a3 & t4)
+                lacks = np.int64(1 - t0) | np.int64(1 - t1) << 1 | np.int64(1 - t2) << 2 \
+                    | np.int64(1 - t3) << 3 | np.int64(1 - t4) << 4
+                key = _popcount(lacks) << 40 | C[c, C_FIRST]  # fewest failed steps, then lowest row
+                if key < best_close:
+                    best_close, best_lacks = key, lacks
+                or_free |= V[p, 4]
+            if a3 & t4:
+                all_mi &= mi
+                cmp = -1 if n == 0 else 0
+                for j in range(nr):
+                    f = fk[j]
+                    v = sk[j] if f < 0 else (_popcount(V[p, 4]) if f == 4 else V[p, f])
+                    if cmp == 0:
+                        if v > best[j]:
+                            cmp = 1
+                            break
+                        if v < best[j]:
+                            cmp = -1
+                    best[j] = v
+                if cmp <= 0:
+                    c = SC[p]
+                    if cmp < 0:
+                        n = 0
+                        total = 0
+                    cand[n] = c
+                    n += 1
+                    total += C[c, C_SIZE]
+    step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
+    if explain:
+        X[O_STEP] = step
+        X[O_LEFT] = l0
+        X[O_LEFT + 1] = l1
+        X[O_LEFT + 2] = l2
+        X[O_LEFT + 3] = l3
+        X[O_LEFT + 4] = l4
+        X[O_BEFORE] = before
+        X[O_CLOSEST] = best_close & ((np.int64(1) << 40) - 1)
+        X[O_LACKS] = best_lacks
+        X[O_ALL] = or_all
+        X[O_FREE] = or_free
+        X[O_MANAGED] = managed
+        X[O_NEURON] = neuron
+    return n, total, all_mi, step
+
+
+@njit(cache=True)
+def _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only):
+    """``_scan`` without branches per class, for a chain of spread rules and at most one binpack rule (the
+    common ECS chains): each class's key (its rules' scores packed into one int64, the infeasible above
+    them) is kept in scratch, the best key taken with a running minimum, then the classes holding it are
+    collected in a second pass over the signatures whose minimum it is. Returns ``_scan``'s answer, or
+    n = -1 when the chain or a score does not pack (the caller then runs ``_scan``)."""
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
+    C, _, _, _, SC, SN, SO, V, _, cand, flat = xv
+    S, _, QS, SP, _ = zv
+    nrows = max(X[H_NROWS], 1)
+    KEY = flat[:nrows]
+    SMIN = flat[nrows:]
+    bf = -1  # the binpack rule's field in V (-1: none), its shift and width
+    bshift = 0
+    bwidth = 0
+    shift = 0
+    nr = 0
+    while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
+        nr += 1
+    for j in range(nr - 1, -1, -1):  # widths from the last rule (lowest bits) up
+        code = codes[j]
+        if code == S_SPREAD:
+            shift += W_SPREAD
+        else:
+            if bf >= 0:
+                return -1, 0, False, 0
+            bf = 0 if code == S_BINPACK_CPU else (1 if code == S_BINPACK_MEM else (2 if code == S_BINPACK_GPU else 4))
+            bwidth = W_CPU if bf == 0 else (W_MEM if bf == 1 else (W_GPU if bf == 2 else W_CHIPS))
+            bshift = shift
+            shift += bwidth
+    if shift > 61:
+        return -1, 0, False, 0
+    best = INFEASIBLE
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    bad = np.int64(0)
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        count = SN[s]
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        mi = launch == MANAGED_LAUNCH
+        SMIN[k] = INFEASIBLE
+        if count == 0 or (mi_only and not mi):
+            continue
+        sigkey = np.int64(0)
+        sh = shift
+        for j in range(nr):
+            if codes[j] == S_SPREAD:
+                sh -= W_SPREAD
+                v = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
+                bad |= v >> W_SPREAD
+                sigkey |= v << sh
+            else:
+                sh -= bwidth
+        smin = INFEASIBLE
+        any_ok = False
+        for p in range(SO[s], SO[s] + count):
+            t0, t1, t2, t3, t4 = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a1 = t0 & t1
+            a2 = a1 & t2
+            a3 = a2 & t3
+            ok = a3 & t4
+            o0 |= t0
+            o1 |= a1
+            o2 |= a2
+            o3 |= a3
+            any_ok |= ok
+            key = sigkey
+            if bf >= 0:
+                v = V[p, bf]
+                if bf == 4:
+                    v = _popcount(v)
+                bad |= v >> bwidth
+                key |= v << bshift
+            key |= np.int64(1 - ok) << 62
+            KEY[p] = key
+            smin = min(smin, key)
+        SMIN[k] = smin
+        best = min(best, smin)
+        all_mi &= mi or not any_ok
+    step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
+    if bad != 0:
+        return -1, 0, False, 0
+    if best == INFEASIBLE:
+        return 0, 0, False, step
+    n = 0
+    for k in range(q[Q_NSIGS]):
+        if SMIN[k] != best:
+            continue
+        s = QS[r, k]
+        for p in range(SO[s], SO[s] + SN[s]):
+            cand[n] = SC[p]
+            n += KEY[p] == best
+    total = 0
+    for t in range(n):
+        total += C[cand[t], C_SIZE]
+    return n, total, all_mi, step
+
+
+@njit(cache=True)
+def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
+    """``_scan`` for a chain of spread rules ending in binpack(memory), the ECS default shape: a signature's
+    classes are kept in ascending free memory, so its best class is the first that fits at or above the
+    memory asked for (found by bisection), and its ties follow it; a signature costs a bisection and a few
+    tests, not a pass over its classes. Only a failure tests every class with enough memory (and the
+    others, for the cpu step, until one has the cpu). Returns ``_scan``'s answer, or n = -1 when the chain
+    or a score does not pack (the caller then scans)."""
+    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
+    nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
+    C, _, _, _, SC, SN, SO, V, _, cand, _ = xv
+    S, _, QS, SP, _ = zv
+    nr = 0
+    while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
+        nr += 1
+    if nr == 0 or codes[nr - 1] != S_BINPACK_MEM or (nr - 1) * W_SPREAD + W_MEM > 61:
+        return -1, 0, False, 0
+    for j in range(nr - 1):
+        if codes[j] != S_SPREAD:
+            return -1, 0, False, 0
+    best = INFEASIBLE
+    n = 0
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    bad = np.int64(0)
+    for k in range(q[Q_NSIGS]):
+        s = QS[r, k]
+        count = SN[s]
+        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+        mi = launch == MANAGED_LAUNCH
+        if count == 0 or (mi_only and not mi):
+            continue
+        sigkey = np.int64(0)
+        sh = (nr - 1) * W_SPREAD + W_MEM
+        for j in range(nr - 1):
+            sh -= W_SPREAD
+            v = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
+            bad |= v >> W_SPREAD
+            sigkey |= v << sh
+        base = SO[s]
+        if V[base + count - 1, 1] < need_mem:  # its most free memory is too little
+            continue
+        lo = base  # the first class with the memory asked for (a bisection without branches)
+        left = count
+        while left > 1:
+            half = left >> 1
+            lo += half * (V[lo + half, 1] < need_mem)
+            left -= half
+        lo += V[lo, 1] < need_mem
+        m0 = np.int64(-1)
+        for p in range(lo, base + count):
+            mem = V[p, 1]
+            if m0 >= 0 and mem != m0:
+                break
+            t0, _, t2, t3, t4 = _tests(V[p, 0], mem, V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+            a2 = t0 & t2
+            a3 = a2 & t3
+            o1 |= t0
+            o2 |= a2
+            o3 |= a3
+            if a3 & t4:
+                if m0 < 0:  # the signature's best class
+                    m0 = mem
+                    all_mi &= mi
+                    bad |= mem >> W_MEM
+                    key = sigkey | mem
+                    if key > best:
+                        break
+                    if key < best:
+                        best = key
+                        n = 0
+                cand[n] = SC[p]
+                n += 1
+    if bad != 0:
+        return -1, 0, False, 0
+    if n == 0:
+        o0 = o1
+        if not o0:  # the cpu step: any class at all with the cpu (those without the memory included)
+            for k in range(q[Q_NSIGS]):
+                s = QS[r, k]
+                if mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH:
+                    continue
+                for p in range(SO[s], SO[s] + SN[s]):
+                    if V[p, 0] >= need_cpu:
+                        o0 = True
+                        break
+                if o0:
+                    break
+        step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
+        return 0, 0, False, step
+    total = 0
+    for t in range(n):
+        total += C[cand[t], C_SIZE]
+    return n, total, all_mi, 4
+
+
+@njit(cache=True)
 def decide(R, X, Z, r, st, fn, explain):
     """One decision for request r, reserved in place: its row, or -1 when no row fits (``X[O_*]`` then
     holds the failed step and, with ``explain``, the explanation: each step's survivors, the closest row
-    and what it lacks)."""
-    C, F, Hh, P, SC, SN, SO = _views(X)
-    V = _records(X)
-    S, Q, QS, SP, MI = _zviews(Z)
+    and what it lacks, from the same pass)."""
+    return _decide(R, X, _views(X), Z, _zviews(Z), r, st, fn, explain)
+
+
+@njit(cache=True)
+def _fast_scan(X, xv, zv, q, r, codes, attrs, mi_only):
+    """The stream's scan: by free memory when the chain ends in binpack(memory), else one packed key, else
+    the general pass."""
+    n, total, all_mi, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only)
+    if n < 0:
+        n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only)
+    if n < 0:
+        n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, mi_only, False)
+    return n, total, all_mi, step
+
+
+@njit(cache=True)
+def _implicit_chain(q, MI, all_mi):
+    """Whether the Managed Instances implicit chain replaces the request's (every fitting instance is
+    Managed Instances and the request's chain is another)."""
+    if not all_mi:
+        return False
+    same = True
+    for j in range(10):
+        same &= q[Q_CODE0 + j] == MI[j]
+    return not same
+
+
+@njit(cache=True)
+def _decide(R, X, xv, Z, zv, r, st, fn, explain):
+    """``decide`` on the general pass (what ``Placer`` calls: it explains failures)."""
+    Q, MI = zv[1], zv[4]
     q = Q[r]
-    cand = np.empty(X[H_USED], np.int64)
-    n = 0
-    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
-    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
-    for k in range(q[Q_NSIGS]):
-        s = QS[r, k]
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        for p in range(SO[s], SO[s] + SN[s]):
-            a, b, g, e, d = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
-                                   need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
-            cand[n] = SC[p]
-            n += a & b & g & e & d
+    codes = q[Q_CODE0: Q_CODE0 + 5]
+    attrs = q[Q_ATTR0: Q_ATTR0 + 5]
+    n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
     if n == 0:
-        if explain:
-            _explain(X, C, S, SC, SN, SO, QS, q, r)
-        else:
-            X[O_STEP] = _failed_step(V, S, SN, SO, QS, q, r)
+        X[O_STEP] = step
         return -1
-    group = q[Q_GROUP]
-    if n == 1 and C[cand[0], C_SIZE] == 1:
-        row = C[cand[0], C_FIRST]
+    if _implicit_chain(q, MI, all_mi):
+        codes = MI[0:5]
+        n, total, _, _ = _scan(X, xv, zv, q, r, codes, MI[5:10], True, False)
+    return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
+
+
+@njit(cache=True)
+def _decide_fast(R, X, xv, Z, zv, r, st, fn):
+    """``decide`` without explanation on the stream's scans (the same decision)."""
+    Q, MI = zv[1], zv[4]
+    q = Q[r]
+    codes = q[Q_CODE0: Q_CODE0 + 5]
+    n, total, all_mi, step = _fast_scan(X, xv, zv, q, r, codes, q[Q_ATTR0: Q_ATTR0 + 5], False)
+    if n == 0:
+        X[O_STEP] = step
+        return -1
+    if _implicit_chain(q, MI, all_mi):
+        codes = MI[0:5]
+        n, total, _, _ = _fast_scan(X, xv, zv, q, r, codes, MI[5:10], True)
+    return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
+
+
+@njit(cache=True)
+def _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn):
+    """The tie-break among the rows of the n tied classes (the seeded draw, else the lowest row), then the
+    reservation: the row's free columns taken, the row moved to its new class, the spread counts."""
+    C, _, _, P, _, _, _, _, _, cand, flat = xv
+    S, _, _, SP, _ = zv
+    if total > 1 and codes[0] != S_NONE and st != 0:
+        row = _kth_row(C, P, cand, n, draw(st, fn, total), flat)
     else:
-        all_mi = True
-        for t in range(n):
-            if S[C[cand[t], C_SIG], S_LAUNCH] != MANAGED_LAUNCH:
-                all_mi = False
-                break
-        row = -1
-        drawn = False
-        scores = np.empty(n, np.int64)
-        for j in range(5):
-            code = MI[j] if all_mi else q[Q_CODE0 + j]
-            attr = MI[5 + j] if all_mi else q[Q_ATTR0 + j]
-            if code == S_NONE:
-                break
-            if code == S_RANDOM:
-                total = 0
-                for t in range(n):
-                    total += C[cand[t], C_SIZE]
-                if total == 1 or st == 0:
-                    row = C[cand[0], C_FIRST]
-                    for t in range(1, n):
-                        row = min(row, C[cand[t], C_FIRST])
-                else:
-                    row = _kth_row(C, P, cand, n, draw(st, fn, total))
-                drawn = True
-                break
-            if n == 1:
-                continue
-            n = _keep_best(C, S, SP, group, cand, scores, n, code, attr)
-        if not drawn:
-            total = 0
-            for t in range(n):
-                total += C[cand[t], C_SIZE]
-            has_chain = (MI[0] if all_mi else q[Q_CODE0]) != S_NONE
-            if total > 1 and has_chain and st != 0:
-                row = _kth_row(C, P, cand, n, draw(st, fn, total))
-            else:
-                row = C[cand[0], C_FIRST]
-                for t in range(1, n):
-                    row = min(row, C[cand[t], C_FIRST])
+        row = C[cand[0], C_FIRST]
+        for t in range(1, n):
+            row = min(row, C[cand[t], C_FIRST])
+    group = q[Q_GROUP]
     s = R[0, row]
-    chips, gpus = taken(Z, r, s)
-    _leave(R, X, C, F, Hh, P, SC, SN, SO, row)
+    chips, gpus = taken(S, q, s)
+    _leave(R, X, xv, row)
     R[1, row] -= q[Q_CPU]
     R[2, row] -= q[Q_MEM]
     R[3, row] -= gpus
     R[4, row] -= q[Q_ENI]
     R[5, row] &= ~chips
-    _enter(R, X, C, F, Hh, P, SC, SN, SO, row)
+    _enter(R, X, xv, row)
     for a in range(Z[Z_NATTR]):
         SP[a, group, S[s, NSF0 + a]] += 1
     return row
-
-
-@njit(cache=True)
-def _failed_step(V, S, SN, SO, QS, q, r):
-    """The first resource step after which no row is left (classes counted cumulatively over the steps:
-    a class has at least one row)."""
-    l0 = l1 = l2 = l3 = 0
-    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
-    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
-    for k in range(q[Q_NSIGS]):
-        s = QS[r, k]
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        for p in range(SO[s], SO[s] + SN[s]):
-            t0, t1, t2, t3, _ = _tests(V[p, 0], V[p, 1], V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode, gneed,
-                                       need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
-            a0 = np.int64(t0)
-            a1 = a0 & np.int64(t1)
-            a2 = a1 & np.int64(t2)
-            l0 += a0
-            l1 += a1
-            l2 += a2
-            l3 += a2 & np.int64(t3)
-    return 0 if l0 == 0 else (1 if l1 == 0 else (2 if l2 == 0 else (3 if l3 == 0 else 4)))
-
-
-@njit(cache=True)
-def _explain(X, C, S, SC, SN, SO, QS, q, r):
-    """What the Python pass reads off its survivors, over the request's classes: rows left after each
-    resource step (cumulative), the closest class (fewest failed steps, then lowest row) and what it
-    lacks, and the chip and launch facts the Neuron step's words need."""
-    l0 = l1 = l2 = l3 = l4 = 0
-    before = 0
-    best_key = np.int64(1) << 62
-    best_lacks = 0
-    or_all = 0
-    or_free = 0
-    managed = 0
-    neuron = 0
-    need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
-    nmode, need_chips = q[Q_NMODE], q[Q_CHIPS]
-    for k in range(q[Q_NSIGS]):
-        s = QS[r, k]
-        if SN[s] == 0:
-            continue
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        or_all |= all_chips
-        managed |= launch == MANAGED_LAUNCH
-        neuron |= all_chips != 0
-        for j in range(SN[s]):
-            c = SC[SO[s] + j]
-            size = C[c, C_SIZE]
-            before += size
-            t0, t1, t2, t3, t4 = _tests(C[c, C_CPU], C[c, C_MEM], C[c, C_GPU], C[c, C_ENI], C[c, C_CHIPS], need_cpu,
-                                        need_mem, gmode, gneed, need_eni, nmode, need_chips, launch, all_chips, part,
-                                        gpus_reg)
-            a0 = np.int64(t0)
-            a1 = a0 & np.int64(t1)
-            a2 = a1 & np.int64(t2)
-            a3 = a2 & np.int64(t3)
-            a4 = a3 & np.int64(t4)
-            l0 += size * a0
-            l1 += size * a1
-            l2 += size * a2
-            l3 += size * a3
-            l4 += size * a4
-            lacks = np.int64(1 - t0) | np.int64(1 - t1) << 1 | np.int64(1 - t2) << 2 | np.int64(1 - t3) << 3 \
-                | np.int64(1 - t4) << 4
-            # fewest failed steps, then lowest row: one key (misses above the row number)
-            key = _popcount(lacks) << 40 | C[c, C_FIRST]
-            if key < best_key:
-                best_key, best_lacks = key, lacks
-            or_free |= C[c, C_CHIPS]
-    step = 0 if l0 == 0 else (1 if l1 == 0 else (2 if l2 == 0 else (3 if l3 == 0 else 4)))
-    X[O_STEP] = step
-    X[O_LEFT] = l0
-    X[O_LEFT + 1] = l1
-    X[O_LEFT + 2] = l2
-    X[O_LEFT + 3] = l3
-    X[O_LEFT + 4] = l4
-    X[O_BEFORE] = before
-    X[O_CLOSEST] = best_key & ((np.int64(1) << 40) - 1)
-    X[O_LACKS] = best_lacks
-    X[O_ALL] = or_all
-    X[O_FREE] = or_free
-    X[O_MANAGED] = managed
-    X[O_NEURON] = neuron
 
 
 @njit(cache=True)
@@ -593,49 +814,52 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
     - churn (``window`` = 0): before each placement, while at least ``saturated`` tasks run, release the
       live task at fraction ``us[i]`` of the live list (swapped with the last, as the Python loop does).
 
-    ``T[field, task]``: 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips, 6 group; ``T[0, -1]`` counts the
-    live tasks and ``T[1, -1]`` the tasks ever placed. ``live[:T[0, -1]]`` are the running task slots."""
-    _, Q, _, _, _ = _zviews(Z)
+    ``T[task, field]`` (a task's fields in one cache line): 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips,
+    6 group; ``T[-1, 0]`` counts the live tasks and ``T[-1, 1]`` the tasks ever placed. ``live[:T[-1, 0]]``
+    are the running task slots."""
+    xv = _views(X)
+    zv = _zviews(Z)
+    S, Q = zv[0], zv[1]
     failed = np.zeros(max(window, 1), np.bool_)
     in_window = 0
-    last = T.shape[1] - 1
+    last = T.shape[0] - 1
     for i in range(len(reqs)):
-        if window == 0 and saturated >= 0 and T[0, last] >= saturated:
-            j = int(us[i] * T[0, last])
-            end = T[0, last] - 1
+        if window == 0 and saturated >= 0 and T[last, 0] >= saturated:
+            j = int(us[i] * T[last, 0])
+            end = T[last, 0] - 1
             t = live[j]
             live[j] = live[end]
             live[end] = t
-            T[0, last] = end
-            row = T[0, t]
-            R[1, row] += T[1, t]
-            R[2, row] += T[2, t]
-            R[3, row] += T[3, t]
-            R[4, row] += T[4, t]
-            R[5, row] |= T[5, t]
-            relocate(R, X, Z, row, T[6, t], -1)
-            T[0, t] = -1
+            T[last, 0] = end
+            row = T[t, 0]
+            R[1, row] += T[t, 1]
+            R[2, row] += T[t, 2]
+            R[3, row] += T[t, 3]
+            R[4, row] += T[t, 4]
+            R[5, row] |= T[t, 5]
+            _relocate(R, X, xv, Z, zv, row, T[t, 6], -1)
+            T[t, 0] = -1
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
             row = -1
             t = -100
         else:
-            row = decide(R, X, Z, r, st, fn, False)
+            row = _decide_fast(R, X, xv, Z, zv, r, st, fn)
             t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
         if row >= 0:
-            t = T[1, last]
-            T[1, last] += 1
-            chips, gpus = taken(Z, r, R[0, row])
-            T[0, t] = row
-            T[1, t] = Q[r, Q_CPU]
-            T[2, t] = Q[r, Q_MEM]
-            T[3, t] = gpus
-            T[4, t] = Q[r, Q_ENI]
-            T[5, t] = chips
-            T[6, t] = Q[r, Q_GROUP]
-            live[T[0, last]] = t
-            T[0, last] += 1
+            t = T[last, 1]
+            T[last, 1] += 1
+            chips, gpus = taken(S, Q[r], R[0, row])
+            T[t, 0] = row
+            T[t, 1] = Q[r, Q_CPU]
+            T[t, 2] = Q[r, Q_MEM]
+            T[t, 3] = gpus
+            T[t, 4] = Q[r, Q_ENI]
+            T[t, 5] = chips
+            T[t, 6] = Q[r, Q_GROUP]
+            live[T[last, 0]] = t
+            T[last, 0] += 1
         out_task[i] = t
         if window > 0:
             if i >= window:

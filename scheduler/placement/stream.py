@@ -35,7 +35,7 @@ class CompiledStream:
             self.slots.append(entry.slot)
             self.reasons_static.append(entry.failure.reason if entry.failure is not None else "")
         self.max_tasks = max_tasks or 1 << 20
-        self.T = np.zeros((7, self.max_tasks + 1), np.int64)
+        self.T = np.zeros((self.max_tasks + 1, 8), np.int64)  # a task's fields in one cache line
         self.live = np.zeros(self.max_tasks, np.int64)
         self.reasons = REASONS
         self._fn = self.index.fn
@@ -69,16 +69,27 @@ class CompiledStream:
 
     @property
     def running(self) -> int:
-        return int(self.T[0, -1])
+        return int(self.T[-1, 0])
 
     def decision(self, request: int, row: int, task: int) -> tuple[int | None, tuple[int, ...], str | None]:
         """(row, chips, None) for a placement, (None, (), reason) for a failure, as the Python path says."""
         if task >= 0:
-            chips = int(self.T[5, task])
+            chips = int(self.T[task, 5])
             return row, tuple(i for i in range(chips.bit_length()) if chips >> i & 1), None
         if task <= -100:
             return None, (), self.reasons_static[request]
         return None, (), self.reasons[RESOURCE_STEPS[-1 - task]]
+
+    def release_all(self) -> None:
+        """Release every running task (its row's free columns back, the row moved to its class)."""
+        ix = self.index
+        for t in self.live[: self.running].tolist():
+            row = int(self.T[t, 0])
+            ix.R[1:5, row] += self.T[t, 1:5]
+            ix.R[5, row] |= self.T[t, 5]
+            self._fn["relocate"](ix.R, ix.X, ix.Z, row, int(self.T[t, 6]), -1)
+            self.T[t, 0] = -1
+        self.T[-1, 0] = 0
 
     def is_empty(self) -> bool:
         """No task running and every row back to its registered resources."""
