@@ -173,7 +173,7 @@ def _value(kind: Any, value: Any, file: str | None, path: str) -> Any:
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise wrong("an object")
-        key_type, item = typing.get_args(kind)
+        _, item = typing.get_args(kind)
         return {str(k): _value(item, v, file, _join(path, str(k))) for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
