@@ -97,6 +97,13 @@ def test_percentiles_are_none_without_values_and_ordered_with_them() -> None:
     assert p.p50_s <= p.p95_s <= p.p99_s <= p.max_s == 10.0
 
 
+def test_instances_at_end_are_those_the_timeline_counts_at_the_end() -> None:
+    res = Simulation(load_scenario(SCENARIOS / "asg-inf2-diurnal.yaml", overrides={"duration": "1d"})).run()
+    cluster = res.timeline[res.timeline["instance_type"] == "*"]
+    assert res.summary.instances.at_end == int(cluster["instances"].iloc[-1])
+    assert res.summary.instances.at_end <= res.summary.instances.peak
+
+
 # --- a file from another version -------------------------------------------------------------------------
 
 def _document() -> dict[str, Any]:

@@ -99,6 +99,7 @@ class InstanceCounts:
     launched: int = 0
     terminated: int = 0
     peak: int = field(default=0, metadata=json_key("peak_instances"))
+    at_end: int = 0                   # registered when the run ended (where capacity providers left the fleet)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
             launched=int(sum(e["count"] for e in scaling if e["action"] == "launch")),
             terminated=int(sum(e["count"] for e in scaling if e["action"] == "terminate")),
             peak=int(timeline.loc[cluster, "instances"].max()),
+            at_end=sum(1 for end in sim.instance_end if end is None),
         ),
         extensions=tuple(sim._extensions()),
         service_shortfall_task_hours={svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
