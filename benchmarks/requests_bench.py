@@ -77,10 +77,10 @@ def run_rate(rate: float, seconds: float, tmp: Path) -> dict[str, Any]:
     start, cpu = time.perf_counter(), time.process_time()
     result = Simulation(scenario_from_mapping(data, path=tmp / "bench.yaml")).run()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    arrived = result.summary["workloads"]["chat"]["requests_arrived"]
+    arrived = result.summary.workloads["chat"].requests.arrived
     return {"requests": arrived, "wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
             "requests_per_wall_second": round(arrived / wall), "requests_per_cpu_second": round(arrived / cpu),
-            "latency_p99_s": result.summary["workloads"]["chat"]["latency_p99_s"]}
+            "latency_p99_s": result.summary.workloads["chat"].requests.latency.p99_s}
 
 
 def _warm_up() -> None:

@@ -151,17 +151,17 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cols = pq.read_table(table, columns=["submit", "start", "end"]).to_pandas()
     summary = results.summary
-    until = float(summary["sim_seconds"])
+    until = float(summary.sim_seconds)
     submit = cols["submit"].to_numpy(float)
     run_for = (cols["end"] - cols["start"]).to_numpy(float, copy=True)
     run_for[np.isnan(cols["start"].to_numpy(float))] = 0.0  # never placed: arrives, leaves at once
     run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf  # still running at the end
-    tasks = int(summary["tasks_submitted"])
+    tasks = int(summary.tasks.submitted)
     bare = bare_simpy(submit, run_for, until)
     areas = profile_by_area(config, config.profile_duration) if config.profile_duration else {}
     return {
         "tasks": tasks,
-        "tasks_placed": int(summary["tasks_placed"]),
+        "tasks_placed": int(summary.tasks.placed),
         "instances": len(sim.state),
         "sim_seconds": until,
         "duration": config.duration,
@@ -175,7 +175,7 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
         "bare_simpy_tasks_per_s": bare.arrived / bare.cpu_s,
         "bare_simpy_tasks_per_wall_s": bare.arrived / bare.wall_s,
         "peak_rss_mib": peak_mib,
-        "tasks_failed": summary["tasks_failed"],
+        "tasks_failed": summary.tasks.failed,
         "profile_duration": config.profile_duration,
         "profile_by_area": areas,
     }

@@ -28,6 +28,7 @@ from scheduler.interrupts import Terminated, exit_code, terminate_as_interrupt
 from scheduler.readable import duration_text
 
 if TYPE_CHECKING:
+    from scheduler.results import RunSummary
     from scheduler.sweep import Sweep
 
 EXIT_OK = 0
@@ -171,19 +172,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = None if args.no_report else _write_report(folder.staging)
         folder.commit()
     if args.json:
-        sys.stdout.write(json_text(results.summary))
+        sys.stdout.write(json_text(results.summary.to_json()))
     else:
         _print_summary(results.summary, out)
     _show_report(report, out, stderr=args.json)
-    if results.summary.get("partial"):
+    if results.summary.partial:
         print(_interrupted_line(results.summary, out), file=sys.stderr)
         return exit_code(sim.stopped_by)
     return EXIT_OK
 
 
-def _interrupted_line(summary: dict, out: Path) -> str:
+def _interrupted_line(summary: RunSummary, out: Path) -> str:
     """What Ctrl-C or SIGTERM during a run leaves, in human time."""
-    return (f"neuron-sim: interrupted after {duration_text(summary['sim_seconds'])} of simulated time; the "
+    return (f"neuron-sim: interrupted after {duration_text(summary.sim_seconds)} of simulated time; the "
             f"results in {out}/ are partial (summary.json says \"partial\": true)")
 
 
@@ -445,21 +446,19 @@ class _progress:
             self.bar.stop()
 
 
-def _print_summary(summary: dict, out: Path) -> None:
+def _print_summary(summary: RunSummary, out: Path) -> None:
     from scheduler.readable import FAULT_ROWS, fmt, request_table, summary_rows, workload_table
 
-    span = summary.get("sim_seconds")
-    title = (f"{_shown(summary['scenario'])} (seed {summary['seed']}, {summary['device_mode']}, "
-             f"{duration_text(span) if isinstance(span, int | float) else '-'} simulated)")
+    title = (f"{_shown(summary.scenario)} (seed {summary.seed}, {summary.device_mode}, "
+             f"{duration_text(summary.sim_seconds)} simulated)")
     rows = summary_rows(summary)
-    rows += [(f"failed: {reason}", fmt(n)) for reason, n in summary.get("tasks_failed", {}).items()]
-    rows += [(f"waiting: {reason}", fmt(n)) for reason, n in summary.get("tasks_waiting_by_reason", {}).items()]
-    short = sum(summary.get("service_shortfall_task_hours", {}).values())
+    rows += [(f"failed: {reason}", fmt(n)) for reason, n in summary.tasks.failed.items()]
+    rows += [(f"waiting: {reason}", fmt(n)) for reason, n in summary.tasks.waiting_by_reason.items()]
+    short = sum(summary.service_shortfall_task_hours.values())
     if short:
         rows.append(("service shortfall (task-hours)", fmt(float(short))))
-    faults = summary.get("faults", {})
     labels = {key: (label, unit) for key, label, unit in FAULT_ROWS}
-    for key, n in faults.items():
+    for key, n in summary.fault_metrics().items():
         if n:
             label, unit = labels.get(key, (key.replace("_", " "), ""))
             rows.append((f"faults: {label}", fmt(n, unit)))

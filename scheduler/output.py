@@ -97,7 +97,7 @@ def write_run_files(results: Any, folder: Path) -> list[Path]:
         write(folder / name)
         written.append(folder / name)
     # the summary last: its presence says the folder is complete
-    write_json(folder / "summary.json", results.summary)
+    write_json(folder / "summary.json", results.summary.to_json())
     written.append(folder / "summary.json")
     return written
 

@@ -9,8 +9,12 @@ and never scientific notation. Only the standard library: the command line impor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
+
+from scheduler.results.summary import RunSummary
+from scheduler.results.tables import REQUEST_METRICS, WORKLOAD_METRICS, split_workload_column, workload_column
+
+__all__ = ["REQUEST_METRICS", "WORKLOAD_METRICS", "split_workload_column", "workload_column"]  # re-exported
 
 # A unit says how a value is shown: "s" a duration, "%" a share (0..1), "USD" money, "count" a number of
 # things, "h" hours (shown as a plain number: the label says hours), "" a plain number.
@@ -54,19 +58,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "requests_per_instance_hour": ("requests per instance-hour", "count"),
     "cost_per_million_tokens_usd": ("cost per million output tokens", "USD"),
 }
-# Figures of a service's requests (summary.json workloads.<service>): per workload only.
-REQUEST_METRICS = (*(f"{kind}_{q}_s" for kind in ("latency", "ttft", "queue_wait") for q in ("p50", "p95", "p99",
-                                                                                               "max")),
-                   "requests_dropped", "requests_served", "output_tokens_per_second", "requests_per_instance_hour",
-                   "cost_per_million_tokens_usd")
-
-# The per-workload figures of ``summary.json``'s ``workloads`` that are numbers: in sweep tables they are
-# flat columns named ``<metric>[<workload>]`` (``wait_p99_s[llama]``), see workload_column.
-WORKLOAD_METRICS = ("tasks_submitted", "tasks_placed", "tasks_started", "tasks_waiting_at_end",
-                    "tasks_starting_at_end", "tasks_stopped_before_start", "wait_p50_s", "wait_p95_s",
-                    "wait_p99_s", "wait_max_s",
-                    "startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s", "shortfall_task_hours",
-                    "tasks_failed", *REQUEST_METRICS)
 # (key, column heading, unit): the terminal's and the report's per-workload table
 WORKLOAD_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_submitted", "tasks", ""),
@@ -80,18 +71,6 @@ WORKLOAD_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_failed", "failed", ""),
 )
 
-
-def workload_column(metric: str, workload: str) -> str:
-    """The flat column of one workload's metric in sweep tables: ``wait_p99_s[llama]``."""
-    return f"{metric}[{workload}]"
-
-
-def split_workload_column(column: str) -> tuple[str, str | None]:
-    """``wait_p99_s[llama]`` -> (``wait_p99_s``, ``llama``); a cluster-wide column -> (column, None)."""
-    if column.endswith("]") and "[" in column:
-        metric, _, rest = column.partition("[")
-        return metric, rest[:-1]
-    return column, None
 
 # (summary key, label, unit): the rows of a run's summary, in order.
 RUN_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -133,7 +112,8 @@ FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 # Keys a summary's title or a section of their own shows, not a row.
-HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial"})
+HEADER_KEYS = frozenset({"scenario", "seed", "device_mode", "sim_seconds", "tasks_failed", "partial",
+                         "service_shortfall_task_hours"})
 MACHINE_KEYS = frozenset({"wall_seconds"})  # figures of the machine that ran, not of the scenario
 PERIOD_KEYS = frozenset({"cost_usd", "idle_chip_cost_usd"})  # totals whose label names the period covered
 
@@ -224,22 +204,20 @@ def interval_text(mean: float, low: float, high: float, unit: str = "") -> str:
     return f"{fmt(mean, unit)} ± {fmt(half, unit) if unit == 'USD' else number_text(half, 2)}"
 
 
-def summary_rows(summary: Mapping[str, Any], *, machine: bool = True) -> list[tuple[str, str]]:
-    """A run summary as (label, value) rows: the known rows in order, the count of failed tasks, then any
-    scalar key this list does not know. Total costs say the simulated period they cover ("cost over 7 d").
+def summary_rows(summary: RunSummary, *, machine: bool = True) -> list[tuple[str, str]]:
+    """A run summary as (label, value) rows: the known rows in order, the count of failed tasks, then every
+    other cluster-wide number. Total costs say the simulated period they cover ("cost over 7 d").
     ``machine=False`` leaves out what measures the machine rather than the scenario (``wall_seconds``)."""
     rows: list[tuple[str, str]] = []
     known = {key for key, _, _ in RUN_ROWS}
-    span = summary.get("sim_seconds")
-    period = f" over {duration_text(float(span))}" if isinstance(span, int | float) else ""
+    metrics = summary.metrics()
+    period = f" over {duration_text(float(summary.sim_seconds))}"
     for key, label, unit in RUN_ROWS:
-        if key in summary and (machine or key not in MACHINE_KEYS):
-            rows.append((label + (period if key in PERIOD_KEYS else ""), fmt(summary[key], unit)))
-    failed = summary.get("tasks_failed") or {}
-    if isinstance(failed, Mapping):
-        rows.insert(3, ("tasks failed", fmt(int(sum(failed.values())))))
-    for key, value in summary.items():
-        if key in known or key in HEADER_KEYS or isinstance(value, Mapping | list):
+        if key in metrics and (machine or key not in MACHINE_KEYS):
+            rows.append((label + (period if key in PERIOD_KEYS else ""), fmt(metrics[key], unit)))
+    rows.insert(3, ("tasks failed", fmt(summary.tasks.failed_total)))
+    for key, value in metrics.items():
+        if key in known or key in HEADER_KEYS:
             continue
         rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
     return rows
@@ -258,26 +236,18 @@ REQUEST_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def request_table(summary: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+def request_table(summary: RunSummary) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The request figures of each service that received requests: (column headings, one row per service);
     no rows when no service had requests."""
-    section = summary.get("workloads")
     columns = ("service", *(heading for _, heading, _ in REQUEST_ROWS))
-    if not isinstance(section, Mapping):
-        return columns, []
-    rows = [(str(name), *(fmt(figures.get(key), unit) for key, _, unit in REQUEST_ROWS))
-            for name, figures in section.items()
-            if isinstance(figures, Mapping) and figures.get("requests_arrived") is not None]
+    rows = [(str(name), *(fmt(figures.metrics().get(key), unit) for key, _, unit in REQUEST_ROWS))
+            for name, figures in summary.workloads.items() if figures.requests is not None]
     return columns, rows
 
 
-def workload_table(summary: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """``summary.json``'s ``workloads`` as a table: (column headings, one row per workload); no rows when the
-    summary has no per-workload section."""
-    section = summary.get("workloads")
+def workload_table(summary: RunSummary) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The summary's workloads as a table: (column headings, one row per workload)."""
     columns = ("workload", *(heading for _, heading, _ in WORKLOAD_ROWS))
-    if not isinstance(section, Mapping):
-        return columns, []
-    rows = [(str(name), *(fmt(figures.get(key), unit) for key, _, unit in WORKLOAD_ROWS))
-            for name, figures in section.items() if isinstance(figures, Mapping)]
+    rows = [(str(name), *(fmt(figures.metrics().get(key), unit) for key, _, unit in WORKLOAD_ROWS))
+            for name, figures in summary.workloads.items()]
     return columns, rows

@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,52 +34,50 @@ import numpy as np
 import pandas as pd
 
 from scheduler.errors import NeuronSimError, ScenarioError, install_command, show_value
-from scheduler.readable import REQUEST_METRICS, WORKLOAD_METRICS, split_workload_column, workload_column
+
+# the results contract (scheduler.results): sweeps compute with it, and callers import these names from here too
+from scheduler.results.stats import (  # noqa: F401
+    CONFIDENCE,
+    confidence_interval,
+    metric_columns,
+    summarize,
+    uniform_column,
+    wide_summary,
+)
+from scheduler.results.summary import RunSummary
+from scheduler.results.sweeps import (  # noqa: F401
+    FLEET_PATHS,
+    Parameter,
+    Sweep,
+    SweepError,
+    point_label,
+    point_labels,
+    point_means,
+    read_sweep,
+)
+from scheduler.results.tables import (  # noqa: F401
+    FAILED,
+    FLEET,
+    ID_COLUMNS,
+    MEETS_TARGET,
+    NOT_SUMMARIZED,
+    OK,
+    STATUS_COLUMNS,
+    run_metrics,
+    split_workload_column,
+)
 
 if TYPE_CHECKING:
     from scheduler.targets import Target
 
 EXECUTORS = ("local", "dask")
-ID_COLUMNS = ("run", "point", "replication", "run_seed")
-STATUS_COLUMNS = ("status", "error")
-FLEET, MEETS_TARGET = "fleet", "meets_target"  # text and bool columns of a run row: not averaged
-FLEET_PATHS = ("cluster.fleets", "cluster.capacity_providers")  # swept paths the fleet label already says
-OK, FAILED = "ok", "failed"
-# Columns of a run row that are not simulation results worth averaging.
-NOT_SUMMARIZED = frozenset({*ID_COLUMNS, *STATUS_COLUMNS, "wall_seconds", "sim_seconds"})
-CONFIDENCE = 0.95
 MAX_RUNS = 100_000  # grid points x replications in one sweep: each run is a simulation, and each a row
 DASK_HINT = f"the dask executor needs the optional dependency: {install_command('dask')}"
 
 ProgressFn = Callable[[int, int, int], None]  # (runs done, runs in all, runs failed so far)
 
 
-class SweepError(NeuronSimError):
-    """A sweep that cannot start: a malformed --set, no usable grid point, an unreachable cluster."""
-
-
 # --- the grid ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Parameter:
-    """A swept scenario field: its dotted path and the values it takes, in order.
-
-    String values are read as YAML when applied ("4" is the number 4, "20/h" stays text), exactly as
-    ``load_scenario`` reads overrides.
-    """
-
-    path: str
-    values: tuple[Any, ...]
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path.strip():
-            raise SweepError("a swept parameter needs a dotted field path such as cluster.fleets.0.count")
-        object.__setattr__(self, "values", tuple(self.values))
-        if not self.values:
-            raise SweepError(f"parameter {self.path} has no values")
-        if self.path in (*ID_COLUMNS, *STATUS_COLUMNS):
-            raise SweepError(f"{self.path!r} is not a scenario field")
-
 
 @dataclass(frozen=True)
 class Run:
@@ -194,53 +192,9 @@ def run_one(scenario: Mapping[str, Any], run: Run, until: float | None = None) -
         return {"status": FAILED, "error": _one_line(exc)}
 
 
-def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat, tabular part of a run summary: numbers as numbers, breakdowns as JSON text.
-
-    Every column is a plain number (no JSON text): ``tasks_failed`` (reason -> count) becomes its total plus
-    one ``tasks_failed:<reason>`` column per reason; ``service_shortfall_task_hours`` likewise (its total, and
-    ``service_shortfall_task_hours:<service>``), as does every other breakdown (``cost_usd_by_type`` ->
-    ``cost_usd_by_type:<type>``); ``faults`` become ``faults_<name>`` numbers; each workload's figures
-    (``workloads``) become ``<metric>[<workload>]`` numbers (None where a figure is, such as a wait when no
-    task had one, which the runs table reads as NaN; ``shortfall_task_hours[...]`` only for REPLICA
-    services), its failures by reason ``tasks_failed:<reason>[<workload>]``.
-    """
-    row: dict[str, Any] = {}
-    for key, value in summary.items():
-        if key == "seed":
-            continue
-        if key == "tasks_failed" and isinstance(value, Mapping):
-            row["tasks_failed"] = int(sum(value.values()))
-            row.update(_breakdown(key, value))
-        elif key == "service_shortfall_task_hours" and isinstance(value, Mapping):
-            row[key] = round(float(sum(value.values())), 6)
-            row.update(_breakdown(key, value))
-        elif key == "faults" and isinstance(value, Mapping):
-            row.update({f"faults_{name}": n for name, n in value.items()})
-        elif key == "workloads" and isinstance(value, Mapping):
-            for workload, figures in value.items():
-                if not isinstance(figures, Mapping):
-                    continue
-                for metric in WORKLOAD_METRICS:
-                    if metric == "shortfall_task_hours" and figures.get("kind") != "service":
-                        continue  # only a REPLICA service has a desired count to fall short of
-                    if metric in REQUEST_METRICS and metric not in figures:
-                        continue  # only a service with requests has request figures
-                    row[workload_column(metric, workload)] = figures.get(metric)
-                for reason, n in (figures.get("tasks_failed_by_reason") or {}).items():
-                    row[workload_column(f"tasks_failed:{reason}", workload)] = n
-        elif isinstance(value, bool) or value is None or isinstance(value, int | float):
-            row[key] = value
-        elif isinstance(value, Mapping):
-            row.update(_breakdown(key, value))
-    return row
-
-
-def _breakdown(key: str, value: Mapping[str, Any]) -> dict[str, Any]:
-    """A summary breakdown (name -> number) as plain numeric columns ``<key>:<name>``; anything that is not a
-    number (a nested mapping) is left out of the table (it stays in each run's summary)."""
-    return {f"{key}:{name}": n for name, n in sorted(value.items())
-            if isinstance(n, int | float) and not isinstance(n, bool)}
+def summary_metrics(summary: RunSummary) -> dict[str, Any]:
+    """The flat, tabular part of a run summary (see :func:`scheduler.results.tables.run_metrics`)."""
+    return run_metrics(summary)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -249,42 +203,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 # --- the sweep --------------------------------------------------------------------------------------
-
-@dataclass
-class Sweep:
-    """A finished sweep: one row per run, and the per-point summary (long: one row per point and metric)."""
-
-    scenario: str
-    source: str
-    parameters: tuple[Parameter, ...]
-    replications: int
-    executor: str
-    runs: pd.DataFrame
-    summary: pd.DataFrame
-    base_seeds: tuple[int, ...] = ()
-    until: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    notices: tuple[str, ...] = ()  # the scenario's readings worth one line to the user (not saved)
-
-    @property
-    def parameter_paths(self) -> list[str]:
-        return [p.path for p in self.parameters]
-
-    @property
-    def failed(self) -> pd.DataFrame:
-        return self.runs[self.runs["status"] != OK]
-
-    def describe(self) -> dict[str, Any]:
-        """What the sweep was (for ``sweep.json``)."""
-        return {
-            "scenario": self.scenario, "source": self.source,
-            "parameters": [{"path": p.path, "values": list(p.values)} for p in self.parameters],
-            "replications": self.replications, "executor": self.executor,
-            "base_seeds": list(self.base_seeds), "until": self.until,
-            "runs": len(self.runs), "failed": int((self.runs["status"] != OK).sum()),
-            "confidence": CONFIDENCE, **self.meta,
-        }
-
 
 def run_sweep(scenario: str | Path | Mapping[str, Any], parameters: Sequence[Parameter] = (), *,
               replications: int = 1, executor: str = "local", workers: int | None = None,
@@ -541,7 +459,7 @@ def runs_frame(runs: Sequence[Run], rows: Mapping[int, Mapping[str, Any]],
     if frame.empty:
         frame = pd.DataFrame(columns=[*ID_COLUMNS, *paths, *STATUS_COLUMNS])
     for path in paths:
-        frame[path] = _uniform(frame[path])
+        frame[path] = uniform_column(frame[path])
     for column in frame.columns:  # per-workload figures: plain numbers, NaN where a run had none
         if split_workload_column(column)[1] is not None and frame[column].dtype == object:
             frame[column] = pd.to_numeric(frame[column].astype(float))
@@ -566,119 +484,7 @@ def _display_value(value: Any) -> Any:
     return value
 
 
-def _uniform(column: pd.Series) -> pd.Series:
-    """One type per parameter column: numbers stay numbers, anything mixed becomes text."""
-    values = list(column)
-    if all(isinstance(v, bool) for v in values):
-        return column.astype(bool)
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return pd.to_numeric(column)
-    return column.map(lambda v: v if isinstance(v, str) else json.dumps(v, default=str)).astype(str)
-
-
-def metric_columns(runs: pd.DataFrame, parameters: Sequence[str]) -> list[str]:
-    """The numeric result columns of a runs table, in table order."""
-    skip = set(NOT_SUMMARIZED) | set(parameters)
-    return [c for c in runs.columns if c not in skip and pd.api.types.is_numeric_dtype(runs[c])
-            and not pd.api.types.is_bool_dtype(runs[c])]
-
-
-def confidence_interval(values: np.ndarray, confidence: float = CONFIDENCE
-                        ) -> tuple[float, float, float, float]:
-    """(mean, std, low, high) of the mean of ``values`` (NaNs dropped); Student's t, or the normal
-    approximation when scipy is not installed. Fewer than two values give NaN bounds."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, math.nan
-    std = float(values.std(ddof=1))
-    half = _quantile(confidence, n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
-
-
-def _quantile(confidence: float, dof: int) -> float:
-    p = 0.5 + confidence / 2
-    try:
-        from scipy import stats
-    except ImportError:
-        from statistics import NormalDist
-
-        return NormalDist().inv_cdf(p)
-    return float(stats.t.ppf(p, dof))
-
-
-def summarize(runs: pd.DataFrame, parameters: Sequence[str]) -> pd.DataFrame:
-    """Per grid point and metric: runs, failed runs, n (runs with a value), mean, std, 95% CI."""
-    columns = ["point", *parameters, "metric", "runs", "failed", "n", "mean", "std", "ci_low", "ci_high"]
-    metrics = metric_columns(runs, parameters)
-    records = []
-    for point, group in runs.groupby("point", sort=True):
-        ok = group[group["status"] == OK]
-        head = {"point": int(point), **{p: group[p].iloc[0] for p in parameters}}
-        for metric in metrics:
-            values = ok[metric].to_numpy(dtype=float)
-            mean, std, low, high = confidence_interval(values)
-            records.append({**head, "metric": metric, "runs": len(group), "failed": len(group) - len(ok),
-                            "n": int(np.isfinite(values).sum()), "mean": mean, "std": std,
-                            "ci_low": low, "ci_high": high})
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    for p in parameters:
-        frame[p] = _uniform(frame[p]) if len(frame) else frame[p]
-    return frame
-
-
-def wide_summary(summary: pd.DataFrame, parameters: Sequence[str],
-                 metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per grid point with ``<metric>_mean``, ``<metric>_ci_low``, ``<metric>_ci_high`` columns."""
-    table = summary if metrics is None else summary[summary["metric"].isin(list(metrics))]
-    index = ["point", *parameters]
-    head = table.drop_duplicates("point")[[*index, "runs", "failed"]].set_index("point")
-    out = head
-    for stat in ("mean", "ci_low", "ci_high"):
-        pivot = table.pivot(index="point", columns="metric", values=stat)
-        pivot.columns = [f"{m}_{stat}" for m in pivot.columns]
-        out = out.join(pivot)
-    order = [c for m in (metrics or dict.fromkeys(table["metric"])) for c in
-             (f"{m}_mean", f"{m}_ci_low", f"{m}_ci_high") if c in out.columns]
-    return out[[*parameters, "runs", "failed", *order]].reset_index()
-
-
 # --- points in a planner's words, and targets -------------------------------------------------------
-
-def point_labels(sweep: Sweep) -> dict[int, str]:
-    """Each grid point named by its fleet (``inf2.24xlarge x12, trn1.32xlarge x4``) and the values of the
-    swept parameters the fleet does not already say (``device_mode=ecs-blind``); a sweep read from a folder
-    without the fleet column is named by its parameters alone."""
-    runs, paths = sweep.runs, sweep.parameter_paths
-    labels: dict[int, str] = {}
-    for point, group in runs.groupby("point", sort=True):
-        fleets = group[FLEET].dropna() if FLEET in group.columns else pd.Series([], dtype=object)
-        fleet = str(fleets.iloc[0]) if len(fleets) else None
-        labels[int(point)] = point_label(fleet, [(p, group[p].iloc[0]) for p in paths])
-    return labels
-
-
-def point_label(fleet: str | None, values: Sequence[tuple[str, Any]]) -> str:
-    """A point named by its fleet and the values of its parameters (path, value) that the fleet does not
-    already say: ``inf2.24xlarge x12, trn1.32xlarge x4`` or ``asg: inf2.xlarge 0-60, target=60``."""
-    shown = [(p, v) for p, v in values if fleet is None or not p.startswith(FLEET_PATHS)]
-    parts = ([fleet] if fleet else []) + [f"{p.split('.')[-1]}={v}" for p, v in shown]
-    return ", ".join(parts) or "as is"
-
-
-def point_means(sweep: Sweep, columns: Sequence[str]) -> dict[int, dict[str, float]]:
-    """Per grid point, the mean over its successful replications of each of ``columns`` (NaN when absent)."""
-    table = sweep.summary
-    out: dict[int, dict[str, float]] = {}
-    for point in sorted(int(p) for p in sweep.runs["point"].unique()):
-        mine = table[table["point"] == point].set_index("metric")["mean"]
-        out[point] = {c: float(mine[c]) if c in mine.index else math.nan for c in columns}
-    return out
-
 
 def apply_target(sweep: Sweep, target: Target) -> None:
     """Mark the grid points whose means meet ``target``: a ``meets_target`` column on every run row of the
@@ -726,24 +532,6 @@ def write_sweep_files(sweep: Sweep, folder: Path) -> list[Path]:
     write_json(folder / "sweep.json", sweep.describe())
     return [folder / name for name in ("sweep.parquet", "sweep_summary.parquet", "sweep_summary.json",
                                        "sweep.json")]
-
-
-def read_sweep(folder: str | Path) -> Sweep:
-    """A sweep folder written by :func:`write_sweep`, read back."""
-    folder = Path(folder)
-    meta_file = folder / "sweep.json"
-    if not meta_file.is_file():
-        raise SweepError("not a sweep folder (no sweep.json)", file=str(folder))
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    parameters = tuple(Parameter(p["path"], tuple(p["values"])) for p in meta.get("parameters", []))
-    known = {"scenario", "source", "parameters", "replications", "executor", "base_seeds", "until", "runs",
-             "failed", "confidence"}  # the rest (a target and its cheapest point) stays in meta
-    return Sweep(scenario=meta.get("scenario", folder.name), source=meta.get("source", ""),
-                 parameters=parameters, replications=int(meta.get("replications", 1)),
-                 executor=meta.get("executor", ""), runs=pd.read_parquet(folder / "sweep.parquet"),
-                 summary=pd.read_parquet(folder / "sweep_summary.parquet"),
-                 base_seeds=tuple(meta.get("base_seeds", ())), until=meta.get("until"),
-                 meta={k: v for k, v in meta.items() if k not in known})
 
 
 # --- a progress bar ---------------------------------------------------------------------------------

@@ -20,13 +20,16 @@ PACKAGE = "scheduler"
 # (with everything under it); the package root ``scheduler`` itself is only its ``__init__``.
 ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors, units", ("scheduler.errors", "scheduler.files", "scheduler.units", "scheduler.nesting",
-                       "scheduler.readable", "scheduler.yaml11", "scheduler.targets")),
+                       "scheduler.yaml11")),
+    # the results contract (RunSummary, table schemas, statistics): pure data the engine builds and every
+    # reader reads; then how results read to people (labels, units) and targets over their metric names
+    ("results contract", ("scheduler.results", "scheduler.readable", "scheduler.targets")),
     ("catalog", ("scheduler.catalog",)),
     ("ecs vocabulary", ("scheduler.ecs",)),
     ("placement core", ("scheduler.placement",)),
     ("views", ("scheduler.views",)),
     ("sim and the Python facade", ("scheduler.sim", "scheduler.cluster")),
-    ("results", ("scheduler.results_folder", "scheduler.output")),
+    ("results folder", ("scheduler.results_folder", "scheduler.output")),
     ("scenario, sweep, report", ("scheduler.scenario", "scheduler.sweep", "scheduler.report")),
     ("plan", ("scheduler.plan",)),
     # the package root (``__version__``, the lazily imported Cluster) first, so the cli may read the version

@@ -92,8 +92,8 @@ def test_asg_from_zero_launches_two_first_then_converges() -> None:
     cpr = res.extra_tables["capacity_reservation"]
     assert cpr["cpr"].iloc[0] == 200.0
     # then it converges: all 50 tasks run, on ceil(50 / 0.8) = 63 -> capped at max_size 60 instances
-    assert res.summary["tasks_placed"] == 50
-    assert res.summary["peak_instances"] == 60
+    assert res.summary.tasks.placed == 50
+    assert res.summary.instances.peak == 60
     placed = (res.tasks["start"] - res.tasks["startup_s"]).dropna()  # RUNNING minus the start-up
     assert placed.max() < 20 * 60  # within the provisioning timeout
 
@@ -130,7 +130,7 @@ def test_asg_results_agree_with_and_without_the_class_index() -> None:
         sim = Simulation(loaded)
         sim.placer.by_class = by_class
         res = sim.run()
-        assert not any("RESOURCE:*" in k for k in res.summary["tasks_failed"])
+        assert not any("RESOURCE:*" in k for k in res.summary.tasks.failed)
         out.append(res.tasks)
     pd.testing.assert_frame_equal(out[0], out[1])
 
@@ -145,7 +145,7 @@ def test_managed_task_gets_the_cheapest_neuron_type_that_fits_never_inf1() -> No
     placed = res.tasks[res.tasks["start"].notna()]
     assert len(placed) == 3
     assert set(placed["instance_type"]) == {"trn1.2xlarge"}  # cheapest MI Neuron type with 8 vCPU
-    assert res.summary["instances_launched"] == 3  # one Neuron task per instance
+    assert res.summary.instances.launched == 3  # one Neuron task per instance
 
 
 def test_accelerator_names_trainium_launches_trn1() -> None:
@@ -166,7 +166,7 @@ def test_mi_packs_small_tasks_on_the_cheapest_type_and_consolidates_idle() -> No
     assert (manual["instance_type"] == "inf2.xlarge").mean() >= 0.8
     events = res.extra_tables["scaling_events"]
     assert (events["action"] == "terminate").any()  # idle instances go after scale_in_after
-    assert res.summary["tasks_failed"] == {} or all("timed out" in k for k in res.summary["tasks_failed"])
+    assert res.summary.tasks.failed == {} or all("timed out" in k for k in res.summary.tasks.failed)
 
 
 def test_cost_is_instance_seconds_times_prices_with_scaling() -> None:
@@ -174,8 +174,8 @@ def test_cost_is_instance_seconds_times_prices_with_scaling() -> None:
     expected = 0.0
     for inst, t0, t1 in zip(sim.state.instances, sim.instance_start, sim.instance_end, strict=True):
         expected += ((sim.duration if t1 is None else t1) - t0) / 3600 * inst.instance_type.price_per_hour
-    assert res.summary["cost_usd"] == pytest.approx(expected, abs=1e-5)
-    assert res.summary["cost_usd"] > 0 and res.summary["idle_chip_cost_usd"] <= res.summary["cost_usd"]
+    assert res.summary.costs.usd == pytest.approx(expected, abs=1e-5)
+    assert res.summary.costs.usd > 0 and res.summary.costs.idle_chip_usd <= res.summary.costs.usd
 
 
 def test_provisioning_timeout_stops_tasks_with_task_failed_to_start() -> None:
@@ -191,8 +191,8 @@ def test_provisioning_quota_rejects_tasks_past_500() -> None:
     overrides = {**BURST, "workloads.0.arrivals": {"type": "once", "at": "0s", "calls": 60},
                  "cluster.capacity_providers.0.max_size": 1, "duration": "30m"}
     _sim, res = run("asg-inf2-diurnal.yaml", **overrides)
-    quota = [k for k in res.summary["tasks_failed"] if "PROVISIONING" in k]
-    assert quota and res.summary["tasks_failed"][quota[0]] == 600 - 500
+    quota = [k for k in res.summary.tasks.failed if "PROVISIONING" in k]
+    assert quota and res.summary.tasks.failed[quota[0]] == 600 - 500
 
 
 def test_managed_instances_are_drained_after_14_days_and_service_tasks_move() -> None:

@@ -24,6 +24,7 @@ from scheduler.cli import main
 from scheduler.ecs import near_miss
 from scheduler.ecs.taskdef import validate_task_definition
 from scheduler.readable import duration_text, fmt, interval_text, number_text
+from scheduler.results import RunSummary
 from scheduler.scenario import load_scenario
 from scheduler.sweep import Parameter, Sweep, summarize
 
@@ -91,14 +92,14 @@ def test_run_set_takes_one_value_and_names_the_problem(tmp_path: Path, capsys: p
     assert "cuont" in capsys.readouterr().err
 
 
-LARGE_SUMMARY = {
-    "scenario": "big", "seed": 1, "device_mode": "device-aware", "sim_seconds": 14 * 86400.0,
+LARGE_SUMMARY = RunSummary.from_json({**RunSummary("big", 1, "device-aware", 0.0).to_json(), **{
+    "sim_seconds": 14 * 86400.0,
     "tasks_submitted": 2119, "tasks_placed": 2100, "tasks_completed": 2050, "tasks_running_at_end": 50,
     "tasks_waiting_at_end": 19, "wait_p50_s": 12.5, "wait_p95_s": 4853.2, "wait_p99_s": 1.508e6,
     "chip_utilization": 0.6071, "cpu_utilization": 0.3, "memory_utilization": 0.25,
     "stranded_chip_hours": 12345.678, "instance_hours": 6477.3, "cost_usd": 96390.2,
-    "wall_seconds": 0.000123, "tasks_failed": {"RESOURCE:CPU": 3}, "tasks_stopped": 1.23e7,
-}
+    "wall_seconds": 0.000123, "tasks_failed": {"RESOURCE:CPU": 3}, "tasks_stopped": 12_300_000,
+}})
 
 
 def test_the_run_table_uses_the_reports_labels_and_units_and_fits_120_columns(
@@ -114,7 +115,7 @@ def test_the_run_table_uses_the_reports_labels_and_units_and_fits_120_columns(
 
 
 def test_an_interrupted_run_says_how_far_it_got_in_human_time() -> None:
-    assert cli._interrupted_line({"sim_seconds": 963600.0}, Path("out")).startswith(
+    assert cli._interrupted_line(RunSummary("s", 1, "device-aware", 963600.0), Path("out")).startswith(
         "neuron-sim: interrupted after 11.2 d of simulated time")
 
 

@@ -203,7 +203,7 @@ def test_a_service_with_device_sets_runs_one_service_per_block_and_splits_its_co
         first, last = (int(c) for c in label.split("-"))
         assert set(tasks["chips"]) == {f"{first},{last}"}
         assert set(tasks["workload"]) == {"vllm"}
-    assert set(res.summary["service_shortfall_task_hours"]) == {"vllm-neuron0-1", "vllm-neuron2-3", "vllm-neuron4-5"}
+    assert set(res.summary.service_shortfall_task_hours) == {"vllm-neuron0-1", "vllm-neuron2-3", "vllm-neuron4-5"}
 
 
 def test_run_task_calls_with_device_sets_go_to_the_blocks_in_turn() -> None:
@@ -223,7 +223,7 @@ def test_each_blocks_tasks_keep_to_distinct_instances_so_ecs_blind_placement_nev
                                  "on_no_capacity": "wait", "device_sets": "auto"})
     data["device_mode"] = "ecs-blind"
     res = Simulation(scenario_from_mapping(data, path=SCENARIOS / "x.yaml")).run()
-    assert res.summary["tasks_failed"] == {}
+    assert res.summary.tasks.failed == {}
     started = res.tasks[res.tasks["start"].notna()]
     assert len(started) > 16  # later calls waited for their block and ran after the first hour
     for _, tasks in started.groupby("family"):  # one trn1 instance: a block's tasks never overlap in time
@@ -308,9 +308,9 @@ def test_the_llama_example_is_short_and_shows_the_shortfall_at_12_inf2_not_at_14
     short = {}
     for count in (12, 14):
         res = Simulation(load_scenario(path, overrides={"cluster.fleets.0.count": count}), until=86400).run()
-        short[count] = sum(res.summary["service_shortfall_task_hours"].values())
+        short[count] = sum(res.summary.service_shortfall_task_hours.values())
         # the workload's own figure totals its blocks' services: what `shortfall[llama]` targets read
-        assert res.summary["workloads"]["llama"]["shortfall_task_hours"] == pytest.approx(short[count], abs=1e-5)
+        assert res.summary.workloads["llama"].shortfall_task_hours == pytest.approx(short[count], abs=1e-5)
     assert short[12] > 1.0
     assert short[14] == 0.0
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,24 +78,24 @@ def test_faults_lose_no_task(tmp_path: Path, seed: int) -> None:
     assert ((star["provisioning"] + star["pending"] + star["running"] + star["stopped"]) == star["submitted"]).all()
     # chips that failed, and instances that left, leave the totals once: nothing is held beyond what exists
     assert (res.timeline["chips_held"] <= res.timeline["chips_total"]).all()
-    assert 0.0 <= res.summary["chip_utilization"] <= 1.0
-    assert len(tasks) == res.summary["tasks_submitted"] == tasks["task_id"].nunique()
+    assert 0.0 <= res.summary.utilization.chips <= 1.0
+    assert len(tasks) == res.summary.tasks.submitted == tasks["task_id"].nunique()
     assert set(tasks["final_state"]) <= {"PROVISIONING", "RUNNING", "STOPPED"}
     stopped = tasks[tasks["final_state"] == "STOPPED"]
     assert stopped["stop_code"].notna().all() and stopped["stop_reason"].notna().all()
     waiting = tasks[tasks["final_state"] == "PROVISIONING"]
     assert waiting["stop_reason"].notna().all()  # the reason it cannot be placed yet
-    faults = res.summary["faults"]
-    assert faults["instance_failures"] >= 1  # the one at 2h at least
+    faults = res.summary.faults
+    assert faults.instance_failures >= 1  # the one at 2h at least
     codes = set(stopped["stop_code"])
     assert "InfrastructureHealth" in codes
     # the fault counts add up: each task a fault stopped is in the table with a fault's stop code
     by_fault = stopped[stopped["stop_code"].isin(["InfrastructureHealth", "SpotInterruption", "TerminationNotice"])]
-    assert faults["tasks_stopped"] == len(by_fault)
+    assert faults.tasks_stopped == len(by_fault)
     from_services = by_fault["workload"].isin(["chip-svc", "web"])
-    assert faults["service_tasks_stopped"] == int(from_services.sum())
+    assert faults.service_tasks_stopped == int(from_services.sum())
     lost = (by_fault.loc[~from_services, "end"] - by_fault.loc[~from_services, "start"]).sum() / 3600
-    assert faults["run_task_hours_lost"] == pytest.approx(lost, abs=1e-5)
+    assert faults.run_task_hours_lost == pytest.approx(lost, abs=1e-5)
     # services keep their tasks: after the faults, replacements run
     web = tasks[(tasks["workload"] == "web") & (tasks["final_state"] == "RUNNING")]
     assert len(web) == 6
@@ -153,7 +154,7 @@ def test_any_mix_of_faults_keeps_the_books(tmp_path_factory: pytest.TempPathFact
     assert sim.conservation_ok()
     star = res.timeline[res.timeline["instance_type"] == "*"]
     assert ((star["provisioning"] + star["pending"] + star["running"] + star["stopped"]) == star["submitted"]).all()
-    assert len(tasks) == tasks["task_id"].nunique() == res.summary["tasks_submitted"]
+    assert len(tasks) == tasks["task_id"].nunique() == res.summary.tasks.submitted
     stopped = tasks[tasks["final_state"] == "STOPPED"]
     assert stopped["stop_code"].notna().all()
     # no chip is ever held by two tasks at once, and none beyond what exists
@@ -166,20 +167,19 @@ def test_any_mix_of_faults_keeps_the_books(tmp_path_factory: pytest.TempPathFact
         held.sort()
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(held))
     assert (res.timeline["chips_held"] <= res.timeline["chips_total"]).all()
-    assert 0.0 <= res.summary["chip_utilization"] <= 1.0
+    assert 0.0 <= res.summary.utilization.chips <= 1.0
     # the fault accounting agrees with the task table
     by_fault = stopped[stopped["stop_code"].isin(["InfrastructureHealth", "SpotInterruption", "TerminationNotice"])]
-    assert res.summary["faults"]["tasks_stopped"] == len(by_fault)
+    assert res.summary.faults.tasks_stopped == len(by_fault)
     # the same seed gives the same run
     again = Simulation(load_scenario(path, overrides={"faults": faults, "seed": seed})).run()
-    assert {k: v for k, v in again.summary.items() if k != "wall_seconds"} == \
-        {k: v for k, v in res.summary.items() if k != "wall_seconds"}
+    assert replace(again.summary, wall_seconds=0.0) == replace(res.summary, wall_seconds=0.0)
 
 
 def test_spot_interruption_drains_then_stops_with_spot_code(tmp_path: Path) -> None:
     text = FAULTY.replace("rate: 0.05/h", "rate: 2/h").replace("mtbf: 4d", "mtbf: 400d")
     res = Simulation(load_scenario(write(tmp_path, text))).run()
-    assert res.summary["faults"]["spot_interruptions"] >= 6
+    assert res.summary.faults.spot_interruptions >= 6
     assert any("Spot interruption notice" in e["message"] for e in res.events)
     codes = set(res.tasks["stop_code"].dropna())
     assert "SpotInterruption" in codes or "ServiceSchedulerInitiated" in codes
@@ -219,7 +219,7 @@ faults:
 
 def test_retirement_drains_moves_services_and_stops_the_rest_with_termination_notice(tmp_path: Path) -> None:
     res = Simulation(load_scenario(write(tmp_path, RETIRING))).run()
-    assert res.summary["faults"]["instance_retirements"] == 1
+    assert res.summary.faults.instance_retirements == 1
     tasks = res.tasks
     first_web = tasks[tasks["workload"] == "web"].sort_values("task_id").head(2)
     assert set(first_web["instance_type"]) == {"m6i.xlarge"}  # binpack chose the smaller instance
@@ -234,7 +234,7 @@ def test_retirement_drains_moves_services_and_stops_the_rest_with_termination_no
     batch = tasks[tasks["workload"] == "batch"].iloc[0]
     assert (batch["instance_type"], batch["stop_code"]) == ("m6i.xlarge", "TerminationNotice")
     assert batch["end"] == pytest.approx(90 * 60)
-    assert res.summary["faults"]["tasks_stopped"] == 1
+    assert res.summary.faults.tasks_stopped == 1
     # the group replaced the retired instance
     launches = res.extra_tables["scaling_events"]
     replacing = launches[(launches["action"] == "launch") & launches["reason"].str.contains("replacing")]
@@ -257,7 +257,7 @@ faults:
     star = res.timeline[res.timeline["instance_type"] == "*"].set_index("time")
     assert list(star.loc[[1800.0, 5400.0, 9000.0], "chips_total"]) == [16, 15, 0]
     # one chip held for 2 h, of 16 + 15 + 0 chip-hours
-    assert res.summary["chip_utilization"] == pytest.approx(2 / 31, abs=1e-6)
+    assert res.summary.utilization.chips == pytest.approx(2 / 31, abs=1e-6)
 
 
 def test_a_spot_auto_scaling_group_prices_and_interrupts_its_instances_and_replaces_them(tmp_path: Path) -> None:
@@ -276,14 +276,14 @@ faults: {{spot_interruptions: {{rate: 1/d, notice: 2m}}}}
     res = sim.run()
     price = sim.plan.catalog.get("inf2.xlarge").price_per_hour * (1 - 0.65)
     assert sim.instance_price == pytest.approx([price] * len(sim.instance_price))  # the first four too
-    interruptions = res.summary["faults"]["spot_interruptions"]
+    interruptions = res.summary.faults.spot_interruptions
     assert interruptions >= 2
     launches = res.extra_tables["scaling_events"]
     assert int(launches["reason"].str.contains("replacing").sum()) == interruptions
     # no instance has room for a replacement, so the drained task runs through the 2-minute notice
     # (minimum healthy 100 %): the service is one task short only from the termination until the
     # replacement instance registers (3.5 min after the notice), 1.5 minutes per interruption
-    assert res.summary["service_shortfall_task_hours"]["svc"] == pytest.approx(interruptions * 1.5 / 60)
+    assert res.summary.service_shortfall_task_hours["svc"] == pytest.approx(interruptions * 1.5 / 60)
 
 
 def test_an_instance_lost_twice_is_replaced_once(tmp_path: Path) -> None:
@@ -307,7 +307,7 @@ def test_chip_failure_leaves_neuron_devices_and_stops_its_task(tmp_path: Path) -
     text = FAULTY.replace("chip_failures: [{instance_type: trn1.32xlarge, mtbf: 2d}]",
                           "chip_failures: [{instance_type: trn1.32xlarge, at: [1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h]}]")
     res = Simulation(load_scenario(write(tmp_path, text), overrides={"faults.instance_failures": []})).run()
-    assert res.summary["faults"]["chip_failures"] == 8
+    assert res.summary.faults.chip_failures == 8
     registered = 0
     for ci in res.describe_container_instances["containerInstances"]:
         for r in ci["registeredResources"]:

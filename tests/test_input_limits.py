@@ -80,9 +80,9 @@ workloads:
     res = sim.run()
     (svc,) = sim.services
     assert svc.failed_starts > 1100
-    assert res.summary["sim_seconds"] == 2 * 86400 and not res.summary.get("partial")
+    assert res.summary.sim_seconds == 2 * 86400 and not res.summary.partial
     assert sim.conservation_ok()
-    assert svc.backoff_until - res.summary["sim_seconds"] <= SERVICE_BACKOFF_MAX_S
+    assert svc.backoff_until - res.summary.sim_seconds <= SERVICE_BACKOFF_MAX_S
 
 
 # --- item 3: device numbers ------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_the_shortest_step_itself_is_accepted_and_runs(tmp_path: Path) -> None:
     assert MIN_STEP_S == 0.001 and MAX_RATE == 1000
     text = one_job(every="1ms", duration="1ms").replace("duration: 1h", "duration: 1s")
     res = Simulation(load_scenario(write(tmp_path, text))).run()
-    assert res.summary["tasks_submitted"] == 1000
+    assert res.summary.tasks.submitted == 1000
 
 
 # --- item 6: a DAEMON service whose task fits no instance ------------------------------------------------
@@ -398,7 +398,7 @@ def test_a_price_that_would_make_cost_infinite_is_refused(tmp_path: Path) -> Non
     assert caught.value.path == "catalog_additions[0]"
     top = one_job(extra=f"catalog_additions: [{{name: m6i.4xlarge, price_per_hour: {MAX_PRICE_PER_HOUR}}}]")
     res = Simulation(load_scenario(write(tmp_path, top))).run()
-    assert res.summary["cost_usd"] == pytest.approx(MAX_PRICE_PER_HOUR)  # one instance for one hour
+    assert res.summary.costs.usd == pytest.approx(MAX_PRICE_PER_HOUR)  # one instance for one hour
 
 
 @pytest.mark.parametrize(("raw", "reads"), [("1:30", "90"), ("010", "8"), ("1:30:00", "5400")])

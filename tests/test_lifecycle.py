@@ -73,7 +73,7 @@ def test_a_task_is_pending_holding_its_chip_while_it_pulls_and_loads_then_pulls_
     # the service counts a task only once RUNNING: short from 0 to 120 s, then 32 s per replacement
     replacements = int((tasks["start"] > 120).sum())
     expected = (120 + 32 * replacements) / 3600
-    assert res.summary["service_shortfall_task_hours"]["llm"] == pytest.approx(expected, abs=1e-6)
+    assert res.summary.service_shortfall_task_hours["llm"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_describe_tasks_shows_the_pull_and_start_times(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_a_drained_task_runs_until_its_replacement_is_running_and_healthy(tmp_pa
         assert old["end"] == new["start"] + HEALTHY_AFTER_S
         assert "draining" in old["stop_reason"]
         # the service never ran short after its first start: 1 task short for the first 5 minutes only
-        assert res.summary["service_shortfall_task_hours"]["llm"] == pytest.approx(300 / 3600, abs=1e-6)
+        assert res.summary.service_shortfall_task_hours["llm"] == pytest.approx(300 / 3600, abs=1e-6)
         messages = [e["message"] for e in res.events]
         assert f"(service llm) has started 1 tasks: (task {new['task_id']})." in messages
         assert f"(service llm) has stopped 1 running tasks: (task {old['task_id']})." in messages
@@ -174,14 +174,14 @@ def test_with_no_room_for_a_replacement_the_old_task_runs_until_the_instance_goe
     assert (old["stop_code"], old["end"]) == ("TerminationNotice", 5400)
     # a replacement was asked for at the notice and waits; the service ran its task until the termination
     assert tasks.iloc[1]["submit"] == 3600
-    assert res.summary["service_shortfall_task_hours"]["llm"] == pytest.approx(1.5)
+    assert res.summary.service_shortfall_task_hours["llm"] == pytest.approx(1.5)
 
 
 def test_minimum_healthy_zero_lets_the_drained_task_go_at_once(tmp_path: Path) -> None:
     _, res = run(tmp_path, _retiring(room=False, min_healthy=0, max_percent=100))
     old = res.tasks.sort_values("submit").iloc[0]
     assert (old["stop_code"], old["end"]) == ("ServiceSchedulerInitiated", 3600)
-    assert res.summary["service_shortfall_task_hours"]["llm"] == pytest.approx(2.0)
+    assert res.summary.service_shortfall_task_hours["llm"] == pytest.approx(2.0)
 
 
 # --- rolling deployments ----------------------------------------------------------------------------------

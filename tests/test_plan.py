@@ -213,9 +213,9 @@ def test_a_workloads_shortfall_sums_its_device_set_services() -> None:
 
     loaded = load_scenario(LLAMA, overrides={"cluster.fleets.0.count": 4})
     summary = Simulation(loaded, until=6 * 3600.0).run().summary
-    by_service = summary["service_shortfall_task_hours"]
+    by_service = summary.service_shortfall_task_hours
     assert len(by_service) == 3 and sum(by_service.values()) > 0
-    assert summary["workloads"]["llama"]["shortfall_task_hours"] == pytest.approx(sum(by_service.values()), abs=1e-5)
+    assert summary.workloads["llama"].shortfall_task_hours == pytest.approx(sum(by_service.values()), abs=1e-5)
 
 
 def test_a_plan_with_a_categorical_choice_finds_the_grids_answer() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from scheduler.cli import main
 from scheduler.output import write_results
 from scheduler.report import ReportError, build_report
 from scheduler.report import figures as fg
+from scheduler.results.summary import RunSummary, TaskCounts
 from scheduler.scenario import load_scenario
 from scheduler.sim.engine import Simulation
 from scheduler.sweep import Parameter, run_sweep, write_sweep
@@ -119,10 +120,10 @@ def test_a_run_without_failures_says_so_instead_of_an_empty_chart(tmp_path: Path
 def test_a_run_with_faults_reports_what_they_cost_and_a_run_without_does_not(tmp_path: Path) -> None:
     folder = run_folder(tmp_path, "faults-inf2-spot", duration="3d")
     build_report(folder)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = RunSummary.read(folder / "summary.json")
     markdown = (folder / "report.md").read_text(encoding="utf-8")
     assert "## Faults and service shortfall" in markdown
-    stopped = summary["faults"]["tasks_stopped"]
+    stopped = summary.faults.tasks_stopped
     assert f"| tasks stopped by faults | {stopped} |" in markdown
     assert "| inference |" in markdown
     calm = run_folder(tmp_path, "static-paths-blind")
@@ -168,10 +169,11 @@ def test_the_wait_cdf_marks_the_percentiles_of_the_started_tasks() -> None:
 
 
 def test_failure_and_cost_figures_are_none_when_there_is_nothing_to_show() -> None:
-    assert fg.failures_figure({"tasks_failed": {}}) is None
-    assert fg.cost_figure({"cost_usd_by_type": {}}) is None
-    figure = fg.failures_figure({"tasks_failed": {"RESOURCE:CPU": 3, "RESOURCE:MEMORY": 5},
-                                 "tasks_submitted": 20})
+    empty = RunSummary("s", 1, "device-aware", 3600.0)
+    assert fg.failures_figure(empty) is None
+    assert fg.cost_figure(empty) is None
+    figure = fg.failures_figure(replace(empty, tasks=TaskCounts(submitted=20, failed={"RESOURCE:CPU": 3,
+                                                                                       "RESOURCE:MEMORY": 5})))
     assert figure is not None and figure.get_suptitle() == "Failures by reason: 8 task(s) of 20 submitted"
     ticks = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     assert ticks == ["RESOURCE:MEMORY", "RESOURCE:CPU"]

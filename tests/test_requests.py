@@ -205,20 +205,20 @@ def test_a_load_step_scales_out_after_three_high_datapoints_and_in_after_fifteen
     assert (load["desired"].diff().fillna(0) != 0).sum() >= 2
     events = [e for e in res.events if "desired count" in e.get("message", "")]
     assert len(events) == len(rows)
-    chat = res.summary["workloads"]["chat"]
-    assert chat["requests_arrived"] == 600 + 4800 + 3600  # every row of the trace, the last at 5399 s
-    assert chat["scaling_activities"] == len(rows)
+    chat = res.summary.workloads["chat"]
+    assert chat.requests.arrived == 600 + 4800 + 3600  # every row of the trace, the last at 5399 s
+    assert chat.scaling_activities == len(rows)
 
 
 def test_runs_are_deterministic() -> None:
     def once() -> tuple:
         res = Simulation(load_scenario(SCENARIOS / "llm-chat-trace.yaml", overrides={"duration": "3h"})).run()
-        return res.summary["workloads"]["chat"], res.extra_tables["service_load"]
+        return res.summary.workloads["chat"], res.extra_tables["service_load"]
 
     (a, ta), (b, tb) = once(), once()
     assert a == b
     assert ta.equals(tb)
-    assert a["requests_served"] > 10_000 and a["latency_p99_s"] > a["latency_p50_s"] > 0
+    assert a.requests.served > 10_000 and a.requests.latency.p99_s > a.requests.latency.p50_s > 0
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -281,17 +281,19 @@ def test_device_sets_take_neither_requests_nor_auto_scaling(tmp_path: Path, drop
 
 def test_the_run_table_of_requests_lists_only_services_that_had_requests() -> None:
     from scheduler.readable import REQUEST_ROWS, request_table
+    from scheduler.results.summary import Percentiles, RequestFigures, RunSummary, WorkloadSummary
 
-    summary = {"workloads": {
-        "chat": {"kind": "service", "requests_arrived": 10, "requests_served": 9, "requests_dropped": 1,
-                 "latency_p50_s": 0.5, "latency_p99_s": 2.5, "ttft_p99_s": 0.25, "queue_wait_p99_s": 0.0,
-                 "output_tokens_per_second": 12.0, "cost_per_million_tokens_usd": 3.5},
-        "batch": {"kind": "run_task", "tasks_submitted": 4}}}
+    requests = RequestFigures(arrived=10, served=9, dropped=1, latency=Percentiles(p50_s=0.5, p99_s=2.5),
+                              ttft=Percentiles(p99_s=0.25), queue_wait=Percentiles(p99_s=0.0),
+                              output_tokens_per_second=12.0, cost_per_million_tokens_usd=3.5)
+    summary = RunSummary("s", 1, "device-aware", 60.0, workloads={
+        "chat": WorkloadSummary("service", requests=requests), "batch": WorkloadSummary("run_task", tasks_submitted=4)})
     columns, rows = request_table(summary)
     assert len(columns) == 1 + len(REQUEST_ROWS)
     assert [row[0] for row in rows] == ["chat"]
     assert rows[0][1:3] == ("9", "1")
-    assert request_table({"workloads": {"batch": {"kind": "run_task"}}})[1] == []
+    batch_only = RunSummary("s", 1, "device-aware", 60.0, workloads={"batch": WorkloadSummary("run_task")})
+    assert request_table(batch_only)[1] == []
 
 
 def test_memory_utilization_follows_the_busy_fraction_and_drives_a_memory_policy(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,9 @@ import pytest
 
 from scheduler.ecs.botocore_model import validate_output
 from scheduler.output import write_results
+from scheduler.results import codec
+from scheduler.results.summary import RequestFigures, SnapshotSummary
+from scheduler.results.tables import RUN_TABLES
 from scheduler.scenario import load_scenario
 from scheduler.sim.engine import Simulation
 
@@ -41,8 +45,8 @@ def test_every_bundled_scenario_runs_conserves_tasks_and_renders_ecs_shapes(path
     assert conservation_holds(res.timeline)
     assert sim.conservation_ok()
     s = res.summary
-    assert s["tasks_submitted"] + s.get("snapshot", {}).get("tasks_seeded", 0) == len(res.tasks) > 0
-    assert 0.0 <= s["chip_utilization"] <= 1.0
+    assert s.tasks.submitted + (s.snapshot.tasks_seeded if s.snapshot else 0) == len(res.tasks) > 0
+    assert 0.0 <= s.utilization.chips <= 1.0
     assert validate_output("DescribeTasks", res.describe_tasks) == []
     assert validate_output("DescribeContainerInstances", res.describe_container_instances) == []
     # every task ends in exactly one state, with a reason when it did not run
@@ -57,13 +61,13 @@ def test_16_per_chip_services_fill_a_trn1_and_the_17th_waits_with_a_reason() -> 
     running = tasks[tasks["final_state"] == "RUNNING"]
     assert len(running) == 16
     assert sorted(int(c) for c in running["chips"]) == list(range(16))
-    assert res.summary["chip_utilization"] == 1.0
+    assert res.summary.utilization.chips == 1.0
     waiting = tasks[tasks["final_state"] == "PROVISIONING"]
     assert list(waiting["workload"]) == ["svc-chip-03-extra"]
     assert "/dev/neuron3" in waiting["stop_reason"].iloc[0]
     assert any("svc-chip-03-extra" in e["message"] for e in res.events)
     # the 17th service is one task short from its start at 1 minute to the end at 2 hours
-    short = res.summary["service_shortfall_task_hours"]
+    short = res.summary.service_shortfall_task_hours
     assert short["svc-chip-03-extra"] == pytest.approx(119 / 60)
     assert sum(short.values()) == pytest.approx(119 / 60)
 
@@ -75,7 +79,7 @@ def test_ecs_blind_static_path_one_runs_three_fail_to_start() -> None:
     failed = tasks[tasks["stop_code"] == "TaskFailedToStart"]
     assert len(failed) == 3
     assert failed["stop_reason"].str.contains("/dev/neuron0").all()
-    assert res.summary["tasks_failed"] == {"TaskFailedToStart: /dev/neuron0 in use": 3}
+    assert res.summary.tasks.failed == {"TaskFailedToStart: /dev/neuron0 in use": 3}
 
 
 def test_device_aware_static_path_one_runs_three_wait() -> None:
@@ -83,7 +87,7 @@ def test_device_aware_static_path_one_runs_three_wait() -> None:
     tasks = res.tasks
     assert (tasks["final_state"] == "RUNNING").sum() == 1
     assert (tasks["final_state"] == "PROVISIONING").sum() == 3
-    assert not res.summary["tasks_failed"]
+    assert not res.summary.tasks.failed
 
 
 def test_waiting_tasks_start_when_the_chip_frees() -> None:
@@ -100,7 +104,7 @@ def test_docs_inf1_task_runs_only_on_inf1_xlarge_one_per_instance() -> None:
     for _, rows in placed.groupby("instance_id"):
         spans = sorted(zip(rows["start"], rows["end"].fillna(float("inf")), strict=True))
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
-    assert set(res.summary["tasks_failed"]) <= {"RESOURCE:PORTS"}
+    assert set(res.summary.tasks.failed) <= {"RESOURCE:PORTS"}
 
 
 def test_managed_tasks_hold_every_chip_of_one_instance() -> None:
@@ -129,15 +133,15 @@ def test_daemon_runs_once_on_every_instance_in_the_mixed_cluster() -> None:
 def test_cost_equals_instance_seconds_times_catalog_prices() -> None:
     sim, res = simulate("mixed-cluster.yaml", duration="3h")
     expected = sum(inst.instance_type.price_per_hour * 3 for inst in sim.state.instances)
-    assert res.summary["cost_usd"] == pytest.approx(expected, rel=1e-9)
-    assert res.summary["instance_hours"] == pytest.approx(3 * len(sim.state.instances))
+    assert res.summary.costs.usd == pytest.approx(expected, rel=1e-9)
+    assert res.summary.costs.instance_hours == pytest.approx(3 * len(sim.state.instances))
 
 
 def test_same_seed_identical_results_other_seed_differs(tmp_path: Path) -> None:
     def run(seed: int, out: Path) -> tuple[bytes, bytes]:
         loaded = load_scenario(SCENARIOS / "diurnal-inf2.yaml", overrides={"duration": "1d"})
         res = Simulation(loaded, seed=seed).run()
-        res.summary["wall_seconds"] = 0.0  # the one field that measures the machine, not the model
+        res.summary = replace(res.summary, wall_seconds=0.0)  # the one field that measures the machine, not the model
         write_results(res, out)
         return (out / "summary.json").read_bytes(), (out / "tasks.parquet").read_bytes()
 
@@ -228,47 +232,47 @@ def test_topology_aware_gives_static_path_tasks_any_free_chip() -> None:
     tasks = res.tasks
     assert (tasks["start"] == 0).sum() == 4
     assert sorted(int(c) for c in tasks["chips"]) == [0, 1, 2, 3]
-    assert res.summary["device_mode"] == "topology-aware"
+    assert res.summary.device_mode == "topology-aware"
 
 
 def test_extensions_beyond_ecs_are_named_in_the_summary() -> None:
     _, res = simulate("diurnal-inf2.yaml", duration="2h",
                       **{"workloads.0.placement_strategy": [{"type": "binpack", "field": "neuronDevices"}]})
-    ext = res.summary["extensions"]
+    ext = res.summary.extensions
     assert any("binpack on neuronDevices" in e for e in ext)
     assert any("on_no_capacity wait" in e for e in ext)
     _, plain = simulate("static-paths-blind.yaml")
-    assert plain.summary["extensions"] == []  # ECS-blind with RunTask defaults is plain ECS
+    assert plain.summary.extensions == ()  # ECS-blind with RunTask defaults is plain ECS
 
 
 def test_every_output_field_and_column_is_documented() -> None:
-    from scheduler.sim.metrics import TASK_COLUMNS, TIMELINE_COLUMNS
-
     doc = (ROOT / "docs" / "outputs.md").read_text()
     _, res = simulate("faults-inf2-spot.yaml", duration="1h")
-    per_workload = next(iter(res.summary["workloads"].values()))
-    names = [*res.summary, *res.summary["faults"], *per_workload, *TASK_COLUMNS, *TIMELINE_COLUMNS, "partial"]
+    per_workload = next(iter(res.summary.workloads.values()))
+    names = [*res.summary.to_json(), *res.summary.fault_metrics(), *codec.to_json(per_workload),
+             *codec.keys(RequestFigures), *codec.keys(SnapshotSummary),
+             *(c for columns in RUN_TABLES.values() for c in columns)]
     missing = [name for name in names if f"`{name}`" not in doc]
     assert missing == []
 
 
 def test_faults_scenario_counts_what_faults_cost_and_the_service_recovers() -> None:
     _, res = simulate("faults-inf2-spot.yaml")
-    faults = res.summary["faults"]
-    assert min(faults[k] for k in ("instance_failures", "chip_failures", "spot_interruptions",
+    faults = res.summary.faults
+    assert min(getattr(faults, k) for k in ("instance_failures", "chip_failures", "spot_interruptions",
                                    "agent_disconnects")) >= 1
-    assert faults["instance_retirements"] == 1
+    assert faults.instance_retirements == 1
     tasks = res.tasks
     by_fault = tasks[tasks["stop_code"].isin(["InfrastructureHealth", "SpotInterruption", "TerminationNotice"])]
-    assert faults["tasks_stopped"] == len(by_fault) > 0
-    assert faults["service_tasks_stopped"] == int((by_fault["workload"] == "inference").sum())
+    assert faults.tasks_stopped == len(by_fault) > 0
+    assert faults.service_tasks_stopped == int((by_fault["workload"] == "inference").sum())
     # the service is back to its 12 tasks at the end, and was short for less than an hour in all
     assert ((tasks["workload"] == "inference") & (tasks["final_state"] == "RUNNING")).sum() == 12
     # the first 12 tasks start up (image pull and model load) while the service counts them short; after
     # that the faults cost the service less than an hour in all
     first = tasks[tasks["workload"] == "inference"].nsmallest(12, "submit")
     assert (first["submit"] == 0).all() and (first["wait_s"] > 60).all()
-    after_start = res.summary["service_shortfall_task_hours"]["inference"] - first["wait_s"].sum() / 3600
+    after_start = res.summary.service_shortfall_task_hours["inference"] - first["wait_s"].sum() / 3600
     assert 0 < after_start < 1.0
 
 
@@ -303,6 +307,6 @@ workloads:
       - {{type: memberOf, expression: "attribute:stack == prod"}}
 """)
     res = Simulation(load_scenario(scenario)).run()
-    failed = res.summary["tasks_failed"]
+    failed = res.summary.tasks.failed
     assert failed and set(failed) == {"TaskFailedToStart: MemberOf placement constraint unsatisfied "
                                       "(timed out waiting for capacity after 300 s)"}

@@ -3,6 +3,7 @@ the fidelity fixes: one meaning of "placed" everywhere, and non-contiguous Neuro
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler.cli import main
+from scheduler.results.summary import Percentiles
 from scheduler.scenario import load_scenario
 from scheduler.sim.engine import Simulation
 from scheduler.sim.slo import percentiles
@@ -37,15 +39,15 @@ def expected_waits(tasks, end: float) -> np.ndarray:
 def test_quick_start_p99_wait_counts_the_task_that_never_started() -> None:
     res = simulate(SCENARIOS / "trn1-per-chip-services.yaml")
     s = res.summary
-    assert s["tasks_waiting_at_end"] == 1
-    extra = s["workloads"]["svc-chip-03-extra"]
+    assert s.tasks.waiting_at_end == 1
+    extra = s.workloads["svc-chip-03-extra"]
     # started a minute in, never placed: it has waited the rest of the run
-    assert extra["tasks_waiting_at_end"] == 1 and extra["tasks_started"] == 0
-    assert extra["wait_max_s"] == extra["wait_p99_s"] == s["sim_seconds"] - 60
-    assert s["wait_max_s"] == s["sim_seconds"] - 60
-    assert s["wait_p99_s"] > 0  # 16 tasks at 0 s and one at 119 min: the p99 no longer hides it
-    assert s["workloads"]["svc-chip-00"]["wait_p99_s"] == 0
-    assert extra["shortfall_task_hours"] == s["service_shortfall_task_hours"]["svc-chip-03-extra"] > 0
+    assert extra.tasks_waiting_at_end == 1 and extra.tasks_started == 0
+    assert extra.waits.max_s == extra.waits.p99_s == s.sim_seconds - 60
+    assert s.waits.max_s == s.sim_seconds - 60
+    assert s.waits.p99_s > 0  # 16 tasks at 0 s and one at 119 min: the p99 no longer hides it
+    assert s.workloads["svc-chip-00"].waits.p99_s == 0
+    assert extra.shortfall_task_hours == s.service_shortfall_task_hours["svc-chip-03-extra"] > 0
 
 
 @pytest.mark.parametrize("name", ["trn1-per-chip-services.yaml", "faults-inf2-spot.yaml", "mixed-cluster.yaml",
@@ -53,27 +55,27 @@ def test_quick_start_p99_wait_counts_the_task_that_never_started() -> None:
 def test_per_workload_figures_agree_with_the_tasks_table(name: str) -> None:
     res = simulate(SCENARIOS / name, duration="3h")
     s, tasks = res.summary, res.tasks
-    end = s["sim_seconds"]
-    assert set(s["workloads"]) == set(tasks["workload"])
-    pooled = percentiles(expected_waits(tasks, end), "wait")
-    assert {k: s[k] for k in pooled} == pytest.approx(pooled)
+    end = s.sim_seconds
+    assert set(s.workloads) == set(tasks["workload"])
+    pooled = Percentiles.of(expected_waits(tasks, end))
+    assert asdict(s.waits) == pytest.approx(asdict(pooled))
     failed_total: dict[str, int] = {}
-    for workload, figures in s["workloads"].items():
+    for workload, figures in s.workloads.items():
         mine = tasks[tasks["workload"] == workload]
-        assert {k: figures[k] for k in pooled} == pytest.approx(percentiles(expected_waits(mine, end), "wait"))
-        assert figures["tasks_placed"] == int(mine.loc[mine["submit"].notna(), "placed"].sum())
-        assert figures["tasks_started"] == int(mine["start"].notna().sum() - mine["submit"].isna().sum())
-        assert figures["tasks_failed"] == int((mine["stop_code"] == "TaskFailedToStart").sum())
-        assert figures["tasks_failed"] == sum(figures["tasks_failed_by_reason"].values())
-        for reason, n in figures["tasks_failed_by_reason"].items():
+        assert asdict(figures.waits) == pytest.approx(asdict(Percentiles.of(expected_waits(mine, end))))
+        assert figures.tasks_placed == int(mine.loc[mine["submit"].notna(), "placed"].sum())
+        assert figures.tasks_started == int(mine["start"].notna().sum() - mine["submit"].isna().sum())
+        assert figures.tasks_failed == int((mine["stop_code"] == "TaskFailedToStart").sum())
+        assert figures.tasks_failed == sum(figures.tasks_failed_by_reason.values())
+        for reason, n in figures.tasks_failed_by_reason.items():
             failed_total[reason] = failed_total.get(reason, 0) + n
-        if figures["kind"] == "service":
-            assert figures["shortfall_task_hours"] == s["service_shortfall_task_hours"][workload]
+        if figures.kind == "service":
+            assert figures.shortfall_task_hours == s.service_shortfall_task_hours[workload]
         else:
-            assert figures["shortfall_task_hours"] is None
-    assert failed_total == s["tasks_failed"]
-    assert sum(f["tasks_waiting_at_end"] for f in s["workloads"].values()) == s["tasks_waiting_at_end"]
-    assert sum(f["tasks_placed"] for f in s["workloads"].values()) == s["tasks_placed"]
+            assert figures.shortfall_task_hours is None
+    assert failed_total == s.tasks.failed
+    assert sum(f.tasks_waiting_at_end for f in s.workloads.values()) == s.tasks.waiting_at_end
+    assert sum(f.tasks_placed for f in s.workloads.values()) == s.tasks.placed
 
 
 @given(st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), min_size=1, max_size=50))
@@ -118,12 +120,12 @@ workloads:
     schedule: [{{at: 0s, count: 1}}, {{at: 10m, count: 3}}, {{at: 40m, count: 1}}]
 """)
     res = simulate(path)
-    s, svc = res.summary, res.summary["workloads"]["svc"]
-    assert svc["tasks_stopped_before_start"] == s["tasks_stopped_before_start"] == 2
-    assert svc["tasks_waiting_at_end"] == 0 and svc["tasks_failed"] == 0
-    assert svc["wait_max_s"] == svc["wait_p99_s"] == pytest.approx(30 * 60)  # waited from 10 to 40 min
-    assert svc["shortfall_task_hours"] == pytest.approx(1.0)  # 2 tasks short for half an hour
-    assert s["wait_p99_s"] > 0
+    s, svc = res.summary, res.summary.workloads["svc"]
+    assert svc.tasks_stopped_before_start == s.tasks.stopped_before_start == 2
+    assert svc.tasks_waiting_at_end == 0 and svc.tasks_failed == 0
+    assert svc.waits.max_s == svc.waits.p99_s == pytest.approx(30 * 60)  # waited from 10 to 40 min
+    assert svc.shortfall_task_hours == pytest.approx(1.0)  # 2 tasks short for half an hour
+    assert s.waits.p99_s > 0
 
 
 # --- point 5: what "placed" means, and the Neuron runtime's refusal --------------------------------------
@@ -134,8 +136,8 @@ def test_ecs_blind_placed_count_is_the_same_in_summary_table_and_describe_tasks(
     described = res.describe_tasks["tasks"]
     on_instance = [t for t in described if t.get("containerInstanceArn")]
     assert len(described) == len(tasks) == 4
-    assert s["tasks_placed"] == int(tasks["placed"].sum()) == len(on_instance) == 4
-    assert s["tasks_started"] == 1 and sum(s["tasks_failed"].values()) == 3
+    assert s.tasks.placed == int(tasks["placed"].sum()) == len(on_instance) == 4
+    assert s.tasks.started == 1 and sum(s.tasks.failed.values()) == 3
 
 
 def _non_contiguous_scenario(tmp_path: Path, mode: str) -> Path:
@@ -161,20 +163,20 @@ workloads:
 def test_non_contiguous_devices_fail_at_start_with_the_runtime_message(tmp_path: Path, mode: str) -> None:
     res = simulate(_non_contiguous_scenario(tmp_path, mode))
     s, tasks = res.summary, res.tasks
-    assert s["tasks_started"] == 0 and s["tasks_placed"] == 2
-    assert s["tasks_failed"] == {"TaskFailedToStart: Neuron devices not contiguous": 2}
+    assert s.tasks.started == 0 and s.tasks.placed == 2
+    assert s.tasks.failed == {"TaskFailedToStart: Neuron devices not contiguous": 2}
     assert (tasks["stop_code"] == "TaskFailedToStart").all()
     assert tasks["stop_reason"].str.contains("Neuron cores are not contiguous").all()
     assert tasks["stop_reason"].str.contains("/dev/neuron0, /dev/neuron2").all()
-    assert s["chip_utilization"] == 0  # it held its chips for no time at all
-    assert s["workloads"]["gap"]["tasks_failed_by_reason"] == s["tasks_failed"]
+    assert s.utilization.chips == 0  # it held its chips for no time at all
+    assert s.workloads["gap"].tasks_failed_by_reason == s.tasks.failed
 
 
 def test_topology_aware_asks_for_k_chips_so_the_runtime_never_refuses(tmp_path: Path) -> None:
     # topology-aware reads the two named devices as "any 2 contiguous chips"; trn1's torus takes 1, 4, 8 or 16,
     # so the tasks wait for a place instead of failing at start
     res = simulate(_non_contiguous_scenario(tmp_path, "topology-aware"))
-    assert res.summary["tasks_failed"] == {} and res.summary["tasks_waiting_at_end"] == 2
+    assert res.summary.tasks.failed == {} and res.summary.tasks.waiting_at_end == 2
     assert not res.tasks["stop_reason"].str.contains("not contiguous").any()
 
 
@@ -194,8 +196,8 @@ def test_the_reports_wait_distribution_marks_the_summarys_percentiles() -> None:
 
     res = simulate(SCENARIOS / "trn1-per-chip-services.yaml")
     s = res.summary
-    figure = fg.wait_cdf_figure(res.tasks, s["sim_seconds"])
+    figure = fg.wait_cdf_figure(res.tasks, s.sim_seconds)
     labels = figure.axes[0].get_legend_handles_labels()[1]
     for q in (50, 95, 99):
-        assert f"p{q} = {duration_text(s[f'wait_p{q}_s'])}" in labels
+        assert f"p{q} = {duration_text(getattr(s.waits, f'p{q}_s'))}" in labels
     assert "1 task(s) that never started" in figure.axes[0].get_title()

@@ -143,8 +143,8 @@ def test_what_if_service_runs_on_the_free_chips_only() -> None:
     # one embedding replica found the one inf2.xlarge whose chip 0 is free; the other waits
     assert sorted(what_if["final_state"]) == ["PROVISIONING", "RUNNING", "RUNNING"]
     summary = res.summary
-    assert summary["snapshot"]["tasks_seeded"] == 5 and summary["snapshot"]["chips_held"] == 14
-    assert summary["tasks_submitted"] == 3 and summary["tasks_placed"] == 2
+    assert summary.snapshot.tasks_seeded == 5 and summary.snapshot.chips_held == 14
+    assert summary.tasks.submitted == 3 and summary.tasks.placed == 2
     assert sim.conservation_ok()
     seeded = tasks[tasks["task_id"].isin(snapshot_chips)]
     assert seeded["submit"].isna().all() and (seeded["start"] == 0).all() and seeded["wait_s"].isna().all()
@@ -181,7 +181,7 @@ def test_snapshot_services_go_on_being_reconciled(tmp_path: Path) -> None:
     assert (chat["stop_code"] == "ServiceSchedulerInitiated").all() and (chat["end"] == 0).all()
     embed = tasks[(tasks["workload"] == "embed") & (tasks["final_state"] == "RUNNING")]
     assert sorted(embed["instance_id"]) == ["i-0d7a4f5b6e8a9da04", "i-0e8b5a6c7f9bae105"]
-    assert res.summary["service_shortfall_task_hours"]["embed"] == 0
+    assert res.summary.service_shortfall_task_hours["embed"] == 0
 
 
 # --- inconsistent snapshots: one line naming the file and the JSON path, exit code 2 ----------------------
@@ -307,7 +307,7 @@ def test_run_snapshot_load_gives_the_same_held_chips_and_resources(tmp_path: Pat
     def remaining(view: dict) -> dict[str, list]:
         return {ci["ec2InstanceId"]: ci["remainingResources"] for ci in view["containerInstances"]}
     assert remaining(second.describe_container_instances) == remaining(before_instances)
-    assert second.summary["snapshot"]["services"] == ["chat", "embed", "embed-more", "summarize", "trn1-probe"]
+    assert second.summary.snapshot.services == ("chat", "embed", "embed-more", "summarize", "trn1-probe")
 
 
 # --- property: any consistent subset of the snapshot's tasks loads to exactly what it describes -----------
@@ -350,7 +350,7 @@ def test_seeded_state_is_what_the_snapshot_says(tmp_path_factory: pytest.TempPat
            for ci in _json(folder / "describe-container-instances.json")["containerInstances"]}
     assert {ci["ec2InstanceId"]: next(r["integerValue"] for r in ci["remainingResources"] if r["name"] == "CPU")
             for ci in res.describe_container_instances["containerInstances"]} == cpu
-    assert res.summary["snapshot"]["tasks_seeded"] == len(keep)
+    assert res.summary.snapshot.tasks_seeded == len(keep)
 
 
 def test_snapshot_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path,

@@ -111,21 +111,23 @@ def test_a_row_holds_the_parameters_and_the_runs_own_summary(serial: sweep_modul
     assert (row["point"], row["replication"], row[COUNT], row[RATE]) == (2, 3, 2, "6/h")
     loaded = load_scenario(SCENARIO, overrides={COUNT: 2, RATE: "6/h"})
     summary = Simulation(loaded, seed=int(row["run_seed"]), until=UNTIL).run().summary
-    for key in ("tasks_submitted", "tasks_placed", "wait_p99_s", "chip_utilization", "cost_usd"):
-        expected = summary[key]
+    expected_of = {"tasks_submitted": summary.tasks.submitted, "tasks_placed": summary.tasks.placed,
+                   "wait_p99_s": summary.waits.p99_s, "chip_utilization": summary.utilization.chips,
+                   "cost_usd": summary.costs.usd}
+    for key, expected in expected_of.items():
         assert (row[key] == expected) or (expected is None and math.isnan(row[key])), key
-    assert row["tasks_failed"] == sum(summary["tasks_failed"].values())
+    assert row["tasks_failed"] == sum(summary.tasks.failed.values())
     flat = sweep_module.summary_metrics(summary)
     assert {k.removeprefix("tasks_failed:"): v for k, v in flat.items() if k.startswith("tasks_failed:")
-            and "[" not in k} == summary["tasks_failed"]
+            and "[" not in k} == summary.tasks.failed
     assert not [k for k, v in flat.items() if isinstance(v, str)]  # plain numbers only, no JSON text
     for k, v in flat.items():  # ... and the row holds them (all but the run's own wall-clock time)
         if k == "wall_seconds":
             continue
         assert (row[k] == v) or (v is None and math.isnan(row[k])), k
-    for name, value in summary["faults"].items():  # numbers a sweep can average
+    for name, value in summary.fault_metrics().items():  # numbers a sweep can average
         assert row[f"faults_{name}"] == value, name
-    assert row["service_shortfall_task_hours"] == pytest.approx(sum(summary["service_shortfall_task_hours"].values()))
+    assert row["service_shortfall_task_hours"] == pytest.approx(sum(summary.service_shortfall_task_hours.values()))
     # the replications of a point differ: the seed matters
     assert runs.loc[runs["point"] == 2, "tasks_submitted"].nunique() > 1
 

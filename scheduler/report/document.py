@@ -27,9 +27,10 @@ from scheduler.readable import (
     workload_table,
 )
 from scheduler.report import figures as fg
+from scheduler.results.summary import RunSummary
 
 if TYPE_CHECKING:
-    from scheduler.sweep import Sweep
+    from scheduler.results.sweeps import Sweep
 
 
 class ReportError(NeuronSimError):
@@ -90,8 +91,8 @@ def _chart(section: Section, name: str, title: str, caption: str, make: Callable
         section.charts.append(Chart(name, title, caption, fg.png_bytes(figure)))
 
 
-def summary_table(summary: Mapping[str, Any]) -> TableBlock:
-    """The run summary as label/value rows; keys this table does not know are listed after the known."""
+def summary_table(summary: RunSummary) -> TableBlock:
+    """The run summary as label/value rows; figures this table does not know are listed after the known."""
     # wall-clock time measures the machine, not the scenario: kept out so the same seed gives the same report
     return TableBlock(("metric", "value"), tuple(summary_rows(summary, machine=False)))
 
@@ -100,18 +101,15 @@ def summary_table(summary: Mapping[str, Any]) -> TableBlock:
 
 def run_report(folder: Path) -> Report:
     """The report of a ``neuron-sim run`` results folder."""
-    summary = _damaged_is_one_line(folder / "summary.json",
-                                   lambda path: json.loads(path.read_text(encoding="utf-8")))
-    if not isinstance(summary, dict):
-        raise ReportError("is not a run summary (a JSON object)", file=str(folder / "summary.json"))
+    data = _damaged_is_one_line(folder / "summary.json", lambda path: json.loads(path.read_text(encoding="utf-8")))
+    summary = RunSummary.from_json(data, file=str(folder / "summary.json"))  # another version's: one line
     tasks = _read(folder / "tasks.parquet", columns=TASK_COLUMNS)
     timeline = _read(folder / "timeline.parquet")
-    span = summary.get("sim_seconds")
-    title = f"neuron-sim report: {summary.get('scenario', folder.name)}"
-    subtitle = (f"seed {summary.get('seed', '-')}, device mode {summary.get('device_mode', '-')}, "
-                f"{fmt(span, 's') if span is not None else '-'} simulated")
+    span = summary.sim_seconds
+    title = f"neuron-sim report: {summary.scenario}"
+    subtitle = f"seed {summary.seed}, device mode {summary.device_mode}, {fmt(span, 's')} simulated"
     overview = Section("Summary", tables=[summary_table(summary)])
-    if summary.get("partial"):
+    if summary.partial:
         overview.paragraphs.append(f"The run was interrupted after {fmt(span, 's')} of simulated time: every "
                                    "figure below covers only that part.")
     overview.paragraphs.append(
@@ -167,15 +165,15 @@ REQUEST_ROWS = (("requests_served", "served", ""), ("requests_dropped", "dropped
                 ("cost_per_million_tokens_usd", "USD/M tokens", ""))
 
 
-def _requests_section(summary: Mapping[str, Any], load: pd.DataFrame | None, timeline: pd.DataFrame | None,
+def _requests_section(summary: RunSummary, load: pd.DataFrame | None, timeline: pd.DataFrame | None,
                       span: Any) -> Section | None:
     """Services with requests: their request figures and latency over time with tasks and instances."""
-    workloads = summary.get("workloads") or {}
-    services = [name for name, w in workloads.items() if isinstance(w, Mapping) and "requests_served" in w]
+    services = [name for name, w in summary.workloads.items() if w.requests is not None]
     if not services:
         return None
     section = Section("Requests")
-    rows = tuple((name, *(fmt(workloads[name].get(key), unit) for key, _, unit in REQUEST_ROWS)) for name in services)
+    figures = {name: summary.workloads[name].metrics() for name in services}
+    rows = tuple((name, *(fmt(figures[name].get(key), unit) for key, _, unit in REQUEST_ROWS)) for name in services)
     section.tables.append(TableBlock(("service", *(label for _, label, _ in REQUEST_ROWS)), rows, caption=(
         "Per service with requests: requests served and dropped, time to first token, end-to-end latency and "
         "queueing time percentiles, output tokens per second, requests per instance-hour of the run and the "
@@ -189,11 +187,10 @@ def _requests_section(summary: Mapping[str, Any], load: pd.DataFrame | None, tim
     return section
 
 
-def _faults_section(summary: Mapping[str, Any]) -> Section | None:
+def _faults_section(summary: RunSummary) -> Section | None:
     """Faults and service shortfall, when the run had either."""
-    faults = summary.get("faults") if isinstance(summary.get("faults"), Mapping) else {}
-    short = summary.get("service_shortfall_task_hours")
-    short = short if isinstance(short, Mapping) else {}
+    faults = summary.fault_metrics()
+    short = summary.service_shortfall_task_hours
     if not any(faults.values()) and not any(short.values()):
         return None
     section = Section("Faults and service shortfall")
@@ -316,7 +313,9 @@ def sweep_point_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> tup
     The metrics are the cluster's (POINT_METRICS), what the target reads, and the per-workload p99 waits and
     shortfalls that differ between points (at most MAX_WORKLOAD_COLUMNS; sweep.parquet has them all).
     Cluster metrics with the same value at every point leave the table for the sentence returned beside it."""
-    from scheduler.sweep import MEETS_TARGET, point_labels, wide_summary
+    from scheduler.results.stats import wide_summary
+    from scheduler.results.sweeps import point_labels
+    from scheduler.results.tables import MEETS_TARGET
 
     summary = sweep.summary
     paths = sweep.parameter_paths
@@ -358,7 +357,8 @@ def sweep_point_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> tup
 
 def sweep_report(folder: Path) -> Report:
     """The report of a ``neuron-sim sweep`` results folder."""
-    from scheduler.sweep import MEETS_TARGET, point_labels, read_sweep
+    from scheduler.results.sweeps import point_labels, read_sweep
+    from scheduler.results.tables import MEETS_TARGET
 
     sweep = read_sweep(folder)
     paths = sweep.parameter_paths

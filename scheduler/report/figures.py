@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from scheduler.readable import METRICS as READABLE_METRICS
 from scheduler.readable import UNIT_AXIS, duration_text, split_workload_column
+from scheduler.results.summary import RunSummary
 
 CLUSTER_ROW = "*"  # timeline rows that carry cluster-wide task counts
 MAX_LINES = 8      # series per panel before a sweep figure falls back to averaging
@@ -235,10 +236,10 @@ def _ecdf(ax: Any, sorted_values: np.ndarray, **style: Any) -> None:
     ax.step(x, y, where="post", **style)
 
 
-def failures_figure(summary: Mapping[str, Any]) -> Figure | None:
+def failures_figure(summary: RunSummary) -> Figure | None:
     """Tasks that failed to place or start, by reason."""
-    failed = summary.get("tasks_failed") or {}
-    if not isinstance(failed, Mapping) or not failed:
+    failed = summary.tasks.failed
+    if not failed:
         return None
     items = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
     labels = ["\n".join(textwrap.wrap(str(reason), 60)) or "?" for reason, _ in items]
@@ -255,18 +256,17 @@ def failures_figure(summary: Mapping[str, Any]) -> Figure | None:
     ax.set_xlim(0, max(counts) * 1.15)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, axis="x", alpha=0.3)
-    submitted = summary.get("tasks_submitted")
-    of = f" of {submitted:,} submitted" if isinstance(submitted, int) else ""
+    of = f" of {summary.tasks.submitted:,} submitted"
     figure.suptitle(f"Failures by reason: {sum(counts):,} task(s){of}")
     return figure
 
 
-def cost_figure(summary: Mapping[str, Any]) -> Figure | None:
+def cost_figure(summary: RunSummary) -> Figure | None:
     """On-demand cost by instance type over the simulated time, with instance-hours."""
-    cost = summary.get("cost_usd_by_type") or {}
-    if not isinstance(cost, Mapping) or not cost:
+    cost = summary.costs.usd_by_type
+    if not cost:
         return None
-    hours = summary.get("instance_hours_by_type") or {}
+    hours = summary.costs.instance_hours_by_type
     items = sorted(cost.items(), key=lambda kv: (-kv[1], kv[0]))
     names = [name for name, _ in items]
     values = [float(v) for _, v in items]
@@ -281,9 +281,8 @@ def cost_figure(summary: Mapping[str, Any]) -> Figure | None:
     ax.set_xlabel("cost (USD, on-demand prices of the catalog)")
     ax.set_xlim(0, max(max(values), 1e-9) * 1.35)
     ax.grid(True, axis="x", alpha=0.3)
-    total = float(summary.get("cost_usd", sum(values)))
-    span = summary.get("sim_seconds")
-    over = f" over {duration_text(float(span))}" if isinstance(span, int | float) else ""
+    total = float(summary.costs.usd)
+    over = f" over {duration_text(float(summary.sim_seconds))}"
     figure.suptitle(f"Cost by instance type: ${total:,.2f}{over}")
     return figure
 
@@ -328,7 +327,8 @@ def sweep_metric_figure(summary: pd.DataFrame, runs: pd.DataFrame, parameter: st
                         metrics: Sequence[str] = SWEEP_METRICS) -> Figure | None:
     """Each metric against one swept parameter: grid-point means with 95% confidence bands, one line
     per combination of the other parameters (or, past MAX_LINES, averaged over them)."""
-    from scheduler.sweep import OK, confidence_interval
+    from scheduler.results.stats import confidence_interval
+    from scheduler.results.tables import OK
 
     present, _constant = split_constant(summary, metrics)
     if not present:
@@ -421,7 +421,7 @@ def frontier_figure(summary: pd.DataFrame, parameters: Sequence[str], *, wait: s
     wait column, or several (each workload's p99): then a point stands at the slowest of them. ``labels``
     name the points (their fleets); a point short of service task-hours says how many; with a target, the
     points that meet it are ringed green and the cheapest of them starred."""
-    from scheduler.sweep import wide_summary
+    from scheduler.results.stats import wide_summary
 
     waits = [wait] if isinstance(wait, str) else list(wait)
     known = set(summary["metric"])

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scheduler.results.summary import SnapshotSummary
+
 REQUIRED = ("describe-container-instances", "describe-tasks")
 TASKDEF_PREFIX = "snapshot/"
 # Task states that hold resources on their container instance (PROVISIONING is not placed yet).
@@ -94,11 +96,11 @@ class ClusterSnapshot:
     def chips_held(self) -> int:
         return sum(len(t.chips) for t in self.tasks)
 
-    def summary(self) -> dict[str, Any]:
-        """What the snapshot brought into a run, for summary.json."""
-        return {"folder": self.folder.name, "instances": len(self.instances), "tasks": len(self.tasks),
-                "chips_held": self.chips_held, "services": sorted(s.name for s in self.services),
-                "skipped": dict(sorted(self.skipped.items()))}
+    def summary(self, tasks_seeded: int = 0) -> SnapshotSummary:
+        """What the snapshot brought into a run (``tasks_seeded``: how many of its tasks the run started)."""
+        return SnapshotSummary(folder=self.folder.name, instances=len(self.instances), tasks=len(self.tasks),
+                               chips_held=self.chips_held, services=tuple(sorted(s.name for s in self.services)),
+                               skipped=dict(sorted(self.skipped.items())), tasks_seeded=tasks_seeded)
 
 
 # --- keys ------------------------------------------------------------------------------------------------

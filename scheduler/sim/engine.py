@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,19 +30,21 @@ from scheduler.ecs.taskspec import NeuronMode, TaskSpec
 from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.state import ClusterState
+from scheduler.results.summary import RunSummary
 from scheduler.sim import deployments, sampling, service_load
 from scheduler.sim.build import WorkloadBuilder
 from scheduler.sim.capacity import CapacityProviders, Provider
 from scheduler.sim.clock import STOP_SIGNALS, Clock
 from scheduler.sim.faults import Faults
 from scheduler.sim.lifecycle import TaskLifecycle
-from scheduler.sim.metrics import Levels, Recorder, TaskTableWriter, ratio
+from scheduler.sim.metrics import Recorder, TaskTableWriter
 from scheduler.sim.plan import Plan, Plannable, RunTaskWorkload
 from scheduler.sim.services import ServiceScheduler
 from scheduler.sim.slo import SLOTally, workload_kinds
 from scheduler.sim.snapshot import seed_instances, seed_tasks
 from scheduler.sim.startup import ImageCache
-from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, Service, SimTask
+from scheduler.sim.summarize import summarize
+from scheduler.sim.tasks import Request, Service, SimTask
 from scheduler.sim.waiting import WaitingRoom
 from scheduler.views import describe, identity
 
@@ -52,7 +54,7 @@ class Results:
     """Everything one run produced (tables as pandas DataFrames; ``tasks`` is None when the per-task table
     was streamed to ``tasks_path``)."""
 
-    summary: dict
+    summary: RunSummary
     tasks: Any
     timeline: Any
     describe_tasks: dict
@@ -334,63 +336,7 @@ class Simulation:
         else:
             tasks = self.recorder.tasks_frame()
         timeline = self.recorder.timeline_frame()
-        acc: Levels = self.recorder.integrals
-        completed = self.completed_count
-        hours_by_type: dict[str, float] = {}
-        cost_by_type: dict[str, float] = {}
-        for inst, t0, t1 in zip(self.state.instances, self.instance_start, self.instance_end, strict=True):
-            seconds = (self.duration if t1 is None else t1) - t0
-            name = inst.instance_type.name
-            hours_by_type[name] = hours_by_type.get(name, 0.0) + seconds / 3600
-            cost_by_type[name] = cost_by_type.get(name, 0.0) + seconds / 3600 * self.instance_price[inst.index]
-        summary = {
-            "scenario": self.plan.name,
-            "seed": self.seed,
-            "device_mode": self.mode_name,
-            "sim_seconds": self.duration,
-            "tasks_submitted": self.submitted,
-            "tasks_placed": self.slo.placed,
-            "tasks_started": self.slo.started,
-            "tasks_failed": dict(sorted(self.recorder.failures.items())),
-            "tasks_completed": completed,
-            "tasks_running_at_end": self.counts[RUNNING],
-            "tasks_starting_at_end": self.counts[PENDING],
-            "tasks_waiting_at_end": self.counts[PROVISIONING],
-            "tasks_stopped_before_start": self.slo.stopped_before_start,
-            "tasks_waiting_by_reason": dict(sorted(Counter(
-                t.waiting_reason or "waiting" for t in self.tasks.values() if t.last_status == PROVISIONING).items())),
-            "tasks_stopped": self.counts[STOPPED],
-            **self.slo.overall_waits(),
-            **self.slo.overall_startups(),
-            "chip_utilization": round(ratio(acc.chips_held, acc.chips_total), 6),
-            "cpu_utilization": round(ratio(acc.cpu_used, acc.cpu_total), 6),
-            "memory_utilization": round(ratio(acc.mem_used, acc.mem_total), 6),
-            "stranded_chip_hours": round(self.recorder.stranded_chip_seconds / 3600, 6),
-            "instance_hours": round(sum(hours_by_type.values()), 6),
-            "cost_usd": round(sum(cost_by_type.values()), 6),
-            "instance_hours_by_type": {k: round(v, 6) for k, v in sorted(hours_by_type.items())},
-            "cost_usd_by_type": {k: round(v, 6) for k, v in sorted(cost_by_type.items())},
-            "cost_per_completed_task_usd": (round(sum(cost_by_type.values()) / completed, 6) if completed else None),
-            "idle_chip_cost_usd": round(acc.idle_chip_cost / 3600, 6),
-            "instances_launched": int(sum(e["count"] for e in self.recorder.scaling if e["action"] == "launch")),
-            "instances_terminated": int(sum(e["count"] for e in self.recorder.scaling
-                                            if e["action"] == "terminate")),
-            "peak_instances": int(timeline.loc[timeline["instance_type"] == "*", "instances"].max()),
-            "extensions": self._extensions(),
-            "service_shortfall_task_hours": {svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
-            "workloads": self.slo.section(_workload_shortfall(services)),
-            "faults": {**self.fault_counts, "run_task_hours_lost": round(self.task_seconds_lost / 3600, 6)},
-            "wall_seconds": round(wall_seconds, 3),
-        }
-        for name, load in self.service_loads.items():
-            if load.requests is not None:
-                load.requests.advance(self.duration)
-            summary["workloads"].setdefault(name, {}).update(load.summary(
-                instance_hours=summary["instance_hours"], cost_usd=summary["cost_usd"], sim_seconds=self.duration))
-        if self.plan.snapshot is not None:
-            summary["snapshot"] = {**self.plan.snapshot.summary(), "tasks_seeded": self.seeded}
-        if self.partial:
-            summary["partial"] = True
+        summary = summarize(self, wall_seconds, timeline)
         records = list(self.recent_stopped) + list(self.tasks.values())
         return Results(
             summary=summary, tasks=tasks, timeline=timeline,
@@ -422,12 +368,3 @@ class Simulation:
         """submitted + seeded from a snapshot = provisioning + pending + running + stopped."""
         return self.submitted + self.seeded == sum(self.counts.values())
 
-
-def _workload_shortfall(services: Any) -> dict[str, float]:
-    """Each workload's shortfall task-hours: the sum over its services (one per device block with device
-    sets), so that ``shortfall[llama]`` reads the llama workload's whole shortfall."""
-    out: dict[str, float] = {}
-    for svc in services:
-        name = svc.workload or svc.name
-        out[name] = out.get(name, 0.0) + svc.short_seconds / 3600
-    return out

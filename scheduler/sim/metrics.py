@@ -12,24 +12,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TASK_COLUMNS = ("task_id", "family", "workload", "group", "launch_type", "capacity_provider", "submit",
-                "start", "end", "final_state", "stop_code", "stop_reason", "instance_id", "instance_type",
-                "availability_zone", "chips", "wait_s", "placed", "startup_s", "pull_s")
+from scheduler.results.tables import (  # noqa: F401  (RESOURCE_COLUMNS: the engine imports it from here)
+    CAPACITY_RESERVATION_COLUMNS,
+    RESOURCE_COLUMNS,
+    SCALING_EVENT_COLUMNS,
+    TASK_COLUMNS,
+    TASK_SCHEMA,
+    TIMELINE_COLUMNS,
+)
 
-RESOURCE_COLUMNS = ("chips_total", "chips_held", "chips_stranded", "cpu_total", "cpu_used", "memory_total",
-                    "memory_used", "gpus_total", "gpus_used")
-TIMELINE_COLUMNS = ("time", "instance_type", "capacity_provider", "instances", *RESOURCE_COLUMNS,
-                    "running", "pending", "provisioning", "submitted", "stopped")
-
-
-_FLOAT_COLUMNS = ("submit", "start", "end", "wait_s", "startup_s", "pull_s")
-TASK_SCHEMA = pa.schema([(c, pa.float64() if c in _FLOAT_COLUMNS else pa.bool_() if c == "placed" else pa.string())
-                         for c in TASK_COLUMNS])
 CHUNK_ROWS = 100_000
 
 
@@ -128,23 +123,14 @@ class Recorder:
         return pd.DataFrame(self.timeline, columns=list(TIMELINE_COLUMNS))
 
     def scaling_frame(self) -> pd.DataFrame:
-        columns = ["time", "capacity_provider", "action", "count", "instance_type", "reason", "cpr", "service", "old",
-                   "policy"]
+        columns = list(SCALING_EVENT_COLUMNS)
         return pd.DataFrame([{c: e.get(c) for c in columns} for e in self.scaling], columns=columns)
 
     def reservation_frame(self) -> pd.DataFrame:
-        columns = ["time", "capacity_provider", "cpr", "instances", "instances_needed"]
-        return pd.DataFrame(self.reservations, columns=columns)
+        return pd.DataFrame(self.reservations, columns=list(CAPACITY_RESERVATION_COLUMNS))
 
 
 def ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
-def wait_percentiles(waits: np.ndarray) -> dict[str, float | None]:
-    """p50/p95/p99 of waits in seconds (None when no task started)."""
-    if len(waits) == 0:
-        return {"wait_p50_s": None, "wait_p95_s": None, "wait_p99_s": None, "wait_max_s": None}
-    p50, p95, p99 = np.percentile(waits, [50, 95, 99])
-    return {"wait_p50_s": round(float(p50), 6), "wait_p95_s": round(float(p95), 6),
-            "wait_p99_s": round(float(p99), 6), "wait_max_s": round(float(waits.max()), 6)}

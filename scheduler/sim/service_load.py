@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scheduler.results.summary import Percentiles, RequestFigures, WorkloadSummary
+from scheduler.results.tables import SERVICE_LOAD_COLUMNS
 from scheduler.sim.autoscaling import (
     CPU,
     MEMORY,
@@ -36,7 +39,6 @@ from scheduler.sim.autoscaling import (
 from scheduler.sim.plan import ServiceWorkload
 from scheduler.sim.request_load import build_load
 from scheduler.sim.requests import ServiceRequests
-from scheduler.sim.slo import percentiles
 
 
 class ServiceLoad:
@@ -72,32 +74,30 @@ class ServiceLoad:
         return new
 
     # ------------------------------------------------------------------ results
-    def summary(self, *, instance_hours: float, cost_usd: float, sim_seconds: float) -> dict[str, Any]:
-        """The service's request figures for ``summary.json``'s workloads section (flat keys)."""
-        out: dict[str, Any] = {}
-        if self.scaler is not None:
-            out["scaling_activities"] = len(self.scaler.decisions)
+    def summary(self, figures: WorkloadSummary, *, instance_hours: float, cost_usd: float,
+                sim_seconds: float) -> WorkloadSummary:
+        """The service's ``figures`` with its scaling activities and request figures added."""
+        activities = len(self.scaler.decisions) if self.scaler is not None else None
         if self.requests is None:
-            return out
+            return replace(figures, scaling_activities=activities)
         r = self.requests
         served = r.latencies()
         tokens = float(served["output_tokens"].sum())
-        arrived = r.arrived  # requests that arrived before the run ended
-        out.update({
-            "requests_arrived": arrived,
-            "requests_served": len(served["wait"]),
-            "requests_dropped": int(r.dropped_queue_full + r.dropped_timeout),
-            "requests_dropped_queue_full": int(r.dropped_queue_full),
-            "requests_dropped_timeout": int(r.dropped_timeout),
-            "requests_queued_at_end": int(r.queued),
-            **percentiles(served["e2e"], "latency"),
-            **percentiles(served["ttft"], "ttft"),
-            **percentiles(served["wait"], "queue_wait"),
-            "output_tokens_per_second": round(tokens / sim_seconds, 6) if sim_seconds > 0 else None,
-            "requests_per_instance_hour": round(len(served["wait"]) / instance_hours, 6) if instance_hours else None,
-            "cost_per_million_tokens_usd": round(cost_usd / tokens * 1e6, 6) if tokens else None,
-        })
-        return out
+        requests = RequestFigures(
+            arrived=r.arrived,  # requests that arrived before the run ended
+            served=len(served["wait"]),
+            dropped=int(r.dropped_queue_full + r.dropped_timeout),
+            dropped_queue_full=int(r.dropped_queue_full),
+            dropped_timeout=int(r.dropped_timeout),
+            queued_at_end=int(r.queued),
+            latency=Percentiles.of(served["e2e"]),
+            ttft=Percentiles.of(served["ttft"]),
+            queue_wait=Percentiles.of(served["wait"]),
+            output_tokens_per_second=round(tokens / sim_seconds, 6) if sim_seconds > 0 else None,
+            per_instance_hour=round(len(served["wait"]) / instance_hours, 6) if instance_hours else None,
+            cost_per_million_tokens_usd=round(cost_usd / tokens * 1e6, 6) if tokens else None,
+        )
+        return replace(figures, scaling_activities=activities, requests=requests)
 
     def timeline(self) -> list[dict[str, Any]]:
         """Per metric period: load, tasks and the latency percentiles of the requests that arrived in it."""
@@ -133,9 +133,5 @@ def build(workload: ServiceWorkload, rng: np.random.Generator, *, start: float, 
 def tables(loads: Iterable[ServiceLoad]) -> dict[str, pd.DataFrame]:
     """``service_load``: one row per service and metric period (empty when no service has one)."""
     rows = [row for load in loads for row in load.timeline()]
-    return {"service_load": pd.DataFrame(rows, columns=TIMELINE_COLUMNS)} if rows else {}
+    return {"service_load": pd.DataFrame(rows, columns=list(SERVICE_LOAD_COLUMNS))} if rows else {}
 
-
-TIMELINE_COLUMNS = ["time", "service", "desired", "running", "requests", "queued", "cpu_utilization",
-                    "memory_utilization", "requests_per_target", "desired_after", "latency_p50_s", "latency_p99_s",
-                    "ttft_p50_s", "ttft_p99_s"]

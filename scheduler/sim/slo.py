@@ -23,17 +23,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from scheduler.results import codec
+from scheduler.results.summary import Percentiles, WorkloadSummary
 from scheduler.sim.plan import Workload, workload_kind
+from scheduler.sim.tasks import PENDING, PROVISIONING
 
-PROVISIONING, PENDING = "PROVISIONING", "PENDING"
 FAILED_TO_START = "TaskFailedToStart"  # counted as a failure, not as a wait
-QUANTILES = (50, 95, 99)
-WAIT_KEYS = ("wait_p50_s", "wait_p95_s", "wait_p99_s", "wait_max_s")
-STARTUP_KEYS = ("startup_p50_s", "startup_p95_s", "startup_p99_s", "startup_max_s")
 
 
 class TaskTimes(Protocol):
@@ -50,13 +49,9 @@ class TaskTimes(Protocol):
 
 
 def percentiles(values: Iterable[float], prefix: str) -> dict[str, float | None]:
-    """``<prefix>_p50_s``, ``_p95_s``, ``_p99_s`` and ``_max_s`` of ``values`` in seconds (None when empty)."""
-    data = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
-    keys = [f"{prefix}_p{q}_s" for q in QUANTILES] + [f"{prefix}_max_s"]
-    if len(data) == 0:
-        return dict.fromkeys(keys, None)
-    figures = [*np.percentile(data, QUANTILES), data.max()]
-    return {key: round(float(v), 6) for key, v in zip(keys, figures, strict=True)}
+    """``<prefix>_p50_s``, ``_p95_s``, ``_p99_s`` and ``_max_s`` of ``values`` in seconds (None when empty), as
+    summary.json writes them (:class:`~scheduler.results.summary.Percentiles`)."""
+    return codec.to_json(Percentiles.of(values), f"{prefix}_")
 
 
 @dataclass
@@ -128,35 +123,28 @@ class SLOTally:
     def stopped_before_start(self) -> int:
         return sum(t.stopped_before_start for t in self.workloads.values())
 
-    def overall_waits(self) -> dict[str, float | None]:
+    def overall_waits(self) -> Percentiles:
         """The cluster's wait percentiles over every workload's waits (still-waiting tasks included)."""
-        return percentiles(np.concatenate([np.asarray(t.waits, float) for t in self.workloads.values()] or
-                                          [np.empty(0)]), "wait")
+        return Percentiles.of(np.concatenate([np.asarray(t.waits, float) for t in self.workloads.values()] or
+                                             [np.empty(0)]))
 
-    def overall_startups(self) -> dict[str, float | None]:
-        return percentiles(np.concatenate([np.asarray(t.startups, float) for t in self.workloads.values()] or
-                                          [np.empty(0)]), "startup")
+    def overall_startups(self) -> Percentiles:
+        return Percentiles.of(np.concatenate([np.asarray(t.startups, float) for t in self.workloads.values()] or
+                                             [np.empty(0)]))
 
-    def section(self, shortfall: Mapping[str, float]) -> dict[str, dict[str, Any]]:
-        """``summary.json``'s ``workloads``: per workload, in name order. ``shortfall`` is each service's
+    def section(self, shortfall: Mapping[str, float]) -> dict[str, WorkloadSummary]:
+        """The summary's ``workloads``: per workload, in name order. ``shortfall`` is each service's
         task-hours short; other workloads have ``shortfall_task_hours`` None."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, WorkloadSummary] = {}
         for name in sorted(self.workloads):
             t = self.workloads[name]
-            out[name] = {
-                "kind": t.kind,
-                "tasks_submitted": t.submitted,
-                "tasks_placed": t.placed,
-                "tasks_started": t.started,
-                "tasks_waiting_at_end": t.waiting_at_end,
-                "tasks_starting_at_end": t.starting_at_end,
-                "tasks_stopped_before_start": t.stopped_before_start,
-                **percentiles(t.waits, "wait"),
-                **percentiles(t.startups, "startup"),
-                "shortfall_task_hours": (round(float(shortfall[name]), 6) if name in shortfall else None),
-                "tasks_failed": int(sum(t.failed.values())),
-                "tasks_failed_by_reason": dict(sorted(t.failed.items())),
-            }
+            out[name] = WorkloadSummary(
+                kind=t.kind, tasks_submitted=t.submitted, tasks_placed=t.placed, tasks_started=t.started,
+                tasks_waiting_at_end=t.waiting_at_end, tasks_starting_at_end=t.starting_at_end,
+                tasks_stopped_before_start=t.stopped_before_start,
+                waits=Percentiles.of(t.waits), startups=Percentiles.of(t.startups),
+                shortfall_task_hours=(round(float(shortfall[name]), 6) if name in shortfall else None),
+                tasks_failed=int(sum(t.failed.values())), tasks_failed_by_reason=dict(sorted(t.failed.items())))
         return out
 
 
