@@ -48,9 +48,9 @@ def test_a_new_fault_kind_is_one_class_registered_for_its_plan_class(monkeypatch
     compiled = dataclasses.replace(base, faults=(Reboot(None, None, (600.0, 1200.0, 1800.0)),),
                                    spot_interruptions=None)
     out = Simulation(compiled, seed=1, until=3600).run()
-    assert out.summary["faults"]["reboots"] == 3
+    assert out.summary.faults.other_kinds == {"reboots": 3}  # no field of its own yet
     assert sum("rebooted" in e["message"] for e in out.events) == 3
-    assert out.summary["faults"]["instance_failures"] == 0
+    assert out.summary.faults.instance_failures == 0
 
 
 def test_fixed_time_faults_strike_once_each_and_stop_tasks() -> None:
@@ -59,7 +59,7 @@ def test_fixed_time_faults_strike_once_each_and_stop_tasks() -> None:
                                                  plan.AgentDisconnect(None, None, (1800.0,), duration=600.0)),
                                    spot_interruptions=None)
     out = Simulation(compiled, seed=2, until=4 * 3600).run()
-    counts = out.summary["faults"]
-    assert (counts["instance_failures"], counts["agent_disconnects"]) == (1, 1)
-    assert counts["chip_failures"] == counts["instance_retirements"] == counts["spot_interruptions"] == 0
+    counts = out.summary.faults
+    assert (counts.instance_failures, counts.agent_disconnects) == (1, 1)
+    assert counts.chip_failures == counts.instance_retirements == counts.spot_interruptions == 0
     assert any("disconnected" in e["message"] for e in out.events)

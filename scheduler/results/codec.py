@@ -59,7 +59,12 @@ def _slots(cls: type) -> tuple[_Slot, ...]:
     out = []
     for f in dataclasses.fields(cls):
         meta = f.metadata
-        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
         if "flat" in meta:
             out.append(_Slot(f.name, None, meta["flat"], hints[f.name], meta.get("omit", False), default))
         else:

@@ -6,6 +6,7 @@ the simulation and builds the typed summary; nothing here changes the simulation
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -91,7 +92,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
         extensions=tuple(sim._extensions()),
         service_shortfall_task_hours={svc.name: round(svc.short_seconds / 3600, 6) for svc in services},
         workloads=workloads,
-        faults=Faults(**sim.fault_counts, run_task_hours_lost=round(sim.task_seconds_lost / 3600, 6)),
+        faults=_faults(sim.fault_counts, sim.task_seconds_lost),
         wall_seconds=round(wall_seconds, 3),
         snapshot=None if snapshot is None else snapshot.summary(tasks_seeded=sim.seeded),
         partial=sim.partial,
@@ -106,3 +107,11 @@ def workload_shortfall(services: Any) -> dict[str, float]:
         name = svc.workload or svc.name
         out[name] = out.get(name, 0.0) + svc.short_seconds / 3600
     return out
+
+
+def _faults(counts: dict[str, int], seconds_lost: float) -> Faults:
+    """The fault counters as the contract's fields; a kind with no field of its own goes to ``other_kinds``."""
+    named = {f.name for f in dataclasses.fields(Faults)}
+    return Faults(**{k: v for k, v in counts.items() if k in named},
+                  other_kinds={k: v for k, v in sorted(counts.items()) if k not in named},
+                  run_task_hours_lost=round(seconds_lost / 3600, 6))
