@@ -425,8 +425,10 @@ def test_a_metric_held_at_its_target_never_changes_capacity(config: AutoScalingC
     assert changes == []
 
 
+# Target tracking only: step scaling does what its table says, and a table may remove more tasks for a
+# smaller breach (a second scale-in alarm whose step starts only near its threshold), which ECS honours.
 @settings(max_examples=150, deadline=None)
-@given(config=configs(), data=st.data(), history=series_of, last=st.fixed_dictionaries(
+@given(config=configs(with_steps=False), data=st.data(), history=series_of, last=st.fixed_dictionaries(
     {CPU: st.floats(0, 400), MEMORY: st.floats(0, 400), REQUESTS_PER_TARGET: st.floats(0, 400)}))
 def test_a_higher_latest_datapoint_never_yields_a_lower_desired_count(
         config: AutoScalingConfig, data: st.DataObject, history: list[dict[str, float]],
@@ -444,7 +446,7 @@ def test_a_higher_latest_datapoint_never_yields_a_lower_desired_count(
 
 
 @settings(max_examples=100, deadline=None)
-@given(config=configs(), data=st.data(), low=st.floats(0, 400), extra=st.floats(0, 200),
+@given(config=configs(with_steps=False), data=st.data(), low=st.floats(0, 400), extra=st.floats(0, 200),
        periods=st.integers(1, 60))
 def test_a_constant_higher_metric_never_ends_lower(config: AutoScalingConfig, data: st.DataObject, low: float,
                                                    extra: float, periods: int) -> None:
