@@ -748,29 +748,16 @@ def _implicit_chain(q, MI, all_mi):
 
 @njit(cache=True)
 def _decide(R, X, xv, Z, zv, r, st, fn, explain):
-    """``decide`` on the general pass (what ``Placer`` calls: it explains failures)."""
+    """``decide`` as ``Placer`` calls it: the decision on the stream's fast scans; only a failure runs the
+    general pass again, with ``explain``, for its explanation (the scans decide the same)."""
     Q, MI = zv[1], zv[4]
     q = Q[r]
     codes = q[Q_CODE0: Q_CODE0 + 5]
     attrs = q[Q_ATTR0: Q_ATTR0 + 5]
-    n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
+    n, total, all_mi, step = _fast_scan(X, xv, zv, q, r, codes, attrs, False)
     if n == 0:
-        X[O_STEP] = step
-        return -1
-    if _implicit_chain(q, MI, all_mi):
-        codes = MI[0:5]
-        n, total, _, _ = _scan(X, xv, zv, q, r, codes, MI[5:10], True, False)
-    return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
-
-
-@njit(cache=True)
-def _decide_fast(R, X, xv, Z, zv, r, st, fn):
-    """``decide`` without explanation on the stream's scans (the same decision)."""
-    Q, MI = zv[1], zv[4]
-    q = Q[r]
-    codes = q[Q_CODE0: Q_CODE0 + 5]
-    n, total, all_mi, step = _fast_scan(X, xv, zv, q, r, codes, q[Q_ATTR0: Q_ATTR0 + 5], False)
-    if n == 0:
+        if explain:
+            n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, True)
         X[O_STEP] = step
         return -1
     if _implicit_chain(q, MI, all_mi):
@@ -844,7 +831,7 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             row = -1
             t = -100
         else:
-            row = _decide_fast(R, X, xv, Z, zv, r, st, fn)
+            row = _decide(R, X, xv, Z, zv, r, st, fn, False)
             t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
         if row >= 0:
