@@ -467,3 +467,22 @@ def test_a_copied_cluster_keeps_its_columns_one_block_and_decides_alike() -> Non
         assert (a.place(spec, constraints=constraints, strategies=chain, rng=ra, task_id=f"u{i}")
                 == b.place(spec, constraints=constraints, strategies=chain, rng=rb, task_id=f"u{i}"))
     assert np.array_equal(state._cols[1:6, :80], twin._cols[1:6, :80])
+
+
+def test_loading_the_kernel_skips_numbas_blas_probe() -> None:
+    """A fresh process loading the kernel does not import scipy.linalg (numba's BLAS probe, most of a warm
+    start), and numba's own probe is put back for the process's other numba code."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from scheduler.placement import kernel\n"
+        "kernel.functions()\n"
+        "from numba.np import arraymath, linalg\n"
+        "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
+        "assert not arraymath._HAVE_BLAS\n"
+        "assert linalg.ensure_blas.__name__ == 'ensure_blas', linalg.ensure_blas\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

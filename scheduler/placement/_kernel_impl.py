@@ -723,18 +723,6 @@ def decide(R, X, Z, r, st, fn, explain):
 
 
 @njit(cache=True)
-def _fast_scan(X, xv, zv, q, r, codes, attrs, mi_only):
-    """The stream's scan: by free memory when the chain ends in binpack(memory), else one packed key, else
-    the general pass."""
-    n, total, all_mi, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only)
-    if n < 0:
-        n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only)
-    if n < 0:
-        n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, mi_only, False)
-    return n, total, all_mi, step
-
-
-@njit(cache=True)
 def _implicit_chain(q, MI, all_mi):
     """Whether the Managed Instances implicit chain replaces the request's (every fitting instance is
     Managed Instances and the request's chain is another)."""
@@ -748,34 +736,31 @@ def _implicit_chain(q, MI, all_mi):
 
 @njit(cache=True)
 def _decide(R, X, xv, Z, zv, r, st, fn, explain):
-    """``decide`` on the general pass (what ``Placer`` calls: it explains failures)."""
+    """``decide``: the decision on the fast scans (by free memory when the chain ends in binpack(memory),
+    else one packed key, else the general pass); only a failure with ``explain`` runs the general pass for
+    its explanation (the scans decide the same). Each scan has one call site (a smaller compile): the
+    second round is the Managed Instances implicit chain."""
     Q, MI = zv[1], zv[4]
     q = Q[r]
     codes = q[Q_CODE0: Q_CODE0 + 5]
     attrs = q[Q_ATTR0: Q_ATTR0 + 5]
-    n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, False, explain)
-    if n == 0:
-        X[O_STEP] = step
-        return -1
-    if _implicit_chain(q, MI, all_mi):
+    mi_only = False
+    while True:
+        n, total, all_mi, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only)
+        if n < 0:
+            n, total, all_mi, step = _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only)
+        if n < 0 or (n == 0 and explain):
+            n, total, all_mi, step = _scan(X, xv, zv, q, r, codes, attrs, mi_only, explain and not mi_only)
+        if mi_only:
+            break
+        if n == 0:
+            X[O_STEP] = step
+            return -1
+        if not _implicit_chain(q, MI, all_mi):
+            break
         codes = MI[0:5]
-        n, total, _, _ = _scan(X, xv, zv, q, r, codes, MI[5:10], True, False)
-    return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
-
-
-@njit(cache=True)
-def _decide_fast(R, X, xv, Z, zv, r, st, fn):
-    """``decide`` without explanation on the stream's scans (the same decision)."""
-    Q, MI = zv[1], zv[4]
-    q = Q[r]
-    codes = q[Q_CODE0: Q_CODE0 + 5]
-    n, total, all_mi, step = _fast_scan(X, xv, zv, q, r, codes, q[Q_ATTR0: Q_ATTR0 + 5], False)
-    if n == 0:
-        X[O_STEP] = step
-        return -1
-    if _implicit_chain(q, MI, all_mi):
-        codes = MI[0:5]
-        n, total, _, _ = _fast_scan(X, xv, zv, q, r, codes, MI[5:10], True)
+        attrs = MI[5:10]
+        mi_only = True
     return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
 
 
@@ -844,7 +829,7 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             row = -1
             t = -100
         else:
-            row = _decide_fast(R, X, xv, Z, zv, r, st, fn)
+            row = _decide(R, X, xv, Z, zv, r, st, fn, False)
             t = -1 - X[O_STEP]  # a failure: -1 - the step that left no row
         out_row[i] = row
         if row >= 0:

@@ -67,10 +67,32 @@ def functions() -> dict[str, object]:
     if not _compiled:
         if not available():
             raise ImportError(INSTALL_HINT)
+        _skip_blas_probe()
         from scheduler.placement import _kernel_impl
 
         _compiled.update(_kernel_impl.FUNCTIONS)
     return _compiled
+
+
+def _skip_blas_probe() -> None:
+    """Load numba's numpy implementations without their BLAS probe, which imports all of ``scipy.linalg``
+    (about 0.4 s of CPU, most of a warm start) only to choose how ``np.correlate``/``np.convolve`` of floats
+    compile; the kernel calls neither (they then compile to numba's plain loop). Nothing changes when
+    scipy.linalg or numba's implementations are already imported."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    from numba.np import linalg
+
+    probe = linalg.ensure_blas
+
+    def no_blas() -> None:
+        raise ImportError("BLAS probe skipped by the placement kernel")
+
+    linalg.ensure_blas = no_blas
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        linalg.ensure_blas = probe
 
 
 # ---------------------------------------------------------------------- is the on-disk cache warm?
