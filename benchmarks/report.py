@@ -17,7 +17,7 @@ TARGET_PER_S = 500_000  # (a) compiled stream decisions/s at 5,000 instances
 TARGET_PUBLIC_PER_S = 150_000  # (b) public placer.place calls/s at 5,000 instances
 TARGET_SCALING = 1.5  # cost per decision at the largest size / at the smallest
 TARGET_SIM_SHARE = 0.60  # simulation rate / bare simpy rate
-TARGET_PEAK_MIB = 2048  # 1,000,000 tasks
+TARGET_PEAK_MIB = 1024  # 1,000,000 tasks (the engine issue: <= 1 GiB)
 TARGET_OPT_POINTS = 1.0  # best strategy within this many points of the optimum
 # kube-scheduler's CI floor at 5,000 nodes: kubernetes test/integration/scheduler_perf/misc/performance-config.yaml
 KUBE_FLOOR_PER_S = 680
@@ -123,7 +123,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         peak = sim["peak_rss_mib"]
         out.append(
             {
-                "target": "1,000,000 tasks under 2 GiB",
+                "target": "1,000,000 tasks within 1 GiB",
                 "measured": f"{peak:,.0f} MiB peak for {sim['tasks']:,} tasks",
                 "reached": peak < TARGET_PEAK_MIB and sim["tasks"] >= 900_000,
                 "gap": "" if sim["tasks"] >= 900_000 else "run had fewer tasks (quick mode)",
@@ -249,7 +249,7 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
             )
         elif sim["peak_rss_mib"] >= TARGET_PEAK_MIB:
             notes.append(
-                f"Memory: {sim['peak_rss_mib']:,.0f} MiB peak for {sim['tasks']:,} tasks is over 2 GiB."
+                f"Memory: {sim['peak_rss_mib']:,.0f} MiB peak for {sim['tasks']:,} tasks is over 1 GiB."
             )
     util = results.get("utilization") or []
     if util:
