@@ -22,7 +22,13 @@ SIM = Path(__file__).resolve().parents[1] / "scheduler" / "sim"
 
 
 def _members(port: type) -> set[str]:
-    return {name for name in vars(port) if not name.startswith("_")} | set(vars(port).get("__annotations__", {}))
+    """The names a port offers, its bases' included (a part's port extends the engine's common one)."""
+    out: set[str] = set()
+    for cls in port.__mro__:
+        if cls.__module__.startswith("scheduler."):
+            out |= {name for name in vars(cls) if not name.startswith("_")}
+            out |= set(vars(cls).get("__annotations__", {}))
+    return out
 
 
 def _port_reads(source: str, chains: tuple[str, ...]) -> set[str]:

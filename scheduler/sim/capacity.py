@@ -29,9 +29,8 @@ from typing import Any, Protocol
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.placement.fits import copies_on_empty
-from scheduler.placement.state import ClusterState
 from scheduler.sim import plan
-from scheduler.sim.metrics import Recorder
+from scheduler.sim.ports import EnginePort
 
 TICK_S = 60.0
 SCALE_IN_MINUTES = 15
@@ -56,20 +55,11 @@ class WaitingTask(Protocol):
     request: Any  # the engine's Request: spec, group and constraints are read
 
 
-class ClusterPort(Protocol):
+class ClusterPort(EnginePort, Protocol):
     """The narrow port through which capacity providers act on the cluster (the engine implements it): add
     an instance now, drain one, deregister one, and place waiting tasks once a launched instance is in;
     they read the cluster state, the clock, the tasks waiting for them and who runs where, and record their
     scaling in the recorder. Nothing else of the simulation is theirs to call."""
-
-    state: ClusterState
-    recorder: Recorder
-    duration: float
-
-    @property
-    def now(self) -> float: ...
-
-    def at(self, t: float, fn: Callable[..., None], *args: Any) -> None: ...
 
     def add_instance(self, itype: InstanceType, *, launch_type: str, availability_zone: str,
                      capacity_provider: str | None, attributes: dict[str, str], spot: bool = False) -> int: ...

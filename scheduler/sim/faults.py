@@ -14,13 +14,11 @@ Every draw comes from the one fault generator, in the order the engine has alway
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from scheduler.placement.state import ClusterState, ContainerInstance
-from scheduler.sim.metrics import Recorder
 from scheduler.sim.plan import (
     AgentDisconnect,
     ChipFailure,
@@ -29,22 +27,14 @@ from scheduler.sim.plan import (
     InstanceRetirement,
     SpotInterruptions,
 )
+from scheduler.sim.ports import EnginePort
 
 COUNTERS = ("instance_failures", "spot_interruptions", "chip_failures", "agent_disconnects", "instance_retirements",
             "tasks_stopped", "service_tasks_stopped")
 
 
-class FaultPort(Protocol):
+class FaultPort(EnginePort, Protocol):
     """What faults do to the simulation (the engine implements it)."""
-
-    state: ClusterState
-    recorder: Recorder
-    duration: float
-
-    @property
-    def now(self) -> float: ...
-
-    def at(self, t: float, fn: Callable[..., None], *args: Any) -> None: ...
 
     def drain(self, row: int, reason: str) -> None: ...
 

@@ -10,15 +10,13 @@ Requests and Service Auto Scaling tick once a metric period (:mod:`scheduler.sim
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from scheduler.placement.placer import Placer
-from scheduler.placement.state import ClusterState
 from scheduler.sim import deployments, service_load
-from scheduler.sim.metrics import Recorder
+from scheduler.sim.ports import EnginePort
 from scheduler.sim.tasks import RUNNING, Request, Service, SimTask
 
 SERVICE_BACKOFF_BASE_S = 10.0
@@ -35,18 +33,10 @@ def service_backoff(failed_starts: int) -> float:
     return min(SERVICE_BACKOFF_MAX_S, SERVICE_BACKOFF_BASE_S * 2.0 ** min(failed_starts - 1, doublings))
 
 
-class ServicePort(Protocol):
+class ServicePort(EnginePort, Protocol):
     """What the service scheduler asks of the simulation (the engine implements it)."""
 
-    state: ClusterState
     placer: Placer
-    recorder: Recorder
-    duration: float
-
-    @property
-    def now(self) -> float: ...
-
-    def at(self, t: float, fn: Callable[..., None], *args: Any) -> None: ...
 
     def submit(self, request: Request) -> SimTask: ...
 
