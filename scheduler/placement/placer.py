@@ -221,25 +221,18 @@ class Placer:
         array of instance rows) restricts the candidates, as StartTask and daemon placement do.
         """
         if only is None and self.compiled is not False:
-            # the fast path: a request met before, on the same compiled index (no instance changed since):
-            # one dict lookup, one kernel call, the record
-            entry = self._entries.get((id(spec), id(constraints), id(strategies), group, launch_type,
-                                       id(capacity_providers)))
-            if entry is not None:
-                live = self.state._live
-                if (live is not None and live.generation == self._generation and live.version == self.state.version
-                        and self.by_class and self.device_mode is DeviceMode.AWARE):
-                    if entry.slot >= 0:
-                        return self._place_compiled(entry, task_id, rng, live)
-                    if entry.failure is not None:
-                        return entry.failure
-            live = self.live()
-            if live is not None:
-                # keyed by identity (the arguments are immutable tuples kept alive in ``_keep``), so that a
-                # repeated request costs one dict lookup, not a hash of the whole task definition
-                key = (id(spec), id(constraints), id(strategies), group, launch_type, id(capacity_providers))
-                entry = self._entries.get(key)
-                if entry is None:
+            # keyed by identity (the arguments are immutable tuples kept alive in ``_keep``), so that a
+            # repeated request costs one dict lookup, not a hash of the whole task definition
+            key = (id(spec), id(constraints), id(strategies), group, launch_type, id(capacity_providers))
+            entry = self._entries.get(key)
+            live = self.state._live
+            # the fast path: a request met before, on the same compiled index (no instance changed since)
+            if not (entry is not None and live is not None and live.generation == self._generation
+                    and live.version == self.state.version and self.by_class
+                    and self.device_mode is DeviceMode.AWARE):
+                live = self.live()  # built or rebuilt: a new index forgets the requests prepared for the old
+                entry = self._entries.get(key) if live is not None else None
+                if live is not None and entry is None:
                     g = group or f"family:{spec.family}"
                     cps = tuple(capacity_providers) if capacity_providers is not None else None
                     entry = self.prepared(spec, spec.constraints + tuple(constraints), tuple(strategies), g,
@@ -248,6 +241,7 @@ class Placer:
                             and type(capacity_providers) in (tuple, type(None))):
                         self._entries[key] = entry
                         self._keep.append((spec, constraints, strategies, capacity_providers))
+            if entry is not None:
                 if entry.slot >= 0:
                     return self._place_compiled(entry, task_id, rng, live)
                 if entry.failure is not None:

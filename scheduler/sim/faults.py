@@ -14,11 +14,13 @@ Every draw comes from the one fault generator, in the order the engine has alway
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from scheduler.placement.state import ClusterState, ContainerInstance
+from scheduler.results.summary import Faults
 from scheduler.sim.plan import (
     AgentDisconnect,
     ChipFailure,
@@ -29,8 +31,8 @@ from scheduler.sim.plan import (
 )
 from scheduler.sim.ports import EnginePort
 
-COUNTERS = ("instance_failures", "spot_interruptions", "chip_failures", "agent_disconnects", "instance_retirements",
-            "tasks_stopped", "service_tasks_stopped")
+# the counts a run keeps: the results contract's whole-number fault fields (one list of names, there)
+COUNTERS = tuple(f.name for f in dataclasses.fields(Faults) if f.type == "int")
 
 
 class FaultPort(EnginePort, Protocol):
