@@ -323,6 +323,7 @@ def test_compiled_invariants(seed: int, n: int, steps: int) -> None:
     assert ((held & state._cols[5, :n]) == 0).all()
     assert ((held | state._cols[5, :n]) == state.chips_all.astype(np.int64)).all()
     assert_index_matches(state)
+    assert state.totals() == state.recount_totals()
     for t in live:
         placer.release(t)
     assert state.is_empty()
@@ -351,8 +352,10 @@ def test_stream_invariants(seed: int, n: int, churn: int, chains: list) -> None:
     assert ((held & state._cols[5, :n]) == 0).all()
     assert ((held | state._cols[5, :n]) == state.chips_all.astype(np.int64)).all()
     assert_index_matches(state)
+    assert state.totals() == state.recount_totals()  # the stream bypasses record/free: its totals follow
     cs.release_all()
     assert cs.is_empty()
+    assert state.totals() == state.recount_totals() and state.totals().cpu_used == 0
     assert_index_matches(state)
 
 

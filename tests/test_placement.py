@@ -252,6 +252,69 @@ def test_random_place_release_never_double_books_and_restores_empty(ops, blind) 
     assert state.is_empty()
 
 
+ops = st.lists(st.one_of(
+    st.tuples(st.just("place"), task_specs, st.integers(0, 1000)),
+    st.tuples(st.just("release"), st.integers(0, 1000), st.integers(0, 1000)),
+    st.tuples(st.just("register"), st.integers(0, len(TYPES) - 1), st.integers(0, 1000)),
+    st.tuples(st.sampled_from(["drain", "activate", "deregister", "disconnect"]), st.integers(0, 1000),
+              st.integers(0, 1000)),
+    st.tuples(st.just("remove_chip"), st.integers(0, 1000), st.integers(0, 63)),
+    st.tuples(st.just("set_registered"), st.integers(0, 1000), st.integers(0, 200_000)),
+), min_size=1, max_size=50)
+
+
+def used_by_allocations(state: ClusterState) -> tuple[int, int, int]:
+    """CPU, MiB and chips the tasks hold, summed over the allocations (a third count, beside the columns)."""
+    allocs = state.allocations.values()
+    return (sum(a.cpu for a in allocs), sum(a.memory for a in allocs), sum(a.chips.bit_count() for a in allocs))
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops=ops, compiled=st.booleans(), blind=st.booleans())
+def test_cluster_totals_equal_a_recount_after_any_stream_of_changes(ops, compiled, blind) -> None:
+    """The totals kept O(1) by every change equal a recount from the columns and the allocations, after
+    each place (Python or compiled path), release, register, drain, deregister, chip removal and
+    re-registration; an INACTIVE instance counts nothing."""
+    state = ClusterState("t")
+    placer = Placer(state, device_mode=DeviceMode.BLIND if blind and not compiled else DeviceMode.AWARE,
+                    compiled=compiled)
+    state.add_instance(CAT.get(TYPES[0][0]), launch_type=TYPES[0][1])
+    live: list[str] = []
+    for k, (op, a, b) in enumerate(ops):
+        row = a % len(state) if isinstance(a, int) else 0
+        inst = state.instances[row]
+        if op == "place":
+            out = placer.place(a, task_id=f"t{k}", launch_type=None)
+            if isinstance(out, Placement) and out.ok:
+                live.append(out.task_id)
+        elif op == "release" and live:
+            placer.release(live.pop(a % len(live)))
+        elif op == "register":
+            name, lt = TYPES[a]
+            state.add_instance(CAT.get(name), launch_type=lt)
+        elif op == "drain" and inst.status != "INACTIVE":
+            state.set_status(row, "DRAINING")
+        elif op == "activate":  # DRAINING back to ACTIVE; an INACTIVE row registers again
+            state.set_status(row, "ACTIVE")
+        elif op == "deregister":
+            for task in sorted(inst.tasks):
+                placer.release(task)
+                live.remove(task)
+            state.set_status(row, "INACTIVE")
+        elif op == "disconnect":
+            state.set_agent_connected(row, not inst.agent_connected)
+        elif op == "remove_chip" and inst.instance_type.chips and b % inst.instance_type.chips not in inst.chip_holders:
+            state.remove_chip(row, b % inst.instance_type.chips)
+        elif op == "set_registered" and not inst.tasks:
+            state.set_registered(row, cpu=b // 10, memory=b)
+        totals = state.totals()
+        assert totals == state.recount_totals(), op
+        assert (totals.cpu_used, totals.memory_used, totals.chips_held) == used_by_allocations(state), op
+    for task in live:
+        placer.release(task)
+    assert state.totals()[1::2] == (0, 0, 0)
+
+
 def test_instances_registered_later_become_candidates() -> None:
     state, placer = cluster(("inf2.xlarge", "EC2"))
     spec = manual((0,), cpu=3072, memory=12288)

@@ -38,6 +38,34 @@ AGENT_RESERVED_TCP_PORTS = (22, 2375, 2376, 51678, 51679)
 MAX_RESERVED_PORTS = 100
 SMALL_MERGE = 128  # tied candidates up to this many rows are merged and indexed directly
 
+# Positions in ClusterState's totals block (see ``Totals``)
+TOTAL_CPU, USED_CPU, TOTAL_MEMORY, USED_MEMORY, TOTAL_CHIPS, HELD_CHIPS = range(6)
+
+
+class Totals(NamedTuple):
+    """Cluster totals over the *live* container instances, ACTIVE and DRAINING (an INACTIVE row counts
+    nothing): registered CPU units, registered MiB and Neuron chips present (a failed chip has left), and
+    what running tasks hold of each. Free = total - used (tasks run only on live rows)."""
+
+    cpu: int
+    cpu_used: int
+    memory: int
+    memory_used: int
+    chips: int
+    chips_held: int
+
+    @property
+    def cpu_free(self) -> int:
+        return self.cpu - self.cpu_used
+
+    @property
+    def memory_free(self) -> int:
+        return self.memory - self.memory_used
+
+    @property
+    def chips_free(self) -> int:
+        return self.chips - self.chips_held
+
 
 @dataclass(slots=True)
 class ContainerInstance:
@@ -86,7 +114,17 @@ _new_allocation = tuple.__new__  # Allocation(*fields) without NamedTuple's keyw
 
 
 class ClusterState:
-    """The resource columns and instance records of one ECS cluster."""
+    """The resource columns and instance records of one ECS cluster.
+
+    It also keeps the cluster totals (:class:`Totals`) as one int64 block of six, so that reading them costs
+    nothing and compiled code can update them in place. The update rule, O(1) per change:
+
+    - a task's resources taken (``record``, which ``reserve`` and the compiled placer both call) add its
+      CPU, MiB and chip count to the used totals; ``free`` subtracts them again;
+    - a row registered (``add_instance``) adds its registered CPU, MiB and chips to the totals; a status
+      change between live (ACTIVE, DRAINING) and INACTIVE adds or subtracts them; ``set_registered`` on a
+      live row adds the difference; ``remove_chip`` of a present chip on a live row subtracts one chip.
+    """
 
     def __init__(self, cluster: str = "default", *, capacity: int = 64, reserved_memory_mib: int = 0,
                  awsvpc_trunking: bool = False) -> None:
@@ -119,6 +157,7 @@ class ClusterState:
         self._udp_used: dict[int, np.ndarray] = {}
         self._group_counts: dict[str, np.ndarray] = {}
         self._set_counters()
+        self._set_totals(np.zeros(6, np.int64))
         self._attr_cache: dict[str, np.ndarray] = {}
         self._codes_cache: dict[str, tuple[np.ndarray, list[str | None]]] = {}
         self._subject_cache: dict[str, np.ndarray] = {}
@@ -142,6 +181,10 @@ class ClusterState:
         # the same memory as Python buffers: one item read or written in ~50 ns instead of a numpy scalar's ~300
         self._mv_cols = tuple(memoryview(block[k]) for k in range(block.shape[0]))
 
+    def _set_totals(self, block: np.ndarray) -> None:
+        self._totals = block
+        self._mv_totals = memoryview(block)  # written item by item from Python (see the class docstring)
+
     def _set_counters(self) -> None:
         """Memoryviews over the running-task and task-group counters (rebuilt when the arrays change)."""
         self._mv_running = memoryview(self._running)
@@ -154,7 +197,7 @@ class ClusterState:
             self.classes()  # bring the Python class index up to date first
         state = dict(self.__dict__)
         for name in ("_cpu_free", "_mem_free", "_gpu_free", "_eni_free", "_chips_free", "_mv_cols", "_mv_running",
-                     "_group_mv"):
+                     "_group_mv", "_mv_totals"):
             state.pop(name)
         state["_live"] = None
         return state
@@ -163,6 +206,7 @@ class ClusterState:
         self.__dict__.update(state)
         self._set_columns(self._cols)
         self._set_counters()
+        self._set_totals(self._totals)
 
     # ---------------------------------------------------------------- size and views
     def __len__(self) -> int:
@@ -231,6 +275,20 @@ class ClusterState:
     @property
     def running(self) -> np.ndarray:
         return self._running[: self._n]
+
+    def totals(self) -> Totals:
+        """The cluster totals now (O(1): kept up to date by every change, see the class docstring)."""
+        return Totals._make(self._mv_totals.tolist())
+
+    def totals_values(self) -> list[int]:
+        """The totals as a plain list in :class:`Totals` order (the cheapest read, for a recorder)."""
+        return self._mv_totals.tolist()
+
+    @property
+    def totals_block(self) -> np.ndarray:
+        """The int64 block the totals live in (indexed by ``TOTAL_CPU`` ... ``HELD_CHIPS``), for compiled
+        code that takes or gives back resources without ``record``/``free``: it must apply the same rule."""
+        return self._totals
 
     def group_counts(self, group: str) -> np.ndarray:
         """Tasks of ``group`` on each instance (a zero column for an unknown group)."""
@@ -337,6 +395,10 @@ class ClusterState:
         ))
         for port in AGENT_RESERVED_TCP_PORTS:
             self._port_column(self._tcp_used, port)[i] = True
+        totals = self._mv_totals
+        totals[TOTAL_CPU] += cpu
+        totals[TOTAL_MEMORY] += mem
+        totals[TOTAL_CHIPS] += instance_type.chips
         self._touch()
         if self._classes is not None:
             self._classes.add_row(i)
@@ -349,6 +411,12 @@ class ClusterState:
         inst = self.instance(index)
         if status == INACTIVE and inst.tasks:
             raise PlacementError(f"container instance row {index} still runs {len(inst.tasks)} task(s)")
+        if (inst.status == INACTIVE) != (status == INACTIVE):  # joins or leaves the live rows (runs no task)
+            sign = 1 if inst.status == INACTIVE else -1
+            totals = self._mv_totals
+            totals[TOTAL_CPU] += sign * int(self._cpu_reg[index])
+            totals[TOTAL_MEMORY] += sign * int(self._mem_reg[index])
+            totals[TOTAL_CHIPS] += sign * int(self._n_chips[index])
         inst.status = status
         self._active[index] = status == ACTIVE
         self._touch()
@@ -374,6 +442,8 @@ class ClusterState:
         if chip in inst.chip_holders:
             raise PlacementError(f"/dev/neuron{chip} on container instance row {index} is held by "
                                  f"{inst.chip_holders[chip]}")
+        if int(self._chips_all[index]) >> chip & 1 and inst.status != INACTIVE:
+            self._mv_totals[TOTAL_CHIPS] -= 1
         keep = np.uint64(~(1 << chip) & 0xFFFFFFFFFFFFFFFF)
         self._chips_all[index] &= keep
         self._chips_free[index] &= keep
@@ -384,8 +454,13 @@ class ClusterState:
 
     def set_registered(self, index: int, *, cpu: int, memory: int) -> None:
         """Registered CPU and memory as the instance's agent reported them (a snapshot); nothing held yet."""
-        if self.instance(index).tasks:
-            raise PlacementError(f"{self.instances[index].ec2_instance_id} already runs tasks")
+        inst = self.instance(index)
+        if inst.tasks:
+            raise PlacementError(f"{inst.ec2_instance_id} already runs tasks")
+        if inst.status != INACTIVE:
+            totals = self._mv_totals
+            totals[TOTAL_CPU] += cpu - int(self._cpu_reg[index])
+            totals[TOTAL_MEMORY] += memory - int(self._mem_reg[index])
         self._cpu_reg[index] = self._cpu_free[index] = cpu
         self._mem_reg[index] = self._mem_free[index] = memory
         self._touch()
@@ -451,10 +526,15 @@ class ClusterState:
             del inst.free_gpu_ids[:gpus]
         else:
             gpu_ids = ()
+        totals = self._mv_totals
+        totals[USED_CPU] += cpu
+        totals[USED_MEMORY] += memory
         if chips:
             holders = inst.chip_holders
-            for c in chips_of(chips):
+            ids = chips_of(chips)
+            for c in ids:
                 holders[c] = task_id
+            totals[HELD_CHIPS] += len(ids)
         if tcp_ports or udp_ports:
             for port in tcp_ports:
                 inst.reserved_tcp.add(port)
@@ -495,6 +575,9 @@ class ClusterState:
         m_cpu[i] += cpu
         m_mem[i] += memory
         m_eni[i] += enis
+        totals = self._mv_totals
+        totals[USED_CPU] -= cpu
+        totals[USED_MEMORY] -= memory
         if gpu_ids:
             m_gpu[i] += len(gpu_ids)
             inst.free_gpu_ids.extend(gpu_ids)
@@ -506,8 +589,10 @@ class ClusterState:
             else:  # the int64 view of the same bits
                 m_chips[i] |= chips
             holders = inst.chip_holders
-            for c in chips_of(chips):
+            ids = chips_of(chips)
+            for c in ids:
                 del holders[c]
+            totals[HELD_CHIPS] -= len(ids)
         if tcp_ports or udp_ports:
             for port in tcp_ports:
                 inst.reserved_tcp.discard(port)
@@ -619,6 +704,15 @@ class ClusterState:
     def chip_holder(self, index: int, chip: int) -> str | None:
         """Which task holds /dev/neuron<chip> on this instance (None when free)."""
         return self.instance(index).chip_holders.get(chip)
+
+    def recount_totals(self) -> Totals:
+        """The cluster totals counted afresh from the columns (O(instances): for checks; ``totals`` is O(1))."""
+        n = self._n
+        live = np.fromiter((inst.status != INACTIVE for inst in self.instances), bool, n)
+        chips = int(np.bitwise_count(self._chips_all[:n][live]).sum())
+        return Totals(int(self._cpu_reg[:n][live].sum()), int((self._cpu_reg[:n] - self._cpu_free[:n])[live].sum()),
+                      int(self._mem_reg[:n][live].sum()), int((self._mem_reg[:n] - self._mem_free[:n])[live].sum()),
+                      chips, chips - int(np.bitwise_count(self._chips_free[:n][live]).sum()))
 
     def is_empty(self) -> bool:
         """True when no task holds anything and every column equals its registered value."""

@@ -11,6 +11,7 @@ import numpy as np
 from scheduler.placement.filters import REASONS
 from scheduler.placement.kernel import RESOURCE_STEPS, Unsupported, generator_addresses
 from scheduler.placement.placer import Placer
+from scheduler.placement.state import HELD_CHIPS, USED_CPU, USED_MEMORY
 
 
 class CompiledStream:
@@ -52,7 +53,17 @@ class CompiledStream:
         ix = self.index
         done = self._fn["run"](ix.R, ix.X, ix.Z, self.T, self.live, self._ids(reqs), us, saturated, window,
                                fail_share, out_row, out_task, st, fn)
+        self._sync_totals()
         return int(done), out_row[:done], out_task[:done]
+
+    def _sync_totals(self) -> None:
+        """The stream takes and gives back resources in compiled code, past ``record`` and ``free``: the
+        cluster's used totals are set from its running tasks after each run (registered totals do not move)."""
+        held = self.T[self.live[: self.running]]
+        totals = self.index.state.totals_block
+        totals[USED_CPU] = held[:, 1].sum()
+        totals[USED_MEMORY] = held[:, 2].sum()
+        totals[HELD_CHIPS] = np.bitwise_count(held[:, 5].view(np.uint64)).sum()
 
     def fill(self, reqs: np.ndarray, rng: np.random.Generator, window: int = 500,
              fail_share: float = 0.5) -> tuple[int, np.ndarray, np.ndarray]:
@@ -90,6 +101,7 @@ class CompiledStream:
             self._fn["relocate"](ix.R, ix.X, ix.Z, row, int(self.T[t, 6]), -1)
             self.T[t, 0] = -1
         self.T[-1, 0] = 0
+        self._sync_totals()
 
     def is_empty(self) -> bool:
         """No task running and every row back to its registered resources."""

@@ -83,7 +83,7 @@ class Simulation:
         self.at = self.clock.at  # run fn(*args) at simulated time t: a call on the event heap, no generator
         self.state = ClusterState(plan.cluster_name, awsvpc_trunking=plan.awsvpc_trunking)
         self.placer = Placer(self.state, device_mode=self.device_mode)
-        self.recorder = Recorder()
+        self.recorder = Recorder(levels=self.state.totals_values)  # integrates the core's totals
         self.names = identity.InstanceNames(plan.cluster_name)  # container-instance ARNs (the core knows rows)
         self.task_sink = task_sink
         if task_sink is not None:
@@ -172,7 +172,6 @@ class Simulation:
                      **names: Any) -> int:
         """Register a container instance now; daemons are placed on it before anything else. ``names``
         (``arn``, ``ec2_id``, ``gpus``) are the instance's real ids, when it has them (a snapshot)."""
-        self.recorder.advance(self.now)
         index = identity.register_instance(self.state, itype, names=self.names, launch_type=launch_type,
                                            availability_zone=availability_zone, capacity_provider=capacity_provider,
                                            attributes=attributes, registered_at=self.now, **names)
@@ -182,11 +181,7 @@ class Simulation:
         self.daemon_rows.append(0)
         price = (itype.price_per_hour or 0.0) * ((1 - self.spot_discount) if spot else 1.0)
         self.instance_price.append(price)
-        lv = self.recorder.levels
-        lv.chips_total += itype.chips
-        lv.idle_chip_cost += price if itype.chips else 0.0
-        lv.cpu_total += float(self.state.cpu_registered[index])
-        lv.mem_total += float(self.state.mem_registered[index])
+        self.recorder.advance(self.now)
         self.service_scheduler.instance_added(index)
         self.faults.instance_added(index, spot=spot)
         self.waiting.kick()
@@ -195,6 +190,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ capacity providers
     def _chip_price(self, row: int) -> float:
+        """USD per hour of one chip of ``row``: its instance's price shared among its chips."""
         chips = self.state.instances[row].instance_type.chips
         return self.instance_price[row] / chips if chips else 0.0
 
@@ -223,13 +219,8 @@ class Simulation:
             svc = task.request.service if task.request else None
             if svc is not None and not svc.daemon:
                 self.service_scheduler.schedule_reconcile(svc)
-        self.recorder.advance(self.now)
-        lv = self.recorder.levels
-        lv.chips_total -= int(np.bitwise_count(self.state.chips_all[row]))  # failed chips already left
-        lv.cpu_total -= float(self.state.cpu_registered[row])
-        lv.mem_total -= float(self.state.mem_registered[row])
-        lv.idle_chip_cost -= self._chip_price(row) * int(np.bitwise_count(self.state.chips_free[row]))
         self.state.set_status(row, "INACTIVE")
+        self.recorder.advance(self.now)
         self.instance_end[row] = self.now
         self.images.forget(row)
 
@@ -251,11 +242,9 @@ class Simulation:
             self._fault_stop(task)
             self._stop(task, "InfrastructureHealth", f"Task stopped: Neuron device /dev/neuron{chip} failed on "
                        f"{inst.ec2_instance_id}", placed=True)
-        self.recorder.advance(self.now)
-        lv = self.recorder.levels
-        lv.chips_total -= 1
-        lv.idle_chip_cost -= self._chip_price(row)
         self.state.remove_chip(row, chip)
+        self.recorder.advance(self.now)
+        self.recorder.chip_removed(row, self.now)
         self.recorder.event(self.now, "fault", f"/dev/neuron{chip} on {inst.ec2_instance_id} failed and left "
                             "NEURON_DEVICES")
 

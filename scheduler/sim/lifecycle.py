@@ -153,11 +153,6 @@ class TaskLifecycle:
             self.stop(task, "TaskFailedToStart", reason, placed=True, failure_key=key)
             return None
         self.recorder.advance(self.now)
-        lv = self.recorder.levels
-        lv.chips_held += len(out.chips)
-        lv.cpu_used += task.spec.cpu
-        lv.mem_used += task.spec.memory
-        lv.idle_chip_cost -= self.sim._chip_price(out.instance) * len(out.chips)
         if request.only is not None:
             self.daemon_rows[out.instance] += 1
         task.chips = out.chips
@@ -210,13 +205,11 @@ class TaskLifecycle:
             task.held = False
             if task.request is not None and task.request.startup is not None and task.instance is not None:
                 self.images.release(task.instance, task_images(task.spec), self.now)
-            self.recorder.advance(self.now)
             self.placer.release(task.task_id)
-            lv = self.recorder.levels
-            lv.chips_held -= len(task.chips)
-            lv.cpu_used -= task.spec.cpu
-            lv.mem_used -= task.spec.memory
-            lv.idle_chip_cost += self.sim._chip_price(task.instance) * len(task.chips)
+            self.recorder.advance(self.now)
+            if task.chips:
+                self.recorder.chips_released(self.sim._chip_price(task.instance), len(task.chips),
+                                             self.now - _held_since(task))
             if task.request is not None and task.request.only is not None:
                 self.daemon_rows[task.instance] -= 1
             self.waiting.freed(task.instance)
@@ -239,6 +232,12 @@ class TaskLifecycle:
         if held:
             self.waiting.kick()
 
+    def held_chip_cost(self, t: float) -> float:
+        """USD per hour x seconds of the chips the tasks alive still hold, from when they took them to ``t``
+        (what the recorder's ``held_chip_cost`` lacks at the end of a run)."""
+        return sum(self.sim._chip_price(task.instance) * len(task.chips) * (t - _held_since(task))
+                   for task in self.tasks.values() if task.held and task.chips)
+
     def row(self, task: SimTask, placed: bool) -> None:
         self.slo.record(task, self.now)
         inst = self.state.instances[task.instance] if task.instance is not None else None
@@ -260,3 +259,8 @@ class TaskLifecycle:
         if task.last_status != PENDING or task.pull_stopped_at is None:
             return None
         return "PENDING: pulling images" if self.now < task.pull_stopped_at else "PENDING: starting containers"
+
+
+def _held_since(task: SimTask) -> float:
+    """When a task took what it holds: placed, or created holding it (a task seeded from a snapshot)."""
+    return task.placed_at if task.placed_at is not None else task.created_at

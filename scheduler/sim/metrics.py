@@ -2,13 +2,16 @@
 
 Rows are kept as columns of plain Python lists (cheap to append, one DataFrame at the end); for long runs
 they stream to a Parquet file in chunks instead, so memory stays flat however many tasks run. Utilization
-is integrated exactly between events (level x time), not estimated from samples; stranded chips are
-sampled, since deciding whether an instance can still take Neuron work costs a placement check.
+is integrated exactly between events (level x time), not estimated from samples: the levels are the
+placement core's cluster totals (``ClusterState.totals``), read after each change, never a copy kept by
+hand. Stranded chips are sampled, since deciding whether an instance can still take Neuron work costs a
+placement check.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,27 +49,42 @@ class TaskTableWriter:
 
 
 @dataclass
-class Levels:
-    """Cluster-wide amounts that change at events; integrated over time for utilization."""
+class Integrals:
+    """Time integrals (amount x seconds) of the cluster totals, in ``placement.state.Totals`` order."""
 
-    chips_total: float = 0.0
-    chips_held: float = 0.0
-    cpu_total: float = 0.0
+    cpu: float = 0.0
     cpu_used: float = 0.0
-    mem_total: float = 0.0
-    mem_used: float = 0.0
-    idle_chip_cost: float = 0.0  # USD per hour of the chips no task holds (price share per chip)
+    memory: float = 0.0
+    memory_used: float = 0.0
+    chips: float = 0.0
+    chips_held: float = 0.0
+
+
+def _no_cluster() -> Sequence[int]:
+    return (0, 0, 0, 0, 0, 0)
 
 
 @dataclass
 class Recorder:
-    """Collects what a run produced."""
+    """Collects what a run produced.
+
+    ``levels`` reads the cluster totals now (``ClusterState.totals_values``). The rule: call ``advance(t)``
+    after every change to them at time ``t`` (several changes at one time: after each, or once after the
+    last), and once at the end of the run. ``advance`` integrates the totals read at the previous call over
+    ``[last_t, t)`` and reads them anew, so each interval is integrated with the level it had.
+
+    ``held_chip_cost`` is the price-weighted integral of held chips (USD per hour x seconds), added by
+    ``chips_released`` when a task gives chips back; with ``chip_removals`` (row, time) it lets the summary
+    derive the cost of idle chips (``scheduler.sim.summarize``) without a price-weighted level kept by hand.
+    """
 
     rows: dict[str, list] = field(default_factory=lambda: {c: [] for c in TASK_COLUMNS})
     timeline: dict[str, list] = field(default_factory=lambda: {c: [] for c in TIMELINE_COLUMNS})
-    levels: Levels = field(default_factory=Levels)
-    integrals: Levels = field(default_factory=Levels)
+    levels: Callable[[], Sequence[int]] = _no_cluster
+    integrals: Integrals = field(default_factory=Integrals)
     last_t: float = 0.0
+    held_chip_cost: float = 0.0
+    chip_removals: list[tuple[int, float]] = field(default_factory=list)
     stranded_chip_seconds: float = 0.0
     failures: Counter = field(default_factory=Counter)
     events: list[dict] = field(default_factory=list)
@@ -74,22 +92,33 @@ class Recorder:
     reservations: list[dict] = field(default_factory=list)
 
     def advance(self, t: float) -> None:
-        """Accumulate every level over [last_t, t) before a change at ``t``."""
+        """The totals changed at ``t`` (or the run ends): integrate the previous level over [last_t, t),
+        then read the level from ``t`` on."""
         dt = t - self.last_t
         if dt > 0:
-            lv, acc = self.levels, self.integrals
-            acc.chips_total += lv.chips_total * dt
-            acc.chips_held += lv.chips_held * dt
-            acc.cpu_total += lv.cpu_total * dt
-            acc.cpu_used += lv.cpu_used * dt
-            acc.mem_total += lv.mem_total * dt
-            acc.mem_used += lv.mem_used * dt
-            acc.idle_chip_cost += lv.idle_chip_cost * dt
+            cpu, cpu_used, memory, memory_used, chips, chips_held = self._level
+            acc = self.integrals
+            acc.chips += chips * dt
+            acc.chips_held += chips_held * dt
+            acc.cpu += cpu * dt
+            acc.cpu_used += cpu_used * dt
+            acc.memory += memory * dt
+            acc.memory_used += memory_used * dt
             self.last_t = t
+        self._level = self.levels()
+
+    def chips_released(self, price_per_chip_hour: float, chips: int, held_seconds: float) -> None:
+        """A task gave back ``chips`` it held for ``held_seconds`` on an instance of this price per chip."""
+        self.held_chip_cost += price_per_chip_hour * chips * held_seconds
+
+    def chip_removed(self, row: int, t: float) -> None:
+        """A chip left row ``row``'s NEURON_DEVICES at ``t`` (it failed): it costs nothing idle from then on."""
+        self.chip_removals.append((row, t))
 
     sink: TaskTableWriter | None = None
 
     def __post_init__(self) -> None:
+        self._level = self.levels()
         self._appenders = [self.rows[c].append for c in TASK_COLUMNS]
 
     def task_row(self, *values: object) -> None:

@@ -33,16 +33,12 @@ def seed_instances(sim: Any, snapshot: Any) -> dict[str, int]:
                                capacity_provider=inst.capacity_provider, attributes=dict(inst.attributes),
                                arn=inst.arn, ec2_id=inst.ec2_instance_id, gpus=tuple(inst.gpu_ids) or None)
         state.instances[row].agent_version = inst.agent_version
-        sim.recorder.advance(sim.now)
-        levels = sim.recorder.levels
-        levels.cpu_total += inst.cpu - float(state.cpu_registered[row])
-        levels.mem_total += inst.memory - float(state.mem_registered[row])
         state.set_registered(row, cpu=inst.cpu, memory=inst.memory)
         for chip in range(itype.chips):
             if chip not in inst.chips:  # a chip that failed before the snapshot: not registered
-                levels.chips_total -= 1
-                levels.idle_chip_cost -= sim._chip_price(row)
                 state.remove_chip(row, chip)
+                sim.recorder.chip_removed(row, sim.now)
+        sim.recorder.advance(sim.now)
         if inst.status == DRAINING:
             state.set_status(row, DRAINING)
         if not inst.agent_connected:
@@ -58,8 +54,6 @@ def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type
     The engine passes its task and request classes (this module is below it: no import back)."""
     services = {svc.name: svc for svc in sim.services}
     standalone: dict[tuple[str, str], Any] = {}
-    sim.recorder.advance(sim.now)
-    levels = sim.recorder.levels
     for t in snapshot.tasks:
         row = rows[t.instance_arn]
         inst = sim.state.instances[row]
@@ -89,10 +83,6 @@ def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type
         sim.lifecycle.tasks[t.task_id] = task
         sim.lifecycle.counts[RUNNING] += 1
         sim.lifecycle.seeded += 1
-        levels.chips_held += len(t.chips)
-        levels.cpu_used += t.cpu
-        levels.mem_used += t.memory
-        levels.idle_chip_cost -= sim._chip_price(row) * len(t.chips)
         if svc is not None:
             svc.live.add(t.task_id)
             svc.account(sim.now)
@@ -103,3 +93,4 @@ def seed_tasks(sim: Any, snapshot: Any, rows: dict[str, int], *, task_type: type
             number = int(t.task_id, 16)
             if number < _HEX_ID_LIMIT:  # a snapshot of a simulated run: new ids must not repeat these
                 sim.lifecycle._next_id = max(sim.lifecycle._next_id, number)
+    sim.recorder.advance(sim.now)  # the totals now count what the snapshot's tasks hold

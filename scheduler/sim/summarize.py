@@ -70,9 +70,9 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
         waits=sim.slo.overall_waits(),
         startups=sim.slo.overall_startups(),
         utilization=Utilization(
-            chips=round(ratio(acc.chips_held, acc.chips_total), 6),
-            cpu=round(ratio(acc.cpu_used, acc.cpu_total), 6),
-            memory=round(ratio(acc.mem_used, acc.mem_total), 6),
+            chips=round(ratio(acc.chips_held, acc.chips), 6),
+            cpu=round(ratio(acc.cpu_used, acc.cpu), 6),
+            memory=round(ratio(acc.memory_used, acc.memory), 6),
             stranded_chip_hours=round(sim.recorder.stranded_chip_seconds / 3600, 6),
         ),
         costs=Costs(
@@ -81,7 +81,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
             instance_hours_by_type={k: round(v, 6) for k, v in sorted(hours_by_type.items())},
             usd_by_type={k: round(v, 6) for k, v in sorted(cost_by_type.items())},
             per_completed_task_usd=(round(sum(cost_by_type.values()) / completed, 6) if completed else None),
-            idle_chip_usd=round(acc.idle_chip_cost / 3600, 6),
+            idle_chip_usd=round(idle_chip_cost(sim) / 3600, 6),
         ),
         instances=InstanceCounts(
             launched=int(sum(e["count"] for e in scaling if e["action"] == "launch")),
@@ -97,6 +97,21 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
         snapshot=None if snapshot is None else snapshot.summary(tasks_seeded=sim.seeded),
         partial=sim.partial,
     )
+
+
+def idle_chip_cost(sim: Any) -> float:
+    """USD per hour x seconds of chips no task held, each chip priced at its instance's price shared among
+    the instance's chips: what the chips present cost (an instance with chips: its whole price, for as long
+    as it was registered, less each failed chip from its failure on), less what tasks held (the recorder's
+    ``held_chip_cost`` for chips given back, plus the chips still held at the end)."""
+    end = [sim.duration if t1 is None else t1 for t1 in sim.instance_end]
+    present = 0.0
+    for inst, t0 in zip(sim.state.instances, sim.instance_start, strict=True):
+        if inst.instance_type.chips:
+            present += sim.instance_price[inst.index] * (end[inst.index] - t0)
+    for row, t in sim.recorder.chip_removals:
+        present -= sim._chip_price(row) * (end[row] - t)
+    return present - sim.recorder.held_chip_cost - sim.lifecycle.held_chip_cost(sim.duration)
 
 
 def workload_shortfall(services: Any) -> dict[str, float]:
