@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import __main__ as bench_main
+from benchmarks import report
 from benchmarks.mix import CHAIN, build_cluster, draws, task_kinds
 from benchmarks.placement_bench import PlacementConfig
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
@@ -369,6 +370,38 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(images) >= 4
     assert all((tmp_path / name).stat().st_size > 0 for name in images)
+
+
+def test_gap_notes_follow_from_the_figures_of_the_run() -> None:
+    """Each sentence of "Where targets are out of reach" is computed from results.json: rates, the per-call
+    Python time beside the compiled stream, the kernel's share of the profile, classes per size."""
+    placement = [
+        {"instances": 500, "core_per_s": 80_000, "core_p50_us": 10, "compiled_per_s": 400_000, "classes": 200},
+        {"instances": 5_000, "core_per_s": 40_000, "core_net_per_s": 50_000, "core_p50_us": 20,
+         "compiled_per_s": 250_000, "python_path_per_s": 5_000, "classes": 600},
+        {"instances": 50_000, "core_per_s": 40_000, "core_p50_us": 25, "compiled_per_s": 100_000, "classes": 1_500},
+    ]
+    profile = {"instances": 5_000, "decisions": 700, "top": [
+        {"function": "scheduler/placement/state.py:486(free)", "own_share": 0.31},
+        {"function": "~:0(<built-in method scheduler.placement._kernel_impl.decide>)", "own_share": 0.22},
+        {"function": "~:0(<method 'get' of 'dict' objects>)", "own_share": 0.09},
+        {"function": "scheduler/placement/placer.py:204(place)", "own_share": 0.08},
+        {"function": "~:0(<built-in method scheduler.placement._kernel_impl.relocate>)", "own_share": 0.03},
+    ]}
+    sim = {"sim_tasks_per_s": 10_000, "bare_simpy_tasks_per_s": 200_000, "tasks": 1_000_000, "peak_rss_mib": 900,
+           "profile_by_area": {"simulation engine": 0.5, "placement core": 0.2, "simpy": 0.3}}
+    notes = report.gap_notes({"placement": placement, "placement_profile": profile, "simulation": sim})
+    throughput, scaling_note, simulation = notes
+    assert "40,000 decisions/s at 5,000 instances" in throughput and "3.8x short of 150,000/s" in throughput
+    assert "8.0x the Python path" in throughput
+    assert "take 4.0 us each, so about 16 us of each public call" in throughput  # 1e6/50,000 - 1e6/250,000
+    assert "kernel's own calls take 25% of the time" in throughput
+    assert "`state.py free` 31%, `placer.py place` 8%" in throughput
+    assert "Python path:" not in throughput  # `place` decides in compiled code: no sentence says otherwise
+    assert "2.00x one at 500 through (b) and 4.00x in the compiled stream (a)" in scaling_note
+    assert "200 at 500 instances, 1,500 at 50,000 (7.5x for 100x the instances)" in scaling_note
+    assert "5.0% of the bare simpy loop's 200,000 tasks/s, 12.0x short" in simulation
+    assert "near 12,500 tasks/s (6% of bare simpy): the rest of the bound, 80% of own time" in simulation
 
 
 def test_main_rejects_an_unknown_part(capsys: pytest.CaptureFixture[str]) -> None:
