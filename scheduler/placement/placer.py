@@ -134,42 +134,17 @@ class Placer:
         entry.cpu, entry.memory = spec.cpu, spec.memory
         return entry
 
-    def _place_compiled(self, entry: _Entry, task_id: str | None, rng: np.random.Generator | None,
-                        live: kernel.LiveIndex) -> Placement | Failure:
-        st = self.state
-        if task_id is None:
-            task_id = f"task-{next(self._ids)}"
-        elif task_id in st.allocations:
-            raise PlacementError(f"task {task_id} already holds resources")
-        if rng is not live._rng:
-            live._rng = rng
-            live._bits = kernel.generator_addresses(rng)
-        bits = live._bits
-        row = live._decide(live.R, live.X, live.Z, entry.slot, bits[0], bits[1], True)  # = live.decide(...)
-        if row < 0:
-            return self._compiled_failure(entry, live)
-        chips = entry.chips
-        if chips < 0:  # NeuronDevice=ALL: every chip of the instance
-            chips = int(st._chips_all[row])
-            chip_ids = chips_of(chips)
-        else:
-            chip_ids = entry.chip_ids
-        gpus = entry.gpus if entry.gpus >= 0 else gpus_taken(entry.spec, int(st._gpu_reg[row]))
-        alloc = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group, entry.enis)
-        return _new_placement(Placement, (task_id, row, chip_ids, alloc.gpu_ids, None))
-
     def _compiled_failure(self, entry: _Entry, live: kernel.LiveIndex) -> Failure:
         """The Failure the Python pass gives, from the kernel's failure details. The words depend on those
-        details and the request only, so a request's failures are kept by details (a Failure is immutable):
+        details and the request only, so a request's failures are kept by details (a Failure is immutable; the
+        key is the details' raw bytes, read without building Python ints):
         a cluster at saturation fails the same way over and over, and pays for the words once."""
-        details = live.failure()
-        left, before, closest, lacks, quad = details
-        key = (tuple(left), before, closest, tuple(lacks), tuple(quad))
+        key = live.failure_key()
         hit = entry.failures.get(key)
         if hit is None:
             if len(entry.failures) >= _FAILURES_KEPT:
                 entry.failures.clear()
-            hit = entry.failures[key] = self._compiled_failure_words(entry, details)
+            hit = entry.failures[key] = self._compiled_failure_words(entry, live.failure())
         return hit
 
     def _compiled_failure_words(self, entry: _Entry, details: tuple) -> Failure:
@@ -242,8 +217,27 @@ class Placer:
                         self._entries[key] = entry
                         self._keep.append((spec, constraints, strategies, capacity_providers))
             if entry is not None:
-                if entry.slot >= 0:
-                    return self._place_compiled(entry, task_id, rng, live)
+                if entry.slot >= 0:  # the compiled decision, inline (a call costs as much as a few checks)
+                    st = self.state
+                    if task_id is None:
+                        task_id = f"task-{next(self._ids)}"
+                    elif task_id in st.allocations:
+                        raise PlacementError(f"task {task_id} already holds resources")
+                    if rng is not live._rng:
+                        live.use_rng(rng)
+                    row = live._decide(live.R, live.X, live.Z, entry.slot, live._st, live._fn, True)
+                    if row < 0:
+                        return self._compiled_failure(entry, live)
+                    chips = entry.chips
+                    if chips < 0:  # NeuronDevice=ALL: every chip of the instance
+                        chips = int(st._chips_all[row])
+                        chip_ids = chips_of(chips)
+                    else:
+                        chip_ids = entry.chip_ids
+                    gpus = entry.gpus if entry.gpus >= 0 else gpus_taken(entry.spec, int(st._gpu_reg[row]))
+                    alloc = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group,
+                                      entry.enis)
+                    return _new_placement(Placement, (task_id, row, chip_ids, alloc[4], None))
                 if entry.failure is not None:
                     return entry.failure
         group = group or f"family:{spec.family}"
