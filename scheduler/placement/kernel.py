@@ -234,6 +234,7 @@ class LiveIndex:
         self.R = st._cols
         self.R[0, :n] = ix.row_sig[:n]
         self.X = self.fn["build"](self.R, n, self.nsig)
+        self._details = memoryview(self.X[O_DETAILS])  # the failure details, read as bytes without numpy
         sig = ix.signature_columns()  # launch, type, n chips, all chips, registered GPUs
         from scheduler.placement.filters.resources import FRACTIONAL_GPU_TYPES
 
@@ -369,7 +370,7 @@ class LiveIndex:
 
     def failure_key(self) -> bytes:
         """The last failed decision's details as bytes: equal keys, equal ``failure()``."""
-        return self.X[O_DETAILS].tobytes()
+        return self._details.tobytes()
 
     def failure(self) -> tuple[list[int], int, int, list[str], tuple[int, int, int, int]]:
         """The last failed decision: rows left after each kernel step, rows before them, the closest row,
