@@ -131,6 +131,7 @@ class Placer:
         entry.chip_ids = chips_of(entry.chips) if entry.chips > 0 else ()
         entry.request = req
         entry.resource_steps = [f.name for f in RESOURCES if f.applies(req)]
+        entry.resource_at = [kernel.RESOURCE_STEPS.index(name) for name in entry.resource_steps]
         entry.cpu, entry.memory = spec.cpu, spec.memory
         return entry
 
@@ -153,9 +154,9 @@ class Placer:
         names = entry.resource_steps
         steps = list(entry.steps)
         failed = names[-1]
-        for name in names:
-            after = left[kernel.RESOURCE_STEPS.index(name)]
-            steps.append(Step(name, before, before - after))
+        for name, at in zip(names, entry.resource_at, strict=True):
+            after = left[at]
+            steps.append(_new_step(Step, (name, before, before - after)))
             if not after:
                 failed = name
                 break
@@ -486,6 +487,7 @@ class _Entry:
         "group",
         "memory",
         "request",
+        "resource_at",
         "resource_steps",
         "slot",
         "spec",
@@ -507,6 +509,7 @@ class _Entry:
         self.chip_ids: tuple[int, ...] = ()
         self.request: Request | None = None
         self.resource_steps: list[str] = []
+        self.resource_at: list[int] = []  # each resource step's place in the kernel's failure details
         self.cpu = self.memory = 0
 
 
@@ -538,7 +541,7 @@ def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strate
 _MISSING = object()
 _AWARE = DeviceMode.AWARE
 _FAILURES_KEPT = 256  # per request: distinct failures kept in words
-_new_placement = tuple.__new__  # Placement(*fields) without NamedTuple's keyword handling
+_new_placement = _new_step = tuple.__new__  # Placement(*fields), Step(*fields) without NamedTuple's keyword handling
 
 
 def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:
