@@ -21,10 +21,11 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
   decision: its p50/p99 are over chunks of ``COMPILED_CHUNK`` decisions (chunk time / chunk size);
 - (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python, deciding in compiled code
   (``Placer(compiled=True)``, when numba is installed); ``python_path_*`` is the same API with
-  ``compiled=False`` (the readable reference path) over a stretch of the same churn. The timer is not
-  free: reading this thread's CPU clock is a system call, and one timed call of nothing costs
-  ``core_timer_us`` (measured in the same run, median); ``core_net_*`` are the figures with it taken off
-  each sample. The core's churns run with the objects built so far frozen out of Python's cyclic garbage
+  ``compiled=False`` (the readable reference path) over a stretch of the same churn. Each sample is the
+  call as a user writes it between two clock reads (``_timed_place``), but the timer is not free: reading
+  this thread's CPU clock is a system call, and one timed call of nothing costs ``core_timer_us``
+  (measured in the same run, median; 1-2 us on a shared 2-core machine, a quarter of the 6.7 us that
+  150,000/s allows); ``core_net_*`` are the figures with it taken off each sample. The core's churns run with the objects built so far frozen out of Python's cyclic garbage
   collector (``gc.freeze``): otherwise a full collection, set off by this loop's own growing lists of
   samples and decisions, lands in one random ``place`` call and traverses the whole heap (measured:
   a quarter of the churn's CPU time at 5,000 instances).
