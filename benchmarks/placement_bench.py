@@ -25,10 +25,12 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
   call as a user writes it between two clock reads (``_timed_place``), but the timer is not free: reading
   this thread's CPU clock is a system call, and one timed call of nothing costs ``core_timer_us``
   (measured in the same run, median; 1-2 us on a shared 2-core machine, a quarter of the 6.7 us that
-  150,000/s allows); ``core_net_*`` are the figures with it taken off each sample. The core's churns run with the objects built so far frozen out of Python's cyclic garbage
-  collector (``gc.freeze``): otherwise a full collection, set off by this loop's own growing lists of
-  samples and decisions, lands in one random ``place`` call and traverses the whole heap (measured:
-  a quarter of the churn's CPU time at 5,000 instances).
+  150,000/s allows); ``core_net_*`` are the figures with it taken off each sample. The core's churns
+  run with the objects built so far frozen out of Python's cyclic garbage collector (``gc.freeze``):
+  otherwise a full collection, set off by this loop's own growing lists of samples and decisions, lands
+  in one random ``place`` call and traverses the whole heap (measured: a quarter of the churn's CPU time
+  at 5,000 instances, before ``place`` stopped allocating per call what it could look up; since then
+  the same churn unfrozen measured within the run-to-run noise, about 10% slower).
 
 ``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
 decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
