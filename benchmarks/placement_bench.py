@@ -28,9 +28,9 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
   150,000/s allows); ``core_net_*`` are the figures with it taken off each sample. The core's churns
   run with the objects built so far frozen out of Python's cyclic garbage collector (``gc.freeze``):
   otherwise a full collection, set off by this loop's own growing lists of samples and decisions, lands
-  in one random ``place`` call and traverses the whole heap (measured: a quarter of the churn's CPU time
-  at 5,000 instances, before ``place`` stopped allocating per call what it could look up; since then
-  the same churn unfrozen measured within the run-to-run noise, about 10% slower).
+  in one random ``place`` call and traverses the whole heap (measured once: a quarter of the churn's CPU
+  time at 5,000 instances; in later runs the unfrozen churn was about 10% slower, within the run-to-run
+  noise of a shared machine).
 
 ``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
 decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
