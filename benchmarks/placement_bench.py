@@ -21,13 +21,16 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
   decision: its p50/p99 are over chunks of ``COMPILED_CHUNK`` decisions (chunk time / chunk size);
 - (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python, deciding in compiled code
   (``Placer(compiled=True)``, when numba is installed); ``python_path_*`` is the same API with
-  ``compiled=False`` (the readable reference path) over a stretch of the same churn. The timer is not
-  free: reading this thread's CPU clock is a system call, and one timed call of nothing costs
-  ``core_timer_us`` (measured in the same run, median); ``core_net_*`` are the figures with it taken off
-  each sample. The core's churns run with the objects built so far frozen out of Python's cyclic garbage
-  collector (``gc.freeze``): otherwise a full collection, set off by this loop's own growing lists of
-  samples and decisions, lands in one random ``place`` call and traverses the whole heap (measured:
-  a quarter of the churn's CPU time at 5,000 instances).
+  ``compiled=False`` (the readable reference path) over a stretch of the same churn. Each sample is the
+  call as a user writes it between two clock reads (``_timed_place``), but the timer is not free: reading
+  this thread's CPU clock is a system call, and one timed call of nothing costs ``core_timer_us``
+  (measured in the same run, median; 1-2 us on a shared 2-core machine, a quarter of the 6.7 us that
+  150,000/s allows); ``core_net_*`` are the figures with it taken off each sample. The core's churns
+  run with the objects built so far frozen out of Python's cyclic garbage collector (``gc.freeze``):
+  otherwise a full collection, set off by this loop's own growing lists of samples and decisions, lands
+  in one random ``place`` call and traverses the whole heap (measured once: a quarter of the churn's CPU
+  time at 5,000 instances; in later runs the unfrozen churn was about 10% slower, within the run-to-run
+  noise of a shared machine).
 
 ``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
 decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
@@ -98,14 +101,25 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Sample]:
     return out, (c1 - c0, t1 - t0)
 
 
+def _timed_place(place: Any, spec: Any, constraints: Any, rng: Any, task_id: str) -> tuple[Any, Sample]:
+    """One ``place(spec, constraints=..., strategies=CHAIN, rng=..., task_id=...)`` call timed as ``_timed``
+    times a call, with the call written out as a user writes it: ``_timed``'s packing and unpacking of
+    ``*args``/``**kwargs`` (about 0.3 us) is not part of the figure."""
+    c0 = time.thread_time_ns()
+    t0 = time.perf_counter_ns()
+    out = place(spec, constraints=constraints, strategies=CHAIN, rng=rng, task_id=task_id)
+    t1 = time.perf_counter_ns()
+    c1 = time.thread_time_ns()
+    return out, (c1 - c0, t1 - t0)
+
+
 def timer_overhead(samples: int = 20_000) -> float:
-    """CPU ns that ``_timed`` itself adds to a sample (median of timing a call of nothing, with the same
-    arguments as a ``place`` call)."""
+    """CPU ns that ``_timed_place`` itself adds to a sample (median of timing a call of nothing, with the
+    same arguments as a ``place`` call)."""
     def nothing(*args: Any, **kwargs: Any) -> None:
         return None
 
-    return float(np.median([_timed(nothing, None, constraints=(), strategies=CHAIN, rng=None, task_id="t")[1][0]
-                            for _ in range(samples)]))
+    return float(np.median([_timed_place(nothing, None, (), None, "t")[1][0] for _ in range(samples)]))
 
 
 def _frozen(fn: Any, *args: Any) -> Any:
@@ -174,14 +188,7 @@ class Run:
     def place(self, d: Draw) -> tuple[object, Sample]:
         self.serial += 1
         task_id = f"t{self.serial}"
-        out, dt = _timed(
-            self.placer.place,
-            d.spec,
-            constraints=d.constraints,
-            strategies=CHAIN,
-            rng=self.rng,
-            task_id=task_id,
-        )
+        out, dt = _timed_place(self.placer.place, d.spec, d.constraints, self.rng, task_id)
         if not isinstance(out, Failure) and out.ok:
             self.live.append(task_id)
         return out, dt

@@ -51,6 +51,7 @@ STRATEGY_CODES = {"cpu": S_BINPACK_CPU, "memory": S_BINPACK_MEM, "gpu": S_BINPAC
                   "neuronDevices": S_BINPACK_CHIPS}
 PARTITION_SCALE = 1000  # a GPU fraction as an integer code: 0.125 -> 125
 LIVE_FUNCTIONS = ("build", "decide", "relocate")  # what Placer calls: warm when all three are cached
+O_DETAILS = slice(16, 29)  # where the kernel leaves a failed decision's details in its index (_kernel_impl.O_BASE)
 QUERY_FIELDS = 19  # fields per request in the kernel's request table (_kernel_impl.NQF)
 
 
@@ -216,7 +217,7 @@ class LiveIndex:
         self.version = -1
         self.generation = 0
         self._rng: np.random.Generator | None = None
-        self._bits = (0, 0)
+        self._st = self._fn = 0  # the Generator's bit-generator state and next_uint32 addresses (0: none)
         self.build()
         # the types never change (int64 arrays, ints, a bool): call the compiled code directly
         self._decide = direct(self.fn["decide"], self.R, self.X, self.Z, 0, 0, 0, True)
@@ -233,6 +234,7 @@ class LiveIndex:
         self.R = st._cols
         self.R[0, :n] = ix.row_sig[:n]
         self.X = self.fn["build"](self.R, n, self.nsig)
+        self._details = memoryview(self.X[O_DETAILS])  # the failure details, read as bytes without numpy
         sig = ix.signature_columns()  # launch, type, n chips, all chips, registered GPUs
         from scheduler.placement.filters.resources import FRACTIONAL_GPU_TYPES
 
@@ -355,19 +357,26 @@ class LiveIndex:
         self._view(self.Z, 8, (int(self.Z[1]), ns))[r, : len(eligible)] = eligible
         return r
 
+    def use_rng(self, rng: np.random.Generator | None) -> None:
+        """Break ties with ``rng`` from now on (its addresses are read once, not per decision)."""
+        self._rng = rng
+        self._st, self._fn = generator_addresses(rng)
+
     def decide(self, r: int, rng: np.random.Generator | None) -> int:
         """The row request ``r`` was placed on (its columns already taken), or -1 (see ``failure``)."""
         if rng is not self._rng:
-            self._rng = rng
-            self._bits = generator_addresses(rng)
-        st, fn = self._bits
-        return self._decide(self.R, self.X, self.Z, r, st, fn, True)
+            self.use_rng(rng)
+        return self._decide(self.R, self.X, self.Z, r, self._st, self._fn, True)
+
+    def failure_key(self) -> bytes:
+        """The last failed decision's details as bytes: equal keys, equal ``failure()``."""
+        return self._details.tobytes()
 
     def failure(self) -> tuple[list[int], int, int, list[str], tuple[int, int, int, int]]:
         """The last failed decision: rows left after each kernel step, rows before them, the closest row,
         the names of the steps it fails, and (any Managed Instances, any Neuron, chips present, chips
         free) over the candidates."""
-        o = self.X[16:29].tolist()
+        o = self.X[O_DETAILS].tolist()
         lacks = [name for f, name in enumerate(RESOURCE_STEPS) if o[8] >> f & 1]
         return o[1:6], o[6], o[7], lacks, (o[11], o[12], o[9], o[10])
 

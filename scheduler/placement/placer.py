@@ -131,45 +131,21 @@ class Placer:
         entry.chip_ids = chips_of(entry.chips) if entry.chips > 0 else ()
         entry.request = req
         entry.resource_steps = [f.name for f in RESOURCES if f.applies(req)]
+        entry.resource_at = [kernel.RESOURCE_STEPS.index(name) for name in entry.resource_steps]
         entry.cpu, entry.memory = spec.cpu, spec.memory
         return entry
 
-    def _place_compiled(self, entry: _Entry, task_id: str | None, rng: np.random.Generator | None,
-                        live: kernel.LiveIndex) -> Placement | Failure:
-        st = self.state
-        if task_id is None:
-            task_id = f"task-{next(self._ids)}"
-        elif task_id in st.allocations:
-            raise PlacementError(f"task {task_id} already holds resources")
-        if rng is not live._rng:
-            live._rng = rng
-            live._bits = kernel.generator_addresses(rng)
-        bits = live._bits
-        row = live._decide(live.R, live.X, live.Z, entry.slot, bits[0], bits[1], True)  # = live.decide(...)
-        if row < 0:
-            return self._compiled_failure(entry, live)
-        chips = entry.chips
-        if chips < 0:  # NeuronDevice=ALL: every chip of the instance
-            chips = int(st._chips_all[row])
-            chip_ids = chips_of(chips)
-        else:
-            chip_ids = entry.chip_ids
-        gpus = entry.gpus if entry.gpus >= 0 else gpus_taken(entry.spec, int(st._gpu_reg[row]))
-        alloc = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group, entry.enis)
-        return _new_placement(Placement, (task_id, row, chip_ids, alloc.gpu_ids, None))
-
     def _compiled_failure(self, entry: _Entry, live: kernel.LiveIndex) -> Failure:
         """The Failure the Python pass gives, from the kernel's failure details. The words depend on those
-        details and the request only, so a request's failures are kept by details (a Failure is immutable):
+        details and the request only, so a request's failures are kept by details (a Failure is immutable; the
+        key is the details' raw bytes, read without building Python ints):
         a cluster at saturation fails the same way over and over, and pays for the words once."""
-        details = live.failure()
-        left, before, closest, lacks, quad = details
-        key = (tuple(left), before, closest, tuple(lacks), tuple(quad))
+        key = live.failure_key()
         hit = entry.failures.get(key)
         if hit is None:
             if len(entry.failures) >= _FAILURES_KEPT:
                 entry.failures.clear()
-            hit = entry.failures[key] = self._compiled_failure_words(entry, details)
+            hit = entry.failures[key] = self._compiled_failure_words(entry, live.failure())
         return hit
 
     def _compiled_failure_words(self, entry: _Entry, details: tuple) -> Failure:
@@ -178,9 +154,9 @@ class Placer:
         names = entry.resource_steps
         steps = list(entry.steps)
         failed = names[-1]
-        for name in names:
-            after = left[kernel.RESOURCE_STEPS.index(name)]
-            steps.append(Step(name, before, before - after))
+        for name, at in zip(names, entry.resource_at, strict=True):
+            after = left[at]
+            steps.append(_new_step(Step, (name, before, before - after)))
             if not after:
                 failed = name
                 break
@@ -225,11 +201,12 @@ class Placer:
             # repeated request costs one dict lookup, not a hash of the whole task definition
             key = (id(spec), id(constraints), id(strategies), group, launch_type, id(capacity_providers))
             entry = self._entries.get(key)
-            live = self.state._live
-            # the fast path: a request met before, on the same compiled index (no instance changed since)
+            st = self.state
+            live = st._live
+            # the fast path: a request met before, on the same compiled index (no instance changed since);
+            # _AWARE, not DeviceMode.AWARE: an enum member read through its class costs ~0.3 us
             if not (entry is not None and live is not None and live.generation == self._generation
-                    and live.version == self.state.version and self.by_class
-                    and self.device_mode is DeviceMode.AWARE):
+                    and live.version == st.version and self.by_class and self.device_mode is _AWARE):
                 live = self.live()  # built or rebuilt: a new index forgets the requests prepared for the old
                 entry = self._entries.get(key) if live is not None else None
                 if live is not None and entry is None:
@@ -242,8 +219,26 @@ class Placer:
                         self._entries[key] = entry
                         self._keep.append((spec, constraints, strategies, capacity_providers))
             if entry is not None:
-                if entry.slot >= 0:
-                    return self._place_compiled(entry, task_id, rng, live)
+                if entry.slot >= 0:  # the compiled decision, inline (a call costs as much as a few checks)
+                    if task_id is None:
+                        task_id = f"task-{next(self._ids)}"
+                    elif task_id in st.allocations:
+                        raise PlacementError(f"task {task_id} already holds resources")
+                    if rng is not live._rng:
+                        live.use_rng(rng)
+                    row = live._decide(live.R, live.X, live.Z, entry.slot, live._st, live._fn, True)
+                    if row < 0:  # a failure met before (by its details) costs one lookup
+                        return entry.failures.get(live._details.tobytes()) or self._compiled_failure(entry, live)
+                    chips = entry.chips
+                    if chips < 0:  # NeuronDevice=ALL: every chip of the instance
+                        chips = int(st._chips_all[row])
+                        chip_ids = chips_of(chips)
+                    else:
+                        chip_ids = entry.chip_ids
+                    gpus = entry.gpus if entry.gpus >= 0 else gpus_taken(entry.spec, int(st._gpu_reg[row]))
+                    alloc = st.record(task_id, row, entry.cpu, entry.memory, gpus, chips, (), (), entry.group,
+                                      entry.enis, chip_ids)
+                    return _new_placement(Placement, (task_id, row, chip_ids, alloc[4], None))
                 if entry.failure is not None:
                     return entry.failure
         group = group or f"family:{spec.family}"
@@ -492,6 +487,7 @@ class _Entry:
         "group",
         "memory",
         "request",
+        "resource_at",
         "resource_steps",
         "slot",
         "spec",
@@ -513,6 +509,7 @@ class _Entry:
         self.chip_ids: tuple[int, ...] = ()
         self.request: Request | None = None
         self.resource_steps: list[str] = []
+        self.resource_at: list[int] = []  # each resource step's place in the kernel's failure details
         self.cpu = self.memory = 0
 
 
@@ -542,8 +539,9 @@ def _narrow_classes(state: ClusterState, cls: np.ndarray, chain: Sequence[Strate
 
 
 _MISSING = object()
+_AWARE = DeviceMode.AWARE
 _FAILURES_KEPT = 256  # per request: distinct failures kept in words
-_new_placement = tuple.__new__  # Placement(*fields) without NamedTuple's keyword handling
+_new_placement = _new_step = tuple.__new__  # Placement(*fields), Step(*fields) without NamedTuple's keyword handling
 
 
 def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:

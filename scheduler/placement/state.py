@@ -518,12 +518,15 @@ class ClusterState:
         return alloc
 
     def record(self, task_id: str, index: int, cpu: int, memory: int, gpus: int, chips: int,
-               tcp_ports: tuple[int, ...], udp_ports: tuple[int, ...], group: str | None, enis: int) -> Allocation:
-        """Everything ``reserve`` does but the free columns: the compiled kernel has taken those in place."""
+               tcp_ports: tuple[int, ...], udp_ports: tuple[int, ...], group: str | None, enis: int,
+               chip_ids: tuple[int, ...] | None = None) -> Allocation:
+        """Everything ``reserve`` does but the free columns: the compiled kernel has taken those in place.
+        ``chip_ids`` are the chips of ``chips`` when the caller has them (``chips_of(chips)``)."""
         inst = self.instances[index]
         if gpus:
-            gpu_ids = tuple(inst.free_gpu_ids[:gpus])
-            del inst.free_gpu_ids[:gpus]
+            free_ids = inst.free_gpu_ids
+            gpu_ids = tuple(free_ids[:gpus])
+            del free_ids[:gpus]
         else:
             gpu_ids = ()
         totals = self._mv_totals
@@ -531,7 +534,7 @@ class ClusterState:
         totals[USED_MEMORY] += memory
         if chips:
             holders = inst.chip_holders
-            ids = chips_of(chips)
+            ids = chip_ids or chips_of(chips)
             for c in ids:
                 holders[c] = task_id
             totals[HELD_CHIPS] += len(ids)
@@ -551,10 +554,11 @@ class ClusterState:
                 col = self._group_counts[group] = np.zeros(self._cap, np.int32)
                 mv = self._group_mv[group] = memoryview(col)
             mv[index] += 1
-            spread = self._spread_counts and self._spread_counts.get(group)
-            if spread:
-                for attribute, per_value in spread.items():
-                    per_value[self._codes_cache[attribute][0][index]] += 1
+            if self._spread_counts:
+                spread = self._spread_counts.get(group)
+                if spread:
+                    for attribute, per_value in spread.items():
+                        per_value[self._codes_cache[attribute][0][index]] += 1
         self._mv_running[index] += 1
         inst.tasks.add(task_id)
         alloc = self.allocations[task_id] = _new_allocation(
