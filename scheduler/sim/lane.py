@@ -33,8 +33,9 @@ import numpy as np
 import simpy
 
 from scheduler.placement import kernel
+from scheduler.sim import metrics
 from scheduler.sim.clock import Interrupted
-from scheduler.sim.metrics import CHUNK_ROWS, TASK_COLUMNS
+from scheduler.sim.metrics import TASK_COLUMNS
 from scheduler.sim.plan import GeneratedArrivals, RunTaskWorkload
 from scheduler.sim.runtime import start_refusal
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, SimTask
@@ -542,11 +543,11 @@ class Lane:
         while done < n:
             take = n - done
             if rec.sink is not None:
-                take = min(take, max(1, CHUNK_ROWS - len(rec.rows["task_id"])))
+                take = min(take, max(1, metrics.CHUNK_ROWS - len(rec.rows["task_id"])))
             for c in TASK_COLUMNS:
                 rec.rows[c].extend(columns[c][done: done + take])
             done += take
-            if rec.sink is not None and len(rec.rows["task_id"]) >= CHUNK_ROWS:
+            if rec.sink is not None and len(rec.rows["task_id"]) >= metrics.CHUNK_ROWS:
                 rec.flush()
         rec._appenders = [rec.rows[c].append for c in TASK_COLUMNS]
 

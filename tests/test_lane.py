@@ -1,0 +1,125 @@
+"""The stream lane (scheduler.sim.lane) against the plain path, the reference: for the same scenario and
+seed both give identical results (summary but wall seconds, tasks, timeline, events, DescribeTasks,
+DescribeContainerInstances), and the lane's loop uncompiled (its ``py_func``) gives what it gives compiled."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler.scenario import load_scenario, scenario_from_mapping
+from scheduler.sim import lane, metrics
+from scheduler.sim.engine import Results, Simulation
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+BENCH = ROOT / "benchmarks" / "simulation.yaml"
+
+pytest.importorskip("numba")
+
+
+def _run(scenario, path: str, *, until: float | None = None, compiled: bool = True, sink: Path | None = None) -> Results:
+    return Simulation(scenario, until=until, path=path, lane_compiled=compiled, task_sink=sink).run()
+
+
+def _assert_same(plain: Results, fast: Results) -> None:
+    assert dataclasses.replace(plain.summary, wall_seconds=0.0) == dataclasses.replace(fast.summary, wall_seconds=0.0)
+    if plain.tasks is not None:
+        assert plain.tasks.equals(fast.tasks)
+        assert list(plain.tasks.dtypes) == list(fast.tasks.dtypes)
+    assert plain.timeline.equals(fast.timeline)
+    assert plain.events == fast.events
+    assert json.dumps(plain.describe_tasks, default=str) == json.dumps(fast.describe_tasks, default=str)
+    assert (json.dumps(plain.describe_container_instances, default=str)
+            == json.dumps(fast.describe_container_instances, default=str))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.yaml")))
+def test_every_bundled_scenario_gives_the_same_results_through_both_paths(name: str) -> None:
+    loaded = load_scenario(SCENARIOS / name)
+    plain = _run(loaded, "plain", until=900.0)
+    fast = _run(loaded, "fast", until=900.0)
+    assert plain.path == "plain"
+    if fast.path == "plain":  # a feature the lane does not model: the reason is stated
+        assert fast.path_note
+    _assert_same(plain, fast)
+
+
+def test_the_benchmark_scenario_runs_in_the_lane_and_agrees_compiled_and_uncompiled() -> None:
+    loaded = load_scenario(BENCH)
+    plain = _run(loaded, "plain", until=1200.0)
+    fast = _run(loaded, "fast", until=1200.0)
+    slow = _run(loaded, "fast", until=1200.0, compiled=False)
+    assert fast.path == slow.path == "fast"
+    assert len(plain.tasks) > 5000
+    _assert_same(plain, fast)
+    _assert_same(fast, slow)
+
+
+def test_streamed_task_tables_are_byte_identical_across_chunks(tmp_path: Path, monkeypatch) -> None:
+    """Chunks of the streamed Parquet file fall where the plain path's do (rows in stop order)."""
+    monkeypatch.setattr(metrics, "CHUNK_ROWS", 997)
+    loaded = load_scenario(BENCH)
+    _run(loaded, "plain", until=900.0, sink=tmp_path / "plain.parquet")
+    fast = _run(loaded, "fast", until=900.0, sink=tmp_path / "fast.parquet")
+    assert fast.path == "fast"
+    assert (tmp_path / "plain.parquet").read_bytes() == (tmp_path / "fast.parquet").read_bytes()
+
+
+def test_plain_is_chosen_with_the_reason() -> None:
+    loaded = load_scenario(SCENARIOS / "llama-inf2.yaml")
+    res = _run(loaded, "fast", until=60.0)
+    assert res.path == "plain" and "service" in res.path_note
+    assert lane.choose(Simulation(loaded), "plain") == ("plain", "the plain path was asked for")
+    with pytest.raises(ValueError, match="path must be"):
+        lane.choose(Simulation(loaded), "quick")
+
+
+# ---------------------------------------------------------------- generated RunTask scenarios
+TASKDEFS = {"chip0": "taskdefs/inf2-chip-0.json", "trn0": "taskdefs/trn1-chip-00.json",
+            "trn1": "taskdefs/trn1-chip-01.json", "web": "taskdefs/cpu-sidecar.json", "gpu": "taskdefs/g5-gpu.json",
+            "big": "taskdefs/inf2-24xlarge-2chip.json"}
+STRATEGIES = [[], [{"type": "random"}], [{"type": "binpack", "field": "memory"}],
+              [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "cpu"}],
+              [{"type": "spread", "field": "attribute:ecs.availability-zone"}]]
+
+
+@st.composite
+def runtask_scenarios(draw) -> dict:
+    fleets = [{"instance_type": t, "count": draw(st.integers(1, 3))}
+              for t in draw(st.lists(st.sampled_from(["inf2.xlarge", "trn1.32xlarge", "c6i.2xlarge", "g5.xlarge",
+                                                      "inf2.24xlarge"]), min_size=1, max_size=4, unique=True))]
+    workloads = []
+    for k in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):  # interval arrivals and fixed durations: ties at equal times
+            arrivals = {"type": "interval", "every": f"{draw(st.sampled_from([5, 10, 30, 60]))}s"}
+            duration = {"type": "fixed", "value": f"{draw(st.sampled_from([10, 30, 60, 120, 600]))}s"}
+        else:
+            arrivals = {"type": "poisson", "rate": f"{draw(st.sampled_from([0.05, 0.2, 1.0]))}/s"}
+            duration = {"type": "exponential", "mean": f"{draw(st.sampled_from([30, 120, 600]))}s"}
+        w = {"name": f"w{k}", "kind": "run_task", "task_definition": draw(st.sampled_from(sorted(TASKDEFS))),
+             "arrivals": arrivals, "duration": duration, "count": draw(st.integers(1, 3)),
+             "on_no_capacity": draw(st.sampled_from(["fail", "wait"])),
+             "placement_strategy": draw(st.sampled_from(STRATEGIES))}
+        if draw(st.booleans()):
+            w["start"] = f"{draw(st.sampled_from([0, 15, 60]))}s"
+        if draw(st.integers(0, 3)) == 0:
+            w["max_calls"] = draw(st.integers(1, 20))
+        workloads.append(w)
+    return {"name": "gen", "seed": draw(st.integers(0, 2**31)), "duration": "30m", "sample_interval": "5m",
+            "task_definitions": dict(TASKDEFS), "cluster": {"fleets": fleets}, "workloads": workloads}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=runtask_scenarios())
+def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict) -> None:
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
+    plain = _run(loaded, "plain")
+    fast = _run(loaded, "fast")
+    assert fast.path == "fast", fast.path_note
+    _assert_same(plain, fast)
