@@ -40,6 +40,7 @@ class SimulationConfig:
     fleet_scale: float = 1.0  # multiplies every fleet's count (tests shrink the cluster)
     scenario: str = SCENARIO
     profile_duration: str | None = "30m"  # a second, profiled run of this length: own time by area
+    compare_plain: bool = True  # after the run ``neuron-sim run`` makes (path auto), the plain path's too
 
 
 def scenario_path(config: SimulationConfig) -> Path:
@@ -49,6 +50,7 @@ def scenario_path(config: SimulationConfig) -> Path:
 
 
 AREAS = (
+    ("stream lane (compiled loop, kernel calls inside)", "scheduler/sim/_lane_impl"),
     ("placement core", "scheduler/placement/"),
     ("simulation engine", "scheduler/sim/"),
     ("ECS views and query language", "scheduler/ecs/"),
@@ -144,12 +146,17 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "tasks.parquet"
-        sim = Simulation(loaded, task_sink=table)
+        sim = Simulation(loaded, task_sink=table)  # the path ``neuron-sim run`` takes (auto)
         c0, t0 = time.process_time(), time.perf_counter()
         results = sim.run()
         sim_cpu, sim_s = time.process_time() - c0, time.perf_counter() - t0
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cols = pq.read_table(table, columns=["submit", "start", "end"]).to_pandas()
+        plain_cpu = None
+        if config.compare_plain and results.path != "plain":
+            c0 = time.process_time()
+            Simulation(loaded, task_sink=Path(tmp) / "plain.parquet", path="plain").run()
+            plain_cpu = time.process_time() - c0
     summary = results.summary
     until = float(summary.sim_seconds)
     submit = cols["submit"].to_numpy(float)
@@ -168,7 +175,10 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
         "load_s": load_s,
         "wall_s": sim_s,
         "cpu_s": sim_cpu,
+        "path": results.path,
+        "path_note": results.path_note,
         "sim_tasks_per_s": tasks / sim_cpu,
+        "plain_tasks_per_s": tasks / plain_cpu if plain_cpu else None,
         "sim_tasks_per_wall_s": tasks / sim_s,
         "bare_simpy_wall_s": bare.wall_s,
         "bare_simpy_cpu_s": bare.cpu_s,
