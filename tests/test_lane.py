@@ -23,7 +23,8 @@ BENCH = ROOT / "benchmarks" / "simulation.yaml"
 pytest.importorskip("numba")
 
 
-def _run(scenario, path: str, *, until: float | None = None, compiled: bool = True, sink: Path | None = None) -> Results:
+def _run(scenario, path: str, *, until: float | None = None, compiled: bool = True,
+         sink: Path | None = None) -> Results:
     return Simulation(scenario, until=until, path=path, lane_compiled=compiled, task_sink=sink).run()
 
 

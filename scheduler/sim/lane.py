@@ -76,8 +76,10 @@ def why_plain(sim: Any) -> str | None:
         if present:
             return f"{what} (the stream lane does not model them yet)"
     for w in plan.workloads:
-        if not isinstance(w, RunTaskWorkload):
-            return f"workload {w.name} is a service (the stream lane runs RunTask streams only)"
+        if not isinstance(w, RunTaskWorkload):  # a REPLICA service places and stops its own tasks only
+            if w.daemon:
+                return f"workload {w.name} is a DAEMON service (the stream lane does not model them yet)"
+            continue
         if not isinstance(w.arrivals, GeneratedArrivals):
             return f"workload {w.name} replays a trace"
         if w.startup is not None:
