@@ -112,11 +112,16 @@ def runtask_scenarios(draw) -> dict:
         if draw(st.integers(0, 3)) == 0:
             w["max_calls"] = draw(st.integers(1, 20))
         workloads.append(w)
+    if draw(st.booleans()):  # a REPLICA service alongside, scaled up and down (it stops its own tasks)
+        steps = [{"at": f"{at}s", "count": n} for at, n in zip((0, 300, 900), draw(
+            st.lists(st.integers(0, 4), min_size=3, max_size=3)), strict=True)]
+        workloads.append({"name": "svc", "kind": "service", "task_definition": draw(st.sampled_from(sorted(TASKDEFS))),
+                          "schedule": steps, "placement_strategy": draw(st.sampled_from(STRATEGIES))})
     return {"name": "gen", "seed": draw(st.integers(0, 2**31)), "duration": "30m", "sample_interval": "5m",
             "task_definitions": dict(TASKDEFS), "cluster": {"fleets": fleets}, "workloads": workloads}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=runtask_scenarios())
 def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict) -> None:
     loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
