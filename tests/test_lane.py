@@ -129,3 +129,37 @@ def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(da
     fast = _run(loaded, "fast")
     assert fast.path == "fast", fast.path_note
     _assert_same(plain, fast)
+
+
+def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, capsys) -> None:
+    """``neuron-sim run --path plain`` and ``--path fast``: every file of the results folder byte for byte
+    (summary.json but its wall seconds; the reports, which print them, left out)."""
+    from scheduler.cli import main
+
+    folders = {}
+    for path in ("plain", "fast"):
+        out = tmp_path / path
+        assert main(["run", str(BENCH), "--until", "10m", "--path", path, "--out", str(out), "--no-report",
+                     "--json"]) == 0
+        folders[path] = out
+    assert "plain path ran" not in capsys.readouterr().err
+    names = sorted(p.name for p in folders["plain"].iterdir())
+    assert names == sorted(p.name for p in folders["fast"].iterdir())
+    assert "tasks.parquet" in names and "describe_tasks.json" in names
+    for name in names:
+        a, b = (folders[p] / name for p in ("plain", "fast"))
+        if name == "summary.json":
+            ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
+            ja.pop("wall_seconds")
+            jb.pop("wall_seconds")
+            assert ja == jb
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_run_says_when_the_plain_path_ran_instead(tmp_path: Path, capsys) -> None:
+    from scheduler.cli import main
+
+    assert main(["run", str(SCENARIOS / "faults-inf2-spot.yaml"), "--until", "1m", "--path", "fast", "--out",
+                 str(tmp_path / "r"), "--no-report", "--json"]) == 0
+    assert "the plain path ran this scenario: faults" in capsys.readouterr().err
