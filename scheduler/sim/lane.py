@@ -33,6 +33,8 @@ import numpy as np
 import simpy
 
 from scheduler.placement import kernel
+from scheduler.placement.filters.resources import enis_taken
+from scheduler.placement.state import Allocation
 from scheduler.sim import metrics
 from scheduler.sim.clock import Interrupted
 from scheduler.sim.metrics import TASK_COLUMNS
@@ -167,6 +169,7 @@ class Lane:
         self.placer.compiled = True  # the lane decides on the kernel's arrays (the same decisions as Python's)
         fns = functions(compiled)
         self._step, self._push = fns["step"], fns["heap_push"]
+        self._direct = None
         self.C = np.zeros(li.NC, np.int64)
         self.C[li.C_CALL_J] = -1
         self.F = np.zeros(li.NF, np.float64)
@@ -255,9 +258,12 @@ class Lane:
         li = self.li
         self._load()
         while True:
-            code = self._step(self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF,
-                              self.FREE, self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G,
-                              self.PRICE, self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.bits[0], self.bits[1])
+            args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
+                    self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
+                    self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.bits[0], self.bits[1])
+            if self._direct is None:  # the compiled entry for these argument types (they never change)
+                self._direct = kernel.direct(self._step, *args)
+            code = self._direct(*args)
             if code == li.GPU_TAKE:
                 self._gpu_take(int(self.C[li.C_OUT_SLOT]))
             elif code == li.GPU_GIVE:
@@ -559,6 +565,18 @@ class Lane:
         li = self.li
         free = set(self.FREE[: int(self.C[li.C_NFREE])].tolist())
         mine = [self._task(s, stopped=False) for s in range(len(self.TI)) if s not in free]
+        st = self.state
+        for task in mine:  # what ClusterState.record keeps per task, for anyone reading the state after the run
+            assert task.request is not None and task.instance is not None
+            spec, row = task.spec, task.instance
+            mask = sum(1 << c for c in task.chips)
+            st.allocations[task.task_id] = Allocation(task.task_id, row, spec.cpu, spec.memory, task.gpu_ids, mask,
+                                                      (), (), task.group, enis_taken(spec))
+            inst = st.instances[row]
+            inst.tasks.add(task.task_id)
+            for c in task.chips:
+                inst.chip_holders[c] = task.task_id
         both = list(self.lc.tasks.values()) + mine
         both.sort(key=lambda t: int(t.task_id, 16))
+        self.lc.tasks = {t.task_id: t for t in both}  # as the plain path holds them: by creation
         return both
