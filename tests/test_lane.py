@@ -75,7 +75,7 @@ def test_streamed_task_tables_are_byte_identical_across_chunks(tmp_path: Path, m
 def test_plain_is_chosen_with_the_reason() -> None:
     loaded = load_scenario(SCENARIOS / "llama-inf2.yaml")
     res = _run(loaded, "fast", until=60.0)
-    assert res.path == "plain" and "service" in res.path_note
+    assert res.path == "plain" and "device sets" in res.path_note
     assert lane.choose(Simulation(loaded), "plain") == ("plain", "the plain path was asked for")
     with pytest.raises(ValueError, match="path must be"):
         lane.choose(Simulation(loaded), "quick")
