@@ -412,8 +412,9 @@ class Lane:
         inst = self.state.instances[int(self.TI[slot, self.li.T_ROW])]
         ids = self.gpu_ids[slot]
         inst.free_gpu_ids.extend(ids)
-        order = {g: k for k, g in enumerate(inst.gpu_ids)}
-        inst.free_gpu_ids.sort(key=order.__getitem__)
+        if len(inst.free_gpu_ids) > 1:
+            order = {g: k for k, g in enumerate(inst.gpu_ids)}
+            inst.free_gpu_ids.sort(key=order.__getitem__)
 
     def _fail(self, j: int, number: int, run_for: float) -> None:
         """The compiled decision failed: the plain lifecycle submits the task (the same id and duration)."""
@@ -532,14 +533,15 @@ class Lane:
         }
         self._rows(columns, n)
         slo = self.sim.slo
-        for j in sorted(set(js)):
-            mine = [k for k, jj in enumerate(js) if jj == j]
-            tally = slo._of(reqs[j].workload)
-            tally.submitted += len(mine)
-            tally.placed += len(mine)
-            tally.started += len(mine)
-            tally.waits.extend([0.0] * len(mine))
-            tally.startups.extend([0.0] * len(mine))
+        per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
+        for j, m in enumerate(per_workload):  # SLOTally.record of each: placed at submission, RUNNING at once
+            if m:
+                tally = slo._of(reqs[j].workload)
+                tally.submitted += m
+                tally.placed += m
+                tally.started += m
+                tally.waits.extend([0.0] * m)
+                tally.startups.extend([0.0] * m)
         for s in slots.tolist():
             self.gpu_ids.pop(s, None)
         nf = int(C[li.C_NFREE])
