@@ -99,14 +99,24 @@ def runtask_scenarios(draw) -> dict:
     for k in range(draw(st.integers(1, 4))):
         if draw(st.booleans()):  # interval arrivals and fixed durations: ties at equal times
             arrivals = {"type": "interval", "every": f"{draw(st.sampled_from([5, 10, 30, 60]))}s"}
+            if draw(st.booleans()):
+                arrivals["jitter"] = "3s"
             duration = {"type": "fixed", "value": f"{draw(st.sampled_from([10, 30, 60, 120, 600]))}s"}
         else:
-            arrivals = {"type": "poisson", "rate": f"{draw(st.sampled_from([0.05, 0.2, 1.0]))}/s"}
-            duration = {"type": "exponential", "mean": f"{draw(st.sampled_from([30, 120, 600]))}s"}
+            arrivals = draw(st.sampled_from([
+                {"type": "poisson", "rate": f"{draw(st.sampled_from([0.05, 0.2, 1.0]))}/s"},
+                {"type": "once", "at": "2m", "calls": 5},
+                {"type": "diurnal", "peak_rate": "0.5/s", "trough_rate": "0.05/s", "peak_at": "10m", "period": "30m"},
+                {"type": "bursty", "base_rate": "0.05/s", "burst_rate": "2/s", "mean_burst": "20s", "mean_gap": "3m"}]))
+            duration = draw(st.sampled_from([
+                {"type": "exponential", "mean": f"{draw(st.sampled_from([30, 120, 600]))}s"},
+                {"type": "lognormal", "median": "60s", "sigma": 0.6},
+                {"type": "empirical", "values": ["10s", "60s", "5m"], "weights": [1, 2, 1]}, "10h"]))
         w = {"name": f"w{k}", "kind": "run_task", "task_definition": draw(st.sampled_from(sorted(TASKDEFS))),
-             "arrivals": arrivals, "duration": duration, "count": draw(st.integers(1, 3)),
+             "arrivals": arrivals, "count": draw(st.integers(1, 3)),
              "on_no_capacity": draw(st.sampled_from(["fail", "wait"])),
              "placement_strategy": draw(st.sampled_from(STRATEGIES))}
+        w["duration"] = duration  # 10h: every task still runs at the end
         if draw(st.booleans()):
             w["start"] = f"{draw(st.sampled_from([0, 15, 60]))}s"
         if draw(st.integers(0, 3)) == 0:
@@ -121,7 +131,7 @@ def runtask_scenarios(draw) -> dict:
             "task_definitions": dict(TASKDEFS), "cluster": {"fleets": fleets}, "workloads": workloads}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=runtask_scenarios())
 def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict) -> None:
     loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
