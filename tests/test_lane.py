@@ -127,6 +127,9 @@ def runtask_scenarios(draw) -> dict:
             st.lists(st.integers(0, 4), min_size=3, max_size=3)), strict=True)]
         workloads.append({"name": "svc", "kind": "service", "task_definition": draw(st.sampled_from(sorted(TASKDEFS))),
                           "schedule": steps, "placement_strategy": draw(st.sampled_from(STRATEGIES))})
+    if draw(st.booleans()):  # a DAEMON service: its task waits on its own instance for what lane tasks hold
+        workloads.append({"name": "daemon", "kind": "service", "scheduling_strategy": "DAEMON",
+                          "task_definition": draw(st.sampled_from(["web", "chip0", "trn0"]))})
     return {"name": "gen", "seed": draw(st.integers(0, 2**31)), "duration": "30m", "sample_interval": "5m",
             "task_definitions": dict(TASKDEFS), "cluster": {"fleets": fleets}, "workloads": workloads}
 
@@ -194,3 +197,24 @@ def test_the_lane_heap_pops_in_simpy_order(keys: list[tuple[float, int]]) -> Non
             out.append((float(HT[0]), int(HE[0]), int(HP[0])))
             pop(HT, HE, HP, C)
         assert out == [(t, e, e % 7) for t, e in sorted(keys)]
+
+
+def test_a_daemon_waiting_for_what_lane_tasks_hold_starts_when_one_exits() -> None:
+    """The lane's release on an instance a daemon task waits on is the waiting room's: the daemon starts then."""
+    data = {"name": "d", "seed": 3, "duration": "20m", "sample_interval": "5m",
+            "task_definitions": {"web": "taskdefs/cpu-sidecar.json", "gpu": "taskdefs/g5-gpu.json"},
+            "cluster": {"fleets": [{"instance_type": "c6i.2xlarge", "count": 1}, {"instance_type": "g5.xlarge",
+                                                                                  "count": 1}]},
+            "workloads": [{"name": "a", "kind": "run_task", "task_definition": "web",
+                           "arrivals": {"type": "interval", "every": "90s"},
+                           "duration": {"type": "exponential", "mean": "60s"}, "count": 10},
+                          {"name": "b", "kind": "run_task", "task_definition": "gpu",
+                           "arrivals": {"type": "interval", "every": "10s"}, "duration": "30s",
+                           "on_no_capacity": "wait"},
+                          {"name": "d", "kind": "service", "scheduling_strategy": "DAEMON", "task_definition": "web"}]}
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "d.yaml")
+    plain, fast = _run(loaded, "plain"), _run(loaded, "fast")
+    assert fast.path == "fast"
+    daemon_starts = sorted(fast.tasks[fast.tasks["workload"] == "d"]["start"])
+    assert daemon_starts[0] == 0.0 and daemon_starts[1] > 0.0  # one waited for a lane task to exit
+    _assert_same(plain, fast)

@@ -20,7 +20,8 @@ Arrays (owned by ``lane.Lane``):
   held, arrivals ended; ``AT``/``DU`` the blocks of arrival times and durations drawn ahead;
 - ``R``, ``X``, ``Z``: the placement kernel's arrays (ClusterState's own free columns); ``RUN`` the state's
   running-task counts; ``G[group row, row]`` its task-group counts; ``PRICE`` each row's price per chip;
-  ``TOUCH``/``TL`` rows changed (for the Python class index).
+  ``TOUCH``/``TL`` rows changed (for the Python class index); ``DAEMON`` rows a daemon task waits on (a
+  release there is the waiting room's business: KICK).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ NW = 16
 T_ID, T_WORKLOAD, T_ROW, T_CHIPS, T_GPUS = range(5)
 NT = 5
 TF_CREATED, TF_STOPPED, TF_RUN_FOR = range(3)
-# return codes
+# return codes (after GPU_GIVE and KICK, ``C[C_OUT_SLOT]`` is the task that stopped: the waiting room's turn)
 YIELD, IDLE, FAIL, GPU_TAKE, GPU_GIVE, KICK, REFILL_AT, REFILL_DU, GROW = range(9)
 NORMAL = 1  # simpy's priority of every lane event
 
@@ -215,7 +216,7 @@ def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU,
 
 @njit(cache=True)
 def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, R, X, Z, RUN, G, PRICE, CHIPS_ALL, GPU_REG,
-         TOUCH, TL, st, fn):
+         TOUCH, TL, DAEMON, st, fn):
     """Run lane events until the next one comes after simpy's next (YIELD), none is left (IDLE), or Python
     must act (the other codes); call again to resume."""
     xv = _views(X)
@@ -258,10 +259,10 @@ def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, R, X, Z, RU
         F[F_NOW] = t
         if p >= 0:
             _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRICE, TOUCH, TL, p)
+            C[C_OUT_SLOT] = p
             if TI[p, T_GPUS] != 0:
-                C[C_OUT_SLOT] = p
                 return GPU_GIVE
-            if C[C_KICK]:
+            if C[C_KICK] or DAEMON[TI[p, T_ROW]]:
                 return KICK
         else:
             j = -1 - p

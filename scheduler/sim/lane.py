@@ -80,9 +80,7 @@ def why_plain(sim: Any) -> str | None:
         if present:
             return f"{what} (the stream lane does not model them yet)"
     for w in plan.workloads:
-        if not isinstance(w, RunTaskWorkload):  # a REPLICA service places and stops its own tasks only
-            if w.daemon:
-                return f"workload {w.name} is a DAEMON service (the stream lane does not model them yet)"
+        if not isinstance(w, RunTaskWorkload):  # a service places and stops its own tasks only
             continue
         if not isinstance(w.arrivals, GeneratedArrivals):
             return f"workload {w.name} replays a trace"
@@ -203,6 +201,8 @@ class Lane:
         self._rows_known = -1
         self.TOUCH = np.zeros(0, np.bool_)
         self.TL = np.zeros(0, np.int64)
+        self.DAEMON = np.zeros(0, np.bool_)
+        self._daemon_rows: set[int] = set()
         self.bits = (0, 0)
         self._chips_text: dict[int, str] = {}
 
@@ -262,18 +262,17 @@ class Lane:
         while True:
             args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
                     self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
-                    self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.bits[0], self.bits[1])
+                    self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
             if self._direct is None:  # the compiled entry for these argument types (they never change)
                 self._direct = kernel.direct(self._step, *args)
             code = self._direct(*args)
             if code == li.GPU_TAKE:
                 self._gpu_take(int(self.C[li.C_OUT_SLOT]))
             elif code == li.GPU_GIVE:
-                self._gpu_give(int(self.C[li.C_OUT_SLOT]))
-                if self.C[li.C_KICK]:
-                    self._store()
-                    self.sim.waiting.kick()
-                    self._load()
+                slot = int(self.C[li.C_OUT_SLOT])
+                self._gpu_give(slot)
+                if self.C[li.C_KICK] or self.DAEMON[self.TI[slot, li.T_ROW]]:
+                    self._released(slot)
             elif code == li.REFILL_AT:
                 self._refill_arrivals(int(self.C[li.C_OUT_J]))
             elif code == li.REFILL_DU:
@@ -281,9 +280,7 @@ class Lane:
             elif code == li.GROW:
                 self._grow()
             elif code == li.KICK:
-                self._store()
-                self.sim.waiting.kick()
-                self._load()
+                self._released(int(self.C[li.C_OUT_SLOT]))
             elif code == li.FAIL:
                 self._store()
                 self._fail(int(self.C[li.C_OUT_J]), int(self.C[li.C_OUT_ID]), float(self.F[li.F_OUT_RUN_FOR]))
@@ -317,6 +314,10 @@ class Lane:
         self.F[li.F_LIMIT_T] = head[0]
         self.LIM[0], self.LIM[1] = head[1], head[2]
         self._bind()
+        if self._daemon_rows or waiting.daemons:  # instances a daemon task waits on
+            self.DAEMON[list(self._daemon_rows)] = False
+            self._daemon_rows = set(waiting.daemons)
+            self.DAEMON[list(self._daemon_rows)] = True
 
     def _store(self) -> None:
         """The lane's counters and levels back into the engine; the rows of the tasks stopped since."""
@@ -376,6 +377,8 @@ class Lane:
         if len(self.TOUCH) != cap:
             self.TOUCH = np.zeros(cap, np.bool_)
             self.TL = np.zeros(cap, np.int64)
+            self.DAEMON = np.zeros(cap, np.bool_)
+            self.DAEMON[list(self._daemon_rows)] = True
         counts = st._group_counts
         if len(self._gcols) != len(self.groups) or any(counts.get(g) is not col
                                                        for g, col in zip(self.groups, self._gcols, strict=True)):
@@ -415,6 +418,14 @@ class Lane:
         if len(inst.free_gpu_ids) > 1:
             order = {g: k for k, g in enumerate(inst.gpu_ids)}
             inst.free_gpu_ids.sort(key=order.__getitem__)
+
+    def _released(self, slot: int) -> None:
+        """``TaskLifecycle.stop``'s end for a task that held resources: a daemon waiting on its instance is
+        retried next pass, and one retry pass is scheduled now (``WaitingRoom.kick``)."""
+        self._store()
+        self.sim.waiting.freed(int(self.TI[slot, self.li.T_ROW]))
+        self.sim.waiting.kick()
+        self._load()
 
     def _fail(self, j: int, number: int, run_for: float) -> None:
         """The compiled decision failed: the plain lifecycle submits the task (the same id and duration)."""
