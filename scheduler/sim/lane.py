@@ -1,9 +1,10 @@
 """The stream lane: RunTask streams run in a compiled loop over columns, with no Python object per task.
 
-A run whose workloads are all *stream workloads* (generated arrivals, no start-up model, a launch type and
-no capacity provider strategy, a request the compiled placement kernel decides, one task definition) on a
-cluster nothing else touches (no services, capacity providers, faults, Spot interruptions or snapshot;
-device-aware placement) runs its RunTask calls and task exits in ``_lane_impl.step``. Anything else runs
+A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a launch
+type and no capacity provider strategy, a request the compiled placement kernel decides, one task
+definition) on a cluster nothing else stops tasks on (no capacity providers, faults, Spot interruptions or
+snapshot; device-aware placement) runs their calls and task exits in ``_lane_impl.step``; services (REPLICA
+and DAEMON) run beside it on the plain path, placing and stopping only their own tasks. Anything else runs
 on the plain path, the reference: for the same scenario and seed both give byte-identical outputs.
 
 How it keeps the plain path's order: simpy pops events by ``(time, priority, eid)`` and every
