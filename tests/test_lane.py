@@ -51,9 +51,16 @@ def test_every_bundled_scenario_gives_the_same_results_through_both_paths(name: 
     _assert_same(plain, fast)
 
 
-def test_the_benchmark_scenario_runs_in_the_lane_and_agrees_compiled_and_uncompiled() -> None:
+def test_the_benchmark_scenario_runs_in_the_lane_and_agrees_compiled_and_uncompiled(monkeypatch) -> None:
+    """Against the plain path deciding on the Python placement path (the reference of the kernel too)."""
+    from scheduler.placement import kernel
+
     loaded = load_scenario(BENCH)
-    plain = _run(loaded, "plain", until=1200.0)
+    with monkeypatch.context() as m:
+        m.setattr(kernel, "cache_is_warm", lambda: False)  # 5,000 instances: "auto" keeps to Python then
+        sim = Simulation(loaded, until=1200.0, path="plain")
+        plain = sim.run()
+        assert sim.state._live is None
     fast = _run(loaded, "fast", until=1200.0)
     slow = _run(loaded, "fast", until=1200.0, compiled=False)
     assert fast.path == slow.path == "fast"
