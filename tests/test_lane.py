@@ -225,3 +225,19 @@ def test_a_daemon_waiting_for_what_lane_tasks_hold_starts_when_one_exits() -> No
     daemon_starts = sorted(fast.tasks[fast.tasks["workload"] == "d"]["start"])
     assert daemon_starts[0] == 0.0 and daemon_starts[1] > 0.0  # one waited for a lane task to exit
     _assert_same(plain, fast)
+
+
+@given(times=st.lists(st.tuples(st.floats(0, 1e5), st.floats(0, 100), st.floats(0, 100)), max_size=20))
+def test_the_slo_tally_takes_columns_as_it_takes_tasks(times: list[tuple[float, float, float]]) -> None:
+    from types import SimpleNamespace
+
+    from scheduler.sim.slo import SLOTally
+
+    one, many = SLOTally({"w": "run_task"}), SLOTally({"w": "run_task"})
+    for created, wait, startup in times:
+        task = SimpleNamespace(workload="w", created_at=created, placed_at=created + wait - startup,
+                               started_at=created + wait, last_status="STOPPED", stopped_at=None, stop_code=None,
+                               seeded=False)
+        one.record(task, 0.0)
+    many.record_started("w", [(c + w) - c for c, w, _ in times], [(c + w) - (c + w - s) for c, w, s in times])
+    assert one.section({}) == many.section({})

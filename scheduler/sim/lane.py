@@ -546,14 +546,9 @@ class Lane:
         self._rows(columns, n)
         slo = self.sim.slo
         per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
-        for j, m in enumerate(per_workload):  # SLOTally.record of each: placed at submission, RUNNING at once
+        for j, m in enumerate(per_workload):  # placed at submission and RUNNING at once: no wait, no start-up
             if m:
-                tally = slo._of(reqs[j].workload)
-                tally.submitted += m
-                tally.placed += m
-                tally.started += m
-                tally.waits.extend([0.0] * m)
-                tally.startups.extend([0.0] * m)
+                slo.record_started(reqs[j].workload, [0.0] * m, [0.0] * m)
         for s in slots.tolist():
             self.gpu_ids.pop(s, None)
         nf = int(C[li.C_NFREE])
