@@ -241,3 +241,22 @@ def test_the_slo_tally_takes_columns_as_it_takes_tasks(times: list[tuple[float, 
         one.record(task, 0.0)
     many.record_started("w", [(c + w) - c for c, w, _ in times], [(c + w) - (c + w - s) for c, w, s in times])
     assert one.section({}) == many.section({})
+
+
+def test_an_interrupted_run_gives_the_same_partial_results_through_both_paths() -> None:
+    """Ctrl-C between two events (here: asked for at the sample at 10 minutes) stops both paths at the same
+    event (just after the sample at 15 min), with the same partial results."""
+    loaded = load_scenario(BENCH)
+    out = {}
+    for path in ("plain", "fast"):
+        sim = Simulation(loaded, until=1800.0, path=path)
+
+        def stop_at(t: float, _end: float, sim: Simulation = sim) -> None:
+            if t >= 600.0:
+                sim.clock.interrupted = True
+
+        sim.progress = stop_at
+        out[path] = sim.run()
+    assert out["fast"].path == "fast"
+    assert out["plain"].summary.partial and 900.0 <= out["plain"].summary.sim_seconds < 1800.0  # 15 min samples
+    _assert_same(out["plain"], out["fast"])
