@@ -260,3 +260,9 @@ def test_an_interrupted_run_gives_the_same_partial_results_through_both_paths() 
     assert out["fast"].path == "fast"
     assert out["plain"].summary.partial and 900.0 <= out["plain"].summary.sim_seconds < 1800.0  # 15 min samples
     _assert_same(out["plain"], out["fast"])
+    for path in ("plain", "fast"):  # stopped before the first event (a signal while the run was being built)
+        sim = Simulation(loaded, until=1800.0, path=path)
+        sim.clock.interrupted = True
+        out[path] = sim.run()
+    assert out["fast"].summary.sim_seconds == 0.0 and out["fast"].summary.instances.peak == 5000
+    _assert_same(out["plain"], out["fast"])
