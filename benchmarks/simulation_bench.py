@@ -111,8 +111,9 @@ def _overrides(config: SimulationConfig, duration: str) -> dict[str, object]:
     return overrides
 
 
-def profile_by_area(config: SimulationConfig, duration: str) -> dict[str, float]:
-    """Share of own time (cProfile) per part of the stack for a run of ``duration``."""
+def profile_by_area(config: SimulationConfig, duration: str, path: str = "auto") -> dict[str, float]:
+    """Share of own time (cProfile) per part of the stack for a run of ``duration`` on engine ``path`` (the
+    measured run's: a short run on auto might take the other)."""
     import cProfile
     import pstats
 
@@ -121,7 +122,7 @@ def profile_by_area(config: SimulationConfig, duration: str) -> dict[str, float]
 
     loaded = load_scenario(scenario_path(config), overrides=_overrides(config, duration))
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulation(loaded, task_sink=Path(tmp) / "tasks.parquet")
+        sim = Simulation(loaded, task_sink=Path(tmp) / "tasks.parquet", path=path)
         prof = cProfile.Profile()
         prof.enable()
         sim.run()
@@ -165,7 +166,7 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf  # still running at the end
     tasks = int(summary.tasks.submitted)
     bare = bare_simpy(submit, run_for, until)
-    areas = profile_by_area(config, config.profile_duration) if config.profile_duration else {}
+    areas = profile_by_area(config, config.profile_duration, results.path) if config.profile_duration else {}
     return {
         "tasks": tasks,
         "tasks_placed": int(summary.tasks.placed),

@@ -83,10 +83,7 @@ class Simulation:
         self.mode_name = plan.device_mode
         self.device_mode = DeviceMode.BLIND if self.mode_name == "ecs-blind" else DeviceMode.AWARE
         self.progress = progress
-        self.path_asked = path
-        self.lane_compiled = lane_compiled
         self.lane: lane.Lane | None = None
-        self.path, self.path_note = "plain", ""
         self.clock = Clock()
         self.env = self.clock.env
         self.at = self.clock.at  # run fn(*args) at simulated time t: a call on the event heap, no generator
@@ -95,8 +92,6 @@ class Simulation:
         self.recorder = Recorder()
         self.names = identity.InstanceNames(plan.cluster_name)  # container-instance ARNs (the core knows rows)
         self.task_sink = task_sink
-        if task_sink is not None:
-            self.recorder.sink = TaskTableWriter(task_sink)
         self.stopped_by: int | None = None  # the signal that stopped a run early
         self.partial = False
         self.slo = SLOTally(workload_kinds(plan.workloads))  # per-workload waits, start-up, failures
@@ -124,6 +119,12 @@ class Simulation:
         self.submit = self.lifecycle.submit  # create a task now and try to place it
         self._stop = self.lifecycle.stop
         self._row = self.lifecycle.row
+        # the engine path, and the lane's compiled code loaded now (before the task table is opened: a signal
+        # after that lands in the run, not in the lane's start-up)
+        self.path, self.path_note = lane.choose(self, path)
+        self._lane_functions = lane.functions(lane_compiled) if self.path == "fast" else None
+        if task_sink is not None:
+            self.recorder.sink = TaskTableWriter(task_sink)
 
     # the task lifecycle's tallies, read by the results
     @property
@@ -315,9 +316,8 @@ class Simulation:
         try:
             self._build_fleets()
             self.faults.start()
-            self.path, self.path_note = lane.choose(self, self.path_asked)
-            if self.path == "fast":
-                self.lane = lane.Lane(self, compiled=self.lane_compiled)
+            if self._lane_functions is not None:
+                self.lane = lane.Lane(self, self._lane_functions)
             self.workloads.build()
             if self.plan.snapshot is not None:
                 seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)

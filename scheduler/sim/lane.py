@@ -139,13 +139,20 @@ def cache_is_warm() -> bool:
 
 
 def functions(compiled: bool = True) -> dict[str, Any]:
-    """The lane's loop and heap push, compiled (or, with ``compiled`` False, the loop uncompiled: its
-    ``py_func``, calling the compiled helpers)."""
+    """The lane's loop and heap push, compiled now (or loaded from numba's cache) for the argument types the
+    lane passes, so that a run's first event does not wait for them; with ``compiled`` False the loop
+    uncompiled (its ``py_func``, calling the compiled helpers)."""
     kernel.functions()  # numba loaded the kernel's way (without its BLAS probe)
-    from scheduler.sim import _lane_impl
+    from scheduler.sim import _lane_impl as li
 
-    step = _lane_impl.step if compiled else _lane_impl.step.py_func
-    return {"step": step, "heap_push": _lane_impl.heap_push}
+    i64, f64 = np.zeros(1, np.int64), np.zeros(1, np.float64)
+    i2, f2, g2 = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.float64), np.zeros((1, 1), np.int32)
+    flags = np.zeros(1, np.bool_)
+    step = li.step.py_func
+    if compiled:
+        step = kernel.direct(li.step, i64, f64, i64, f64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i64,
+                             i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
+    return {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
 
 
 class _Wake(simpy.events.Event):
@@ -157,7 +164,8 @@ class _Wake(simpy.events.Event):
 class Lane:
     """The stream lane of one run (see the module docstring)."""
 
-    def __init__(self, sim: Any, *, compiled: bool = True) -> None:
+    def __init__(self, sim: Any, fns: dict[str, Any]) -> None:
+        """``fns``: :func:`functions` (loaded before the run, as the engine is built)."""
         from scheduler.sim import _lane_impl as li
 
         self.li = li
@@ -168,9 +176,7 @@ class Lane:
         self.placer = sim.placer
         self.recorder = sim.recorder
         self.placer.compiled = True  # the lane decides on the kernel's arrays (the same decisions as Python's)
-        fns = functions(compiled)
         self._step, self._push = fns["step"], fns["heap_push"]
-        self._direct = None
         self.C = np.zeros(li.NC, np.int64)
         self.C[li.C_CALL_J] = -1
         self.F = np.zeros(li.NF, np.float64)
@@ -264,9 +270,7 @@ class Lane:
             args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
                     self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
                     self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
-            if self._direct is None:  # the compiled entry for these argument types (they never change)
-                self._direct = kernel.direct(self._step, *args)
-            code = self._direct(*args)
+            code = self._step(*args)
             if code == li.GPU_TAKE:
                 self._gpu_take(int(self.C[li.C_OUT_SLOT]))
             elif code == li.GPU_GIVE:
