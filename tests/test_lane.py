@@ -88,6 +88,15 @@ def test_plain_is_chosen_with_the_reason() -> None:
         lane.choose(Simulation(loaded), "quick")
 
 
+def test_auto_takes_the_lane_cold_only_for_a_large_run(monkeypatch) -> None:
+    monkeypatch.setattr(lane, "cache_is_warm", lambda: False)
+    small = Simulation(load_scenario(SCENARIOS / "trn1-per-chip-services.yaml"))  # services only: no stream
+    assert small.path == "plain" and "small run" in small.path_note
+    assert lane.expected_tasks(small) == 0
+    big = Simulation(load_scenario(BENCH))  # about 1,000,000 tasks a day
+    assert 900_000 < lane.expected_tasks(big) < 1_100_000 and big.path == "fast"
+
+
 # ---------------------------------------------------------------- generated RunTask scenarios
 TASKDEFS = {"chip0": "taskdefs/inf2-chip-0.json", "trn0": "taskdefs/trn1-chip-00.json",
             "trn1": "taskdefs/trn1-chip-01.json", "web": "taskdefs/cpu-sidecar.json", "gpu": "taskdefs/g5-gpu.json",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import types
 from itertools import islice
 from typing import Any
 
@@ -108,6 +109,8 @@ def expected_tasks(sim: Any) -> float:
 
     total = 0.0
     for w in sim.plan.workloads:
+        if not isinstance(w, RunTaskWorkload):  # a service's tasks are few (its desired count)
+            continue
         span = max(0.0, (min(sim.duration, w.stop) if w.stop is not None else sim.duration) - w.start)
         a = w.arrivals
         if isinstance(a, p.PoissonArrivals):
@@ -118,11 +121,13 @@ def expected_tasks(sim: Any) -> float:
             calls = (a.peak_rate + a.trough_rate) / 2 * span
         elif isinstance(a, p.BurstyArrivals):
             calls = a.base_rate * span
-        else:
-            calls = getattr(a, "calls", 1)
+        elif isinstance(a, p.OnceArrivals):
+            calls = a.calls
+        else:  # a trace: never in the lane
+            continue
         if w.max_calls is not None:
             calls = min(calls, w.max_calls)
-        total += calls * getattr(w, "count", 1)
+        total += calls * w.count
     return total
 
 
@@ -449,9 +454,8 @@ class Lane:
     def _refill_durations(self, j: int) -> None:
         li = self.li
         draw = self.requests[j].duration
-        source = getattr(draw, "__self__", None)  # a batched generator: take a block of it at once
-        if source is not None and hasattr(source, "__next__") and hasattr(source, "send"):
-            block = np.fromiter(islice(source, BLOCK), np.float64, BLOCK)
+        if isinstance(draw, types.MethodWrapperType) and isinstance(draw.__self__, types.GeneratorType):
+            block = np.fromiter(islice(draw.__self__, BLOCK), np.float64, BLOCK)  # a batched generator's next
         else:
             block = np.array([draw() for _ in range(BLOCK)], np.float64)
         self.DU[j] = block
