@@ -50,7 +50,7 @@ def scenario_path(config: SimulationConfig) -> Path:
 
 
 AREAS = (
-    ("stream lane (compiled loop, kernel calls inside)", "scheduler/sim/_lane_impl"),
+    ("stream lane (compiled loop, kernel calls inside)", "scheduler.sim._lane_impl"),  # a built-in: by its name
     ("placement core", "scheduler/placement/"),
     ("simulation engine", "scheduler/sim/"),
     ("ECS views and query language", "scheduler/ecs/"),
@@ -128,8 +128,8 @@ def profile_by_area(config: SimulationConfig, duration: str, path: str = "auto")
         sim.run()
         prof.disable()
     shares: dict[str, float] = {}
-    for (file, _line, _func), (_cc, _nc, own, _cum, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
-        area = next((name for name, part in AREAS if part in file), "Python runtime and other")
+    for (file, _line, func), (_cc, _nc, own, _cum, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        area = next((name for name, part in AREAS if part in f"{file}:{func}"), "Python runtime and other")
         shares[area] = shares.get(area, 0.0) + own
     total = sum(shares.values()) or 1.0
     return {k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
