@@ -40,6 +40,7 @@ class SimulationConfig:
     fleet_scale: float = 1.0  # multiplies every fleet's count (tests shrink the cluster)
     scenario: str = SCENARIO
     profile_duration: str | None = "30m"  # a second, profiled run of this length: own time by area
+    compare_plain: bool = True  # after the run ``neuron-sim run`` makes (path auto), the plain path's too
 
 
 def scenario_path(config: SimulationConfig) -> Path:
@@ -49,6 +50,7 @@ def scenario_path(config: SimulationConfig) -> Path:
 
 
 AREAS = (
+    ("stream lane (compiled loop, kernel calls inside)", "scheduler.sim._lane_impl"),  # a built-in: by its name
     ("placement core", "scheduler/placement/"),
     ("simulation engine", "scheduler/sim/"),
     ("ECS views and query language", "scheduler/ecs/"),
@@ -109,8 +111,9 @@ def _overrides(config: SimulationConfig, duration: str) -> dict[str, object]:
     return overrides
 
 
-def profile_by_area(config: SimulationConfig, duration: str) -> dict[str, float]:
-    """Share of own time (cProfile) per part of the stack for a run of ``duration``."""
+def profile_by_area(config: SimulationConfig, duration: str, path: str = "auto") -> dict[str, float]:
+    """Share of own time (cProfile) per part of the stack for a run of ``duration`` on engine ``path`` (the
+    measured run's: a short run on auto might take the other)."""
     import cProfile
     import pstats
 
@@ -119,14 +122,14 @@ def profile_by_area(config: SimulationConfig, duration: str) -> dict[str, float]
 
     loaded = load_scenario(scenario_path(config), overrides=_overrides(config, duration))
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulation(loaded, task_sink=Path(tmp) / "tasks.parquet")
+        sim = Simulation(loaded, task_sink=Path(tmp) / "tasks.parquet", path=path)
         prof = cProfile.Profile()
         prof.enable()
         sim.run()
         prof.disable()
     shares: dict[str, float] = {}
-    for (file, _line, _func), (_cc, _nc, own, _cum, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
-        area = next((name for name, part in AREAS if part in file), "Python runtime and other")
+    for (file, _line, func), (_cc, _nc, own, _cum, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        area = next((name for name, part in AREAS if part in f"{file}:{func}"), "Python runtime and other")
         shares[area] = shares.get(area, 0.0) + own
     total = sum(shares.values()) or 1.0
     return {k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
@@ -144,12 +147,17 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "tasks.parquet"
-        sim = Simulation(loaded, task_sink=table)
+        sim = Simulation(loaded, task_sink=table)  # the path ``neuron-sim run`` takes (auto)
         c0, t0 = time.process_time(), time.perf_counter()
         results = sim.run()
         sim_cpu, sim_s = time.process_time() - c0, time.perf_counter() - t0
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cols = pq.read_table(table, columns=["submit", "start", "end"]).to_pandas()
+        plain_cpu = None
+        if config.compare_plain and results.path != "plain":
+            c0 = time.process_time()
+            Simulation(loaded, task_sink=Path(tmp) / "plain.parquet", path="plain").run()
+            plain_cpu = time.process_time() - c0
     summary = results.summary
     until = float(summary.sim_seconds)
     submit = cols["submit"].to_numpy(float)
@@ -158,7 +166,7 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
     run_for[np.isnan(cols["end"].to_numpy(float))] = math.inf  # still running at the end
     tasks = int(summary.tasks.submitted)
     bare = bare_simpy(submit, run_for, until)
-    areas = profile_by_area(config, config.profile_duration) if config.profile_duration else {}
+    areas = profile_by_area(config, config.profile_duration, results.path) if config.profile_duration else {}
     return {
         "tasks": tasks,
         "tasks_placed": int(summary.tasks.placed),
@@ -168,7 +176,10 @@ def measure(config: SimulationConfig) -> dict[str, Any]:
         "load_s": load_s,
         "wall_s": sim_s,
         "cpu_s": sim_cpu,
+        "path": results.path,
+        "path_note": results.path_note,
         "sim_tasks_per_s": tasks / sim_cpu,
+        "plain_tasks_per_s": tasks / plain_cpu if plain_cpu else None,
         "sim_tasks_per_wall_s": tasks / sim_s,
         "bare_simpy_wall_s": bare.wall_s,
         "bare_simpy_cpu_s": bare.cpu_s,

@@ -166,8 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ResultsFolder(out, "run", force=args.force) as folder:
         with _progress(console, _shown(loaded.model.name)) as tick:
             sim = Simulation(loaded, seed=args.seed, until=until, progress=tick,
-                             task_sink=folder.staging / TASK_SINK)
+                             task_sink=folder.staging / TASK_SINK, path=args.path)
             results = sim.run(handle_sigint=True)
+        if args.path == "fast" and results.path != "fast":
+            print(f"neuron-sim: notice: the plain path ran this scenario: {results.path_note}", file=sys.stderr)
         write_run_files(results, folder.staging)
         report = None if args.no_report else _write_report(folder.staging)
         folder.commit()
@@ -569,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write into a folder that holds other files; they are kept (default: refuse)")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html and report.md (default: write them)")
+    p.add_argument("--path", choices=("auto", "fast", "plain"), default="auto",
+                   help="engine path: fast runs RunTask streams in the compiled stream lane where it applies, "
+                        "plain never; both give identical results (default: auto, fast where it pays)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of scenario variants times replications, locally or on Dask")

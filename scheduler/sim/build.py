@@ -2,9 +2,11 @@
 provider in its strategy), RunTask calls put on the clock as they arrive (generated, or replayed from a
 trace), and services with their desired counts over time, deployments, requests and auto scaling.
 
-Every workload draws from its own seeded generator (``[seed, 1, k]`` for workload ``k``; ``[seed, 3, k, j]``
-for its deployment ``j``; ``[seed, 4, k]`` for its requests), so adding one workload leaves the others'
-draws as they were.
+Every workload draws from its own seeded generators (``[seed, 1, k]`` for workload ``k``'s arrivals and
+start-up times, ``[seed, 1, k, 1]`` for its task durations; ``[seed, 3, k, j]`` for its deployment ``j``;
+``[seed, 4, k]`` for its requests), so adding one workload leaves the others' draws as they were. Durations
+have a generator of their own so that arrival times can be drawn ahead in blocks (the stream lane,
+``scheduler.sim.lane``) without changing which duration each task gets.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ class WorkloadBuilder:
         self.services = sim.service_scheduler
 
     def request(self, workload: Workload, spec: TaskSpec, rng: np.random.Generator, *,
-                 service: Service | None = None, device_set: bool = False) -> Request:
+                 service: Service | None = None, device_set: bool = False,
+                 durations: np.random.Generator | None = None) -> Request:
+        """The placement request of ``workload``'s tasks of ``spec``: start-up times drawn from ``rng``, task
+        durations from ``durations`` (default ``rng``: a deployment's generator draws both)."""
         constraints = workload.constraints
         if device_set and Constraint("distinctInstance") not in constraints:
             # one block's tasks (one group) never share an instance: each instance has the block's chips once
@@ -52,7 +57,8 @@ class WorkloadBuilder:
         request = Request(workload=workload.name, spec=spec, group=self._group(workload, spec, service),
                           constraints=constraints, strategies=workload.strategies,
                           launch_type=launch.launch_type, on_no_capacity=on_no_capacity,
-                          duration=duration_sampler(duration_model, rng), service=service,
+                          duration=duration_sampler(duration_model, rng if durations is None else durations),
+                          service=service,
                           startup=startup_sampler(workload.startup, rng))
         if launch.launch_type is None and launch.strategy:
             request.splitter = StrategySplitter(list(launch.strategy))
@@ -77,21 +83,27 @@ class WorkloadBuilder:
         specs = self.specs
         for k, w in enumerate(self.plan.workloads):
             rng = np.random.default_rng([self.seed, 1, k])
+            durations = np.random.default_rng([self.seed, 1, k, 1])
             # device sets: one task definition per device block (one ECS service per block for a service)
             start = w.start
             if isinstance(w, ServiceWorkload):
-                self._service(w, k, rng, start)
+                self._service(w, k, rng, start, durations)
                 continue
-            requests = [self.request(w, specs[b.task_definition], rng, device_set=b.label is not None)
+            requests = [self.request(w, specs[b.task_definition], rng, device_set=b.label is not None,
+                                     durations=durations)
                         for b in w.blocks]
             stop = min(self.sim.duration, w.stop) if w.stop is not None else self.sim.duration
             if isinstance(w.arrivals, TraceArrivals):
-                self._trace(w, w.arrivals, requests[0], rng)
+                self._trace(w, w.arrivals, requests[0], rng, durations)
                 continue
             times = arrival_times(w.arrivals, rng, start=start, stop=stop)
+            if self.sim.lane is not None:  # the stream lane takes the calls (scheduler.sim.lane)
+                self.sim.lane.add(requests[0], times, w.max_calls, w.count)
+                continue
             self._next_call(times, requests, w.count, w.max_calls, 0)
 
-    def _service(self, w: ServiceWorkload, k: int, rng: np.random.Generator, start: float) -> None:
+    def _service(self, w: ServiceWorkload, k: int, rng: np.random.Generator, start: float,
+                 durations: np.random.Generator) -> None:
         """One Service per device block (one in all without device sets), the desired count split over them."""
         steps = [] if w.daemon else desired_count_steps(w.desired, start=start, stop=self.sim.duration)
         blocks = w.blocks
@@ -99,7 +111,7 @@ class WorkloadBuilder:
             label = block.label
             svc = Service(w.name if label is None else f"{w.name}-{label}", None, daemon=w.daemon, workload=w.name)
             svc.request = self.request(w, self.specs[block.task_definition], rng, service=svc,
-                                        device_set=label is not None)
+                                        device_set=label is not None, durations=durations)
             deployments.configure(svc, w)
             self.services.services.append(svc)
             if label is None:  # validation refuses deployments with device sets
@@ -140,7 +152,7 @@ class WorkloadBuilder:
         self.at(t, call)
 
     def _trace(self, workload: RunTaskWorkload, arrivals: TraceArrivals, request: Request,
-                        rng: np.random.Generator) -> None:
+                        rng: np.random.Generator, durations: np.random.Generator) -> None:
         frame = arrivals.table
         per_def: dict[str, Request] = {}
         for row in frame.itertuples(index=False):
@@ -148,7 +160,7 @@ class WorkloadBuilder:
             name = row.task_definition
             if isinstance(name, str) and name:
                 req = per_def.get(name) or per_def.setdefault(
-                    name, self.request(workload, self.specs[name], rng))
+                    name, self.request(workload, self.specs[name], rng, durations=durations))
             dur = row.duration
             fixed = float(dur) if dur is not None and not (isinstance(dur, float) and math.isnan(dur)) else None
             self.at(float(row.submit), self._submit_one, req, fixed)

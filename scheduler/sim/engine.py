@@ -31,7 +31,7 @@ from scheduler.placement.devices import DeviceMode
 from scheduler.placement.placer import Placer
 from scheduler.placement.state import ClusterState
 from scheduler.results.summary import RunSummary
-from scheduler.sim import deployments, sampling, service_load
+from scheduler.sim import deployments, lane, sampling, service_load
 from scheduler.sim.build import WorkloadBuilder
 from scheduler.sim.capacity import CapacityProviders, Provider
 from scheduler.sim.clock import STOP_SIGNALS, Clock
@@ -62,13 +62,18 @@ class Results:
     events: list[dict]
     extra_tables: dict = field(default_factory=dict)
     tasks_path: Any = None
+    path: str = "plain"     # the engine path that ran it: "fast" (the stream lane) or "plain"
+    path_note: str = ""     # why (which feature sent the run to the plain path)
 
 
 class Simulation:
     """One run of a scenario's plan (a loaded scenario is compiled into its plan first)."""
 
     def __init__(self, scenario: Plan | Plannable, *, seed: int | None = None, until: float | None = None,
-                 progress: Callable[[float, float], None] | None = None, task_sink: Any = None) -> None:
+                 progress: Callable[[float, float], None] | None = None, task_sink: Any = None,
+                 path: str = "auto", lane_compiled: bool = True) -> None:
+        """``path``: ``auto`` (the stream lane where it applies and pays), ``fast`` (the lane wherever it
+        applies) or ``plain``; ``lane_compiled`` False runs the lane's loop uncompiled (tests)."""
         plan = scenario if isinstance(scenario, Plan) else scenario.plan()
         self.plan = plan
         self.seed = int(plan.seed if seed is None else seed)
@@ -78,6 +83,7 @@ class Simulation:
         self.mode_name = plan.device_mode
         self.device_mode = DeviceMode.BLIND if self.mode_name == "ecs-blind" else DeviceMode.AWARE
         self.progress = progress
+        self.lane: lane.Lane | None = None
         self.clock = Clock()
         self.env = self.clock.env
         self.at = self.clock.at  # run fn(*args) at simulated time t: a call on the event heap, no generator
@@ -86,8 +92,6 @@ class Simulation:
         self.recorder = Recorder(levels=self.state.totals_values)  # integrates the core's totals
         self.names = identity.InstanceNames(plan.cluster_name)  # container-instance ARNs (the core knows rows)
         self.task_sink = task_sink
-        if task_sink is not None:
-            self.recorder.sink = TaskTableWriter(task_sink)
         self.stopped_by: int | None = None  # the signal that stopped a run early
         self.partial = False
         self.slo = SLOTally(workload_kinds(plan.workloads))  # per-workload waits, start-up, failures
@@ -115,6 +119,12 @@ class Simulation:
         self.submit = self.lifecycle.submit  # create a task now and try to place it
         self._stop = self.lifecycle.stop
         self._row = self.lifecycle.row
+        # the engine path, and the lane's compiled code loaded now (before the task table is opened: a signal
+        # after that lands in the run, not in the lane's start-up)
+        self.path, self.path_note = lane.choose(self, path)
+        self._lane_functions = lane.functions(lane_compiled) if self.path == "fast" else None
+        if task_sink is not None:
+            self.recorder.sink = TaskTableWriter(task_sink)
 
     # the task lifecycle's tallies, read by the results
     @property
@@ -295,10 +305,14 @@ class Simulation:
         try:
             self._build_fleets()
             self.faults.start()
+            if self._lane_functions is not None:
+                self.lane = lane.Lane(self, self._lane_functions)
             self.workloads.build()
             if self.plan.snapshot is not None:
                 seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)
             self.at(0.0, self._sample)
+            if self.lane is not None:
+                self.lane.arm()
             if not self.clock.run(until=self.duration):
                 self.partial = True
                 self.duration = self.now
@@ -316,7 +330,8 @@ class Simulation:
         services = [svc for svc in self.services if not svc.daemon]
         for svc in services:
             svc.account(self.duration)
-        for task in list(self.tasks.values()):  # still alive at the end: rows with their current state
+        alive = list(self.tasks.values()) if self.lane is None else self.lane.finish()
+        for task in alive:  # still alive at the end: rows with their current state
             self._row(task, placed=task.ever_ran)
         tasks = None
         if self.recorder.sink is not None:
@@ -326,7 +341,7 @@ class Simulation:
             tasks = self.recorder.tasks_frame()
         timeline = self.recorder.timeline_frame()
         summary = summarize(self, wall_seconds, timeline)
-        records = list(self.recent_stopped) + list(self.tasks.values())
+        records = list(self.recent_stopped) + alive
         return Results(
             summary=summary, tasks=tasks, timeline=timeline,
             describe_tasks=describe.describe_tasks(records, self.state, names=self.names),
@@ -335,7 +350,7 @@ class Simulation:
             extra_tables={"scaling_events": self.recorder.scaling_frame(),
                           "capacity_reservation": self.recorder.reservation_frame(),
                           **service_load.tables(self.service_loads.values())},
-            tasks_path=self.task_sink,
+            tasks_path=self.task_sink, path=self.path, path_note=self.path_note,
         )
 
     def _extensions(self) -> list[str]:

@@ -15,7 +15,8 @@ run), and reads what it needs from the task's timestamps:
 - **start-up**: placement to RUNNING (``started_at - placed_at``): image pull, container start, model load.
 - **failures**: tasks that never ran (``TaskFailedToStart``), by the key the run summary counts them under.
 
-Only the standard library and numpy; the engine calls :meth:`SLOTally.record` and :meth:`SLOTally.failed`.
+Only the standard library and numpy; the engine calls :meth:`SLOTally.record` and :meth:`SLOTally.failed` (the
+stream lane :meth:`SLOTally.record_started`, for many tasks at once).
 """
 
 from __future__ import annotations
@@ -105,6 +106,16 @@ class SLOTally:
         elif task.stop_code != FAILED_TO_START:  # stopped before it started (a scale-in, a deployment)
             tally.waits.append((task.stopped_at if task.stopped_at is not None else now) - task.created_at)
             tally.stopped_before_start += 1
+
+    def record_started(self, workload: str, waits: list[float], startups: list[float]) -> None:
+        """What :meth:`record` takes of tasks of ``workload`` placed and started (stopped since, or still
+        running at the end), given as columns: each one's wait and start-up, in row order (the stream lane)."""
+        tally = self._of(workload)
+        tally.submitted += len(waits)
+        tally.placed += len(waits)
+        tally.started += len(waits)
+        tally.waits.extend(waits)
+        tally.startups.extend(startups)
 
     def failed(self, workload: str, key: str) -> None:
         """A task of ``workload`` failed to start; ``key`` is what the run's ``tasks_failed`` counts it under."""

@@ -48,6 +48,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
     snapshot = sim.plan.snapshot
     scaling = sim.recorder.scaling
     cluster = timeline["instance_type"] == "*"
+    at_end = sum(1 for end in sim.instance_end if end is None)
     return RunSummary(
         scenario=sim.plan.name,
         seed=sim.seed,
@@ -86,8 +87,9 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
         instances=InstanceCounts(
             launched=int(sum(e["count"] for e in scaling if e["action"] == "launch")),
             terminated=int(sum(e["count"] for e in scaling if e["action"] == "terminate")),
-            peak=int(timeline.loc[cluster, "instances"].max()),
-            at_end=sum(1 for end in sim.instance_end if end is None),
+            # sampled; a run stopped before its first sample (Ctrl-C at once) has only its instances at the end
+            peak=int(timeline.loc[cluster, "instances"].max()) if cluster.any() else at_end,
+            at_end=at_end,
         ),
         extensions=tuple(sim._extensions()),
         service_shortfall_task_hours={svc.name: round(svc.short_seconds / 3600, 6) for svc in services},

@@ -1,0 +1,272 @@
+"""numba code of the stream lane (see ``lane.py`` for the design; import only through it).
+
+The loop runs RunTask calls and task exits of stream workloads over columns, in simpy's order: its own heap
+keyed ``(time, eid)`` (every lane event has simpy's NORMAL priority), eids taken from one counter exactly
+where the plain path calls ``Clock.at``. It stops and returns a code when the next lane event comes after
+simpy's next event (``limit``), or when Python must do something (a failed placement, GPU ids, a waiting
+room retry, a block of draws to refill, a column to grow). All its state lives in the arrays passed in, so a
+call resumes where the last one stopped. Written as plain Python over arrays: ``.py_func`` runs it uncompiled.
+
+Arrays (owned by ``lane.Lane``):
+
+- ``C`` int64 counters (``C_*``); ``F`` float64 scalars (``F_*``); ``L``/``A`` the recorder's levels and
+  their integrals, in ``metrics.Levels`` field order;
+- ``HT``, ``HE``, ``HP``: the heap's times, eids and payloads (a task slot >= 0, or ``-1 - workload``);
+- ``TI[slot]``: id number, workload, row, chips mask, GPUs taken; ``TF[slot]``: created, stopped, run for;
+  ``FREE`` the free slots (a stack); ``DONE`` the slots stopped since the last flush, in stop order;
+- ``W[workload]``: kernel request slot (-1: Python decides every task), cpu, memory, ENIs, chips (-1: every
+  chip of the row), GPUs (-1: every GPU of the row; != 0: Python takes the ids), kernel group, group-count
+  row, count per call, calls left (-1: no limit), arrivals read, arrivals held, durations read, durations
+  held, arrivals ended; ``AT``/``DU`` the blocks of arrival times and durations drawn ahead;
+- ``R``, ``X``, ``Z``: the placement kernel's arrays (ClusterState's own free columns); ``RUN`` the state's
+  running-task counts; ``G[group row, row]`` its task-group counts; ``PRICE`` each row's price per chip;
+  ``TOUCH``/``TL`` rows changed (for the Python class index); ``DAEMON`` rows a daemon task waits on (a
+  release there is the waiting room's business: KICK).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from scheduler.placement._kernel_impl import _decide, _relocate, _views, _zviews
+
+# counters
+(C_EID, C_NEXT_ID, C_HEAP, C_NFREE, C_NDONE, C_SUBMITTED, C_PROV, C_PEND, C_RUN, C_STOP, C_COMPLETED, C_CALL_J,
+ C_CALL_LEFT, C_OUT_J, C_OUT_SLOT, C_KICK, C_NTOUCH, C_OUT_ID) = range(18)
+NC = 20
+# float scalars: now, the recorder's last_t, simpy's next key (time; its priority and eid are in LIM)
+F_NOW, F_LAST_T, F_LIMIT_T, F_OUT_RUN_FOR = range(4)
+NF = 4
+# workload fields
+(W_SLOT, W_CPU, W_MEM, W_ENI, W_CHIPS, W_GPUS, W_GROUP, W_GROW, W_COUNT, W_CALLS_LEFT, W_AT_I, W_AT_N, W_DU_I,
+ W_DU_N, W_ENDED) = range(15)
+NW = 16
+# task fields
+T_ID, T_WORKLOAD, T_ROW, T_CHIPS, T_GPUS = range(5)
+NT = 5
+TF_CREATED, TF_STOPPED, TF_RUN_FOR = range(3)
+# return codes (after GPU_GIVE and KICK, ``C[C_OUT_SLOT]`` is the task that stopped: the waiting room's turn)
+YIELD, IDLE, FAIL, GPU_TAKE, GPU_GIVE, KICK, REFILL_AT, REFILL_DU, GROW = range(9)
+NORMAL = 1  # simpy's priority of every lane event
+
+
+@njit(cache=True)
+def heap_push(HT, HE, HP, C, t, e, p):
+    """Push (t, e) with payload p; the caller has room (``C[C_HEAP] < len(HT)``)."""
+    i = C[C_HEAP]
+    C[C_HEAP] = i + 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if HT[parent] < t or (HT[parent] == t and HE[parent] < e):
+            break
+        HT[i] = HT[parent]
+        HE[i] = HE[parent]
+        HP[i] = HP[parent]
+        i = parent
+    HT[i] = t
+    HE[i] = e
+    HP[i] = p
+
+
+@njit(cache=True)
+def heap_pop(HT, HE, HP, C):
+    """Remove the smallest key (its fields were read from index 0 by the caller)."""
+    n = C[C_HEAP] - 1
+    C[C_HEAP] = n
+    if n == 0:
+        return
+    t = HT[n]
+    e = HE[n]
+    p = HP[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and (HT[child + 1] < HT[child] or (HT[child + 1] == HT[child] and HE[child + 1] < HE[child])):
+            child += 1
+        if t < HT[child] or (t == HT[child] and e < HE[child]):
+            break
+        HT[i] = HT[child]
+        HE[i] = HE[child]
+        HP[i] = HP[child]
+        i = child
+    HT[i] = t
+    HE[i] = e
+    HP[i] = p
+
+
+@njit(cache=True)
+def _advance(L, A, F, t):
+    """``Recorder.advance(t)``: the same float operations in the same order."""
+    dt = t - F[F_LAST_T]
+    if dt > 0:
+        for k in range(7):
+            A[k] += L[k] * dt
+        F[F_LAST_T] = t
+
+
+@njit(cache=True)
+def _popcount(x):
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _touch(TOUCH, TL, C, row):
+    if not TOUCH[row]:
+        TOUCH[row] = True
+        TL[C[C_NTOUCH]] = row
+        C[C_NTOUCH] += 1
+
+
+@njit(cache=True)
+def _schedule(C, HT, HE, HP, now, t, payload):
+    """``Clock.at(t, ...)`` called at ``now``: simpy's time is ``now + max(0, t - now)``; the eid is the next."""
+    e = C[C_EID]
+    C[C_EID] = e + 1
+    heap_push(HT, HE, HP, C, now + max(0.0, t - now), e, payload)
+
+
+@njit(cache=True)
+def _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRICE, TOUCH, TL, slot):
+    """A lane task's run time ended: STOPPED (EssentialContainerExited), its resources given back."""
+    now = F[F_NOW]
+    row = TI[slot, T_ROW]
+    j = TI[slot, T_WORKLOAD]
+    chips = TI[slot, T_CHIPS]
+    n = _popcount(chips)
+    C[C_RUN] -= 1
+    C[C_STOP] += 1
+    _advance(L, A, F, now)
+    R[1, row] += W[j, W_CPU]
+    R[2, row] += W[j, W_MEM]
+    R[3, row] += TI[slot, T_GPUS]
+    R[4, row] += W[j, W_ENI]
+    R[5, row] |= chips
+    _relocate(R, X, xv, Z, zv, row, W[j, W_GROUP], -1)
+    G[W[j, W_GROW], row] -= 1
+    RUN[row] -= 1
+    _touch(TOUCH, TL, C, row)
+    L[1] -= n
+    L[3] -= W[j, W_CPU]
+    L[5] -= W[j, W_MEM]
+    L[6] += PRICE[row] * n
+    TF[slot, TF_STOPPED] = now
+    C[C_COMPLETED] += 1
+    DONE[C[C_NDONE]] = slot
+    C[C_NDONE] += 1
+
+
+@njit(cache=True)
+def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU, PRICE, CHIPS_ALL, GPU_REG, TOUCH,
+           TL, j, st, fn):
+    """One task of workload j submitted now (its id and duration taken): placed and RUNNING, or FAIL."""
+    now = F[F_NOW]
+    C[C_NEXT_ID] += 1
+    run_for = DU[j, W[j, W_DU_I]]
+    W[j, W_DU_I] += 1
+    slot_r = W[j, W_SLOT]
+    row = -1
+    if slot_r >= 0:
+        row = _decide(R, X, xv, Z, zv, slot_r, st, fn, True)
+    if row < 0:  # Python builds the task and its Failure, and places, queues or fails it (nothing was drawn)
+        C[C_OUT_J] = j
+        C[C_OUT_ID] = C[C_NEXT_ID]
+        F[F_OUT_RUN_FOR] = run_for
+        return FAIL
+    C[C_SUBMITTED] += 1
+    chips = W[j, W_CHIPS]
+    if chips < 0:
+        chips = CHIPS_ALL[row]
+    gpus = W[j, W_GPUS]
+    if gpus < 0:
+        gpus = GPU_REG[row]
+    n = _popcount(chips)
+    slot = FREE[C[C_NFREE] - 1]
+    C[C_NFREE] -= 1
+    TI[slot, T_ID] = C[C_NEXT_ID]
+    TI[slot, T_WORKLOAD] = j
+    TI[slot, T_ROW] = row
+    TI[slot, T_CHIPS] = chips
+    TI[slot, T_GPUS] = gpus
+    TF[slot, TF_CREATED] = now
+    TF[slot, TF_RUN_FOR] = run_for
+    G[W[j, W_GROW], row] += 1
+    RUN[row] += 1
+    _touch(TOUCH, TL, C, row)
+    _advance(L, A, F, now)
+    L[1] += n
+    L[3] += W[j, W_CPU]
+    L[5] += W[j, W_MEM]
+    L[6] -= PRICE[row] * n
+    C[C_RUN] += 1
+    if math.isfinite(run_for):
+        _schedule(C, HT, HE, HP, now, now + run_for, slot)
+    if gpus != 0:
+        C[C_OUT_SLOT] = slot
+        return GPU_TAKE
+    return -1
+
+
+@njit(cache=True)
+def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, R, X, Z, RUN, G, PRICE, CHIPS_ALL, GPU_REG,
+         TOUCH, TL, DAEMON, st, fn):
+    """Run lane events until the next one comes after simpy's next (YIELD), none is left (IDLE), or Python
+    must act (the other codes); call again to resume."""
+    xv = _views(X)
+    zv = _zviews(Z)
+    lim_t = F[F_LIMIT_T]
+    lim_p = LIM[0]
+    lim_e = LIM[1]
+    while True:
+        j = C[C_CALL_J]
+        if j >= 0:  # inside a RunTask call: its remaining tasks, then the next call
+            while C[C_CALL_LEFT] > 0:
+                if W[j, W_DU_I] >= W[j, W_DU_N]:
+                    C[C_OUT_J] = j
+                    return REFILL_DU
+                if C[C_NFREE] == 0 or C[C_HEAP] >= len(HT):
+                    return GROW
+                C[C_CALL_LEFT] -= 1
+                code = _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU, PRICE, CHIPS_ALL,
+                              GPU_REG, TOUCH, TL, j, st, fn)
+                if code >= 0:
+                    return code
+            if W[j, W_CALLS_LEFT] != 0 and W[j, W_ENDED] == 0:
+                if W[j, W_AT_I] >= W[j, W_AT_N]:
+                    C[C_OUT_J] = j
+                    return REFILL_AT
+                if C[C_HEAP] >= len(HT):
+                    return GROW
+                t = AT[j, W[j, W_AT_I]]
+                W[j, W_AT_I] += 1
+                _schedule(C, HT, HE, HP, F[F_NOW], t, -1 - j)
+            C[C_CALL_J] = -1
+        if C[C_HEAP] == 0:
+            return IDLE
+        t = HT[0]
+        e = HE[0]
+        if not (t < lim_t or (t == lim_t and (lim_p > NORMAL or (lim_p == NORMAL and e < lim_e)))):
+            return YIELD
+        p = HP[0]
+        heap_pop(HT, HE, HP, C)
+        F[F_NOW] = t
+        if p >= 0:
+            _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRICE, TOUCH, TL, p)
+            C[C_OUT_SLOT] = p
+            if TI[p, T_GPUS] != 0:
+                return GPU_GIVE
+            if C[C_KICK] or DAEMON[TI[p, T_ROW]]:
+                return KICK
+        else:
+            j = -1 - p
+            if W[j, W_CALLS_LEFT] > 0:
+                W[j, W_CALLS_LEFT] -= 1
+            C[C_CALL_J] = j
+            C[C_CALL_LEFT] = W[j, W_COUNT]

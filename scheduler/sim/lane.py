@@ -1,0 +1,601 @@
+"""The stream lane: RunTask streams run in a compiled loop over columns, with no Python object per task.
+
+A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a launch
+type and no capacity provider strategy, a request the compiled placement kernel decides, one task
+definition) on a cluster nothing else stops tasks on (no capacity providers, faults, Spot interruptions or
+snapshot; device-aware placement) runs their calls and task exits in ``_lane_impl.step``; services (REPLICA
+and DAEMON) run beside it on the plain path, placing and stopping only their own tasks. Anything else runs
+on the plain path, the reference: for the same scenario and seed both give byte-identical outputs.
+
+How it keeps the plain path's order: simpy pops events by ``(time, priority, eid)`` and every
+``Clock.at`` takes the next eid. The lane keeps its own heap of its events keyed ``(time, eid)`` and takes
+eids from the same counter exactly where the plain path calls ``at`` (a RunTask call's tasks' exits, then
+the next call); it runs while its next key is below simpy's next queued key, then puts one wake-up event on
+simpy's heap *with its next key* (no eid of its own) and hands control back. A sample, the end of the run,
+and any Python event in between therefore come exactly where they would.
+
+What Python still does (rare, and correct first): a placement that fails (the task becomes a SimTask and
+the plain lifecycle places, queues or fails it: a failed compiled decision draws and changes nothing, so
+deciding again is exact), the GPU ids a task takes or gives back, a waiting-room retry pass after a release
+(the plain path's ``WaitingRoom.kick``), refilling the blocks of arrival times and durations drawn ahead.
+At every hand-back the counters, levels and integrals the engine keeps are written back, and the task rows
+of the tasks stopped since are appended in stop order (with the SLO tally and DescribeTasks' last 100).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import types
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import simpy
+
+from scheduler.placement import kernel
+from scheduler.placement.filters.resources import enis_taken
+from scheduler.placement.state import Allocation
+from scheduler.sim import metrics
+from scheduler.sim.clock import Interrupted
+from scheduler.sim.metrics import TASK_COLUMNS
+from scheduler.sim.plan import GeneratedArrivals, RunTaskWorkload
+from scheduler.sim.runtime import start_refusal
+from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, SimTask
+from scheduler.views import identity
+
+PATHS = ("auto", "fast", "plain")
+BLOCK = 4096           # arrival times and durations drawn ahead per workload
+# "auto" pays a cold compile (a minute or more on 2 cores, kernel included) only for runs expected to have at least
+# this many tasks: the plain path runs about 10,000 tasks per second, the lane about 70,000
+AUTO_MIN_TASKS = 500_000
+LEVEL_FIELDS = ("chips_total", "chips_held", "cpu_total", "cpu_used", "mem_total", "mem_used", "idle_chip_cost")
+EXITED = ("STOPPED", "EssentialContainerExited", "Essential container in task exited")
+
+
+def choose(sim: Any, path: str) -> tuple[str, str]:
+    """("fast" or "plain", why) for this run: ``path`` is the scenario's or the caller's choice (auto, fast,
+    plain); the lane runs only where it is exact (``why_plain`` says why not) and, for auto, worth it."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    if path == "plain":
+        return "plain", "the plain path was asked for"
+    why = why_plain(sim)
+    if why is not None:
+        return "plain", why
+    if path == "auto" and not (cache_is_warm() or expected_tasks(sim) >= AUTO_MIN_TASKS):
+        return "plain", "a small run: the stream lane's compile is not cached yet and would cost more than it saves"
+    return "fast", "RunTask streams in the compiled stream lane"
+
+
+def why_plain(sim: Any) -> str | None:
+    """Why this run must take the plain path (None: the lane runs it exactly)."""
+    plan = sim.plan
+    if not kernel.available():
+        return kernel.INSTALL_HINT
+    if plan.device_mode != "device-aware":
+        return f"device_mode {plan.device_mode}"
+    for what, present in (("a cluster snapshot", plan.snapshot is not None), ("faults", bool(plan.faults)),
+                          ("Spot interruptions", plan.spot_interruptions is not None),
+                          ("capacity providers", bool(plan.capacity_providers))):
+        if present:
+            return f"{what} (the stream lane does not model them yet)"
+    for w in plan.workloads:
+        if not isinstance(w, RunTaskWorkload):  # a service places and stops its own tasks only
+            continue
+        if not isinstance(w.arrivals, GeneratedArrivals):
+            return f"workload {w.name} replays a trace"
+        if w.startup is not None:
+            return f"workload {w.name} has a start-up model"
+        if w.launch.launch_type is None and w.launch.strategy:
+            return f"workload {w.name} uses a capacity provider strategy"
+        if len(w.blocks) != 1 or w.blocks[0].label is not None:
+            return f"workload {w.name} uses device sets"
+        spec = sim.specs[w.blocks[0].task_definition]
+        if start_refusal(spec) is not None:
+            return f"workload {w.name}: its Neuron devices are refused at start"
+        every = spec.constraints + tuple(w.constraints)
+        try:
+            kernel.check_supported(spec, every, tuple(w.strategies))
+        except kernel.Unsupported as e:
+            return f"workload {w.name}: {e}"
+    return None
+
+
+def expected_tasks(sim: Any) -> float:
+    """A rough count of the tasks a run will submit (for ``auto``: is a compile worth it?)."""
+    from scheduler.sim import plan as p
+
+    total = 0.0
+    for w in sim.plan.workloads:
+        if not isinstance(w, RunTaskWorkload):  # a service's tasks are few (its desired count)
+            continue
+        span = max(0.0, (min(sim.duration, w.stop) if w.stop is not None else sim.duration) - w.start)
+        a = w.arrivals
+        if isinstance(a, p.PoissonArrivals):
+            calls = a.rate * span
+        elif isinstance(a, p.IntervalArrivals):
+            calls = span / a.every
+        elif isinstance(a, p.DiurnalArrivals):
+            calls = (a.peak_rate + a.trough_rate) / 2 * span
+        elif isinstance(a, p.BurstyArrivals):
+            calls = a.base_rate * span
+        elif isinstance(a, p.OnceArrivals):
+            calls = a.calls
+        else:  # a trace: never in the lane
+            continue
+        if w.max_calls is not None:
+            calls = min(calls, w.max_calls)
+        total += calls * w.count
+    return total
+
+
+def cache_is_warm() -> bool:
+    """Whether numba has cached the lane's loop beside its source (newer than the source)."""
+    from pathlib import Path
+
+    here = Path(__file__).with_name("_lane_impl.py")
+    try:
+        stamp = here.stat().st_mtime
+        return any(f.stat().st_mtime >= stamp for f in (here.parent / "__pycache__").glob("_lane_impl.step-*.nbi"))
+    except OSError:
+        return False
+
+
+def functions(compiled: bool = True) -> dict[str, Any]:
+    """The lane's loop and heap push, compiled now (or loaded from numba's cache) for the argument types the
+    lane passes, so that a run's first event does not wait for them; with ``compiled`` False the loop
+    uncompiled (its ``py_func``, calling the compiled helpers)."""
+    kernel.functions()  # numba loaded the kernel's way (without its BLAS probe)
+    from scheduler.sim import _lane_impl as li
+
+    i64, f64 = np.zeros(1, np.int64), np.zeros(1, np.float64)
+    i2, f2, g2 = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.float64), np.zeros((1, 1), np.int32)
+    flags = np.zeros(1, np.bool_)
+    step = li.step.py_func
+    if compiled:
+        step = kernel.direct(li.step, i64, f64, i64, f64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i64,
+                             i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
+    return {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
+
+
+class _Wake(simpy.events.Event):
+    """The lane's one event on simpy's heap, keyed with the lane's next key."""
+
+    __slots__ = ()
+
+
+class Lane:
+    """The stream lane of one run (see the module docstring)."""
+
+    def __init__(self, sim: Any, fns: dict[str, Any]) -> None:
+        """``fns``: :func:`functions` (loaded before the run, as the engine is built)."""
+        from scheduler.sim import _lane_impl as li
+
+        self.li = li
+        self.sim = sim
+        self.env = sim.env
+        self.lc = sim.lifecycle
+        self.state = sim.state
+        self.placer = sim.placer
+        self.recorder = sim.recorder
+        self.placer.compiled = True  # the lane decides on the kernel's arrays (the same decisions as Python's)
+        self._step, self._push = fns["step"], fns["heap_push"]
+        self.C = np.zeros(li.NC, np.int64)
+        self.C[li.C_CALL_J] = -1
+        self.F = np.zeros(li.NF, np.float64)
+        self.LIM = np.zeros(2, np.int64)
+        self.L = np.zeros(7, np.float64)
+        self.A = np.zeros(7, np.float64)
+        cap = 1024
+        self.HT = np.zeros(cap, np.float64)
+        self.HE = np.zeros(cap, np.int64)
+        self.HP = np.zeros(cap, np.int64)
+        self.TI = np.zeros((cap, li.NT), np.int64)
+        self.TF = np.zeros((cap, 3), np.float64)
+        self.FREE = np.arange(cap - 1, -1, -1, dtype=np.int64)
+        self.C[li.C_NFREE] = cap
+        self.DONE = np.zeros(cap, np.int64)
+        self.requests: list[Request] = []
+        self.times: list[Any] = []
+        self.calls_left: list[int] = []
+        self._counts: list[int] = []
+        self._ended: list[int] = []
+        self.W = np.zeros((0, li.NW), np.int64)
+        self.AT = np.zeros((0, BLOCK), np.float64)
+        self.DU = np.zeros((0, BLOCK), np.float64)
+        self.gpu_ids: dict[int, tuple[str, ...]] = {}
+        self.groups: list[str] = []
+        self.G = np.zeros((0, 0), np.int32)
+        self._gcols: list[np.ndarray] = []
+        self._generation = -1
+        self._rows_known = -1
+        self.TOUCH = np.zeros(0, np.bool_)
+        self.TL = np.zeros(0, np.int64)
+        self.DAEMON = np.zeros(0, np.bool_)
+        self._daemon_rows: set[int] = set()
+        self.bits = (0, 0)
+        self._chips_text: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ building
+    def add(self, request: Request, times: Any, max_calls: int | None, count: int) -> None:
+        """A stream workload, built where the plain path's ``_next_call`` would put its first call on the clock."""
+        j = len(self.requests)
+        self.requests.append(request)
+        self.times.append(times)
+        left = -1 if max_calls is None else max_calls
+        if request.group not in self.groups:
+            self.groups.append(request.group)
+        self.calls_left.append(left)
+        self._counts.append(count)
+        if left == 0:
+            self._ended.append(1)
+            return
+        t = next(times, None)
+        self._ended.append(0 if t is not None else 1)
+        if t is not None:
+            now = self.env._now
+            self._grow_heap()
+            self._push(self.HT, self.HE, self.HP, self.C, now + max(0.0, t - now), next(self.env._eid), -1 - j)
+
+    def arm(self) -> None:
+        """The workloads are in: lay out their table and put the lane's wake-up on simpy's heap."""
+        li = self.li
+        n = len(self.requests)
+        self.W = np.zeros((n, li.NW), np.int64)
+        self.AT = np.zeros((n, BLOCK), np.float64)
+        self.DU = np.zeros((n, BLOCK), np.float64)
+        for j, req in enumerate(self.requests):
+            spec = req.spec
+            self.W[j, li.W_CPU] = spec.cpu
+            self.W[j, li.W_MEM] = spec.memory
+            self.W[j, li.W_GROW] = self.groups.index(req.group)
+            self.W[j, li.W_COUNT] = self._counts[j]
+            self.W[j, li.W_CALLS_LEFT] = self.calls_left[j]
+            self.W[j, li.W_ENDED] = self._ended[j]
+        self._wake_at_head()
+
+    # ------------------------------------------------------------------ simpy hand-over
+    def _wake_at_head(self) -> None:
+        if self.C[self.li.C_HEAP] == 0:
+            return
+        ev = _Wake(self.env)
+        ev.callbacks = [self._wake]
+        ev._ok = True
+        ev._value = None
+        heapq.heappush(self.env._queue, (float(self.HT[0]), simpy.events.NORMAL, int(self.HE[0]), ev))
+
+    def _wake(self, event: Any) -> None:
+        if self.sim.clock.interrupted:
+            raise Interrupted
+        li = self.li
+        self._load()
+        while True:
+            args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
+                    self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
+                    self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
+            code = self._step(*args)
+            if code == li.GPU_TAKE:
+                self._gpu_take(int(self.C[li.C_OUT_SLOT]))
+            elif code == li.GPU_GIVE:
+                slot = int(self.C[li.C_OUT_SLOT])
+                self._gpu_give(slot)
+                if self.C[li.C_KICK] or self.DAEMON[self.TI[slot, li.T_ROW]]:
+                    self._released(slot)
+            elif code == li.REFILL_AT:
+                self._refill_arrivals(int(self.C[li.C_OUT_J]))
+            elif code == li.REFILL_DU:
+                self._refill_durations(int(self.C[li.C_OUT_J]))
+            elif code == li.GROW:
+                self._grow()
+            elif code == li.KICK:
+                self._released(int(self.C[li.C_OUT_SLOT]))
+            elif code == li.FAIL:
+                self._store()
+                self._fail(int(self.C[li.C_OUT_J]), int(self.C[li.C_OUT_ID]), float(self.F[li.F_OUT_RUN_FOR]))
+                self._load()
+            else:  # YIELD or IDLE
+                self._store()
+                if code == li.YIELD:
+                    self._wake_at_head()
+                return
+
+    def _load(self) -> None:
+        """The engine's counters, levels and kernel arrays into the lane (Python may have changed any)."""
+        li, C, lc, rec, env = self.li, self.C, self.lc, self.recorder, self.env
+        C[li.C_EID] = next(env._eid)
+        C[li.C_NEXT_ID] = lc._next_id
+        C[li.C_SUBMITTED] = lc.submitted
+        counts = lc.counts
+        C[li.C_PROV], C[li.C_PEND], C[li.C_RUN], C[li.C_STOP] = (counts[PROVISIONING], counts[PENDING],
+                                                                 counts[RUNNING], counts[STOPPED])
+        C[li.C_COMPLETED] = lc.completed_count
+        waiting = self.sim.waiting
+        C[li.C_KICK] = 1 if (waiting.classes or waiting.freed_rows) and not waiting._pass_scheduled else 0
+        lv, acc = rec.levels, rec.integrals
+        L, A = self.L, self.A
+        for k, name in enumerate(LEVEL_FIELDS):
+            L[k] = getattr(lv, name)
+            A[k] = getattr(acc, name)
+        self.F[li.F_LAST_T] = rec.last_t
+        self.F[li.F_NOW] = env._now
+        head = env._queue[0] if env._queue else (math.inf, 9, 0)
+        self.F[li.F_LIMIT_T] = head[0]
+        self.LIM[0], self.LIM[1] = head[1], head[2]
+        self._bind()
+        if self._daemon_rows or waiting.daemons:  # instances a daemon task waits on
+            self.DAEMON[list(self._daemon_rows)] = False
+            self._daemon_rows = set(waiting.daemons)
+            self.DAEMON[list(self._daemon_rows)] = True
+
+    def _store(self) -> None:
+        """The lane's counters and levels back into the engine; the rows of the tasks stopped since."""
+        li, C, lc, rec, env = self.li, self.C, self.lc, self.recorder, self.env
+        env._eid = itertools.count(int(C[li.C_EID]))
+        env._now = float(self.F[li.F_NOW])
+        lc._next_id = int(C[li.C_NEXT_ID])
+        lc.submitted = int(C[li.C_SUBMITTED])
+        counts = lc.counts
+        counts[PROVISIONING], counts[PENDING], counts[RUNNING], counts[STOPPED] = (
+            int(C[li.C_PROV]), int(C[li.C_PEND]), int(C[li.C_RUN]), int(C[li.C_STOP]))
+        lc.completed_count = int(C[li.C_COMPLETED])
+        lv, acc = rec.levels, rec.integrals
+        for k, name in enumerate(LEVEL_FIELDS):
+            setattr(lv, name, float(self.L[k]))
+            setattr(acc, name, float(self.A[k]))
+        rec.last_t = float(self.F[li.F_LAST_T])
+        n = int(C[li.C_NTOUCH])
+        if n:
+            rows = self.TL[:n]
+            self.state._dirty.update(rows.tolist())
+            self.TOUCH[rows] = False
+            C[li.C_NTOUCH] = 0
+            spread = self.state._spread_counts
+            for group in self.groups:  # derived from the group counts: recomputed when next asked for
+                spread.pop(group, None)
+        self.flush()
+
+    def _bind(self) -> None:
+        """The kernel's arrays, the state's columns and each workload's request slot, as they are now."""
+        li, st = self.li, self.state
+        live = self.placer.live()
+        assert live is not None
+        if live.generation != self._generation:
+            for j, req in enumerate(self.requests):
+                spec = req.spec
+                entry = self.placer.prepared(spec, spec.constraints + tuple(req.constraints), tuple(req.strategies),
+                                             req.group, req.launch_type, None)
+                self.W[j, li.W_SLOT] = entry.slot
+                self.W[j, li.W_GROUP] = live.groups.get(req.group, -1)
+                if entry.slot >= 0:
+                    self.W[j, li.W_ENI] = entry.enis
+                    self.W[j, li.W_CHIPS] = entry.chips
+                    self.W[j, li.W_GPUS] = entry.gpus if entry.gpus >= 0 else -1
+                    if spec.gpu_fraction:
+                        self.W[j, li.W_GPUS] = 1
+            self._generation = live.generation
+        self.R, self.X, self.Z = live.R, live.X, live.Z
+        if live._rng is not self.sim.placement_rng:
+            live._rng = self.sim.placement_rng
+            live._bits = kernel.generator_addresses(self.sim.placement_rng)
+        self.bits = live._bits
+        self.RUN = st._running
+        self.CHIPS_ALL = st._chips_all.view(np.int64)
+        self.GPU_REG = st._gpu_reg
+        cap = st._cap
+        if len(self.TOUCH) != cap:
+            self.TOUCH = np.zeros(cap, np.bool_)
+            self.TL = np.zeros(cap, np.int64)
+            self.DAEMON = np.zeros(cap, np.bool_)
+            self.DAEMON[list(self._daemon_rows)] = True
+        counts = st._group_counts
+        if len(self._gcols) != len(self.groups) or any(counts.get(g) is not col
+                                                       for g, col in zip(self.groups, self._gcols, strict=True)):
+            self.G = np.zeros((len(self.groups), cap), np.int32)
+            self._gcols = []
+            for gi, g in enumerate(self.groups):
+                old = counts.get(g)
+                if old is not None:
+                    self.G[gi, : len(old)] = old[:cap]
+                counts[g] = self.G[gi]
+                st._group_mv[g] = memoryview(self.G[gi])
+                self._gcols.append(counts[g])
+        if self._rows_known != len(st):
+            n = len(st)
+            self.PRICE = np.zeros(cap, np.float64)
+            for row in range(n):
+                self.PRICE[row] = self.sim._chip_price(row)
+            insts = st.instances
+            self._row_text = [(i.launch_type, i.capacity_provider, i.ec2_instance_id, i.instance_type.name,
+                               i.availability_zone) for i in insts]
+            self._rows_known = n
+
+    # ------------------------------------------------------------------ what Python does
+    def _gpu_take(self, slot: int) -> None:
+        """``ClusterState.record``'s GPU ids: the first free ones of the row."""
+        row, n = int(self.TI[slot, self.li.T_ROW]), int(self.TI[slot, self.li.T_GPUS])
+        inst = self.state.instances[row]
+        ids = tuple(inst.free_gpu_ids[:n])
+        del inst.free_gpu_ids[:n]
+        self.gpu_ids[slot] = ids
+
+    def _gpu_give(self, slot: int) -> None:
+        """``ClusterState.free``'s GPU ids: back, in the instance's order."""
+        inst = self.state.instances[int(self.TI[slot, self.li.T_ROW])]
+        ids = self.gpu_ids[slot]
+        inst.free_gpu_ids.extend(ids)
+        if len(inst.free_gpu_ids) > 1:
+            order = {g: k for k, g in enumerate(inst.gpu_ids)}
+            inst.free_gpu_ids.sort(key=order.__getitem__)
+
+    def _released(self, slot: int) -> None:
+        """``TaskLifecycle.stop``'s end for a task that held resources: a daemon waiting on its instance is
+        retried next pass, and one retry pass is scheduled now (``WaitingRoom.kick``)."""
+        self._store()
+        self.sim.waiting.freed(int(self.TI[slot, self.li.T_ROW]))
+        self.sim.waiting.kick()
+        self._load()
+
+    def _fail(self, j: int, number: int, run_for: float) -> None:
+        """The compiled decision failed: the plain lifecycle submits the task (the same id and duration)."""
+        self.lc._next_id = number - 1
+        self.lc.submit(self.requests[j], run_for=run_for)
+
+    def _refill_arrivals(self, j: int) -> None:
+        li = self.li
+        block = np.fromiter(islice(self.times[j], BLOCK), np.float64)
+        self.AT[j, : len(block)] = block
+        self.W[j, li.W_AT_I] = 0
+        self.W[j, li.W_AT_N] = len(block)
+        if len(block) == 0:
+            self.W[j, li.W_ENDED] = 1
+
+    def _refill_durations(self, j: int) -> None:
+        li = self.li
+        draw = self.requests[j].duration
+        if isinstance(draw, types.MethodWrapperType) and isinstance(draw.__self__, types.GeneratorType):
+            block = np.fromiter(islice(draw.__self__, BLOCK), np.float64, BLOCK)  # a batched generator's next
+        else:
+            block = np.array([draw() for _ in range(BLOCK)], np.float64)
+        self.DU[j] = block
+        self.W[j, li.W_DU_I] = 0
+        self.W[j, li.W_DU_N] = BLOCK
+
+    def _grow_heap(self) -> None:
+        if self.C[self.li.C_HEAP] < len(self.HT):
+            return
+        n = 2 * len(self.HT)
+        for name in ("HT", "HE", "HP"):
+            old = getattr(self, name)
+            new = np.zeros(n, old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def _grow(self) -> None:
+        li = self.li
+        self._grow_heap()
+        if self.C[li.C_NFREE] == 0:
+            cap = len(self.TI)
+            n = 2 * cap
+            TI = np.zeros((n, li.NT), np.int64)
+            TI[:cap] = self.TI
+            TF = np.zeros((n, 3), np.float64)
+            TF[:cap] = self.TF
+            DONE = np.zeros(n, np.int64)
+            DONE[:cap] = self.DONE
+            self.TI, self.TF, self.DONE = TI, TF, DONE
+            self.FREE = np.zeros(n, np.int64)
+            self.FREE[: n - cap] = np.arange(n - 1, cap - 1, -1, dtype=np.int64)
+            self.C[li.C_NFREE] = n - cap
+
+    # ------------------------------------------------------------------ results
+    def _chips(self, mask: int) -> str:
+        text = self._chips_text.get(mask)
+        if text is None:
+            text = self._chips_text[mask] = ",".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+        return text
+
+    def _task(self, slot: int, *, stopped: bool) -> SimTask:
+        """The SimTask the plain path would hold for the task in ``slot`` (for DescribeTasks)."""
+        li = self.li
+        number, j, row, mask = (int(v) for v in self.TI[slot, :4])
+        created, stopped_at, run_for = (float(v) for v in self.TF[slot])
+        req = self.requests[j]
+        inst = self.state.instances[row]
+        task = SimTask(task_id=identity.task_id(number), spec=req.spec, group=req.group, last_status=RUNNING,
+                       launch_type=inst.launch_type, created_at=created, workload=req.workload, request=req,
+                       run_for=run_for, started_by=None, capacity_provider=inst.capacity_provider)
+        task.placed_at = created
+        task.instance = row
+        task.chips = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+        task.gpu_ids = self.gpu_ids.get(slot, ())
+        task.ever_ran = True
+        task.started_at = created
+        if stopped:
+            task.last_status = task.desired_status = STOPPED
+            task.stopped_at = stopped_at
+            task.stop_code, task.stopped_reason = EXITED[1], EXITED[2]
+        else:
+            task.held = True
+        del li
+        return task
+
+    def flush(self) -> None:
+        """The rows of the tasks stopped since the last flush, in stop order (and their slots freed)."""
+        li, C = self.li, self.C
+        n = int(C[li.C_NDONE])
+        if not n:
+            return
+        slots = self.DONE[:n].copy()
+        C[li.C_NDONE] = 0
+        recent = self.lc.recent_stopped
+        for s in slots[-recent.maxlen:].tolist():
+            recent.append(self._task(s, stopped=True))
+        TI, TF = self.TI[slots], self.TF[slots]
+        ids = [identity.task_id(v) for v in TI[:, li.T_ID].tolist()]
+        js = TI[:, li.T_WORKLOAD].tolist()
+        rows = TI[:, li.T_ROW].tolist()
+        created = TF[:, li.TF_CREATED].tolist()
+        ended = TF[:, li.TF_STOPPED].tolist()
+        reqs = self.requests
+        text = self._row_text
+        chips = [self._chips(m) for m in TI[:, li.T_CHIPS].tolist()]
+        zero = [0.0] * n
+        columns = {
+            "task_id": ids, "family": [reqs[j].spec.family for j in js], "workload": [reqs[j].workload for j in js],
+            "group": [reqs[j].group for j in js], "launch_type": [text[r][0] for r in rows],
+            "capacity_provider": [text[r][1] for r in rows], "submit": created, "start": created, "end": ended,
+            "final_state": [EXITED[0]] * n, "stop_code": [EXITED[1]] * n, "stop_reason": [EXITED[2]] * n,
+            "instance_id": [text[r][2] for r in rows], "instance_type": [text[r][3] for r in rows],
+            "availability_zone": [text[r][4] for r in rows], "chips": chips, "wait_s": zero, "placed": [True] * n,
+            "startup_s": zero, "pull_s": [None] * n,
+        }
+        self._rows(columns, n)
+        slo = self.sim.slo
+        per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
+        for j, m in enumerate(per_workload):  # placed at submission and RUNNING at once: no wait, no start-up
+            if m:
+                slo.record_started(reqs[j].workload, [0.0] * m, [0.0] * m)
+        for s in slots.tolist():
+            self.gpu_ids.pop(s, None)
+        nf = int(C[li.C_NFREE])
+        self.FREE[nf: nf + n] = slots
+        C[li.C_NFREE] = nf + n
+
+    def _rows(self, columns: dict[str, list], n: int) -> None:
+        """Append rows to the recorder as ``task_row`` would one by one (a chunk to the sink at CHUNK_ROWS)."""
+        rec = self.recorder
+        done = 0
+        while done < n:
+            take = n - done
+            if rec.sink is not None:
+                take = min(take, max(1, metrics.CHUNK_ROWS - len(rec.rows["task_id"])))
+            for c in TASK_COLUMNS:
+                rec.rows[c].extend(columns[c][done: done + take])
+            done += take
+            if rec.sink is not None and len(rec.rows["task_id"]) >= metrics.CHUNK_ROWS:
+                rec.flush()
+        rec._appenders = [rec.rows[c].append for c in TASK_COLUMNS]
+
+    def finish(self) -> list[SimTask]:
+        """At the end of the run: every task still alive (the plain ones and the lane's), oldest first."""
+        self.flush()
+        li = self.li
+        free = set(self.FREE[: int(self.C[li.C_NFREE])].tolist())
+        mine = [self._task(s, stopped=False) for s in range(len(self.TI)) if s not in free]
+        st = self.state
+        for task in mine:  # what ClusterState.record keeps per task, for anyone reading the state after the run
+            assert task.request is not None and task.instance is not None
+            spec, row = task.spec, task.instance
+            mask = sum(1 << c for c in task.chips)
+            st.allocations[task.task_id] = Allocation(task.task_id, row, spec.cpu, spec.memory, task.gpu_ids, mask,
+                                                      (), (), task.group, enis_taken(spec))
+            inst = st.instances[row]
+            inst.tasks.add(task.task_id)
+            for c in task.chips:
+                inst.chip_holders[c] = task.task_id
+        both = list(self.lc.tasks.values()) + mine
+        both.sort(key=lambda t: int(t.task_id, 16))
+        self.lc.tasks = {t.task_id: t for t in both}  # as the plain path holds them: by creation
+        return both

@@ -1,0 +1,277 @@
+"""The stream lane (scheduler.sim.lane) against the plain path, the reference: for the same scenario and
+seed both give identical results (summary but wall seconds, tasks, timeline, events, DescribeTasks,
+DescribeContainerInstances), and the lane's loop uncompiled (its ``py_func``) gives what it gives compiled."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler.scenario import load_scenario, scenario_from_mapping
+from scheduler.sim import lane, metrics
+from scheduler.sim.engine import Results, Simulation
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+BENCH = ROOT / "benchmarks" / "simulation.yaml"
+
+pytest.importorskip("numba")
+
+
+def _run(scenario, path: str, *, until: float | None = None, compiled: bool = True,
+         sink: Path | None = None) -> Results:
+    return Simulation(scenario, until=until, path=path, lane_compiled=compiled, task_sink=sink).run()
+
+
+def _assert_same(plain: Results, fast: Results) -> None:
+    assert dataclasses.replace(plain.summary, wall_seconds=0.0) == dataclasses.replace(fast.summary, wall_seconds=0.0)
+    if plain.tasks is not None:
+        assert plain.tasks.equals(fast.tasks)
+        assert list(plain.tasks.dtypes) == list(fast.tasks.dtypes)
+    assert plain.timeline.equals(fast.timeline)
+    assert plain.events == fast.events
+    assert json.dumps(plain.describe_tasks, default=str) == json.dumps(fast.describe_tasks, default=str)
+    assert (json.dumps(plain.describe_container_instances, default=str)
+            == json.dumps(fast.describe_container_instances, default=str))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.yaml")))
+def test_every_bundled_scenario_gives_the_same_results_through_both_paths(name: str) -> None:
+    loaded = load_scenario(SCENARIOS / name)
+    plain = _run(loaded, "plain", until=900.0)
+    fast = _run(loaded, "fast", until=900.0)
+    assert plain.path == "plain"
+    if fast.path == "plain":  # a feature the lane does not model: the reason is stated
+        assert fast.path_note
+    _assert_same(plain, fast)
+
+
+def test_the_benchmark_scenario_runs_in_the_lane_and_agrees_compiled_and_uncompiled(monkeypatch) -> None:
+    """Against the plain path deciding on the Python placement path (the reference of the kernel too)."""
+    from scheduler.placement import kernel
+
+    loaded = load_scenario(BENCH)
+    with monkeypatch.context() as m:
+        m.setattr(kernel, "cache_is_warm", lambda: False)  # 5,000 instances: "auto" keeps to Python then
+        sim = Simulation(loaded, until=1200.0, path="plain")
+        plain = sim.run()
+        assert sim.state._live is None
+    fast = _run(loaded, "fast", until=1200.0)
+    slow = _run(loaded, "fast", until=1200.0, compiled=False)
+    assert fast.path == slow.path == "fast"
+    assert len(plain.tasks) > 5000
+    _assert_same(plain, fast)
+    _assert_same(fast, slow)
+
+
+def test_streamed_task_tables_are_byte_identical_across_chunks(tmp_path: Path, monkeypatch) -> None:
+    """Chunks of the streamed Parquet file fall where the plain path's do (rows in stop order)."""
+    monkeypatch.setattr(metrics, "CHUNK_ROWS", 997)
+    loaded = load_scenario(BENCH)
+    _run(loaded, "plain", until=900.0, sink=tmp_path / "plain.parquet")
+    fast = _run(loaded, "fast", until=900.0, sink=tmp_path / "fast.parquet")
+    assert fast.path == "fast"
+    assert (tmp_path / "plain.parquet").read_bytes() == (tmp_path / "fast.parquet").read_bytes()
+
+
+def test_plain_is_chosen_with_the_reason() -> None:
+    loaded = load_scenario(SCENARIOS / "llama-inf2.yaml")
+    res = _run(loaded, "fast", until=60.0)
+    assert res.path == "plain" and "device sets" in res.path_note
+    assert lane.choose(Simulation(loaded), "plain") == ("plain", "the plain path was asked for")
+    with pytest.raises(ValueError, match="path must be"):
+        lane.choose(Simulation(loaded), "quick")
+
+
+def test_auto_takes_the_lane_cold_only_for_a_large_run(monkeypatch) -> None:
+    monkeypatch.setattr(lane, "cache_is_warm", lambda: False)
+    small = Simulation(load_scenario(SCENARIOS / "trn1-per-chip-services.yaml"))  # services only: no stream
+    assert small.path == "plain" and "small run" in small.path_note
+    assert lane.expected_tasks(small) == 0
+    big = Simulation(load_scenario(BENCH))  # about 1,000,000 tasks a day
+    assert 900_000 < lane.expected_tasks(big) < 1_100_000 and big.path == "fast"
+
+
+# ---------------------------------------------------------------- generated RunTask scenarios
+TASKDEFS = {"chip0": "taskdefs/inf2-chip-0.json", "trn0": "taskdefs/trn1-chip-00.json",
+            "trn1": "taskdefs/trn1-chip-01.json", "web": "taskdefs/cpu-sidecar.json", "gpu": "taskdefs/g5-gpu.json",
+            "big": "taskdefs/inf2-24xlarge-2chip.json"}
+STRATEGIES = [[], [{"type": "random"}], [{"type": "binpack", "field": "memory"}],
+              [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "cpu"}],
+              [{"type": "spread", "field": "attribute:ecs.availability-zone"}]]
+
+
+@st.composite
+def runtask_scenarios(draw) -> dict:
+    fleets = [{"instance_type": t, "count": draw(st.integers(1, 3))}
+              for t in draw(st.lists(st.sampled_from(["inf2.xlarge", "trn1.32xlarge", "c6i.2xlarge", "g5.xlarge",
+                                                      "inf2.24xlarge"]), min_size=1, max_size=4, unique=True))]
+    workloads = []
+    for k in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):  # interval arrivals and fixed durations: ties at equal times
+            arrivals = {"type": "interval", "every": f"{draw(st.sampled_from([5, 10, 30, 60]))}s"}
+            if draw(st.booleans()):
+                arrivals["jitter"] = "3s"
+            duration = {"type": "fixed", "value": f"{draw(st.sampled_from([10, 30, 60, 120, 600]))}s"}
+        else:
+            arrivals = draw(st.sampled_from([
+                {"type": "poisson", "rate": f"{draw(st.sampled_from([0.05, 0.2, 1.0]))}/s"},
+                {"type": "once", "at": "2m", "calls": 5},
+                {"type": "diurnal", "peak_rate": "0.5/s", "trough_rate": "0.05/s", "peak_at": "10m", "period": "30m"},
+                {"type": "bursty", "base_rate": "0.05/s", "burst_rate": "2/s", "mean_burst": "20s", "mean_gap": "3m"}]))
+            duration = draw(st.sampled_from([
+                {"type": "exponential", "mean": f"{draw(st.sampled_from([30, 120, 600]))}s"},
+                {"type": "lognormal", "median": "60s", "sigma": 0.6},
+                {"type": "empirical", "values": ["10s", "60s", "5m"], "weights": [1, 2, 1]}, "10h"]))
+        w = {"name": f"w{k}", "kind": "run_task", "task_definition": draw(st.sampled_from(sorted(TASKDEFS))),
+             "arrivals": arrivals, "count": draw(st.integers(1, 3)),
+             "on_no_capacity": draw(st.sampled_from(["fail", "wait"])),
+             "placement_strategy": draw(st.sampled_from(STRATEGIES))}
+        w["duration"] = duration  # 10h: every task still runs at the end
+        if draw(st.booleans()):
+            w["start"] = f"{draw(st.sampled_from([0, 15, 60]))}s"
+        if draw(st.integers(0, 3)) == 0:
+            w["max_calls"] = draw(st.integers(1, 20))
+        workloads.append(w)
+    if draw(st.booleans()):  # a REPLICA service alongside, scaled up and down (it stops its own tasks)
+        steps = [{"at": f"{at}s", "count": n} for at, n in zip((0, 300, 900), draw(
+            st.lists(st.integers(0, 4), min_size=3, max_size=3)), strict=True)]
+        workloads.append({"name": "svc", "kind": "service", "task_definition": draw(st.sampled_from(sorted(TASKDEFS))),
+                          "schedule": steps, "placement_strategy": draw(st.sampled_from(STRATEGIES))})
+    if draw(st.booleans()):  # a DAEMON service: its task waits on its own instance for what lane tasks hold
+        workloads.append({"name": "daemon", "kind": "service", "scheduling_strategy": "DAEMON",
+                          "task_definition": draw(st.sampled_from(["web", "chip0", "trn0"]))})
+    return {"name": "gen", "seed": draw(st.integers(0, 2**31)), "duration": "30m", "sample_interval": "5m",
+            "task_definitions": dict(TASKDEFS), "cluster": {"fleets": fleets}, "workloads": workloads}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=runtask_scenarios())
+def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict) -> None:
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
+    plain = _run(loaded, "plain")
+    fast = _run(loaded, "fast")
+    assert fast.path == "fast", fast.path_note
+    _assert_same(plain, fast)
+
+
+def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, capsys) -> None:
+    """``neuron-sim run --path plain`` and ``--path fast``: every file of the results folder byte for byte
+    (summary.json but its wall seconds; the reports, which print them, left out)."""
+    from scheduler.cli import main
+
+    folders = {}
+    for path in ("plain", "fast"):
+        out = tmp_path / path
+        assert main(["run", str(BENCH), "--until", "10m", "--path", path, "--out", str(out), "--no-report",
+                     "--json"]) == 0
+        folders[path] = out
+    assert "plain path ran" not in capsys.readouterr().err
+    names = sorted(p.name for p in folders["plain"].iterdir())
+    assert names == sorted(p.name for p in folders["fast"].iterdir())
+    assert "tasks.parquet" in names and "describe_tasks.json" in names
+    for name in names:
+        a, b = (folders[p] / name for p in ("plain", "fast"))
+        if name == "summary.json":
+            ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
+            ja.pop("wall_seconds")
+            jb.pop("wall_seconds")
+            assert ja == jb
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_run_says_when_the_plain_path_ran_instead(tmp_path: Path, capsys) -> None:
+    from scheduler.cli import main
+
+    assert main(["run", str(SCENARIOS / "faults-inf2-spot.yaml"), "--until", "1m", "--path", "fast", "--out",
+                 str(tmp_path / "r"), "--no-report", "--json"]) == 0
+    assert "the plain path ran this scenario: faults" in capsys.readouterr().err
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys=st.lists(st.tuples(st.sampled_from([0.0, 1.0, 1.5, 2.0, 7.25]), st.integers(0, 10**6)), max_size=60,
+                     unique_by=lambda k: k[1]))
+def test_the_lane_heap_pops_in_simpy_order(keys: list[tuple[float, int]]) -> None:
+    """(time, eid), as simpy's heap orders events of one priority; the uncompiled and compiled heaps agree."""
+    import numpy as np
+
+    from scheduler.sim import _lane_impl as li
+
+    for push, pop in ((li.heap_push, li.heap_pop), (li.heap_push.py_func, li.heap_pop.py_func)):
+        C = np.zeros(li.NC, np.int64)
+        HT, HE, HP = np.zeros(64), np.zeros(64, np.int64), np.zeros(64, np.int64)
+        for t, e in keys:
+            push(HT, HE, HP, C, t, e, e % 7)
+        out = []
+        while C[li.C_HEAP]:
+            out.append((float(HT[0]), int(HE[0]), int(HP[0])))
+            pop(HT, HE, HP, C)
+        assert out == [(t, e, e % 7) for t, e in sorted(keys)]
+
+
+def test_a_daemon_waiting_for_what_lane_tasks_hold_starts_when_one_exits() -> None:
+    """The lane's release on an instance a daemon task waits on is the waiting room's: the daemon starts then."""
+    data = {"name": "d", "seed": 3, "duration": "20m", "sample_interval": "5m",
+            "task_definitions": {"web": "taskdefs/cpu-sidecar.json", "gpu": "taskdefs/g5-gpu.json"},
+            "cluster": {"fleets": [{"instance_type": "c6i.2xlarge", "count": 1}, {"instance_type": "g5.xlarge",
+                                                                                  "count": 1}]},
+            "workloads": [{"name": "a", "kind": "run_task", "task_definition": "web",
+                           "arrivals": {"type": "interval", "every": "90s"},
+                           "duration": {"type": "exponential", "mean": "60s"}, "count": 10},
+                          {"name": "b", "kind": "run_task", "task_definition": "gpu",
+                           "arrivals": {"type": "interval", "every": "10s"}, "duration": "30s",
+                           "on_no_capacity": "wait"},
+                          {"name": "d", "kind": "service", "scheduling_strategy": "DAEMON", "task_definition": "web"}]}
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "d.yaml")
+    plain, fast = _run(loaded, "plain"), _run(loaded, "fast")
+    assert fast.path == "fast"
+    daemon_starts = sorted(fast.tasks[fast.tasks["workload"] == "d"]["start"])
+    assert daemon_starts[0] == 0.0 and daemon_starts[1] > 0.0  # one waited for a lane task to exit
+    _assert_same(plain, fast)
+
+
+@given(times=st.lists(st.tuples(st.floats(0, 1e5), st.floats(0, 100), st.floats(0, 100)), max_size=20))
+def test_the_slo_tally_takes_columns_as_it_takes_tasks(times: list[tuple[float, float, float]]) -> None:
+    from types import SimpleNamespace
+
+    from scheduler.sim.slo import SLOTally
+
+    one, many = SLOTally({"w": "run_task"}), SLOTally({"w": "run_task"})
+    for created, wait, startup in times:
+        task = SimpleNamespace(workload="w", created_at=created, placed_at=created + wait - startup,
+                               started_at=created + wait, last_status="STOPPED", stopped_at=None, stop_code=None,
+                               seeded=False)
+        one.record(task, 0.0)
+    many.record_started("w", [(c + w) - c for c, w, _ in times], [(c + w) - (c + w - s) for c, w, s in times])
+    assert one.section({}) == many.section({})
+
+
+def test_an_interrupted_run_gives_the_same_partial_results_through_both_paths() -> None:
+    """Ctrl-C between two events (here: asked for at the sample at 10 minutes) stops both paths at the same
+    event (just after the sample at 15 min), with the same partial results."""
+    loaded = load_scenario(BENCH)
+    out = {}
+    for path in ("plain", "fast"):
+        sim = Simulation(loaded, until=1800.0, path=path)
+
+        def stop_at(t: float, _end: float, sim: Simulation = sim) -> None:
+            if t >= 600.0:
+                sim.clock.interrupted = True
+
+        sim.progress = stop_at
+        out[path] = sim.run()
+    assert out["fast"].path == "fast"
+    assert out["plain"].summary.partial and 900.0 <= out["plain"].summary.sim_seconds < 1800.0  # 15 min samples
+    _assert_same(out["plain"], out["fast"])
+    for path in ("plain", "fast"):  # stopped before the first event (a signal while the run was being built)
+        sim = Simulation(loaded, until=1800.0, path=path)
+        sim.clock.interrupted = True
+        out[path] = sim.run()
+    assert out["fast"].summary.sim_seconds == 0.0 and out["fast"].summary.instances.peak == 5000
+    _assert_same(out["plain"], out["fast"])
