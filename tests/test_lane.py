@@ -275,3 +275,12 @@ def test_an_interrupted_run_gives_the_same_partial_results_through_both_paths() 
         out[path] = sim.run()
     assert out["fast"].summary.sim_seconds == 0.0 and out["fast"].summary.instances.peak == 5000
     _assert_same(out["plain"], out["fast"])
+
+
+def test_the_lanes_total_indices_are_the_cores() -> None:
+    """The compiled lane changes the cluster totals by index: they must be placement.state's."""
+    from scheduler.placement import state
+    from scheduler.sim import _lane_impl as li
+
+    lane_indices = (li.USED_CPU, li.USED_MEMORY, li.HELD_CHIPS, li.NL)
+    assert lane_indices == (state.USED_CPU, state.USED_MEMORY, state.HELD_CHIPS, len(state.Totals._fields))

@@ -9,8 +9,9 @@ call resumes where the last one stopped. Written as plain Python over arrays: ``
 
 Arrays (owned by ``lane.Lane``):
 
-- ``C`` int64 counters (``C_*``); ``F`` float64 scalars (``F_*``); ``L``/``A`` the recorder's levels and
-  their integrals, in ``metrics.Levels`` field order;
+- ``C`` int64 counters (``C_*``); ``F`` float64 scalars (``F_*``); ``L`` the cluster totals
+  (``ClusterState.totals_block``, changed in place as ``record``/``free`` change them) and ``A`` the
+  recorder's integrals of them, in ``placement.state.Totals`` order;
 - ``HT``, ``HE``, ``HP``: the heap's times, eids and payloads (a task slot >= 0, or ``-1 - workload``);
 - ``TI[slot]``: id number, workload, row, chips mask, GPUs taken; ``TF[slot]``: created, stopped, run for;
   ``FREE`` the free slots (a stack); ``DONE`` the slots stopped since the last flush, in stop order;
@@ -37,8 +38,11 @@ from scheduler.placement._kernel_impl import _decide, _relocate, _views, _zviews
  C_CALL_LEFT, C_OUT_J, C_OUT_SLOT, C_KICK, C_NTOUCH, C_OUT_ID) = range(18)
 NC = 20
 # float scalars: now, the recorder's last_t, simpy's next key (time; its priority and eid are in LIM)
-F_NOW, F_LAST_T, F_LIMIT_T, F_OUT_RUN_FOR = range(4)
-NF = 4
+F_NOW, F_LAST_T, F_LIMIT_T, F_OUT_RUN_FOR, F_HELD_COST = range(5)
+NF = 5
+# the cluster totals' indices in ``L`` (ClusterState.totals_block; a test holds them to placement.state's)
+USED_CPU, USED_MEMORY, HELD_CHIPS = 1, 3, 5
+NL = 6
 # workload fields
 (W_SLOT, W_CPU, W_MEM, W_ENI, W_CHIPS, W_GPUS, W_GROUP, W_GROW, W_COUNT, W_CALLS_LEFT, W_AT_I, W_AT_N, W_DU_I,
  W_DU_N, W_ENDED) = range(15)
@@ -100,10 +104,11 @@ def heap_pop(HT, HE, HP, C):
 
 @njit(cache=True)
 def _advance(L, A, F, t):
-    """``Recorder.advance(t)``: the same float operations in the same order."""
+    """``Recorder.advance(t)`` before a change of the totals ``L`` at ``t``: each total's integral over
+    [last_t, t) with the level it had (the same float operations in the same order)."""
     dt = t - F[F_LAST_T]
     if dt > 0:
-        for k in range(7):
+        for k in range(NL):
             A[k] += L[k] * dt
         F[F_LAST_T] = t
 
@@ -144,6 +149,11 @@ def _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRIC
     C[C_RUN] -= 1
     C[C_STOP] += 1
     _advance(L, A, F, now)
+    L[USED_CPU] -= W[j, W_CPU]
+    L[USED_MEMORY] -= W[j, W_MEM]
+    L[HELD_CHIPS] -= n
+    if n:  # Recorder.chips_released: price per chip x chips x seconds held (placed at submission)
+        F[F_HELD_COST] += PRICE[row] * n * (now - TF[slot, TF_CREATED])
     R[1, row] += W[j, W_CPU]
     R[2, row] += W[j, W_MEM]
     R[3, row] += TI[slot, T_GPUS]
@@ -153,10 +163,6 @@ def _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRIC
     G[W[j, W_GROW], row] -= 1
     RUN[row] -= 1
     _touch(TOUCH, TL, C, row)
-    L[1] -= n
-    L[3] -= W[j, W_CPU]
-    L[5] -= W[j, W_MEM]
-    L[6] += PRICE[row] * n
     TF[slot, TF_STOPPED] = now
     C[C_COMPLETED] += 1
     DONE[C[C_NDONE]] = slot
@@ -201,10 +207,9 @@ def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU,
     RUN[row] += 1
     _touch(TOUCH, TL, C, row)
     _advance(L, A, F, now)
-    L[1] += n
-    L[3] += W[j, W_CPU]
-    L[5] += W[j, W_MEM]
-    L[6] -= PRICE[row] * n
+    L[USED_CPU] += W[j, W_CPU]
+    L[USED_MEMORY] += W[j, W_MEM]
+    L[HELD_CHIPS] += n
     C[C_RUN] += 1
     if math.isfinite(run_for):
         _schedule(C, HT, HE, HP, now, now + run_for, slot)

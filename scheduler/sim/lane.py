@@ -24,6 +24,7 @@ of the tasks stopped since are appended in stop order (with the SLO tally and De
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -50,7 +51,7 @@ BLOCK = 4096           # arrival times and durations drawn ahead per workload
 # "auto" pays a cold compile (a minute or more on 2 cores, kernel included) only for runs expected to have at least
 # this many tasks: the plain path runs about 10,000 tasks per second, the lane about 70,000
 AUTO_MIN_TASKS = 500_000
-LEVEL_FIELDS = ("chips_total", "chips_held", "cpu_total", "cpu_used", "mem_total", "mem_used", "idle_chip_cost")
+INTEGRALS = tuple(f.name for f in dataclasses.fields(metrics.Integrals))  # in placement.state.Totals order
 EXITED = ("STOPPED", "EssentialContainerExited", "Essential container in task exited")
 
 
@@ -155,7 +156,7 @@ def functions(compiled: bool = True) -> dict[str, Any]:
     flags = np.zeros(1, np.bool_)
     step = li.step.py_func
     if compiled:
-        step = kernel.direct(li.step, i64, f64, i64, f64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i64,
+        step = kernel.direct(li.step, i64, f64, i64, i64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i64,
                              i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
     return {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
 
@@ -186,8 +187,8 @@ class Lane:
         self.C[li.C_CALL_J] = -1
         self.F = np.zeros(li.NF, np.float64)
         self.LIM = np.zeros(2, np.int64)
-        self.L = np.zeros(7, np.float64)
-        self.A = np.zeros(7, np.float64)
+        self.L = self.state.totals_block  # the cluster totals, changed in place as record/free change them (_bind)
+        self.A = np.zeros(len(INTEGRALS), np.float64)
         cap = 1024
         self.HT = np.zeros(cap, np.float64)
         self.HE = np.zeros(cap, np.int64)
@@ -313,12 +314,11 @@ class Lane:
         C[li.C_COMPLETED] = lc.completed_count
         waiting = self.sim.waiting
         C[li.C_KICK] = 1 if (waiting.classes or waiting.freed_rows) and not waiting._pass_scheduled else 0
-        lv, acc = rec.levels, rec.integrals
-        L, A = self.L, self.A
-        for k, name in enumerate(LEVEL_FIELDS):
-            L[k] = getattr(lv, name)
+        acc, A = rec.integrals, self.A
+        for k, name in enumerate(INTEGRALS):
             A[k] = getattr(acc, name)
         self.F[li.F_LAST_T] = rec.last_t
+        self.F[li.F_HELD_COST] = rec.held_chip_cost
         self.F[li.F_NOW] = env._now
         head = env._queue[0] if env._queue else (math.inf, 9, 0)
         self.F[li.F_LIMIT_T] = head[0]
@@ -340,11 +340,12 @@ class Lane:
         counts[PROVISIONING], counts[PENDING], counts[RUNNING], counts[STOPPED] = (
             int(C[li.C_PROV]), int(C[li.C_PEND]), int(C[li.C_RUN]), int(C[li.C_STOP]))
         lc.completed_count = int(C[li.C_COMPLETED])
-        lv, acc = rec.levels, rec.integrals
-        for k, name in enumerate(LEVEL_FIELDS):
-            setattr(lv, name, float(self.L[k]))
+        acc = rec.integrals
+        for k, name in enumerate(INTEGRALS):
             setattr(acc, name, float(self.A[k]))
         rec.last_t = float(self.F[li.F_LAST_T])
+        rec.held_chip_cost = float(self.F[li.F_HELD_COST])
+        rec.advance(rec.last_t)  # the level from last_t on: the totals as the lane left them (nothing to integrate)
         n = int(C[li.C_NTOUCH])
         if n:
             rows = self.TL[:n]
@@ -376,10 +377,10 @@ class Lane:
                         self.W[j, li.W_GPUS] = 1
             self._generation = live.generation
         self.R, self.X, self.Z = live.R, live.X, live.Z
+        self.L = st.totals_block
         if live._rng is not self.sim.placement_rng:
-            live._rng = self.sim.placement_rng
-            live._bits = kernel.generator_addresses(self.sim.placement_rng)
-        self.bits = live._bits
+            live.use_rng(self.sim.placement_rng)
+        self.bits = (live._st, live._fn)
         self.RUN = st._running
         self.CHIPS_ALL = st._chips_all.view(np.int64)
         self.GPU_REG = st._gpu_reg
