@@ -71,6 +71,7 @@ MIN_CAP = 4
 # the functions below the entry points take the entry points' arrays and return none: compiled without the
 # reference counting of numba's runtime (an atomic increment and a decrement call per array per call)
 _inner = njit(cache=True, _nrt=False)
+_inlined = njit(cache=True, _nrt=False, inline="always")  # moved rows: no call passing every view per move
 
 
 @intrinsic
@@ -225,7 +226,7 @@ def _compact(X, C, P, grow):
     X[H_COMPACTIONS] += 1
 
 
-@_inner
+@_inlined
 def _enter(R, X, xv, i):
     """Row i joins the class of its free columns (made when new): appended to the class's row list."""
     C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
@@ -286,7 +287,7 @@ def _enter(R, X, xv, i):
     R[6, i] = c
 
 
-@_inner
+@_inlined
 def _leave(R, X, xv, i):
     """Row i leaves its class (the last row of the list takes its place; an emptied class is freed)."""
     C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
