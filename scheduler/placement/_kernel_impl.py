@@ -41,7 +41,7 @@ H_OT = 29  # offset of the decision's scratch: the tied classes (KCAP), then a c
 H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
 H_ORP = 31  # offset of each row's position in its class's row list
 K_BEST, K_SIG, K_FLD = 32, 37, 42  # scratch of the chain: best key, a signature's spread scores, rule fields
-H_OSM = 47  # offset of each signature's most free memory among its classes (-1: no class), beside SN
+H_OSM = 47  # offset of the per-signature summaries of their classes (``_sigsum``), beside SN
 HDR = 48
 NV = 5
 FLAT = 512  # scratch beyond the rows and signatures
@@ -132,10 +132,12 @@ def _views(X):
 
 
 @njit(cache=True, inline="always")
-def _smax(X):
-    """Each signature's most free memory among its classes (-1: none): a dense array, so that a scan tells
-    the signatures without the memory asked for apart without touching their class records."""
-    return X[X[H_OSM]: X[H_OSM] + X[H_NSIG]]
+def _sigsum(X):
+    """``G[field, signature]``, a summary of each signature's classes: 0 the most free memory (-1: no class),
+    1 the most free cpu (-1: no class), 2 the union of their free-chip masks. Dense, so that a scan tells the
+    signatures where no class can fit apart without touching their class records."""
+    ns = max(X[H_NSIG], 1)
+    return X[X[H_OSM]: X[H_OSM] + 3 * ns].reshape((3, ns))
 
 
 @njit(cache=True)
@@ -258,7 +260,10 @@ def _enter(R, X, xv, i):
             V[base + pos, f] = R[1 + f, i]
         C[c, C_POS] = pos
         SN[s] += 1
-        _smax(X)[s] = V[base + SN[s] - 1, 1]
+        G = _sigsum(X)
+        G[0, s] = V[base + SN[s] - 1, 1]
+        G[1, s] = max(G[1, s], R[1, i])
+        G[2, s] |= R[5, i]
         if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
             C[c, C_CAP] = 0
             C[c, C_OFF] = 0
@@ -311,7 +316,15 @@ def _leave(R, X, xv, i):
                 V[base + j, f] = V[base + j + 1, f]
             C[moved, C_POS] = j
         SN[s] = last
-        _smax(X)[s] = V[base + last - 1, 1] if last > 0 else -1
+        G = _sigsum(X)
+        G[0, s] = V[base + last - 1, 1] if last > 0 else -1
+        cpu = np.int64(-1)
+        chips = np.int64(0)
+        for j in range(base, base + last):
+            cpu = max(cpu, V[j, 0])
+            chips |= V[j, 4]
+        G[1, s] = cpu
+        G[2, s] = chips
         C[c, C_SIG] = -1
         F[X[H_NFREE]] = c
         X[H_NFREE] += 1
@@ -332,7 +345,7 @@ def build(R, n, nsig):
     pcap = 4 * n + 8 * k + 64
     nr = max(n, 1)
     sizes = (HDR, NCF * k, k, hcap, pcap, nr, max(nsig, 1), nsig + 1, NV * nr, k + nr + max(nsig, 1) + FLAT, nr,
-             max(nsig, 1))
+             3 * max(nsig, 1))
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
@@ -342,7 +355,10 @@ def build(R, n, nsig):
     xv = _views(X)
     C, SO = xv[0], xv[6]
     C[:, C_SIG] = -1
-    _smax(X)[:] = -1
+    G = _sigsum(X)
+    G[0, :] = -1
+    G[1, :] = -1
+    G[2, :] = 0
     for i in range(n):
         SO[R[0, i] + 1] += 1
     for s in range(nsig):
@@ -669,7 +685,7 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
     for j in range(5):
         track |= codes[j] != MI[j] or (j < nr - 1 and attrs[j] != MI[5 + j])
     nsigs = q[Q_NSIGS]
-    SM = _smax(X)
+    G = _sigsum(X)
     SK = flat[:nsigs]  # each signature's spread scores packed above the memory bits (-1: nothing to walk)
     bad = np.int64(0)
     for k in range(nsigs):
@@ -685,7 +701,7 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
             v = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
             bad |= v >> W_SPREAD
             sigkey |= v << sh
-        if SM[s] >= need_mem:  # else its most free memory is too little
+        if G[0, s] >= need_mem and G[1, s] >= need_cpu:  # else no class has the memory, or none the cpu
             SK[k] = sigkey
     if bad != 0:
         return -1, 0, False, 0
@@ -710,6 +726,12 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
             launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
             mi = launch == MANAGED_LAUNCH
             if found and mi:
+                continue
+            # no class with the chips asked for free (the union of their free chips lacks one): this
+            # signature can neither fit nor change the failure's step once a class elsewhere passed the
+            # steps before the chips
+            if o3 and ((nmode == N_MANUAL and (G[2, s] & need_chips) != need_chips)
+                       or (nmode == N_MANAGED and (all_chips == 0 or (G[2, s] & all_chips) != all_chips))):
                 continue
             base = SO[s]
             lo = base  # the first class with the memory asked for (a bisection without branches: the sign
@@ -754,14 +776,8 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
         if not o0:  # the cpu step: any class at all with the cpu (those without the memory included)
             for k in range(nsigs):
                 s = QS[r, k]
-                if mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH:
-                    continue
-                for p in range(SO[s], SO[s] + SN[s]):
-                    if V[p, 0] >= need_cpu:
-                        o0 = True
-                        break
-                if o0:
-                    break
+                if not (mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH):
+                    o0 |= G[1, s] >= need_cpu
         step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
         return 0, 0, False, step
     total = 0
