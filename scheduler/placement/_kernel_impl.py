@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # X header
@@ -84,6 +85,26 @@ def _next_uint32(typingctx, fn, state):
         fnty = ir.FunctionType(ir.IntType(32), [ptr])
         f = builder.inttoptr(args[0], fnty.as_pointer())
         return builder.call(f, [builder.inttoptr(args[1], ptr)])
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Ask the cache for the line holding ``arr[idx]`` (1-D): a hint, with no effect on any result (a
+    prefetch of any address never faults)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [args[1]], wraparound=False, boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -863,6 +884,24 @@ def _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn):
     return row
 
 
+@_inlined
+def _prefetch_releases(R, T, live, us, i, count):
+    """While decision i runs, ask the cache for what the next releases read (random places in large arrays):
+    the live list's slot of release i + 3, the task record of release i + 2, the row columns of release
+    i + 1. Their indices assume ``count`` running tasks then (each decision places one); a wrong guess only
+    wastes a hint."""
+    n = len(us)
+    if i + 3 < n:
+        _prefetch(live, int(us[i + 3] * count))
+    if i + 2 < n:
+        _prefetch(T[:, 0], live[int(us[i + 2] * count)])
+    if i + 1 < n:
+        row = T[live[int(us[i + 1] * count)], 0]
+        if row >= 0:
+            for f in range(1, 7):
+                _prefetch(R[f], row)
+
+
 @njit(cache=True)
 def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_task, st, fn):
     """Decide ``reqs`` in order as a stream (the benchmark's figure (a)); returns how many were decided.
@@ -896,6 +935,7 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             R[5, row] |= T[t, 5]
             _relocate(R, X, xv, Z, zv, row, T[t, 6], -1)
             T[t, 0] = -1
+            _prefetch_releases(R, T, live, us, i, end + 1)
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
             row = -1
