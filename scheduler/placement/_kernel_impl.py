@@ -1,16 +1,21 @@
 """numba code of the compiled placement kernel (see ``kernel.py`` for the design; import only through it).
 
 Every argument is a plain int64 array or an integer, so that a call from Python costs about a microsecond
-(numba's typed containers and numpy Generators cost several to tens of microseconds to pass in).
+(numba's typed containers and numpy Generators cost several to tens of microseconds to pass in). Only the
+entry points (``FUNCTIONS``) and the view builders use numba's runtime; the functions they call are compiled
+without it (``_inner``): they allocate nothing and return no array, so they need no reference counting, which
+otherwise costs an atomic increment and a decrement call per array argument on every call (about 40% of a
+decision's time when measured).
 
 - ``R[field, row]`` is ClusterState's own column block: 0 signature, 1 cpu, 2 memory, 3 gpus, 4 enis,
   5 free-chip mask, 6 class slot. Decisions write the free columns in place.
 - ``X`` is the class index, one buffer: a header (``H_*``), the failure details of the last decision
   (``O_*``), then regions at offsets kept in the header: the class table ``C[slot, field]`` (``C_*``), the
   free-slot stack, an open-addressing hash from a class key to its slot, the per-signature lists of live
-  classes with each class's free resources beside them (``V``: a decision's scan reads them in order), and
-  a pool holding each class's rows in ascending order (so that "the k-th candidate row", how ties are
-  broken, is found by bisection).
+  classes in ascending free memory with each class's free resources beside them (``V``: a decision's scan
+  reads them in order), each signature's most free memory (dense, so that a scan passes over signatures
+  without touching their classes), and a pool holding each class's rows (in no order: "the k-th candidate
+  row", how ties are broken, is found by selection over the tied classes' rows).
 - ``Z`` holds the requests and what they read, one buffer: a header (``Z_*``), the signature table
   ``S[signature, field]``, the request table ``Q[request, field]``, each request's eligible signatures
   ``QS[request, :]`` (the static filters' answer), spread counts ``SP[attribute, group, value]`` and the
@@ -25,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # X header
@@ -36,6 +42,7 @@ H_OT = 29  # offset of the decision's scratch: the tied classes (KCAP), then a c
 H_OSV = 30  # offset of the per-signature class records (cpu, memory, gpus, enis, chips), beside SC
 H_ORP = 31  # offset of each row's position in its class's row list
 K_BEST, K_SIG, K_FLD = 32, 37, 42  # scratch of the chain: best key, a signature's spread scores, rule fields
+H_OSM = 47  # offset of the per-signature summaries of their classes (``_sigsum``), beside SN
 HDR = 48
 NV = 5
 FLAT = 512  # scratch beyond the rows and signatures
@@ -62,6 +69,10 @@ MANAGED_LAUNCH = 1
 S_NONE, S_RANDOM, S_BINPACK_CPU, S_BINPACK_MEM, S_BINPACK_GPU, S_BINPACK_CHIPS, S_SPREAD = range(7)
 N_NONE, N_MANUAL, N_MANAGED = 0, 1, 2
 MIN_CAP = 4
+# the functions below the entry points take the entry points' arrays and return none: compiled without the
+# reference counting of numba's runtime (an atomic increment and a decrement call per array per call)
+_inner = njit(cache=True, _nrt=False)
+_inlined = njit(cache=True, _nrt=False, inline="always")  # moved rows: no call passing every view per move
 
 
 @intrinsic
@@ -78,7 +89,27 @@ def _next_uint32(typingctx, fn, state):
     return sig, codegen
 
 
-@njit(cache=True)
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Ask the cache for the line holding ``arr[idx]`` (1-D): a hint, with no effect on any result (a
+    prefetch of any address never faults)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [args[1]], wraparound=False, boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@_inner
 def draw(st, fn, total):
     """numpy's ``Generator.integers(0, total)`` for 1 < total <= 2**32 - 1 (Lemire's bounded method)."""
     rng = np.uint64(total - 1)
@@ -121,6 +152,15 @@ def _views(X):
     return C, F, Hh, P, SC, SN, SO, V, RP, cand, flat
 
 
+@njit(cache=True, inline="always")
+def _sigsum(X):
+    """``G[field, signature]``, a summary of each signature's classes: 0 the most free memory (-1: no class),
+    1 the most free cpu (-1: no class), 2 the union of their free-chip masks. Dense, so that a scan tells the
+    signatures where no class can fit apart without touching their class records."""
+    ns = max(X[H_NSIG], 1)
+    return X[X[H_OSM]: X[H_OSM] + 3 * ns].reshape((3, ns))
+
+
 @njit(cache=True)
 def _zviews(Z):
     ns, rcap, na, gcap, nv, nsf = Z[Z_NSIG], Z[Z_RCAP], Z[Z_NATTR], Z[Z_GCAP], Z[Z_NVAL], Z[Z_NSF]
@@ -132,7 +172,7 @@ def _zviews(Z):
     return S, Q, QS, SP, MI
 
 
-@njit(cache=True)
+@_inner
 def _hash(sig, cpu, mem, gpu, eni, chips):
     h = np.uint64(1469598103934665603)
     for v in (sig, cpu, mem, gpu, eni, chips):
@@ -141,7 +181,7 @@ def _hash(sig, cpu, mem, gpu, eni, chips):
     return h
 
 
-@njit(cache=True)
+@_inner
 def _find(R, C, Hh, i):
     """The hash position of row i's key: its class's position, or the empty one where it would go."""
     mask = np.uint64(len(Hh) - 1)
@@ -156,7 +196,7 @@ def _find(R, C, Hh, i):
         p = (p + np.uint64(1)) & mask
 
 
-@njit(cache=True)
+@_inner
 def _unhash(C, Hh, c):
     """Remove class c from the hash (backward-shift deletion keeps linear probing exact)."""
     mask = np.uint64(len(Hh) - 1)
@@ -177,18 +217,20 @@ def _unhash(C, Hh, c):
     Hh[p] = 0
 
 
-@njit(cache=True)
+@_inner
 def _compact(X, C, P, grow):
     """Lay the classes' row lists out again from the pool's start, with room to grow; class ``grow`` gets
     twice its size."""
     used = X[H_USED]
-    tmp = np.empty(X[H_NROWS] + 1, np.int64)
+    tmp = X[X[H_OT]: X[H_OT] + X[H_KCAP] + X[H_NROWS] + 1]  # the decision's scratch (free while rows move)
     at = 0
     for c in range(used):
         if C[c, C_SIG] < 0:
             continue
         size = C[c, C_SIZE]
-        tmp[at: at + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
+        off = C[c, C_OFF]
+        for j in range(size):  # element by element: a slice copy allocates
+            tmp[at + j] = P[off + j]
         at += size
     top = 0
     at = 0
@@ -197,7 +239,8 @@ def _compact(X, C, P, grow):
             continue
         size = C[c, C_SIZE]
         cap = max(MIN_CAP, 2 * size if c == grow else size + size // 2 + 1)
-        P[top: top + size] = tmp[at: at + size]
+        for j in range(size):
+            P[top + j] = tmp[at + j]
         at += size
         C[c, C_OFF] = top
         C[c, C_CAP] = cap
@@ -206,7 +249,7 @@ def _compact(X, C, P, grow):
     X[H_COMPACTIONS] += 1
 
 
-@njit(cache=True)
+@_inlined
 def _enter(R, X, xv, i):
     """Row i joins the class of its free columns (made when new): appended to the class's row list."""
     C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
@@ -238,6 +281,10 @@ def _enter(R, X, xv, i):
             V[base + pos, f] = R[1 + f, i]
         C[c, C_POS] = pos
         SN[s] += 1
+        G = _sigsum(X)
+        G[0, s] = V[base + SN[s] - 1, 1]
+        G[1, s] = max(G[1, s], R[1, i])
+        G[2, s] |= R[5, i]
         if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
             C[c, C_CAP] = 0
             C[c, C_OFF] = 0
@@ -252,7 +299,9 @@ def _enter(R, X, xv, i):
             _compact(X, C, P, c)
         else:
             off = X[H_PTOP]
-            P[off: off + size] = P[C[c, C_OFF]: C[c, C_OFF] + size]
+            old = C[c, C_OFF]
+            for j in range(size):
+                P[off + j] = P[old + j]
             C[c, C_OFF] = off
             C[c, C_CAP] = 2 * size
             X[H_PTOP] += 2 * size
@@ -264,7 +313,7 @@ def _enter(R, X, xv, i):
     R[6, i] = c
 
 
-@njit(cache=True)
+@_inlined
 def _leave(R, X, xv, i):
     """Row i leaves its class (the last row of the list takes its place; an emptied class is freed)."""
     C, F, Hh, P, SC, SN, SO, V, RP, _, _ = xv
@@ -288,6 +337,15 @@ def _leave(R, X, xv, i):
                 V[base + j, f] = V[base + j + 1, f]
             C[moved, C_POS] = j
         SN[s] = last
+        G = _sigsum(X)
+        G[0, s] = V[base + last - 1, 1] if last > 0 else -1
+        cpu = np.int64(-1)
+        chips = np.int64(0)
+        for j in range(base, base + last):
+            cpu = max(cpu, V[j, 0])
+            chips |= V[j, 4]
+        G[1, s] = cpu
+        G[2, s] = chips
         C[c, C_SIG] = -1
         F[X[H_NFREE]] = c
         X[H_NFREE] += 1
@@ -307,16 +365,21 @@ def build(R, n, nsig):
         hcap *= 2
     pcap = 4 * n + 8 * k + 64
     nr = max(n, 1)
-    sizes = (HDR, NCF * k, k, hcap, pcap, nr, max(nsig, 1), nsig + 1, NV * nr, k + nr + max(nsig, 1) + FLAT, nr)
+    sizes = (HDR, NCF * k, k, hcap, pcap, nr, max(nsig, 1), nsig + 1, NV * nr, k + nr + max(nsig, 1) + FLAT, nr,
+             3 * max(nsig, 1))
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
-    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV, H_OT, H_ORP)):
+    for j, h in enumerate((H_OC, H_OF, H_OH, H_OP, H_OSC, H_OSN, H_OSO, H_OSV, H_OT, H_ORP, H_OSM)):
         X[h] = at
         at += sizes[j + 1]
     xv = _views(X)
     C, SO = xv[0], xv[6]
     C[:, C_SIG] = -1
+    G = _sigsum(X)
+    G[0, :] = -1
+    G[1, :] = -1
+    G[2, :] = 0
     for i in range(n):
         SO[R[0, i] + 1] += 1
     for s in range(nsig):
@@ -333,7 +396,7 @@ def relocate(R, X, Z, i, group, delta):
     _relocate(R, X, _views(X), Z, _zviews(Z), i, group, delta)
 
 
-@njit(cache=True)
+@_inner
 def _relocate(R, X, xv, Z, zv, i, group, delta):
     _leave(R, X, xv, i)
     _enter(R, X, xv, i)
@@ -363,7 +426,7 @@ def _tests(cpu, mem, gpu, eni, chips, need_cpu, need_mem, gmode, gneed, need_eni
     return cpu >= need_cpu, mem >= need_mem, g_ok, eni >= need_eni, n_ok
 
 
-@njit(cache=True)
+@_inner
 def taken(S, q, s):
     """(chips, gpus) request ``q`` (its row of the request table) takes on an instance of signature s."""
     chips = q[Q_CHIPS] if q[Q_NMODE] == N_MANUAL else (S[s, S_CHIPS] if q[Q_NMODE] == N_MANAGED else 0)
@@ -372,7 +435,7 @@ def taken(S, q, s):
     return chips, gpus
 
 
-@njit(cache=True)
+@_inner
 def _kth_row(C, P, cand, n, k, flat):
     """The k-th smallest row (0-based) among the rows of classes cand[:n] (each class's rows in no order):
     copied into the scratch ``flat`` and selected in place (Hoare's selection; rows are distinct)."""
@@ -405,7 +468,7 @@ def _kth_row(C, P, cand, n, k, flat):
     return flat[k]
 
 
-@njit(cache=True)
+@_inner
 def _scan(X, xv, zv, q, r, codes, attrs, mi_only, explain):
     """One pass over the classes of request r's signatures: the resource tests, the strategy chain's key
     (``codes``/``attrs``: its rules) and the running set of classes tied at the best key, kept in the
@@ -515,7 +578,7 @@ def _scan(X, xv, zv, q, r, codes, attrs, mi_only, explain):
     return n, total, all_mi, step
 
 
-@njit(cache=True)
+@_inner
 def _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only):
     """``_scan`` without branches per class, for a chain of spread rules and at most one binpack rule (the
     common ECS chains): each class's key (its rules' scores packed into one int64, the infeasible above
@@ -617,18 +680,20 @@ def _scan_packed(X, xv, zv, q, r, codes, attrs, mi_only):
     return n, total, all_mi, step
 
 
-@njit(cache=True)
+@_inner
 def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
     """``_scan`` for a chain of spread rules ending in binpack(memory), the ECS default shape: a signature's
     classes are kept in ascending free memory, so its best class is the first that fits at or above the
     memory asked for (found by bisection), and its ties follow it; a signature costs a bisection and a few
-    tests, not a pass over its classes. Only a failure tests every class with enough memory (and the
-    others, for the cpu step, until one has the cpu). Returns ``_scan``'s answer, or n = -1 when the chain
-    or a score does not pack (the caller then scans)."""
+    tests, not a pass over its classes. The signatures are taken by level of their spread scores, lowest
+    first: once a level has a fitting class, the higher levels cannot tie it and are not walked (unless
+    their answer to "is every fitting class Managed Instances" is still needed). Only a failure tests every
+    class with enough memory (and the others, for the cpu step, until one has the cpu). Returns ``_scan``'s
+    answer, or n = -1 when the chain or a score does not pack (the caller then scans)."""
     need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
     nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
-    C, _, _, _, SC, SN, SO, V, _, cand, _ = xv
-    S, _, QS, SP, _ = zv
+    C, _, _, _, SC, SN, SO, V, _, cand, flat = xv
+    S, _, QS, SP, MI = zv
     nr = 0
     while nr < 5 and codes[nr] != S_NONE and codes[nr] != S_RANDOM:
         nr += 1
@@ -637,17 +702,18 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
     for j in range(nr - 1):
         if codes[j] != S_SPREAD:
             return -1, 0, False, 0
-    best = INFEASIBLE
-    n = 0
-    o0 = o1 = o2 = o3 = False
-    all_mi = True
+    track = False  # whether the caller reads all_mi (the request's chain is not the implicit one)
+    for j in range(5):
+        track |= codes[j] != MI[j] or (j < nr - 1 and attrs[j] != MI[5 + j])
+    nsigs = q[Q_NSIGS]
+    G = _sigsum(X)
+    SK = flat[:nsigs]  # each signature's spread scores packed above the memory bits (-1: nothing to walk)
     bad = np.int64(0)
-    for k in range(q[Q_NSIGS]):
+    for k in range(nsigs):
         s = QS[r, k]
         count = SN[s]
-        launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
-        mi = launch == MANAGED_LAUNCH
-        if count == 0 or (mi_only and not mi):
+        SK[k] = -1
+        if count == 0 or (mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH):
             continue
         sigkey = np.int64(0)
         sh = (nr - 1) * W_SPREAD + W_MEM
@@ -656,56 +722,83 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
             v = SP[attrs[j], group, S[s, NSF0 + attrs[j]]]
             bad |= v >> W_SPREAD
             sigkey |= v << sh
-        base = SO[s]
-        if V[base + count - 1, 1] < need_mem:  # its most free memory is too little
-            continue
-        lo = base  # the first class with the memory asked for (a bisection without branches)
-        left = count
-        while left > 1:
-            half = left >> 1
-            lo += half * (V[lo + half, 1] < need_mem)
-            left -= half
-        lo += V[lo, 1] < need_mem
-        m0 = np.int64(-1)
-        for p in range(lo, base + count):
-            mem = V[p, 1]
-            if m0 >= 0 and mem != m0:
-                break
-            t0, _, t2, t3, t4 = _tests(V[p, 0], mem, V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
-                                        gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
-            a2 = t0 & t2
-            a3 = a2 & t3
-            o1 |= t0
-            o2 |= a2
-            o3 |= a3
-            if a3 & t4:
-                if m0 < 0:  # the signature's best class
-                    m0 = mem
-                    all_mi &= mi
-                    bad |= mem >> W_MEM
-                    key = sigkey | mem
-                    if key > best:
-                        break
-                    if key < best:
-                        best = key
-                        n = 0
-                cand[n] = SC[p]
-                n += 1
+        if G[0, s] >= need_mem and G[1, s] >= need_cpu:  # else no class has the memory, or none the cpu
+            SK[k] = sigkey
+    if bad != 0:
+        return -1, 0, False, 0
+    best = INFEASIBLE
+    n = 0
+    o0 = o1 = o2 = o3 = False
+    all_mi = True
+    level = np.int64(-1)
+    while True:
+        nxt = INFEASIBLE
+        for k in range(nsigs):
+            if SK[k] > level:
+                nxt = min(nxt, SK[k])
+        if nxt == INFEASIBLE:
+            break
+        found = n > 0  # a higher level, walked only for all_mi: a Managed Instances class changes nothing
+        for k in range(nsigs):
+            if SK[k] != nxt:
+                continue
+            s = QS[r, k]
+            count = SN[s]
+            launch, all_chips, part, gpus_reg = S[s, S_LAUNCH], S[s, S_CHIPS], S[s, S_PART], S[s, S_GPUS]
+            mi = launch == MANAGED_LAUNCH
+            if found and mi:
+                continue
+            # no class with the chips asked for free (the union of their free chips lacks one): this
+            # signature can neither fit nor change the failure's step once a class elsewhere passed the
+            # steps before the chips
+            if o3 and ((nmode == N_MANUAL and (G[2, s] & need_chips) != need_chips)
+                       or (nmode == N_MANAGED and (all_chips == 0 or (G[2, s] & all_chips) != all_chips))):
+                continue
+            base = SO[s]
+            lo = base  # the first class with the memory asked for (a bisection without branches: the sign
+            left = count  # bit of the difference as a mask, which the compiler cannot turn into a jump)
+            while left > 1:
+                half = left >> 1
+                lo += half & ((V[lo + half, 1] - need_mem) >> 63)
+                left -= half
+            lo -= (V[lo, 1] - need_mem) >> 63
+            m0 = np.int64(-1)
+            for p in range(lo, base + count):
+                mem = V[p, 1]
+                if m0 >= 0 and mem != m0:
+                    break
+                t0, _, t2, t3, t4 = _tests(V[p, 0], mem, V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
+                                            gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
+                a2 = t0 & t2
+                a3 = a2 & t3
+                o1 |= t0
+                o2 |= a2
+                o3 |= a3
+                if a3 & t4:
+                    if m0 < 0:  # the signature's best class
+                        m0 = mem
+                        all_mi &= mi
+                        bad |= mem >> W_MEM
+                        key = nxt | mem
+                        if key > best:
+                            break
+                        if key < best:
+                            best = key
+                            n = 0
+                    cand[n] = SC[p]
+                    n += 1
+        if n > 0 and not (track and all_mi):
+            break
+        level = nxt
     if bad != 0:
         return -1, 0, False, 0
     if n == 0:
         o0 = o1
         if not o0:  # the cpu step: any class at all with the cpu (those without the memory included)
-            for k in range(q[Q_NSIGS]):
+            for k in range(nsigs):
                 s = QS[r, k]
-                if mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH:
-                    continue
-                for p in range(SO[s], SO[s] + SN[s]):
-                    if V[p, 0] >= need_cpu:
-                        o0 = True
-                        break
-                if o0:
-                    break
+                if not (mi_only and S[s, S_LAUNCH] != MANAGED_LAUNCH):
+                    o0 |= G[1, s] >= need_cpu
         step = 0 if not o0 else (1 if not o1 else (2 if not o2 else (3 if not o3 else 4)))
         return 0, 0, False, step
     total = 0
@@ -722,7 +815,7 @@ def decide(R, X, Z, r, st, fn, explain):
     return _decide(R, X, _views(X), Z, _zviews(Z), r, st, fn, explain)
 
 
-@njit(cache=True)
+@_inner
 def _implicit_chain(q, MI, all_mi):
     """Whether the Managed Instances implicit chain replaces the request's (every fitting instance is
     Managed Instances and the request's chain is another)."""
@@ -734,7 +827,7 @@ def _implicit_chain(q, MI, all_mi):
     return not same
 
 
-@njit(cache=True)
+@_inner
 def _decide(R, X, xv, Z, zv, r, st, fn, explain):
     """``decide``: the decision on the fast scans (by free memory when the chain ends in binpack(memory),
     else one packed key, else the general pass); only a failure with ``explain`` runs the general pass for
@@ -764,7 +857,7 @@ def _decide(R, X, xv, Z, zv, r, st, fn, explain):
     return _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn)
 
 
-@njit(cache=True)
+@_inner
 def _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn):
     """The tie-break among the rows of the n tied classes (the seeded draw, else the lowest row), then the
     reservation: the row's free columns taken, the row moved to its new class, the spread counts."""
@@ -789,6 +882,24 @@ def _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn):
     for a in range(Z[Z_NATTR]):
         SP[a, group, S[s, NSF0 + a]] += 1
     return row
+
+
+@_inlined
+def _prefetch_releases(R, T, live, us, i, count):
+    """While decision i runs, ask the cache for what the next releases read (random places in large arrays):
+    the live list's slot of release i + 3, the task record of release i + 2, the row columns of release
+    i + 1. Their indices assume ``count`` running tasks then (each decision places one); a wrong guess only
+    wastes a hint."""
+    n = len(us)
+    if i + 3 < n:
+        _prefetch(live, int(us[i + 3] * count))
+    if i + 2 < n:
+        _prefetch(T[:, 0], live[int(us[i + 2] * count)])
+    if i + 1 < n:
+        row = T[live[int(us[i + 1] * count)], 0]
+        if row >= 0:
+            for f in range(1, 7):
+                _prefetch(R[f], row)
 
 
 @njit(cache=True)
@@ -824,6 +935,7 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             R[5, row] |= T[t, 5]
             _relocate(R, X, xv, Z, zv, row, T[t, 6], -1)
             T[t, 0] = -1
+            _prefetch_releases(R, T, live, us, i, end + 1)
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
             row = -1
