@@ -911,8 +911,9 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
       live task at fraction ``us[i]`` of the live list (swapped with the last, as the Python loop does).
 
     ``T[task, field]`` (a task's fields in one cache line): 0 row, 1 cpu, 2 memory, 3 gpus, 4 enis, 5 chips,
-    6 group; ``T[-1, 0]`` counts the live tasks and ``T[-1, 1]`` the tasks ever placed. ``live[:T[-1, 0]]``
-    are the running task slots."""
+    6 group; ``T[-1, 0]`` counts the live tasks and ``T[-1, 1]`` the tasks ever placed; ``T[-1, 2:5]`` are
+    the cpu, memory and chips the live tasks hold (the cluster's used totals, kept as ``record``/``free``
+    keep them). ``live[:T[-1, 0]]`` are the running task slots."""
     xv = _views(X)
     zv = _zviews(Z)
     S, Q = zv[0], zv[1]
@@ -935,6 +936,9 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             R[5, row] |= T[t, 5]
             _relocate(R, X, xv, Z, zv, row, T[t, 6], -1)
             T[t, 0] = -1
+            T[last, 2] -= T[t, 1]
+            T[last, 3] -= T[t, 2]
+            T[last, 4] -= _popcount(T[t, 5])
             _prefetch_releases(R, T, live, us, i, end + 1)
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
@@ -957,6 +961,9 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             T[t, 6] = Q[r, Q_GROUP]
             live[T[last, 0]] = t
             T[last, 0] += 1
+            T[last, 2] += T[t, 1]
+            T[last, 3] += T[t, 2]
+            T[last, 4] += _popcount(chips)
         out_task[i] = t
         if window > 0:
             if i >= window:
