@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler.placement import kernel
 from scheduler.scenario import load_scenario, scenario_from_mapping
 from scheduler.sim import lane, metrics
 from scheduler.sim.engine import Results, Simulation
@@ -53,8 +55,6 @@ def test_every_bundled_scenario_gives_the_same_results_through_both_paths(name: 
 
 def test_the_benchmark_scenario_runs_in_the_lane_and_agrees_compiled_and_uncompiled(monkeypatch) -> None:
     """Against the plain path deciding on the Python placement path (the reference of the kernel too)."""
-    from scheduler.placement import kernel
-
     loaded = load_scenario(BENCH)
     with monkeypatch.context() as m:
         m.setattr(kernel, "cache_is_warm", lambda: False)  # 5,000 instances: "auto" keeps to Python then
@@ -86,6 +86,36 @@ def test_plain_is_chosen_with_the_reason() -> None:
     assert lane.choose(Simulation(loaded), "plain") == ("plain", "the plain path was asked for")
     with pytest.raises(ValueError, match="path must be"):
         lane.choose(Simulation(loaded), "quick")
+
+
+def test_the_lane_records_its_warm_cache_as_the_kernel_does(tmp_path, monkeypatch) -> None:
+    """The lane's loop is "warm" only after it was compiled (or loaded) for these sources: a fresh cache
+    directory has no marker, loading the loop writes one, and a marker for other sources says nothing."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert not lane.cache_is_warm()
+    lane.functions(compiled=False)  # the uncompiled loop records nothing
+    assert not lane.cache_is_warm()
+    lane.functions(compiled=True)
+    assert lane.cache_is_warm()
+    assert not kernel.cache_is_warm("lane", ("scheduler.sim.lane",))  # another source: another marker
+
+
+def test_an_edited_kernel_empties_the_lanes_cached_loop(monkeypatch) -> None:
+    """numba checks only the loop's own file; the lane empties the loop's cache index when a kernel source is
+    newer than it (and leaves it alone otherwise)."""
+    from scheduler.sim import _lane_impl as li
+
+    lane.functions(compiled=True)
+    flushed: list[bool] = []
+    monkeypatch.setattr(li.step._cache, "flush", lambda: flushed.append(True))
+    lane._drop_stale_loop(li.step)
+    assert flushed == []
+    index = li.step._cache._cache_file._index_path
+    stamp = Path(index).stat().st_mtime
+    with monkeypatch.context() as m:  # the kernel's source a second newer than the loop's cache index
+        m.setattr(os.path, "getmtime", lambda p: stamp + 1 if str(p).endswith("_kernel_impl.py") else stamp)
+        lane._drop_stale_loop(li.step)
+    assert flushed == [True]
 
 
 def test_auto_takes_the_lane_cold_only_for_a_large_run(monkeypatch) -> None:

@@ -99,45 +99,58 @@ def _skip_blas_probe() -> None:
 
 
 # ---------------------------------------------------------------------- is the on-disk cache warm?
-def _source_digest() -> str:
-    spec = importlib.util.find_spec("scheduler.placement._kernel_impl")
-    src = Path(spec.origin).read_bytes() if spec and spec.origin else b""
+KERNEL_SOURCES = ("scheduler.placement._kernel_impl",)
+
+
+def _source_digest(modules: tuple[str, ...]) -> str:
+    """A digest of the compiled modules' sources (and numba, Python and the cache directory in use): a
+    marker written for one version of them never says another is warm."""
+    parts = []
+    for module in modules:
+        spec = importlib.util.find_spec(module)
+        parts.append(Path(spec.origin).read_bytes() if spec and spec.origin else b"")
     numba_spec = importlib.util.find_spec("numba")
     numba_at = numba_spec.origin if numba_spec else ""
-    key = b"|".join([src, str(numba_at).encode(), sys.version.encode(), os.environ.get("NUMBA_CACHE_DIR", "").encode()])
+    key = b"|".join([*parts, str(numba_at).encode(), sys.version.encode(),
+                     os.environ.get("NUMBA_CACHE_DIR", "").encode()])
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-def _marker_path() -> Path:
+def _marker_path(name: str, modules: tuple[str, ...]) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "neuron-sim" / f"kernel-{_source_digest()}.json"
+    return Path(base) / "neuron-sim" / f"{name}-{_source_digest(modules)}.json"
 
 
-def cache_is_warm() -> bool:
-    """Whether this kernel source was compiled into numba's on-disk cache and every cache index is still
-    there (read without importing numba: a small run that will not use the kernel pays nothing)."""
+def cache_is_warm(name: str = "kernel", modules: tuple[str, ...] = KERNEL_SOURCES) -> bool:
+    """Whether the compiled code ``name`` (made from ``modules``' sources; default: this kernel) was
+    compiled into numba's on-disk cache and every cache index it recorded is still there (read without
+    importing numba: a small run that will not use compiled code pays nothing)."""
     try:
-        files = json.loads(_marker_path().read_text())["index_files"]
+        files = json.loads(_marker_path(name, modules).read_text())["index_files"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return bool(files) and all(os.path.exists(f) for f in files)
 
 
-def mark_warm() -> None:
-    """Record where numba caches the functions a Placer calls (their index files appear once compiled)."""
-    fns = functions()
+def mark_warm(name: str = "kernel", modules: tuple[str, ...] = KERNEL_SOURCES,
+              dispatchers: tuple[object, ...] | None = None) -> None:
+    """Record where numba caches ``dispatchers`` (default: the functions a Placer calls), whose index files
+    appear once they are compiled, so that ``cache_is_warm(name, modules)`` can tell later."""
+    if dispatchers is None:
+        fns = functions()
+        dispatchers = tuple(fns[n] for n in LIVE_FUNCTIONS)
     files = []
-    for name in LIVE_FUNCTIONS:
-        cache = getattr(getattr(fns[name], "_cache", None), "_cache_file", None)
+    for fn in dispatchers:
+        cache = getattr(getattr(fn, "_cache", None), "_cache_file", None)
         path = getattr(cache, "_index_path", None)
         if path is not None:
             files.append(str(path))
     try:
-        marker = _marker_path()
+        marker = _marker_path(name, modules)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"index_files": files}))
     except OSError:
-        pass  # no writable cache directory: "auto" then decides by cluster size only
+        pass  # no writable cache directory: "auto" then decides by size only
 
 
 # ---------------------------------------------------------------------- generators

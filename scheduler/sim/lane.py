@@ -24,6 +24,7 @@ of the tasks stopped since are appended in stop order (with the SLO tally and De
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -132,16 +133,13 @@ def expected_tasks(sim: Any) -> float:
     return total
 
 
-def cache_is_warm() -> bool:
-    """Whether numba has cached the lane's loop beside its source (newer than the source)."""
-    from pathlib import Path
+LANE_SOURCES = ("scheduler.sim._lane_impl", *kernel.KERNEL_SOURCES)  # the loop compiles the kernel's code in
 
-    here = Path(__file__).with_name("_lane_impl.py")
-    try:
-        stamp = here.stat().st_mtime
-        return any(f.stat().st_mtime >= stamp for f in (here.parent / "__pycache__").glob("_lane_impl.step-*.nbi"))
-    except OSError:
-        return False
+
+def cache_is_warm() -> bool:
+    """Whether numba has cached the lane's loop for these sources (the kernel's marker mechanism: the
+    lane's own marker, keyed by the lane's and the kernel's sources)."""
+    return kernel.cache_is_warm("lane", LANE_SOURCES)
 
 
 def functions(compiled: bool = True) -> dict[str, Any]:
@@ -156,9 +154,31 @@ def functions(compiled: bool = True) -> dict[str, Any]:
     flags = np.zeros(1, np.bool_)
     step = li.step.py_func
     if compiled:
+        _drop_stale_loop(li.step)
         step = kernel.direct(li.step, i64, f64, i64, i64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i64,
                              i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
-    return {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
+    fns = {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
+    if compiled:
+        kernel.mark_warm("lane", LANE_SOURCES, (li.step, li.heap_push))
+    return fns
+
+
+def _drop_stale_loop(step: Any) -> None:
+    """Empty numba's cache index of the lane's loop when a kernel source is newer than it: numba checks only
+    the loop's own file, yet the loop compiles the kernel's functions in, so an edited kernel (an editable
+    install) would otherwise run in an old compiled loop."""
+    import importlib.util
+    import os
+
+    index = getattr(getattr(getattr(step, "_cache", None), "_cache_file", None), "_index_path", None)
+    if index is None or not os.path.exists(index):
+        return
+    for module in kernel.KERNEL_SOURCES:
+        spec = importlib.util.find_spec(module)
+        if spec and spec.origin and os.path.getmtime(spec.origin) > os.path.getmtime(index):
+            with contextlib.suppress(OSError):  # a cache we cannot write is one we did not write either
+                step._cache.flush()
+            return
 
 
 class _Wake(simpy.events.Event):
