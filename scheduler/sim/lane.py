@@ -170,8 +170,11 @@ def _drop_stale_loop(step: Any) -> None:
     import importlib.util
     import os
 
-    index = getattr(getattr(getattr(step, "_cache", None), "_cache_file", None), "_index_path", None)
-    if index is None or not os.path.exists(index):
+    try:
+        index = step._cache._cache_file._index_path
+    except AttributeError:  # a numba that keeps its cache elsewhere: nothing to check
+        return
+    if not os.path.exists(index):
         return
     for module in kernel.KERNEL_SOURCES:
         spec = importlib.util.find_spec(module)
