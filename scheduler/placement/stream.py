@@ -11,7 +11,7 @@ import numpy as np
 from scheduler.placement.filters import REASONS
 from scheduler.placement.kernel import RESOURCE_STEPS, Unsupported, generator_addresses
 from scheduler.placement.placer import Placer
-from scheduler.placement.state import HELD_CHIPS, USED_CPU, USED_MEMORY
+from scheduler.placement.state import HELD_CHIPS, USED_CPU, USED_MEMORY, chips_of
 
 
 class CompiledStream:
@@ -84,7 +84,7 @@ class CompiledStream:
         """(row, chips, None) for a placement, (None, (), reason) for a failure, as the Python path says."""
         if task >= 0:
             chips = int(self.T[task, 5])
-            return row, tuple(i for i in range(chips.bit_length()) if chips >> i & 1), None
+            return row, chips_of(chips), None
         if task <= -100:
             return None, (), self.reasons_static[request]
         return None, (), self.reasons[RESOURCE_STEPS[-1 - task]]

@@ -31,7 +31,7 @@ import math
 
 from numba import njit
 
-from scheduler.placement._kernel_impl import _decide, _relocate, _views, _zviews
+from scheduler.placement._kernel_impl import _decide, _popcount, _relocate, _views, _zviews
 
 # counters
 (C_EID, C_NEXT_ID, C_HEAP, C_NFREE, C_NDONE, C_SUBMITTED, C_PROV, C_PEND, C_RUN, C_STOP, C_COMPLETED, C_CALL_J,
@@ -111,15 +111,6 @@ def _advance(L, A, F, t):
         for k in range(NL):
             A[k] += L[k] * dt
         F[F_LAST_T] = t
-
-
-@njit(cache=True)
-def _popcount(x):
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
 
 
 @njit(cache=True)

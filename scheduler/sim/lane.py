@@ -38,7 +38,7 @@ import simpy
 
 from scheduler.placement import kernel
 from scheduler.placement.filters.resources import enis_taken
-from scheduler.placement.state import Allocation
+from scheduler.placement.state import Allocation, chips_of
 from scheduler.sim import metrics
 from scheduler.sim.clock import Interrupted
 from scheduler.sim.metrics import TASK_COLUMNS
@@ -517,7 +517,7 @@ class Lane:
     def _chips(self, mask: int) -> str:
         text = self._chips_text.get(mask)
         if text is None:
-            text = self._chips_text[mask] = ",".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+            text = self._chips_text[mask] = ",".join(map(str, chips_of(mask)))
         return text
 
     def _task(self, slot: int, *, stopped: bool) -> SimTask:
@@ -532,7 +532,7 @@ class Lane:
                        run_for=run_for, started_by=None, capacity_provider=inst.capacity_provider)
         task.placed_at = created
         task.instance = row
-        task.chips = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+        task.chips = chips_of(mask)
         task.gpu_ids = self.gpu_ids.get(slot, ())
         task.ever_ran = True
         task.started_at = created
