@@ -219,9 +219,9 @@ def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, caps
 def test_run_says_when_the_plain_path_ran_instead(tmp_path: Path, capsys) -> None:
     from scheduler.cli import main
 
-    assert main(["run", str(SCENARIOS / "faults-inf2-spot.yaml"), "--until", "1m", "--path", "fast", "--out",
+    assert main(["run", str(SCENARIOS / "static-paths-blind.yaml"), "--until", "1m", "--path", "fast", "--out",
                  str(tmp_path / "r"), "--no-report", "--json"]) == 0
-    assert "the plain path ran this scenario: faults" in capsys.readouterr().err
+    assert "the plain path ran this scenario: device_mode ecs-blind" in capsys.readouterr().err
 
 
 @settings(max_examples=100, deadline=None)
@@ -314,3 +314,67 @@ def test_the_lanes_total_indices_are_the_cores() -> None:
 
     lane_indices = (li.USED_CPU, li.USED_MEMORY, li.HELD_CHIPS, li.NL)
     assert lane_indices == (state.USED_CPU, state.USED_MEMORY, state.HELD_CHIPS, len(state.Totals._fields))
+
+
+# ---------------------------------------------------------------- faults, Spot and capacity providers
+@st.composite
+def faulty_scenarios(draw) -> dict:
+    """Generated RunTask scenarios on instances that faults, Spot notices and a scaling Auto Scaling group
+    take away while lane tasks run on them (fast clocks: several strikes in 30 minutes)."""
+    data = draw(runtask_scenarios())
+    for fleet in data["cluster"]["fleets"]:
+        fleet["spot"] = draw(st.booleans())
+    faults: dict = {}
+    if draw(st.booleans()):
+        faults["instance_failures"] = [{"mtbf": draw(st.sampled_from(["20m", "1h"]))}]
+    if draw(st.booleans()):
+        faults["chip_failures"] = [{"mtbf": "15m"}]
+    if draw(st.booleans()):
+        faults["agent_disconnects"] = [{"mtbf": "30m", "duration": "3m"}]
+    if draw(st.booleans()):
+        faults["instance_retirements"] = [{"at": ["7m", "19m"], "notice": draw(st.sampled_from(["0s", "2m"]))}]
+    if draw(st.booleans()):
+        faults["spot_interruptions"] = {"rate": "4/h", "notice": "2m"}
+    data["faults"] = faults
+    if draw(st.booleans()):  # an Auto Scaling group that scales in under the lane's tasks (no protection)
+        data["cluster"]["capacity_providers"] = [{
+            "name": "asg", "type": "EC2_AUTOSCALING", "instance_types": ["inf2.xlarge", "c6i.2xlarge"],
+            "min_size": 0, "max_size": 6, "desired_capacity": draw(st.integers(1, 4)), "launch_time": "30s",
+            "spot": draw(st.booleans()),
+            "managed_scaling": {"target_capacity": 100, "instance_warmup_period": 60}}]
+    for w in data["workloads"]:
+        w["launch_type"] = "EC2"  # beside a capacity provider: placed on any EC2 instance, never PROVISIONING
+    return data
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=faulty_scenarios())
+def test_faults_spot_and_scaling_stop_lane_tasks_as_they_stop_plain_ones(data: dict) -> None:
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
+    plain = _run(loaded, "plain")
+    fast = _run(loaded, "fast")
+    assert fast.path == "fast", fast.path_note
+    _assert_same(plain, fast)
+
+
+def test_a_lost_instance_and_a_failed_chip_stop_the_lane_tasks_there() -> None:
+    """Lane tasks on an instance retired at 5 minutes, and on chips that fail, are stopped by the plain
+    lifecycle with the fault's stop code, at the same times and in the same order as on the plain path."""
+    data = {"name": "f", "seed": 5, "duration": "30m", "sample_interval": "5m",
+            "task_definitions": {"web": "taskdefs/cpu-sidecar.json", "chip0": "taskdefs/inf2-chip-0.json"},
+            "cluster": {"fleets": [{"instance_type": "c6i.2xlarge", "count": 2},
+                                   {"instance_type": "inf2.xlarge", "count": 3}]},
+            "workloads": [{"name": "web", "kind": "run_task", "task_definition": "web", "launch_type": "EC2",
+                           "arrivals": {"type": "interval", "every": "20s"}, "duration": "10h", "max_calls": 6},
+                          {"name": "chips", "kind": "run_task", "task_definition": "chip0", "launch_type": "EC2",
+                           "arrivals": {"type": "interval", "every": "30s"}, "duration": "4m",
+                           "on_no_capacity": "wait"}],
+            "faults": {"instance_retirements": [{"instance_type": "c6i.2xlarge", "at": ["5m"], "notice": "0s"}],
+                       "chip_failures": [{"at": ["6m", "12m"]}]}}
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "f.yaml")
+    plain, fast = _run(loaded, "plain"), _run(loaded, "fast")
+    assert fast.path == "fast", fast.path_note
+    codes = fast.tasks["stop_code"].value_counts()
+    assert codes.get("TerminationNotice", 0) >= 1 and codes.get("InfrastructureHealth", 0) >= 1
+    assert fast.summary.faults.tasks_stopped == codes["TerminationNotice"] + codes["InfrastructureHealth"]
+    _assert_same(plain, fast)

@@ -8,6 +8,7 @@ the order they were scheduled. A run stops early between two events, never insid
 
 from __future__ import annotations
 
+import heapq
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,11 @@ class Clock:
         """Run ``fn(*args)`` at simulated time ``t`` (now, if ``t`` has passed)."""
         _Call(self, max(0.0, t - self.env._now), fn, args)
 
+    def at_key(self, t: float, eid: int, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` at ``t`` under event id ``eid``, taken from simpy's counter earlier (a call the
+        stream lane scheduled, moved to simpy's heap: it keeps its place among the others)."""
+        heapq.heappush(self.env._queue, (t, simpy.events.NORMAL, eid, _Call(self, None, fn, args)))
+
     def run(self, until: float) -> bool:
         """Run the calls up to ``until``; False when the run was interrupted first."""
         try:
@@ -50,13 +56,15 @@ class _Call(simpy.events.Event):
 
     __slots__ = ("args", "clock", "fn")
 
-    def __init__(self, clock: Clock, delay: float, fn: Callable[..., None], args: tuple) -> None:
+    def __init__(self, clock: Clock, delay: float | None, fn: Callable[..., None], args: tuple) -> None:
+        """Scheduled ``delay`` from now (None: the caller puts it on the heap)."""
         self.env = clock.env
         self.callbacks = [_dispatch]
         self._value = None
         self._ok = True
         self.clock, self.fn, self.args = clock, fn, args
-        clock.env.schedule(self, simpy.events.NORMAL, delay)
+        if delay is not None:
+            clock.env.schedule(self, simpy.events.NORMAL, delay)
 
 
 def _dispatch(event: _Call) -> None:

@@ -220,6 +220,8 @@ class Simulation:
         inst = self.state.instances[row]
         if inst.status == "INACTIVE":
             return
+        if self.lane is not None:  # its tasks there are stopped by the plain lifecycle
+            self.lane.adopt(row)
         for task_id in sorted(inst.tasks):
             task = self.tasks[task_id]
             if stop_code != "ServiceSchedulerInitiated":
@@ -246,6 +248,8 @@ class Simulation:
     def fail_chip(self, row: int, chip: int) -> None:
         """A Neuron chip failed: the task holding it stops and it leaves the instance's NEURON_DEVICES."""
         inst = self.state.instances[row]
+        if self.lane is not None:
+            self.lane.adopt(row)
         holder = inst.chip_holders.get(chip)
         if holder is not None:
             task = self.tasks[holder]

@@ -2,10 +2,12 @@
 
 A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a launch
 type and no capacity provider strategy, a request the compiled placement kernel decides, one task
-definition) on a cluster nothing else stops tasks on (no capacity providers, faults, Spot interruptions or
-snapshot; device-aware placement) runs their calls and task exits in ``_lane_impl.step``; services (REPLICA
-and DAEMON) run beside it on the plain path, placing and stopping only their own tasks. Anything else runs
-on the plain path, the reference: for the same scenario and seed both give byte-identical outputs.
+definition) on a device-aware cluster without a snapshot runs their calls and task exits in
+``_lane_impl.step``; services (REPLICA and DAEMON) run beside it on the plain path, placing and stopping only
+their own tasks. Before Python stops tasks on an instance (a fault, a Spot interruption, a capacity provider
+scaling in: ``Simulation.deregister`` and ``fail_chip``) the lane hands its tasks there to the plain path
+(``Lane.adopt``). Anything else runs on the plain path, the reference: for the same scenario and seed both
+give byte-identical outputs.
 
 How it keeps the plain path's order: simpy pops events by ``(time, priority, eid)`` and every
 ``Clock.at`` takes the next eid. The lane keeps its own heap of its events keyed ``(time, eid)`` and takes
@@ -78,11 +80,8 @@ def why_plain(sim: Any) -> str | None:
         return kernel.INSTALL_HINT
     if plan.device_mode != "device-aware":
         return f"device_mode {plan.device_mode}"
-    for what, present in (("a cluster snapshot", plan.snapshot is not None), ("faults", bool(plan.faults)),
-                          ("Spot interruptions", plan.spot_interruptions is not None),
-                          ("capacity providers", bool(plan.capacity_providers))):
-        if present:
-            return f"{what} (the stream lane does not model them yet)"
+    if plan.snapshot is not None:
+        return "a cluster snapshot (the stream lane does not model it yet)"
     for w in plan.workloads:
         if not isinstance(w, RunTaskWorkload):  # a service places and stops its own tasks only
             continue
@@ -241,6 +240,7 @@ class Lane:
         self._daemon_rows: set[int] = set()
         self.bits = (0, 0)
         self._chips_text: dict[int, str] = {}
+        self._armed: _Wake | None = None  # the wake-up on simpy's heap, while the loop is not running
 
     # ------------------------------------------------------------------ building
     def add(self, request: Request, times: Any, max_calls: int | None, count: int) -> None:
@@ -284,13 +284,30 @@ class Lane:
     def _wake_at_head(self) -> None:
         if self.C[self.li.C_HEAP] == 0:
             return
-        ev = _Wake(self.env)
+        ev = self._armed = _Wake(self.env)
         ev.callbacks = [self._wake]
         ev._ok = True
         ev._value = None
         heapq.heappush(self.env._queue, (float(self.HT[0]), simpy.events.NORMAL, int(self.HE[0]), ev))
 
+    def _disarm(self) -> bool:
+        """Take the wake-up off simpy's heap (the heap's head is about to change from outside the loop); False
+        when there is none (the loop is running: it puts its own when it yields, or the heap is empty)."""
+        ev = self._armed
+        if ev is None:
+            return False
+        queue = self.env._queue
+        for k, item in enumerate(queue):
+            if item[3] is ev:
+                queue[k] = queue[-1]
+                queue.pop()
+                heapq.heapify(queue)
+                break
+        self._armed = None
+        return True
+
     def _wake(self, event: Any) -> None:
+        self._armed = None
         if self.sim.clock.interrupted:
             raise Interrupted
         li = self.li
@@ -513,6 +530,57 @@ class Lane:
             self.FREE[: n - cap] = np.arange(n - 1, cap - 1, -1, dtype=np.int64)
             self.C[li.C_NFREE] = n - cap
 
+    # ------------------------------------------------------------------ tasks handed to the plain path
+    def adopt(self, row: int) -> None:
+        """Hand the lane's tasks on instance ``row`` to the plain path, before Python stops tasks there (a lost
+        or deregistered instance, a failed chip): each becomes the SimTask the plain path would hold, its
+        allocation recorded in the cluster state (which the lane left as the plain path would have it), its
+        next event moved to simpy's heap under the same key. The plain lifecycle then stops or ends it exactly
+        as it would have, and the lane never sees it again."""
+        li = self.li
+        self.flush()  # stopped slots back on the free stack: every other slot holds a live task
+        free = np.zeros(len(self.TI), np.bool_)
+        free[self.FREE[: int(self.C[li.C_NFREE])]] = True
+        slots = np.flatnonzero(~free & (self.TI[:, li.T_ROW] == row))
+        if not len(slots):
+            return
+        armed = self._disarm()  # before a moved call takes its key on simpy's heap
+        n = int(self.C[li.C_HEAP])
+        HT, HE, HP = self.HT[:n], self.HE[:n], self.HP[:n]
+        moved = np.isin(HP, slots)
+        tasks = {}
+        for s in slots.tolist():
+            task = tasks[s] = self._task(s, stopped=False)
+            self._hold(task)
+            self.lc.tasks[task.task_id] = task
+            self.gpu_ids.pop(s, None)
+        for k in np.flatnonzero(moved).tolist():  # a task that runs forever has no exit to move
+            self.sim.clock.at_key(float(HT[k]), int(HE[k]), self.lc._exit, tasks[int(HP[k])])
+        keep = ~moved
+        HT, HE, HP = HT[keep], HE[keep], HP[keep]
+        order = np.lexsort((HE, HT))  # sorted by (time, eid) is a heap
+        m = len(order)
+        self.HT[:m], self.HE[:m], self.HP[:m] = HT[order], HE[order], HP[order]
+        self.C[li.C_HEAP] = m
+        nf = int(self.C[li.C_NFREE])
+        self.FREE[nf: nf + len(slots)] = slots[::-1]
+        self.C[li.C_NFREE] = nf + len(slots)
+        if armed:
+            self._wake_at_head()
+
+    def _hold(self, task: SimTask) -> None:
+        """What ``ClusterState.record`` keeps per task and the lane does not: its allocation, its place in the
+        instance's tasks and chip holders."""
+        assert task.request is not None and task.instance is not None
+        st, spec, row = self.state, task.spec, task.instance
+        mask = sum(1 << c for c in task.chips)
+        st.allocations[task.task_id] = Allocation(task.task_id, row, spec.cpu, spec.memory, task.gpu_ids, mask,
+                                                  (), (), task.group, enis_taken(spec))
+        inst = st.instances[row]
+        inst.tasks.add(task.task_id)
+        for c in task.chips:
+            inst.chip_holders[c] = task.task_id
+
     # ------------------------------------------------------------------ results
     def _chips(self, mask: int) -> str:
         text = self._chips_text.get(mask)
@@ -608,17 +676,8 @@ class Lane:
         li = self.li
         free = set(self.FREE[: int(self.C[li.C_NFREE])].tolist())
         mine = [self._task(s, stopped=False) for s in range(len(self.TI)) if s not in free]
-        st = self.state
-        for task in mine:  # what ClusterState.record keeps per task, for anyone reading the state after the run
-            assert task.request is not None and task.instance is not None
-            spec, row = task.spec, task.instance
-            mask = sum(1 << c for c in task.chips)
-            st.allocations[task.task_id] = Allocation(task.task_id, row, spec.cpu, spec.memory, task.gpu_ids, mask,
-                                                      (), (), task.group, enis_taken(spec))
-            inst = st.instances[row]
-            inst.tasks.add(task.task_id)
-            for c in task.chips:
-                inst.chip_holders[c] = task.task_id
+        for task in mine:  # for anyone reading the state after the run
+            self._hold(task)
         both = list(self.lc.tasks.values()) + mine
         both.sort(key=lambda t: int(t.task_id, 16))
         self.lc.tasks = {t.task_id: t for t in both}  # as the plain path holds them: by creation
