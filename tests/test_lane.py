@@ -378,3 +378,24 @@ def test_a_lost_instance_and_a_failed_chip_stop_the_lane_tasks_there() -> None:
     assert codes.get("TerminationNotice", 0) >= 1 and codes.get("InfrastructureHealth", 0) >= 1
     assert fast.summary.faults.tasks_stopped == codes["TerminationNotice"] + codes["InfrastructureHealth"]
     _assert_same(plain, fast)
+
+
+def test_a_snapshots_tasks_and_lane_tasks_share_the_cluster() -> None:
+    """RunTask streams added to a real cluster's snapshot (its tasks running from time 0, its capacity
+    providers): the lane runs them beside the snapshot's tasks, the same as the plain path."""
+    import yaml
+
+    data = yaml.safe_load((SCENARIOS / "what-if-on-snapshot.yaml").read_text())
+    data["task_definitions"]["web"] = "taskdefs/cpu-sidecar.json"
+    data["duration"] = "40m"
+    data["workloads"] += [
+        {"name": "jobs", "kind": "run_task", "task_definition": "embed-chip-0", "launch_type": "EC2",
+         "arrivals": {"type": "poisson", "rate": "0.1/s"}, "duration": {"type": "exponential", "mean": "5m"},
+         "on_no_capacity": "wait"},
+        {"name": "web", "kind": "run_task", "task_definition": "web", "launch_type": "EC2",
+         "arrivals": {"type": "poisson", "rate": "0.3/s"}, "duration": {"type": "exponential", "mean": "3m"}}]
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "snap.yaml")
+    plain, fast = _run(loaded, "plain"), _run(loaded, "fast")
+    assert fast.path == "fast", fast.path_note
+    assert (fast.tasks["workload"] == "snapshot").sum() > 0 and (fast.tasks["workload"] == "web").sum() > 100
+    _assert_same(plain, fast)

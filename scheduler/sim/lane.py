@@ -2,7 +2,7 @@
 
 A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a launch
 type and no capacity provider strategy, a request the compiled placement kernel decides, one task
-definition) on a device-aware cluster without a snapshot runs their calls and task exits in
+definition) on a device-aware cluster (a snapshot's tasks run beside them) runs their calls and task exits in
 ``_lane_impl.step``; services (REPLICA and DAEMON) run beside it on the plain path, placing and stopping only
 their own tasks. Before Python stops tasks on an instance (a fault, a Spot interruption, a capacity provider
 scaling in: ``Simulation.deregister`` and ``fail_chip``) the lane hands its tasks there to the plain path
@@ -80,8 +80,6 @@ def why_plain(sim: Any) -> str | None:
         return kernel.INSTALL_HINT
     if plan.device_mode != "device-aware":
         return f"device_mode {plan.device_mode}"
-    if plan.snapshot is not None:
-        return "a cluster snapshot (the stream lane does not model it yet)"
     for w in plan.workloads:
         if not isinstance(w, RunTaskWorkload):  # a service places and stops its own tasks only
             continue
@@ -679,6 +677,7 @@ class Lane:
         for task in mine:  # for anyone reading the state after the run
             self._hold(task)
         both = list(self.lc.tasks.values()) + mine
-        both.sort(key=lambda t: int(t.task_id, 16))
-        self.lc.tasks = {t.task_id: t for t in both}  # as the plain path holds them: by creation
+        # as the plain path holds them: a snapshot's tasks first (in its order), then by creation
+        both.sort(key=lambda t: (not t.seeded, 0 if t.seeded else int(t.task_id, 16)))
+        self.lc.tasks = {t.task_id: t for t in both}
         return both
