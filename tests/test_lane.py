@@ -336,14 +336,23 @@ def faulty_scenarios(draw) -> dict:
     if draw(st.booleans()):
         faults["spot_interruptions"] = {"rate": "4/h", "notice": "2m"}
     data["faults"] = faults
-    if draw(st.booleans()):  # an Auto Scaling group that scales in under the lane's tasks (no protection)
+    strategy = False
+    if draw(st.booleans()):  # Auto Scaling groups that scale in under the lane's tasks (no protection)
         data["cluster"]["capacity_providers"] = [{
-            "name": "asg", "type": "EC2_AUTOSCALING", "instance_types": ["inf2.xlarge", "c6i.2xlarge"],
-            "min_size": 0, "max_size": 6, "desired_capacity": draw(st.integers(1, 4)), "launch_time": "30s",
-            "spot": draw(st.booleans()),
-            "managed_scaling": {"target_capacity": 100, "instance_warmup_period": 60}}]
+            "name": name, "type": "EC2_AUTOSCALING", "instance_types": ["inf2.xlarge", "c6i.2xlarge"],
+            "min_size": 0, "max_size": 6, "desired_capacity": draw(st.integers(0, 3)), "launch_time": "30s",
+            "spot": spot, "managed_scaling": {"target_capacity": draw(st.sampled_from([80, 100])),
+                                              "instance_warmup_period": 60}}
+            for name, spot in (("on-demand", False), ("spot", True))]
+        data["cluster"]["provisioning_timeout"] = "5m"
+        strategy = draw(st.booleans())
+        if strategy:  # a base on one provider, then weights: each task's provider as ECS's strategy says
+            data["cluster"]["default_capacity_provider_strategy"] = [
+                {"capacity_provider": "on-demand", "base": draw(st.integers(0, 3)), "weight": draw(st.integers(0, 2))},
+                {"capacity_provider": "spot", "weight": draw(st.integers(1, 3))}]
     for w in data["workloads"]:
-        w["launch_type"] = "EC2"  # beside a capacity provider: placed on any EC2 instance, never PROVISIONING
+        if not strategy or draw(st.booleans()):
+            w["launch_type"] = "EC2"  # placed on any EC2 instance, never PROVISIONING
     return data
 
 

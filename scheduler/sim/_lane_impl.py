@@ -18,7 +18,11 @@ Arrays (owned by ``lane.Lane``):
 - ``W[workload]``: kernel request slot (-1: Python decides every task), cpu, memory, ENIs, chips (-1: every
   chip of the row), GPUs (-1: every GPU of the row; != 0: Python takes the ids), kernel group, group-count
   row, count per call, calls left (-1: no limit), arrivals read, arrivals held, durations read, durations
-  held, arrivals ended; ``AT``/``DU`` the blocks of arrival times and durations drawn ahead;
+  held, arrivals ended, variants, variants read, variants held; ``AT``/``DU`` the blocks of arrival times and
+  durations drawn ahead. A workload with a capacity provider strategy has ``W_NVAR`` variant rows right after
+  its own (one per provider: the request each task is placed as) and ``VB`` the block of its tasks' variants
+  (0-based offsets after its row) drawn ahead from its strategy; a task takes its duration from the workload's
+  row and everything else from its variant's (``TI``'s workload is the variant row);
 - ``R``, ``X``, ``Z``: the placement kernel's arrays (ClusterState's own free columns); ``RUN`` the state's
   running-task counts; ``G[group row, row]`` its task-group counts; ``PRICE`` each row's price per chip;
   ``TOUCH``/``TL`` rows changed (for the Python class index); ``DAEMON`` rows a daemon task waits on (a
@@ -45,14 +49,14 @@ USED_CPU, USED_MEMORY, HELD_CHIPS = 1, 3, 5
 NL = 6
 # workload fields
 (W_SLOT, W_CPU, W_MEM, W_ENI, W_CHIPS, W_GPUS, W_GROUP, W_GROW, W_COUNT, W_CALLS_LEFT, W_AT_I, W_AT_N, W_DU_I,
- W_DU_N, W_ENDED) = range(15)
-NW = 16
+ W_DU_N, W_ENDED, W_NVAR, W_VB_I, W_VB_N) = range(18)
+NW = 18
 # task fields
 T_ID, T_WORKLOAD, T_ROW, T_CHIPS, T_GPUS = range(5)
 NT = 5
 TF_CREATED, TF_STOPPED, TF_RUN_FOR = range(3)
 # return codes (after GPU_GIVE and KICK, ``C[C_OUT_SLOT]`` is the task that stopped: the waiting room's turn)
-YIELD, IDLE, FAIL, GPU_TAKE, GPU_GIVE, KICK, REFILL_AT, REFILL_DU, GROW = range(9)
+YIELD, IDLE, FAIL, GPU_TAKE, GPU_GIVE, KICK, REFILL_AT, REFILL_DU, GROW, REFILL_VB = range(10)
 NORMAL = 1  # simpy's priority of every lane event
 
 
@@ -162,12 +166,13 @@ def _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRIC
 
 @njit(cache=True)
 def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU, PRICE, CHIPS_ALL, GPU_REG, TOUCH,
-           TL, j, st, fn):
-    """One task of workload j submitted now (its id and duration taken): placed and RUNNING, or FAIL."""
+           TL, w, j, st, fn):
+    """One task of workload ``w`` submitted now as request row ``j`` (``w`` itself, or one of its capacity
+    provider variants; its id and duration taken): placed and RUNNING, or FAIL."""
     now = F[F_NOW]
     C[C_NEXT_ID] += 1
-    run_for = DU[j, W[j, W_DU_I]]
-    W[j, W_DU_I] += 1
+    run_for = DU[w, W[w, W_DU_I]]
+    W[w, W_DU_I] += 1
     slot_r = W[j, W_SLOT]
     row = -1
     if slot_r >= 0:
@@ -211,8 +216,8 @@ def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU,
 
 
 @njit(cache=True)
-def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, R, X, Z, RUN, G, PRICE, CHIPS_ALL, GPU_REG,
-         TOUCH, TL, DAEMON, st, fn):
+def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, VB, R, X, Z, RUN, G, PRICE, CHIPS_ALL,
+         GPU_REG, TOUCH, TL, DAEMON, st, fn):
     """Run lane events until the next one comes after simpy's next (YIELD), none is left (IDLE), or Python
     must act (the other codes); call again to resume."""
     xv = _views(X)
@@ -229,9 +234,16 @@ def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, R, X, Z, RU
                     return REFILL_DU
                 if C[C_NFREE] == 0 or C[C_HEAP] >= len(HT):
                     return GROW
+                jj = j
+                if W[j, W_NVAR] > 0:  # a capacity provider strategy: the provider this task goes to
+                    if W[j, W_VB_I] >= W[j, W_VB_N]:
+                        C[C_OUT_J] = j
+                        return REFILL_VB
+                    jj = j + 1 + VB[j, W[j, W_VB_I]]
+                    W[j, W_VB_I] += 1
                 C[C_CALL_LEFT] -= 1
                 code = _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU, PRICE, CHIPS_ALL,
-                              GPU_REG, TOUCH, TL, j, st, fn)
+                              GPU_REG, TOUCH, TL, j, jj, st, fn)
                 if code >= 0:
                     return code
             if W[j, W_CALLS_LEFT] != 0 and W[j, W_ENDED] == 0:

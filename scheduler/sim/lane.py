@@ -1,8 +1,8 @@
 """The stream lane: RunTask streams run in a compiled loop over columns, with no Python object per task.
 
-A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a launch
-type and no capacity provider strategy, a request the compiled placement kernel decides, one task
-definition) on a device-aware cluster (a snapshot's tasks run beside them) runs their calls and task exits in
+A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a request
+the compiled placement kernel decides, one task definition; a launch type or a capacity provider strategy)
+on a device-aware cluster (a snapshot's tasks run beside them) runs their calls and task exits in
 ``_lane_impl.step``; services (REPLICA and DAEMON) run beside it on the plain path, placing and stopping only
 their own tasks. Before Python stops tasks on an instance (a fault, a Spot interruption, a capacity provider
 scaling in: ``Simulation.deregister`` and ``fail_chip``) the lane hands its tasks there to the plain path
@@ -87,8 +87,6 @@ def why_plain(sim: Any) -> str | None:
             return f"workload {w.name} replays a trace"
         if w.startup is not None:
             return f"workload {w.name} has a start-up model"
-        if w.launch.launch_type is None and w.launch.strategy:
-            return f"workload {w.name} uses a capacity provider strategy"
         if len(w.blocks) != 1 or w.blocks[0].label is not None:
             return f"workload {w.name} uses device sets"
         spec = sim.specs[w.blocks[0].task_definition]
@@ -152,8 +150,8 @@ def functions(compiled: bool = True) -> dict[str, Any]:
     step = li.step.py_func
     if compiled:
         _drop_stale_loop(li.step)
-        step = kernel.direct(li.step, i64, f64, i64, i64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i64,
-                             i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
+        step = kernel.direct(li.step, i64, f64, i64, i64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i2,
+                             i64, i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
     fns = {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
     if compiled:
         kernel.mark_warm("lane", LANE_SOURCES, (li.step, li.heap_push))
@@ -226,6 +224,8 @@ class Lane:
         self.W = np.zeros((0, li.NW), np.int64)
         self.AT = np.zeros((0, BLOCK), np.float64)
         self.DU = np.zeros((0, BLOCK), np.float64)
+        self.VB = np.zeros((0, BLOCK), np.int64)
+        self.variants: dict[int, list[str]] = {}  # a workload row with a capacity provider strategy: its providers
         self.gpu_ids: dict[int, tuple[str, ...]] = {}
         self.groups: list[str] = []
         self.G = np.zeros((0, 0), np.int32)
@@ -242,7 +242,9 @@ class Lane:
 
     # ------------------------------------------------------------------ building
     def add(self, request: Request, times: Any, max_calls: int | None, count: int) -> None:
-        """A stream workload, built where the plain path's ``_next_call`` would put its first call on the clock."""
+        """A stream workload, built where the plain path's ``_next_call`` would put its first call on the clock
+        (with a capacity provider strategy: its row, then one row per provider, the request a task is placed
+        as when the strategy sends it there)."""
         j = len(self.requests)
         self.requests.append(request)
         self.times.append(times)
@@ -251,11 +253,19 @@ class Lane:
             self.groups.append(request.group)
         self.calls_left.append(left)
         self._counts.append(count)
+        if request.splitter is not None:
+            self.variants[j] = list(request.variants)
+            for variant in request.variants.values():  # never called: placed as, when the strategy says
+                self.requests.append(variant)
+                self.times.append(None)
+                self.calls_left.append(0)
+                self._counts.append(0)
+                self._ended.append(1)
         if left == 0:
-            self._ended.append(1)
+            self._ended.insert(j, 1)
             return
         t = next(times, None)
-        self._ended.append(0 if t is not None else 1)
+        self._ended.insert(j, 0 if t is not None else 1)
         if t is not None:
             now = self.env._now
             self._grow_heap()
@@ -268,6 +278,9 @@ class Lane:
         self.W = np.zeros((n, li.NW), np.int64)
         self.AT = np.zeros((n, BLOCK), np.float64)
         self.DU = np.zeros((n, BLOCK), np.float64)
+        self.VB = np.zeros((n, BLOCK), np.int64)
+        for j, names in self.variants.items():
+            self.W[j, li.W_NVAR] = len(names)
         for j, req in enumerate(self.requests):
             spec = req.spec
             self.W[j, li.W_CPU] = spec.cpu
@@ -312,7 +325,7 @@ class Lane:
         self._load()
         while True:
             args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
-                    self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
+                    self.DONE, self.W, self.AT, self.DU, self.VB, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
                     self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
             code = self._step(*args)
             if code == li.GPU_TAKE:
@@ -326,6 +339,8 @@ class Lane:
                 self._refill_arrivals(int(self.C[li.C_OUT_J]))
             elif code == li.REFILL_DU:
                 self._refill_durations(int(self.C[li.C_OUT_J]))
+            elif code == li.REFILL_VB:
+                self._refill_variants(int(self.C[li.C_OUT_J]))
             elif code == li.GROW:
                 self._grow()
             elif code == li.KICK:
@@ -402,9 +417,12 @@ class Lane:
         assert live is not None
         if live.generation != self._generation:
             for j, req in enumerate(self.requests):
+                if j in self.variants:  # placed as one of its variants
+                    self.W[j, li.W_SLOT] = -1
+                    continue
                 spec = req.spec
                 entry = self.placer.prepared(spec, spec.constraints + tuple(req.constraints), tuple(req.strategies),
-                                             req.group, req.launch_type, None)
+                                             req.group, req.launch_type, req.capacity_providers)
                 self.W[j, li.W_SLOT] = entry.slot
                 self.W[j, li.W_GROUP] = live.groups.get(req.group, -1)
                 if entry.slot >= 0:
@@ -500,6 +518,14 @@ class Lane:
         self.DU[j] = block
         self.W[j, li.W_DU_I] = 0
         self.W[j, li.W_DU_N] = BLOCK
+
+    def _refill_variants(self, j: int) -> None:
+        """The next block of a strategy's choices (it depends on nothing but the tasks it was asked for)."""
+        li, splitter, names = self.li, self.requests[j].splitter, self.variants[j]
+        assert splitter is not None
+        self.VB[j] = [names.index(splitter.next()) for _ in range(BLOCK)]
+        self.W[j, li.W_VB_I] = 0
+        self.W[j, li.W_VB_N] = BLOCK
 
     def _grow_heap(self) -> None:
         if self.C[self.li.C_HEAP] < len(self.HT):
@@ -643,10 +669,12 @@ class Lane:
         }
         self._rows(columns, n)
         slo = self.sim.slo
-        per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
-        for j, m in enumerate(per_workload):  # placed at submission and RUNNING at once: no wait, no start-up
+        per_workload: dict[str, int] = {}  # a workload's variant rows count under its name
+        for j, m in enumerate(np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()):
             if m:
-                slo.record_started(reqs[j].workload, [0.0] * m, [0.0] * m)
+                per_workload[reqs[j].workload] = per_workload.get(reqs[j].workload, 0) + m
+        for name, m in per_workload.items():  # placed at submission and RUNNING at once: no wait, no start-up
+            slo.record_started(name, [0.0] * m, [0.0] * m)
         for s in slots.tolist():
             self.gpu_ids.pop(s, None)
         nf = int(C[li.C_NFREE])
