@@ -120,9 +120,12 @@ def test_an_edited_kernel_empties_the_lanes_cached_loop(monkeypatch) -> None:
 
 def test_auto_takes_the_lane_cold_only_for_a_large_run(monkeypatch) -> None:
     monkeypatch.setattr(lane, "cache_is_warm", lambda: False)
-    small = Simulation(load_scenario(SCENARIOS / "trn1-per-chip-services.yaml"))  # services only: no stream
+    small = Simulation(load_scenario(SCENARIOS / "diurnal-inf2.yaml"))  # a few thousand tasks a day
     assert small.path == "plain" and "small run" in small.path_note
-    assert lane.expected_tasks(small) == 0
+    assert 0 < lane.expected_tasks(small) < lane.AUTO_MIN_TASKS
+    services = Simulation(load_scenario(SCENARIOS / "trn1-per-chip-services.yaml"), path="fast")  # no stream
+    assert services.path == "plain" and "no RunTask workload" in services.path_note
+    assert lane.expected_tasks(services) == 0
     big = Simulation(load_scenario(BENCH))  # about 1,000,000 tasks a day
     assert 900_000 < lane.expected_tasks(big) < 1_100_000 and big.path == "fast"
 

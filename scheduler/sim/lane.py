@@ -58,7 +58,8 @@ EXITED = ("STOPPED", "EssentialContainerExited", "Essential container in task ex
 
 def choose(sim: Any, path: str) -> tuple[str, str]:
     """("fast" or "plain", why) for this run: ``path`` is the scenario's or the caller's choice (auto, fast,
-    plain); the lane runs only where it is exact (``why_plain`` says why not) and, for auto, worth it."""
+    plain); the lane runs only where it is exact (``why_plain`` says why not for the whole run,
+    ``stream_workloads`` for each RunTask workload) and, for auto, worth it."""
     if path not in PATHS:
         raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
     if path == "plain":
@@ -66,13 +67,20 @@ def choose(sim: Any, path: str) -> tuple[str, str]:
     why = why_plain(sim)
     if why is not None:
         return "plain", why
+    streams = stream_workloads(sim)
+    lane = [name for name, reason in streams.items() if reason is None]
+    beside = ", ".join(f"{name} ({reason})" for name, reason in streams.items() if reason is not None)
+    if not lane:
+        return "plain", (f"no RunTask workload the stream lane runs: {beside}" if beside else
+                         "no RunTask workload (services run on the plain path)")
     if path == "auto" and not (cache_is_warm() or expected_tasks(sim) >= AUTO_MIN_TASKS):
         return "plain", "a small run: the stream lane's compile is not cached yet and would cost more than it saves"
-    return "fast", "RunTask streams in the compiled stream lane"
+    note = f"RunTask streams in the compiled stream lane: {', '.join(lane)}"
+    return "fast", note + (f"; on the plain path beside it: {beside}" if beside else "")
 
 
 def why_plain(sim: Any) -> str | None:
-    """Why this run must take the plain path (None: the lane runs it exactly)."""
+    """Why this whole run must take the plain path (None: the lane may run its stream workloads exactly)."""
     plan = sim.plan
     if not kernel.available():
         return kernel.INSTALL_HINT
@@ -84,34 +92,44 @@ def why_plain(sim: Any) -> str | None:
         if present:
             return f"{what} (the stream lane does not model them yet)"
     for w in plan.workloads:
-        if not isinstance(w, RunTaskWorkload):  # a service places and stops its own tasks only
-            continue
-        if not isinstance(w.arrivals, GeneratedArrivals):
-            return f"workload {w.name} replays a trace"
-        if w.startup is not None:
-            return f"workload {w.name} has a start-up model"
-        if w.launch.launch_type is None and w.launch.strategy:
+        if isinstance(w, RunTaskWorkload) and w.launch.launch_type is None and w.launch.strategy:
             return f"workload {w.name} uses a capacity provider strategy"
-        if len(w.blocks) != 1 or w.blocks[0].label is not None:
-            return f"workload {w.name} uses device sets"
-        spec = sim.specs[w.blocks[0].task_definition]
-        if start_refusal(spec) is not None:
-            return f"workload {w.name}: its Neuron devices are refused at start"
-        every = spec.constraints + tuple(w.constraints)
-        try:
-            kernel.check_supported(spec, every, tuple(w.strategies))
-        except kernel.Unsupported as e:
-            return f"workload {w.name}: {e}"
+    return None
+
+
+def stream_workloads(sim: Any) -> dict[str, str | None]:
+    """Each RunTask workload of the plan, in plan order, with why it runs on the plain path beside the lane
+    (None: the lane runs it). Services are not listed: they always run on the plain path."""
+    return {w.name: _why_beside(sim, w) for w in sim.plan.workloads if isinstance(w, RunTaskWorkload)}
+
+
+def _why_beside(sim: Any, w: RunTaskWorkload) -> str | None:
+    """Why the lane cannot run this RunTask workload's calls (None: it can)."""
+    if not isinstance(w.arrivals, GeneratedArrivals):
+        return "replays a trace"
+    if len(w.blocks) != 1 or w.blocks[0].label is not None:
+        return "uses device sets"
+    if w.startup is not None:
+        return "has a start-up model"
+    spec = sim.specs[w.blocks[0].task_definition]
+    if start_refusal(spec) is not None:
+        return "has Neuron devices the runtime refuses at start"
+    every = spec.constraints + tuple(w.constraints)
+    try:
+        kernel.check_supported(spec, every, tuple(w.strategies))
+    except kernel.Unsupported as e:
+        return str(e)
     return None
 
 
 def expected_tasks(sim: Any) -> float:
-    """A rough count of the tasks a run will submit (for ``auto``: is a compile worth it?)."""
+    """A rough count of the tasks the lane's workloads will submit (for ``auto``: is a compile worth it?)."""
     from scheduler.sim import plan as p
 
     total = 0.0
     for w in sim.plan.workloads:
-        if not isinstance(w, RunTaskWorkload):  # a service's tasks are few (its desired count)
+        # a service's tasks are few (its desired count); a workload beside the lane does not use its compile
+        if not isinstance(w, RunTaskWorkload) or _why_beside(sim, w) is not None:
             continue
         span = max(0.0, (min(sim.duration, w.stop) if w.stop is not None else sim.duration) - w.start)
         a = w.arrivals
@@ -205,6 +223,10 @@ class Lane:
         self.placer = sim.placer
         self.recorder = sim.recorder
         self.placer.compiled = True  # the lane decides on the kernel's arrays (the same decisions as Python's)
+        # the RunTask workloads whose calls the lane runs (the others run on the plain path beside it)
+        streams = stream_workloads(sim)
+        self.runs = frozenset(name for name, why in streams.items() if why is None)
+        self.beside = tuple(name for name, why in streams.items() if why is not None)
         self._step, self._push = fns["step"], fns["heap_push"]
         self.C = np.zeros(li.NC, np.int64)
         self.C[li.C_CALL_J] = -1
