@@ -44,6 +44,7 @@ from scheduler.sim.clock import Interrupted
 from scheduler.sim.metrics import TASK_COLUMNS
 from scheduler.sim.plan import GeneratedArrivals, RunTaskWorkload
 from scheduler.sim.runtime import start_refusal
+from scheduler.sim.startup import task_images
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, SimTask
 from scheduler.views import identity
 
@@ -109,8 +110,6 @@ def _why_beside(sim: Any, w: RunTaskWorkload) -> str | None:
         return "replays a trace"
     if len(w.blocks) != 1 or w.blocks[0].label is not None:
         return "uses device sets"
-    if w.startup is not None:
-        return "has a start-up model"
     spec = sim.specs[w.blocks[0].task_definition]
     if start_refusal(spec) is not None:
         return "has Neuron devices the runtime refuses at start"
@@ -239,11 +238,14 @@ class Lane:
         self.HE = np.zeros(cap, np.int64)
         self.HP = np.zeros(cap, np.int64)
         self.TI = np.zeros((cap, li.NT), np.int64)
-        self.TF = np.zeros((cap, 3), np.float64)
+        self.TF = np.zeros((cap, li.NTF), np.float64)
         self.FREE = np.arange(cap - 1, -1, -1, dtype=np.int64)
         self.C[li.C_NFREE] = cap
         self.DONE = np.zeros(cap, np.int64)
         self.requests: list[Request] = []
+        self.tasks_run: dict[str, int] = {}  # tasks the lane placed itself, by workload (rows it wrote)
+        self.images: list[tuple[str, ...]] = []  # each workload's images (pulled by tasks with a start-up model)
+        self.image_cache = sim.images
         self.times: list[Any] = []
         self.calls_left: list[int] = []
         self._counts: list[int] = []
@@ -269,6 +271,7 @@ class Lane:
         """A stream workload, built where the plain path's ``_next_call`` would put its first call on the clock."""
         j = len(self.requests)
         self.requests.append(request)
+        self.images.append(task_images(request.spec))
         self.times.append(times)
         left = -1 if max_calls is None else max_calls
         if request.group not in self.groups:
@@ -300,6 +303,7 @@ class Lane:
             self.W[j, li.W_COUNT] = self._counts[j]
             self.W[j, li.W_CALLS_LEFT] = self.calls_left[j]
             self.W[j, li.W_ENDED] = self._ended[j]
+            self.W[j, li.W_STARTUP] = 1 if req.startup is not None else 0
         self._wake_at_head()
 
     # ------------------------------------------------------------------ simpy hand-over
@@ -322,11 +326,11 @@ class Lane:
                     self.DONE, self.W, self.AT, self.DU, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
                     self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
             code = self._step(*args)
-            if code == li.GPU_TAKE:
-                self._gpu_take(int(self.C[li.C_OUT_SLOT]))
-            elif code == li.GPU_GIVE:
+            if code == li.ON_PLACE:
+                self._placed(int(self.C[li.C_OUT_SLOT]))
+            elif code == li.ON_STOP:
                 slot = int(self.C[li.C_OUT_SLOT])
-                self._gpu_give(slot)
+                self._stopped(slot)
                 if self.C[li.C_KICK] or self.DAEMON[self.TI[slot, li.T_ROW]]:
                     self._released(slot)
             elif code == li.REFILL_AT:
@@ -458,6 +462,36 @@ class Lane:
             self._rows_known = n
 
     # ------------------------------------------------------------------ what Python does
+    def _placed(self, slot: int) -> None:
+        """Python's share of a lane task's placement: its GPU ids, and with a start-up model what
+        ``TaskLifecycle.try_start`` draws (image pull and container start, the image cache) and its start
+        on the heap, with the eid the plain path's ``at`` takes there."""
+        li = self.li
+        if self.TI[slot, li.T_GPUS] != 0:
+            self._gpu_take(slot)
+        j = int(self.TI[slot, li.T_WORKLOAD])
+        startup = self.requests[j].startup
+        if startup is None:
+            return
+        row, now, images = int(self.TI[slot, li.T_ROW]), float(self.F[li.F_NOW]), self.images[j]
+        pull, start = startup.draw(self.image_cache.has(row, images, now))
+        self.image_cache.acquire(row, images, now)
+        self.TF[slot, li.TF_PULLED] = now + pull
+        t = now + pull + start
+        C = self.C
+        eid = int(C[li.C_EID])
+        C[li.C_EID] = eid + 1
+        self._push(self.HT, self.HE, self.HP, C, now + max(0.0, t - now), eid, li.STARTED + slot)
+
+    def _stopped(self, slot: int) -> None:
+        """Python's share of a lane task's stop: its GPU ids back, its images released (``TaskLifecycle.stop``)."""
+        li = self.li
+        if self.TI[slot, li.T_GPUS] != 0:
+            self._gpu_give(slot)
+        j = int(self.TI[slot, li.T_WORKLOAD])
+        if self.requests[j].startup is not None:
+            self.image_cache.release(int(self.TI[slot, li.T_ROW]), self.images[j], float(self.F[li.F_NOW]))
+
     def _gpu_take(self, slot: int) -> None:
         """``ClusterState.record``'s GPU ids: the first free ones of the row."""
         row, n = int(self.TI[slot, self.li.T_ROW]), int(self.TI[slot, self.li.T_GPUS])
@@ -489,8 +523,11 @@ class Lane:
         self.lc.submit(self.requests[j], run_for=run_for)
 
     def _refill_arrivals(self, j: int) -> None:
+        """The next arrival times of workload j: a block drawn ahead, or one time when its start-up draws share
+        the arrivals' generator (then each is drawn where the plain path draws it: after the call's tasks)."""
         li = self.li
-        block = np.fromiter(islice(self.times[j], BLOCK), np.float64)
+        ahead = 1 if self.requests[j].startup is not None else BLOCK
+        block = np.fromiter(islice(self.times[j], ahead), np.float64)
         self.AT[j, : len(block)] = block
         self.W[j, li.W_AT_I] = 0
         self.W[j, li.W_AT_N] = len(block)
@@ -526,7 +563,7 @@ class Lane:
             n = 2 * cap
             TI = np.zeros((n, li.NT), np.int64)
             TI[:cap] = self.TI
-            TF = np.zeros((n, 3), np.float64)
+            TF = np.zeros((n, li.NTF), np.float64)
             TF[:cap] = self.TF
             DONE = np.zeros(n, np.int64)
             DONE[:cap] = self.DONE
@@ -546,18 +583,22 @@ class Lane:
         """The SimTask the plain path would hold for the task in ``slot`` (for DescribeTasks)."""
         li = self.li
         number, j, row, mask = (int(v) for v in self.TI[slot, :4])
-        created, stopped_at, run_for = (float(v) for v in self.TF[slot])
+        created, stopped_at, run_for, started, pulled = (float(v) for v in self.TF[slot])
         req = self.requests[j]
         inst = self.state.instances[row]
-        task = SimTask(task_id=identity.task_id(number), spec=req.spec, group=req.group, last_status=RUNNING,
-                       launch_type=inst.launch_type, created_at=created, workload=req.workload, request=req,
-                       run_for=run_for, started_by=None, capacity_provider=inst.capacity_provider)
+        up = not math.isnan(started)
+        task = SimTask(task_id=identity.task_id(number), spec=req.spec, group=req.group,
+                       last_status=RUNNING if up else PENDING, launch_type=inst.launch_type, created_at=created,
+                       workload=req.workload, request=req, run_for=run_for, started_by=None,
+                       capacity_provider=inst.capacity_provider)
         task.placed_at = created
         task.instance = row
         task.chips = chips_of(mask)
         task.gpu_ids = self.gpu_ids.get(slot, ())
         task.ever_ran = True
-        task.started_at = created
+        task.started_at = started if up else None
+        if req.startup is not None:  # TaskLifecycle.try_start: the agent pulls from placement on
+            task.pull_started_at, task.pull_stopped_at = created, pulled
         if stopped:
             task.last_status = task.desired_status = STOPPED
             task.stopped_at = stopped_at
@@ -584,25 +625,42 @@ class Lane:
         rows = TI[:, li.T_ROW].tolist()
         created = TF[:, li.TF_CREATED].tolist()
         ended = TF[:, li.TF_STOPPED].tolist()
+        started = TF[:, li.TF_STARTED].tolist()
+        waits = (TF[:, li.TF_STARTED] - TF[:, li.TF_CREATED]).tolist()  # placed at submission: wait = start-up
+        startup = self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].astype(bool)
+        pulls: list[float | None] = [None] * n
+        if startup.any():
+            for k, pull in zip(np.flatnonzero(startup).tolist(),
+                               (TF[startup, li.TF_PULLED] - TF[startup, li.TF_CREATED]).tolist(), strict=True):
+                pulls[k] = pull
         reqs = self.requests
         text = self._row_text
         chips = [self._chips(m) for m in TI[:, li.T_CHIPS].tolist()]
-        zero = [0.0] * n
         columns = {
             "task_id": ids, "family": [reqs[j].spec.family for j in js], "workload": [reqs[j].workload for j in js],
             "group": [reqs[j].group for j in js], "launch_type": [text[r][0] for r in rows],
-            "capacity_provider": [text[r][1] for r in rows], "submit": created, "start": created, "end": ended,
+            "capacity_provider": [text[r][1] for r in rows], "submit": created, "start": started, "end": ended,
             "final_state": [EXITED[0]] * n, "stop_code": [EXITED[1]] * n, "stop_reason": [EXITED[2]] * n,
             "instance_id": [text[r][2] for r in rows], "instance_type": [text[r][3] for r in rows],
-            "availability_zone": [text[r][4] for r in rows], "chips": chips, "wait_s": zero, "placed": [True] * n,
-            "startup_s": zero, "pull_s": [None] * n,
+            "availability_zone": [text[r][4] for r in rows], "chips": chips, "wait_s": waits, "placed": [True] * n,
+            "startup_s": waits, "pull_s": pulls,
         }
         self._rows(columns, n)
         slo = self.sim.slo
-        per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
-        for j, m in enumerate(per_workload):  # placed at submission and RUNNING at once: no wait, no start-up
-            if m:
-                slo.record_started(reqs[j].workload, [0.0] * m, [0.0] * m)
+        ran = self.tasks_run
+        if not startup.any():  # placed at submission and RUNNING at once: no wait, no start-up
+            per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
+            for j, m in enumerate(per_workload):
+                if m:
+                    slo.record_started(reqs[j].workload, [0.0] * m, [0.0] * m)
+                    ran[reqs[j].workload] = ran.get(reqs[j].workload, 0) + m
+        else:
+            by_workload: dict[int, list[float]] = {}
+            for j, wait in zip(js, waits, strict=True):  # placed at submission: its wait is its start-up
+                by_workload.setdefault(j, []).append(wait)
+            for j, m in sorted(by_workload.items()):
+                slo.record_started(reqs[j].workload, m, m)
+                ran[reqs[j].workload] = ran.get(reqs[j].workload, 0) + len(m)
         for s in slots.tolist():
             self.gpu_ids.pop(s, None)
         nf = int(C[li.C_NFREE])
@@ -630,6 +688,8 @@ class Lane:
         li = self.li
         free = set(self.FREE[: int(self.C[li.C_NFREE])].tolist())
         mine = [self._task(s, stopped=False) for s in range(len(self.TI)) if s not in free]
+        for task in mine:
+            self.tasks_run[task.workload] = self.tasks_run.get(task.workload, 0) + 1
         st = self.state
         for task in mine:  # what ClusterState.record keeps per task, for anyone reading the state after the run
             assert task.request is not None and task.instance is not None
