@@ -30,6 +30,13 @@ def _run(scenario, path: str, *, until: float | None = None, compiled: bool = Tr
     return Simulation(scenario, until=until, path=path, lane_compiled=compiled, task_sink=sink).run()
 
 
+def _run_lane(scenario, *, until: float | None = None, compiled: bool = True) -> tuple[Results, dict[str, int]]:
+    """A run with ``--path fast``, and how many tasks the lane placed itself, by workload (none: no lane)."""
+    sim = Simulation(scenario, until=until, path="fast", lane_compiled=compiled)
+    res = sim.run()
+    return res, ({} if sim.lane is None else dict(sim.lane.tasks_run))
+
+
 def _assert_same(plain: Results, fast: Results) -> None:
     assert dataclasses.replace(plain.summary, wall_seconds=0.0) == dataclasses.replace(fast.summary, wall_seconds=0.0)
     if plain.tasks is not None:
@@ -42,14 +49,28 @@ def _assert_same(plain: Results, fast: Results) -> None:
             == json.dumps(fast.describe_container_instances, default=str))
 
 
+# the bundled scenarios the lane runs, with the workloads it runs (the others run plain, for the reason given)
+LANE_RUNS = {"diurnal-inf2.yaml": {"inference"}, "managed-neuron-mi.yaml": {"managed-jobs"},
+             "mixed-cluster.yaml": {"inf2-inference", "gpu-jobs"}}
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.yaml")))
 def test_every_bundled_scenario_gives_the_same_results_through_both_paths(name: str) -> None:
+    """The scenarios the lane runs, over their whole duration (the lane places tasks of each of its
+    workloads, start-up models included), compiled and uncompiled; the others for 15 minutes."""
     loaded = load_scenario(SCENARIOS / name)
-    plain = _run(loaded, "plain", until=900.0)
-    fast = _run(loaded, "fast", until=900.0)
+    until = None if name in LANE_RUNS else 900.0
+    plain = _run(loaded, "plain", until=until)
+    fast, ran = _run_lane(loaded, until=until)
     assert plain.path == "plain"
-    if fast.path == "plain":  # a feature the lane does not model: the reason is stated
-        assert fast.path_note
+    if name in LANE_RUNS:
+        assert fast.path == "fast", fast.path_note
+        assert set(ran) == LANE_RUNS[name] and min(ran.values()) > 0, ran
+        slow, ran_slow = _run_lane(loaded, until=until, compiled=False)
+        assert ran_slow == ran
+        _assert_same(fast, slow)
+    else:  # a feature the lane does not model: the reason is stated
+        assert fast.path == "plain" and fast.path_note and not ran
     _assert_same(plain, fast)
 
 
@@ -139,6 +160,15 @@ STRATEGIES = [[], [{"type": "random"}], [{"type": "binpack", "field": "memory"}]
               [{"type": "spread", "field": "attribute:ecs.availability-zone"}]]
 
 
+STARTUPS = [{"image_pull": "40s", "image_pull_cached": "2s", "start": "15s"},
+            {"image_pull": {"type": "lognormal", "median": "30s", "sigma": 0.4},
+             "start": {"type": "exponential", "mean": "20s"}},
+            {"start": {"type": "empirical", "values": ["1s", "5s", "1m"]}}]
+# what sends one RunTask workload to the plain path beside the lane: a request the compiled kernel does not decide
+BESIDE = [{"placement_constraints": [{"type": "distinctInstance"}]},
+          {"placement_strategy": [{"type": "spread", "field": "instanceId"}]}]
+
+
 @st.composite
 def runtask_scenarios(draw) -> dict:
     fleets = [{"instance_type": t, "count": draw(st.integers(1, 3))}
@@ -166,6 +196,10 @@ def runtask_scenarios(draw) -> dict:
              "on_no_capacity": draw(st.sampled_from(["fail", "wait"])),
              "placement_strategy": draw(st.sampled_from(STRATEGIES))}
         w["duration"] = duration  # 10h: every task still runs at the end
+        if draw(st.integers(0, 2)) == 0:  # PENDING from placement while images are pulled and containers start
+            w["startup"] = draw(st.sampled_from(STARTUPS))
+        if k > 0 and draw(st.integers(0, 3)) == 0:  # on the plain path beside the lane (the first one stays in it)
+            w.update(draw(st.sampled_from(BESIDE)))
         if draw(st.booleans()):
             w["start"] = f"{draw(st.sampled_from([0, 15, 60]))}s"
         if draw(st.integers(0, 3)) == 0:
@@ -184,12 +218,17 @@ def runtask_scenarios(draw) -> dict:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=runtask_scenarios())
-def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict) -> None:
+@given(data=runtask_scenarios(), compiled=st.booleans())
+def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict, compiled: bool) -> None:
+    """Start-up models, and workloads on the plain path beside the lane, included; the lane's loop compiled or
+    uncompiled (its ``py_func``)."""
     loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
     plain = _run(loaded, "plain")
-    fast = _run(loaded, "fast")
+    fast, _ = _run_lane(loaded, compiled=compiled)
     assert fast.path == "fast", fast.path_note
+    beside = tuple(w["name"] for w in data["workloads"] if any(w.get(key) == value for b in BESIDE
+                                                                for key, value in b.items()))
+    assert fast.plain_beside == beside
     _assert_same(plain, fast)
 
 

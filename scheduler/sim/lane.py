@@ -245,6 +245,7 @@ class Lane:
         self.requests: list[Request] = []
         self.tasks_run: dict[str, int] = {}  # tasks the lane placed itself, by workload (rows it wrote)
         self.images: list[tuple[str, ...]] = []  # each workload's images (pulled by tasks with a start-up model)
+        self._startup = False  # whether a workload has a start-up model (set by ``arm``)
         self.image_cache = sim.images
         self.times: list[Any] = []
         self.calls_left: list[int] = []
@@ -304,6 +305,7 @@ class Lane:
             self.W[j, li.W_CALLS_LEFT] = self.calls_left[j]
             self.W[j, li.W_ENDED] = self._ended[j]
             self.W[j, li.W_STARTUP] = 1 if req.startup is not None else 0
+        self._startup = any(req.startup is not None for req in self.requests)
         self._wake_at_head()
 
     # ------------------------------------------------------------------ simpy hand-over
@@ -625,14 +627,17 @@ class Lane:
         rows = TI[:, li.T_ROW].tolist()
         created = TF[:, li.TF_CREATED].tolist()
         ended = TF[:, li.TF_STOPPED].tolist()
-        started = TF[:, li.TF_STARTED].tolist()
-        waits = (TF[:, li.TF_STARTED] - TF[:, li.TF_CREATED]).tolist()  # placed at submission: wait = start-up
-        startup = self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].astype(bool)
         pulls: list[float | None] = [None] * n
-        if startup.any():
-            for k, pull in zip(np.flatnonzero(startup).tolist(),
-                               (TF[startup, li.TF_PULLED] - TF[startup, li.TF_CREATED]).tolist(), strict=True):
+        startup = self._startup and bool(self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].any())
+        if startup:  # placed at submission: a task's wait is its start-up
+            started = TF[:, li.TF_STARTED].tolist()
+            waits = (TF[:, li.TF_STARTED] - TF[:, li.TF_CREATED]).tolist()
+            pulled = self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].astype(bool)
+            for k, pull in zip(np.flatnonzero(pulled).tolist(),
+                               (TF[pulled, li.TF_PULLED] - TF[pulled, li.TF_CREATED]).tolist(), strict=True):
                 pulls[k] = pull
+        else:  # RUNNING at placement: no wait, no start-up
+            started, waits = created, [0.0] * n
         reqs = self.requests
         text = self._row_text
         chips = [self._chips(m) for m in TI[:, li.T_CHIPS].tolist()]
@@ -648,7 +653,7 @@ class Lane:
         self._rows(columns, n)
         slo = self.sim.slo
         ran = self.tasks_run
-        if not startup.any():  # placed at submission and RUNNING at once: no wait, no start-up
+        if not startup:
             per_workload = np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()
             for j, m in enumerate(per_workload):
                 if m:
