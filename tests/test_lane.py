@@ -244,11 +244,16 @@ def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, caps
                      "--json"]) == 0
         folders[path] = out
     assert "plain path ran" not in capsys.readouterr().err
-    names = sorted(p.name for p in folders["plain"].iterdir())
-    assert names == sorted(p.name for p in folders["fast"].iterdir())
+    _assert_same_files(folders["plain"], folders["fast"])
+
+
+def _assert_same_files(plain: Path, fast: Path) -> None:
+    """Every file of two results folders byte for byte (summary.json but its wall seconds)."""
+    names = sorted(p.name for p in plain.iterdir())
+    assert names == sorted(p.name for p in fast.iterdir())
     assert "tasks.parquet" in names and "describe_tasks.json" in names
     for name in names:
-        a, b = (folders[p] / name for p in ("plain", "fast"))
+        a, b = plain / name, fast / name
         if name == "summary.json":
             ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
             ja.pop("wall_seconds")
@@ -256,6 +261,51 @@ def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, caps
             assert ja == jb
         else:
             assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_workloads_the_lane_cannot_run_go_plain_beside_it(tmp_path: Path, capsys) -> None:
+    """A trace replay and a request the kernel does not decide run on the plain path beside the lane's stream
+    (start-up model included); ``run --path fast`` names them with their reasons, and the files are the plain
+    path's byte for byte."""
+    from scheduler.cli import main
+
+    (tmp_path / "taskdefs").mkdir()
+    for name in ("cpu-sidecar.json", "inf2-chip-0.json"):
+        (tmp_path / "taskdefs" / name).write_text((SCENARIOS / "taskdefs" / name).read_text())
+    rows = "".join(f"{t},{40 + t % 70}s\n" for t in range(0, 1500, 7))
+    (tmp_path / "jobs.csv").write_text("submit,duration\n" + rows)
+    every = {"type": "exponential", "mean": "90s"}
+    scenario = {"name": "beside", "seed": 11, "duration": "30m", "sample_interval": "5m",
+                "task_definitions": {"web": "taskdefs/cpu-sidecar.json", "chip": "taskdefs/inf2-chip-0.json"},
+                "cluster": {"fleets": [{"instance_type": "c6i.2xlarge", "count": 2},
+                                       {"instance_type": "inf2.xlarge", "count": 8}]},
+                "workloads": [
+                    {"name": "stream", "kind": "run_task", "task_definition": "chip", "duration": every,
+                     "arrivals": {"type": "poisson", "rate": "0.05/s"}, "on_no_capacity": "wait",
+                     "startup": {"image_pull": "30s", "image_pull_cached": "1s", "start": "20s"}},
+                    {"name": "replay", "kind": "run_task", "task_definition": "web",
+                     "arrivals": {"type": "trace", "file": "jobs.csv"}, "on_no_capacity": "wait"},
+                    {"name": "apart", "kind": "run_task", "task_definition": "web", "duration": every,
+                     "arrivals": {"type": "interval", "every": "20s"}, "count": 2,
+                     "placement_constraints": [{"type": "distinctInstance"}]},
+                    {"name": "web", "kind": "service", "task_definition": "web", "desired_count": 2}]}
+    path = tmp_path / "beside.yaml"
+    path.write_text(json.dumps(scenario))
+    sim = Simulation(load_scenario(path), path="fast")
+    res = sim.run()
+    assert res.path == "fast" and res.plain_beside == ("replay", "apart")
+    assert sim.lane is not None and sim.lane.tasks_run["stream"] > 10 and set(sim.lane.tasks_run) == {"stream"}
+    assert (res.path_note == "RunTask streams in the compiled stream lane: stream; on the plain path beside it: "
+            "replay (replays a trace), apart (distinctInstance depends on the tasks running: decided on the "
+            "Python path)")
+    stream = res.tasks[res.tasks["workload"] == "stream"]
+    started = stream["startup_s"].dropna()
+    assert len(started) > 10 and (started >= 21.0).all() and set(stream["pull_s"].dropna().round(6)) == {1.0, 30.0}
+    for run in ("plain", "fast"):
+        assert main(["run", str(path), "--path", run, "--out", str(tmp_path / run), "--no-report", "--json"]) == 0
+        err = capsys.readouterr().err
+        assert ("notice: RunTask streams in the compiled stream lane: stream" in err) == (run == "fast")
+    _assert_same_files(tmp_path / "plain", tmp_path / "fast")
 
 
 def test_run_says_when_the_plain_path_ran_instead(tmp_path: Path, capsys) -> None:
