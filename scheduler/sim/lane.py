@@ -1,23 +1,30 @@
 """The stream lane: RunTask streams run in a compiled loop over columns, with no Python object per task.
 
-A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a launch
-type and no capacity provider strategy, a request the compiled placement kernel decides, one task
-definition) on a cluster nothing else stops tasks on (no capacity providers, faults, Spot interruptions or
-snapshot; device-aware placement) runs their calls and task exits in ``_lane_impl.step``; services (REPLICA
-and DAEMON) run beside it on the plain path, placing and stopping only their own tasks. Anything else runs
-on the plain path, the reference: for the same scenario and seed both give byte-identical outputs.
+On a cluster nothing else stops tasks on (no capacity providers, faults, Spot interruptions or snapshot;
+device-aware placement: ``why_plain`` names what keeps a whole run plain), the calls, task starts and task
+exits of every *stream workload* run in ``_lane_impl.step``: a RunTask workload with generated arrivals,
+one task definition (no device sets), a request the compiled placement kernel decides and devices the
+Neuron runtime accepts, with or without a start-up model (its tasks PENDING from placement while images are
+pulled and containers start). Every other workload runs on the plain path beside it (``stream_workloads``
+says why, for each RunTask workload): services (REPLICA and DAEMON), trace replays, device sets, host ports
+and the like place and stop their own tasks as SimTasks through the same kernel arrays, and share the
+waiting room. A run with no stream workload takes the plain path, the reference: for the same scenario and
+seed both give byte-identical outputs.
 
 How it keeps the plain path's order: simpy pops events by ``(time, priority, eid)`` and every
 ``Clock.at`` takes the next eid. The lane keeps its own heap of its events keyed ``(time, eid)`` and takes
-eids from the same counter exactly where the plain path calls ``at`` (a RunTask call's tasks' exits, then
-the next call); it runs while its next key is below simpy's next queued key, then puts one wake-up event on
+eids from the same counter exactly where the plain path calls ``at`` (a RunTask call's tasks' starts, or
+exits when they are RUNNING at placement, then the next call; a task's exit when it starts); it runs while its next key is below simpy's next queued key, then puts one wake-up event on
 simpy's heap *with its next key* (no eid of its own) and hands control back. A sample, the end of the run,
 and any Python event in between therefore come exactly where they would.
 
 What Python still does (rare, and correct first): a placement that fails (the task becomes a SimTask and
 the plain lifecycle places, queues or fails it: a failed compiled decision draws and changes nothing, so
-deciding again is exact), the GPU ids a task takes or gives back, a waiting-room retry pass after a release
-(the plain path's ``WaitingRoom.kick``), refilling the blocks of arrival times and durations drawn ahead.
+deciding again is exact), the GPU ids a task takes or gives back, a start-up model's draws and the image
+cache (at the placement and the stop of each such task: its draws share the workload's generator with its
+arrivals, so such a workload's arrival times are read one at a time, where the plain path reads them), a
+waiting-room retry pass after a release (the plain path's ``WaitingRoom.kick``), refilling the blocks of
+arrival times and durations drawn ahead.
 At every hand-back the counters, levels and integrals the engine keeps are written back, and the task rows
 of the tasks stopped since are appended in stop order (with the SLO tally and DescribeTasks' last 100).
 """
