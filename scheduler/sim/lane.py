@@ -14,9 +14,10 @@ seed both give byte-identical outputs.
 How it keeps the plain path's order: simpy pops events by ``(time, priority, eid)`` and every
 ``Clock.at`` takes the next eid. The lane keeps its own heap of its events keyed ``(time, eid)`` and takes
 eids from the same counter exactly where the plain path calls ``at`` (a RunTask call's tasks' starts, or
-exits when they are RUNNING at placement, then the next call; a task's exit when it starts); it runs while its next key is below simpy's next queued key, then puts one wake-up event on
-simpy's heap *with its next key* (no eid of its own) and hands control back. A sample, the end of the run,
-and any Python event in between therefore come exactly where they would.
+exits when they are RUNNING at placement, then the next call; a task's exit when it starts); it runs while
+its next key is below simpy's next queued key, then puts one wake-up event on simpy's heap *with its next
+key* (no eid of its own) and hands control back. A sample, the end of the run, and any Python event in
+between therefore come exactly where they would.
 
 What Python still does (rare, and correct first): a placement that fails (the task becomes a SimTask and
 the plain lifecycle places, queues or fails it: a failed compiled decision draws and changes nothing, so
