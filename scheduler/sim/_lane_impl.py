@@ -1,12 +1,12 @@
 """numba code of the stream lane (see ``lane.py`` for the design; import only through it).
 
 The loop runs RunTask calls, task starts (a start-up model's PENDING -> RUNNING) and task exits of stream
-workloads over columns, in simpy's order: its own heap
-keyed ``(time, eid)`` (every lane event has simpy's NORMAL priority), eids taken from one counter exactly
-where the plain path calls ``Clock.at``. It stops and returns a code when the next lane event comes after
-simpy's next event (``limit``), or when Python must do something (a failed placement, GPU ids, a waiting
-room retry, a block of draws to refill, a column to grow). All its state lives in the arrays passed in, so a
-call resumes where the last one stopped. Written as plain Python over arrays: ``.py_func`` runs it uncompiled.
+workloads over columns, in simpy's order: its own heap keyed ``(time, eid)`` (every lane event has simpy's
+NORMAL priority), eids taken from one counter exactly where the plain path calls ``Clock.at``. It stops and
+returns a code when the next lane event comes after simpy's next event (``limit``), or when Python must do
+something (a failed placement, GPU ids, start-up draws and the image cache, a waiting room retry, a block of
+draws to refill, a column to grow). All its state lives in the arrays passed in, so a call resumes where the
+last one stopped. Written as plain Python over arrays: ``.py_func`` runs it uncompiled.
 
 Arrays (owned by ``lane.Lane``):
 

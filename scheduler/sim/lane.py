@@ -636,11 +636,11 @@ class Lane:
         created = TF[:, li.TF_CREATED].tolist()
         ended = TF[:, li.TF_STOPPED].tolist()
         pulls: list[float | None] = [None] * n
-        startup = self._startup and bool(self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].any())
+        pulled = self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].astype(bool) if self._startup else None
+        startup = pulled is not None and bool(pulled.any())
         if startup:  # placed at submission: a task's wait is its start-up
             started = TF[:, li.TF_STARTED].tolist()
             waits = (TF[:, li.TF_STARTED] - TF[:, li.TF_CREATED]).tolist()
-            pulled = self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].astype(bool)
             for k, pull in zip(np.flatnonzero(pulled).tolist(),
                                (TF[pulled, li.TF_PULLED] - TF[pulled, li.TF_CREATED]).tolist(), strict=True):
                 pulls[k] = pull
