@@ -170,6 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             results = sim.run(handle_sigint=True)
         if args.path == "fast" and results.path != "fast":
             print(f"neuron-sim: notice: the plain path ran this scenario: {results.path_note}", file=sys.stderr)
+        elif args.path == "fast" and results.plain_beside:  # some RunTask workloads ran beside the lane
+            print(f"neuron-sim: notice: {results.path_note}", file=sys.stderr)
         write_run_files(results, folder.staging)
         report = None if args.no_report else _write_report(folder.staging)
         folder.commit()

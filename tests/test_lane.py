@@ -30,6 +30,13 @@ def _run(scenario, path: str, *, until: float | None = None, compiled: bool = Tr
     return Simulation(scenario, until=until, path=path, lane_compiled=compiled, task_sink=sink).run()
 
 
+def _run_lane(scenario, *, until: float | None = None, compiled: bool = True) -> tuple[Results, dict[str, int]]:
+    """A run with ``--path fast``, and how many tasks the lane placed itself, by workload (none: no lane)."""
+    sim = Simulation(scenario, until=until, path="fast", lane_compiled=compiled)
+    res = sim.run()
+    return res, ({} if sim.lane is None else dict(sim.lane.tasks_run))
+
+
 def _assert_same(plain: Results, fast: Results) -> None:
     assert dataclasses.replace(plain.summary, wall_seconds=0.0) == dataclasses.replace(fast.summary, wall_seconds=0.0)
     if plain.tasks is not None:
@@ -42,14 +49,29 @@ def _assert_same(plain: Results, fast: Results) -> None:
             == json.dumps(fast.describe_container_instances, default=str))
 
 
+# the bundled scenarios the lane runs, with the workloads it runs (the others run plain, for the reason given)
+LANE_RUNS = {"diurnal-inf2.yaml": {"inference"}, "managed-neuron-mi.yaml": {"managed-jobs"},
+             "mixed-cluster.yaml": {"inf2-inference", "gpu-jobs"}, "asg-inf2-diurnal.yaml": {"inference"},
+             "faults-inf2-spot.yaml": {"batch-embeddings"}, "mi-neuron-mix.yaml": {"managed-jobs"}}
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.yaml")))
 def test_every_bundled_scenario_gives_the_same_results_through_both_paths(name: str) -> None:
+    """The scenarios the lane runs, over their whole duration (the lane places tasks of each of its
+    workloads, start-up models included), compiled and uncompiled; the others for 15 minutes."""
     loaded = load_scenario(SCENARIOS / name)
-    plain = _run(loaded, "plain", until=900.0)
-    fast = _run(loaded, "fast", until=900.0)
+    until = None if name in LANE_RUNS else 900.0
+    plain = _run(loaded, "plain", until=until)
+    fast, ran = _run_lane(loaded, until=until)
     assert plain.path == "plain"
-    if fast.path == "plain":  # a feature the lane does not model: the reason is stated
-        assert fast.path_note
+    if name in LANE_RUNS:
+        assert fast.path == "fast", fast.path_note
+        assert set(ran) == LANE_RUNS[name] and min(ran.values()) > 0, ran
+        slow, ran_slow = _run_lane(loaded, until=until, compiled=False)
+        assert ran_slow == ran
+        _assert_same(fast, slow)
+    else:  # a feature the lane does not model: the reason is stated
+        assert fast.path == "plain" and fast.path_note and not ran
     _assert_same(plain, fast)
 
 
@@ -120,9 +142,12 @@ def test_an_edited_kernel_empties_the_lanes_cached_loop(monkeypatch) -> None:
 
 def test_auto_takes_the_lane_cold_only_for_a_large_run(monkeypatch) -> None:
     monkeypatch.setattr(lane, "cache_is_warm", lambda: False)
-    small = Simulation(load_scenario(SCENARIOS / "trn1-per-chip-services.yaml"))  # services only: no stream
+    small = Simulation(load_scenario(SCENARIOS / "diurnal-inf2.yaml"))  # a few thousand tasks a day
     assert small.path == "plain" and "small run" in small.path_note
-    assert lane.expected_tasks(small) == 0
+    assert 0 < lane.expected_tasks(small) < lane.AUTO_MIN_TASKS
+    services = Simulation(load_scenario(SCENARIOS / "trn1-per-chip-services.yaml"), path="fast")  # no stream
+    assert services.path == "plain" and "no RunTask workload" in services.path_note
+    assert lane.expected_tasks(services) == 0
     big = Simulation(load_scenario(BENCH))  # about 1,000,000 tasks a day
     assert 900_000 < lane.expected_tasks(big) < 1_100_000 and big.path == "fast"
 
@@ -134,6 +159,15 @@ TASKDEFS = {"chip0": "taskdefs/inf2-chip-0.json", "trn0": "taskdefs/trn1-chip-00
 STRATEGIES = [[], [{"type": "random"}], [{"type": "binpack", "field": "memory"}],
               [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "cpu"}],
               [{"type": "spread", "field": "attribute:ecs.availability-zone"}]]
+
+
+STARTUPS = [{"image_pull": "40s", "image_pull_cached": "2s", "start": "15s"},
+            {"image_pull": {"type": "lognormal", "median": "30s", "sigma": 0.4},
+             "start": {"type": "exponential", "mean": "20s"}},
+            {"start": {"type": "empirical", "values": ["1s", "5s", "1m"]}}]
+# what sends one RunTask workload to the plain path beside the lane: a request the compiled kernel does not decide
+BESIDE = [{"placement_constraints": [{"type": "distinctInstance"}]},
+          {"placement_strategy": [{"type": "spread", "field": "instanceId"}]}]
 
 
 @st.composite
@@ -163,6 +197,10 @@ def runtask_scenarios(draw) -> dict:
              "on_no_capacity": draw(st.sampled_from(["fail", "wait"])),
              "placement_strategy": draw(st.sampled_from(STRATEGIES))}
         w["duration"] = duration  # 10h: every task still runs at the end
+        if draw(st.integers(0, 2)) == 0:  # PENDING from placement while images are pulled and containers start
+            w["startup"] = draw(st.sampled_from(STARTUPS))
+        if k > 0 and draw(st.integers(0, 3)) == 0:  # on the plain path beside the lane (the first one stays in it)
+            w.update(draw(st.sampled_from(BESIDE)))
         if draw(st.booleans()):
             w["start"] = f"{draw(st.sampled_from([0, 15, 60]))}s"
         if draw(st.integers(0, 3)) == 0:
@@ -181,12 +219,17 @@ def runtask_scenarios(draw) -> dict:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=runtask_scenarios())
-def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict) -> None:
+@given(data=runtask_scenarios(), compiled=st.booleans())
+def test_generated_runtask_scenarios_give_the_same_results_through_both_paths(data: dict, compiled: bool) -> None:
+    """Start-up models, and workloads on the plain path beside the lane, included; the lane's loop compiled or
+    uncompiled (its ``py_func``)."""
     loaded = scenario_from_mapping(data, path=SCENARIOS / "gen.yaml")
     plain = _run(loaded, "plain")
-    fast = _run(loaded, "fast")
+    fast, _ = _run_lane(loaded, compiled=compiled)
     assert fast.path == "fast", fast.path_note
+    beside = tuple(w["name"] for w in data["workloads"] if any(w.get(key) == value for b in BESIDE
+                                                                for key, value in b.items()))
+    assert fast.plain_beside == beside
     _assert_same(plain, fast)
 
 
@@ -202,11 +245,16 @@ def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, caps
                      "--json"]) == 0
         folders[path] = out
     assert "plain path ran" not in capsys.readouterr().err
-    names = sorted(p.name for p in folders["plain"].iterdir())
-    assert names == sorted(p.name for p in folders["fast"].iterdir())
+    _assert_same_files(folders["plain"], folders["fast"])
+
+
+def _assert_same_files(plain: Path, fast: Path) -> None:
+    """Every file of two results folders byte for byte (summary.json but its wall seconds)."""
+    names = sorted(p.name for p in plain.iterdir())
+    assert names == sorted(p.name for p in fast.iterdir())
     assert "tasks.parquet" in names and "describe_tasks.json" in names
     for name in names:
-        a, b = (folders[p] / name for p in ("plain", "fast"))
+        a, b = plain / name, fast / name
         if name == "summary.json":
             ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
             ja.pop("wall_seconds")
@@ -214,6 +262,51 @@ def test_run_writes_byte_identical_files_through_both_paths(tmp_path: Path, caps
             assert ja == jb
         else:
             assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_workloads_the_lane_cannot_run_go_plain_beside_it(tmp_path: Path, capsys) -> None:
+    """A trace replay and a request the kernel does not decide run on the plain path beside the lane's stream
+    (start-up model included); ``run --path fast`` names them with their reasons, and the files are the plain
+    path's byte for byte."""
+    from scheduler.cli import main
+
+    (tmp_path / "taskdefs").mkdir()
+    for name in ("cpu-sidecar.json", "inf2-chip-0.json"):
+        (tmp_path / "taskdefs" / name).write_text((SCENARIOS / "taskdefs" / name).read_text())
+    rows = "".join(f"{t},{40 + t % 70}s\n" for t in range(0, 1500, 7))
+    (tmp_path / "jobs.csv").write_text("submit,duration\n" + rows)
+    every = {"type": "exponential", "mean": "90s"}
+    scenario = {"name": "beside", "seed": 11, "duration": "30m", "sample_interval": "5m",
+                "task_definitions": {"web": "taskdefs/cpu-sidecar.json", "chip": "taskdefs/inf2-chip-0.json"},
+                "cluster": {"fleets": [{"instance_type": "c6i.2xlarge", "count": 2},
+                                       {"instance_type": "inf2.xlarge", "count": 8}]},
+                "workloads": [
+                    {"name": "stream", "kind": "run_task", "task_definition": "chip", "duration": every,
+                     "arrivals": {"type": "poisson", "rate": "0.05/s"}, "on_no_capacity": "wait",
+                     "startup": {"image_pull": "30s", "image_pull_cached": "1s", "start": "20s"}},
+                    {"name": "replay", "kind": "run_task", "task_definition": "web",
+                     "arrivals": {"type": "trace", "file": "jobs.csv"}, "on_no_capacity": "wait"},
+                    {"name": "apart", "kind": "run_task", "task_definition": "web", "duration": every,
+                     "arrivals": {"type": "interval", "every": "20s"}, "count": 2,
+                     "placement_constraints": [{"type": "distinctInstance"}]},
+                    {"name": "web", "kind": "service", "task_definition": "web", "desired_count": 2}]}
+    path = tmp_path / "beside.yaml"
+    path.write_text(json.dumps(scenario))
+    sim = Simulation(load_scenario(path), path="fast")
+    res = sim.run()
+    assert res.path == "fast" and res.plain_beside == ("replay", "apart")
+    assert sim.lane is not None and sim.lane.tasks_run["stream"] > 10 and set(sim.lane.tasks_run) == {"stream"}
+    assert (res.path_note == "RunTask streams in the compiled stream lane: stream; on the plain path beside it: "
+            "replay (replays a trace), apart (distinctInstance depends on the tasks running: decided on the "
+            "Python path)")
+    stream = res.tasks[res.tasks["workload"] == "stream"]
+    started = stream["startup_s"].dropna()
+    assert len(started) > 10 and (started >= 21.0).all() and set(stream["pull_s"].dropna().round(6)) == {1.0, 30.0}
+    for run in ("plain", "fast"):
+        assert main(["run", str(path), "--path", run, "--out", str(tmp_path / run), "--no-report", "--json"]) == 0
+        err = capsys.readouterr().err
+        assert ("notice: RunTask streams in the compiled stream lane: stream" in err) == (run == "fast")
+    _assert_same_files(tmp_path / "plain", tmp_path / "fast")
 
 
 def test_run_says_when_the_plain_path_ran_instead(tmp_path: Path, capsys) -> None:

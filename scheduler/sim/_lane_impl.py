@@ -1,28 +1,37 @@
 """numba code of the stream lane (see ``lane.py`` for the design; import only through it).
 
-The loop runs RunTask calls and task exits of stream workloads over columns, in simpy's order: its own heap
-keyed ``(time, eid)`` (every lane event has simpy's NORMAL priority), eids taken from one counter exactly
-where the plain path calls ``Clock.at``. It stops and returns a code when the next lane event comes after
-simpy's next event (``limit``), or when Python must do something (a failed placement, GPU ids, a waiting
-room retry, a block of draws to refill, a column to grow). All its state lives in the arrays passed in, so a
-call resumes where the last one stopped. Written as plain Python over arrays: ``.py_func`` runs it uncompiled.
+The loop runs RunTask calls, task starts (a start-up model's PENDING -> RUNNING) and task exits of stream
+workloads over columns, in simpy's order: its own heap keyed ``(time, eid)`` (every lane event has simpy's
+NORMAL priority), eids taken from one counter exactly where the plain path calls ``Clock.at``. It stops and
+returns a code when the next lane event comes after simpy's next event (``limit``), or when Python must do
+something (a failed placement, GPU ids, start-up draws and the image cache, a waiting room retry, a block of
+draws to refill, a column to grow). All its state lives in the arrays passed in, so a call resumes where the
+last one stopped. Written as plain Python over arrays: ``.py_func`` runs it uncompiled.
 
 Arrays (owned by ``lane.Lane``):
 
 - ``C`` int64 counters (``C_*``); ``F`` float64 scalars (``F_*``); ``L`` the cluster totals
   (``ClusterState.totals_block``, changed in place as ``record``/``free`` change them) and ``A`` the
   recorder's integrals of them, in ``placement.state.Totals`` order;
-- ``HT``, ``HE``, ``HP``: the heap's times, eids and payloads (a task slot >= 0, or ``-1 - workload``);
-- ``TI[slot]``: id number, workload, row, chips mask, GPUs taken; ``TF[slot]``: created, stopped, run for;
-  ``FREE`` the free slots (a stack); ``DONE`` the slots stopped since the last flush, in stop order;
+- ``HT``, ``HE``, ``HP``: the heap's times, eids and payloads. A payload ``p`` is one of three events:
+  ``p < 0``: workload ``-1 - p``'s next RunTask call; ``0 <= p < STARTED``: the exit of the task in slot
+  ``p`` (its run time ended: ``TaskLifecycle._exit``); ``p >= STARTED``: the task in slot ``p - STARTED``
+  is up (PENDING -> RUNNING: ``TaskLifecycle._running``; only tasks of a workload with a start-up model have
+  it). A task has at most one event on the heap: its start while PENDING, then its exit while RUNNING;
+- ``TI[slot]``: id number, workload, row, chips mask, GPUs taken; ``TF[slot]``: created (= placed: a lane
+  task is placed at submission), stopped, run for, started (RUNNING; NaN while PENDING), pull stopped
+  (created + image pull; NaN without a start-up model); ``FREE`` the free slots (a stack); ``DONE`` the
+  slots stopped since the last flush, in stop order;
 - ``W[workload]``: kernel request slot (-1: Python decides every task), cpu, memory, ENIs, chips (-1: every
   chip of the row), GPUs (-1: every GPU of the row; != 0: Python takes the ids), kernel group, group-count
   row, count per call, calls left (-1: no limit), arrivals read, arrivals held, durations read, durations
-  held, arrivals ended, variants, variants read, variants held; ``AT``/``DU`` the blocks of arrival times and
-  durations drawn ahead. A workload with a capacity provider strategy has ``W_NVAR`` variant rows right after
-  its own (one per provider: the request each task is placed as) and ``VB`` the block of its tasks' variants
-  (0-based offsets after its row) drawn ahead from its strategy; a task takes its duration from the workload's
-  row and everything else from its variant's (``TI``'s workload is the variant row);
+  held, arrivals ended, start-up model (1: its tasks are PENDING from placement until Python's draws say;
+  Python reads its arrivals one at a time, as the draws share their generator), variants, variants read,
+  variants held; ``AT``/``DU`` the blocks of arrival times and durations drawn ahead. A workload with a
+  capacity provider strategy has ``W_NVAR`` variant rows right after its own (one per provider: the request
+  each task is placed as) and ``VB`` the block of its tasks' variants (0-based offsets after its row) drawn
+  ahead from its strategy; a task takes its duration from the workload's row and everything else from its
+  variant's (``TI``'s workload is the variant row);
 - ``R``, ``X``, ``Z``: the placement kernel's arrays (ClusterState's own free columns); ``RUN`` the state's
   running-task counts; ``G[group row, row]`` its task-group counts; ``PRICE`` each row's price per chip;
   ``TOUCH``/``TL`` rows changed (for the Python class index); ``DAEMON`` rows a daemon task waits on (a
@@ -49,14 +58,18 @@ USED_CPU, USED_MEMORY, HELD_CHIPS = 1, 3, 5
 NL = 6
 # workload fields
 (W_SLOT, W_CPU, W_MEM, W_ENI, W_CHIPS, W_GPUS, W_GROUP, W_GROW, W_COUNT, W_CALLS_LEFT, W_AT_I, W_AT_N, W_DU_I,
- W_DU_N, W_ENDED, W_NVAR, W_VB_I, W_VB_N) = range(18)
-NW = 18
+ W_DU_N, W_ENDED, W_STARTUP, W_NVAR, W_VB_I, W_VB_N) = range(19)
+NW = 19
 # task fields
 T_ID, T_WORKLOAD, T_ROW, T_CHIPS, T_GPUS = range(5)
 NT = 5
-TF_CREATED, TF_STOPPED, TF_RUN_FOR = range(3)
-# return codes (after GPU_GIVE and KICK, ``C[C_OUT_SLOT]`` is the task that stopped: the waiting room's turn)
-YIELD, IDLE, FAIL, GPU_TAKE, GPU_GIVE, KICK, REFILL_AT, REFILL_DU, GROW, REFILL_VB = range(10)
+TF_CREATED, TF_STOPPED, TF_RUN_FOR, TF_STARTED, TF_PULLED = range(5)
+NTF = 5
+STARTED = 1 << 40  # a heap payload at or above: the task in slot ``payload - STARTED`` is up (see above)
+# return codes. ON_PLACE: Python's share of a placement of the task in ``C[C_OUT_SLOT]`` (its GPU ids; with a
+# start-up model its draws, the image cache, and pushing its start on the heap with the next eid). ON_STOP:
+# Python's share of its stop (GPU ids back, images released), then the waiting room's turn as after KICK.
+YIELD, IDLE, FAIL, ON_PLACE, ON_STOP, KICK, REFILL_AT, REFILL_DU, GROW, REFILL_VB = range(10)
 NORMAL = 1  # simpy's priority of every lane event
 
 
@@ -206,12 +219,19 @@ def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU,
     L[USED_CPU] += W[j, W_CPU]
     L[USED_MEMORY] += W[j, W_MEM]
     L[HELD_CHIPS] += n
+    if W[j, W_STARTUP]:  # PENDING while its images are pulled and its containers start: Python draws how long
+        C[C_PEND] += 1
+        TF[slot, TF_STARTED] = math.nan
+        C[C_OUT_SLOT] = slot
+        return ON_PLACE
     C[C_RUN] += 1
+    TF[slot, TF_STARTED] = now
+    TF[slot, TF_PULLED] = math.nan
     if math.isfinite(run_for):
         _schedule(C, HT, HE, HP, now, now + run_for, slot)
     if gpus != 0:
         C[C_OUT_SLOT] = slot
-        return GPU_TAKE
+        return ON_PLACE
     return -1
 
 
@@ -265,11 +285,19 @@ def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, VB, R, X, Z
         p = HP[0]
         heap_pop(HT, HE, HP, C)
         F[F_NOW] = t
-        if p >= 0:
+        if p >= STARTED:  # TaskLifecycle._running: its containers are up; its run time starts now
+            slot = p - STARTED
+            C[C_PEND] -= 1
+            C[C_RUN] += 1
+            TF[slot, TF_STARTED] = t
+            run_for = TF[slot, TF_RUN_FOR]
+            if math.isfinite(run_for):
+                _schedule(C, HT, HE, HP, t, t + run_for, slot)  # room: its start was just popped
+        elif p >= 0:
             _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRICE, TOUCH, TL, p)
             C[C_OUT_SLOT] = p
-            if TI[p, T_GPUS] != 0:
-                return GPU_GIVE
+            if TI[p, T_GPUS] != 0 or W[TI[p, T_WORKLOAD], W_STARTUP]:
+                return ON_STOP
             if C[C_KICK] or DAEMON[TI[p, T_ROW]]:
                 return KICK
         else:

@@ -97,7 +97,7 @@ class WorkloadBuilder:
                 self._trace(w, w.arrivals, requests[0], rng, durations)
                 continue
             times = arrival_times(w.arrivals, rng, start=start, stop=stop)
-            if self.sim.lane is not None:  # the stream lane takes the calls (scheduler.sim.lane)
+            if self.sim.lane is not None and w.name in self.sim.lane.runs:  # the stream lane takes the calls
                 self.sim.lane.add(requests[0], times, w.max_calls, w.count)
                 continue
             self._next_call(times, requests, w.count, w.max_calls, 0)

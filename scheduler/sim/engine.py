@@ -63,7 +63,8 @@ class Results:
     extra_tables: dict = field(default_factory=dict)
     tasks_path: Any = None
     path: str = "plain"     # the engine path that ran it: "fast" (the stream lane) or "plain"
-    path_note: str = ""     # why (which feature sent the run to the plain path)
+    path_note: str = ""     # why (which feature sent the run to the plain path; which workloads the lane ran)
+    plain_beside: tuple[str, ...] = ()  # RunTask workloads that ran on the plain path beside the stream lane
 
 
 class Simulation:
@@ -355,6 +356,7 @@ class Simulation:
                           "capacity_reservation": self.recorder.reservation_frame(),
                           **service_load.tables(self.service_loads.values())},
             tasks_path=self.task_sink, path=self.path, path_note=self.path_note,
+            plain_beside=() if self.lane is None else self.lane.beside,
         )
 
     def _extensions(self) -> list[str]:

@@ -1,25 +1,33 @@
 """The stream lane: RunTask streams run in a compiled loop over columns, with no Python object per task.
 
-A run whose RunTask workloads are all *stream workloads* (generated arrivals, no start-up model, a request
-the compiled placement kernel decides, one task definition; a launch type or a capacity provider strategy)
-on a device-aware cluster (a snapshot's tasks run beside them) runs their calls and task exits in
-``_lane_impl.step``; services (REPLICA and DAEMON) run beside it on the plain path, placing and stopping only
-their own tasks. Before Python stops tasks on an instance (a fault, a Spot interruption, a capacity provider
-scaling in: ``Simulation.deregister`` and ``fail_chip``) the lane hands its tasks there to the plain path
-(``Lane.adopt``). Anything else runs on the plain path, the reference: for the same scenario and seed both
-give byte-identical outputs.
+On a device-aware cluster (``why_plain`` names what keeps a whole run plain), the calls, task starts and task
+exits of every *stream workload* run in ``_lane_impl.step``: a RunTask workload with generated arrivals,
+one task definition (no device sets), a request the compiled placement kernel decides and devices the
+Neuron runtime accepts, with or without a start-up model (its tasks PENDING from placement while images are
+pulled and containers start), with a launch type or a capacity provider strategy. Every other workload runs
+on the plain path beside it (``stream_workloads`` says why, for each RunTask workload): services (REPLICA
+and DAEMON), trace replays, device sets, host ports and the like place and stop their own tasks as SimTasks
+through the same kernel arrays, and share the waiting room; so do a snapshot's tasks. Before Python stops
+tasks on an instance (a fault, a Spot interruption, a capacity provider scaling in:
+``Simulation.deregister`` and ``fail_chip``) the lane hands its tasks there to the plain path
+(``Lane.adopt``). A run with no stream workload takes the plain path, the reference: for the same scenario
+and seed both give byte-identical outputs.
 
 How it keeps the plain path's order: simpy pops events by ``(time, priority, eid)`` and every
 ``Clock.at`` takes the next eid. The lane keeps its own heap of its events keyed ``(time, eid)`` and takes
-eids from the same counter exactly where the plain path calls ``at`` (a RunTask call's tasks' exits, then
-the next call); it runs while its next key is below simpy's next queued key, then puts one wake-up event on
-simpy's heap *with its next key* (no eid of its own) and hands control back. A sample, the end of the run,
-and any Python event in between therefore come exactly where they would.
+eids from the same counter exactly where the plain path calls ``at`` (a RunTask call's tasks' starts, or
+exits when they are RUNNING at placement, then the next call; a task's exit when it starts); it runs while
+its next key is below simpy's next queued key, then puts one wake-up event on simpy's heap *with its next
+key* (no eid of its own) and hands control back. A sample, the end of the run, and any Python event in
+between therefore come exactly where they would.
 
 What Python still does (rare, and correct first): a placement that fails (the task becomes a SimTask and
 the plain lifecycle places, queues or fails it: a failed compiled decision draws and changes nothing, so
-deciding again is exact), the GPU ids a task takes or gives back, a waiting-room retry pass after a release
-(the plain path's ``WaitingRoom.kick``), refilling the blocks of arrival times and durations drawn ahead.
+deciding again is exact), the GPU ids a task takes or gives back, a start-up model's draws and the image
+cache (at the placement and the stop of each such task: its draws share the workload's generator with its
+arrivals, so such a workload's arrival times are read one at a time, where the plain path reads them), a
+waiting-room retry pass after a release (the plain path's ``WaitingRoom.kick``), refilling the blocks of
+arrival times and durations drawn ahead.
 At every hand-back the counters, levels and integrals the engine keeps are written back, and the task rows
 of the tasks stopped since are appended in stop order (with the SLO tally and DescribeTasks' last 100).
 """
@@ -46,6 +54,7 @@ from scheduler.sim.clock import Interrupted
 from scheduler.sim.metrics import TASK_COLUMNS
 from scheduler.sim.plan import GeneratedArrivals, RunTaskWorkload
 from scheduler.sim.runtime import start_refusal
+from scheduler.sim.startup import task_images
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, SimTask
 from scheduler.views import identity
 
@@ -60,7 +69,8 @@ EXITED = ("STOPPED", "EssentialContainerExited", "Essential container in task ex
 
 def choose(sim: Any, path: str) -> tuple[str, str]:
     """("fast" or "plain", why) for this run: ``path`` is the scenario's or the caller's choice (auto, fast,
-    plain); the lane runs only where it is exact (``why_plain`` says why not) and, for auto, worth it."""
+    plain); the lane runs only where it is exact (``why_plain`` says why not for the whole run,
+    ``stream_workloads`` for each RunTask workload) and, for auto, worth it."""
     if path not in PATHS:
         raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
     if path == "plain":
@@ -68,45 +78,59 @@ def choose(sim: Any, path: str) -> tuple[str, str]:
     why = why_plain(sim)
     if why is not None:
         return "plain", why
+    streams = stream_workloads(sim)
+    lane = [name for name, reason in streams.items() if reason is None]
+    beside = ", ".join(f"{name} ({reason})" for name, reason in streams.items() if reason is not None)
+    if not lane:
+        return "plain", (f"no RunTask workload the stream lane runs: {beside}" if beside else
+                         "no RunTask workload (services run on the plain path)")
     if path == "auto" and not (cache_is_warm() or expected_tasks(sim) >= AUTO_MIN_TASKS):
         return "plain", "a small run: the stream lane's compile is not cached yet and would cost more than it saves"
-    return "fast", "RunTask streams in the compiled stream lane"
+    note = f"RunTask streams in the compiled stream lane: {', '.join(lane)}"
+    return "fast", note + (f"; on the plain path beside it: {beside}" if beside else "")
 
 
 def why_plain(sim: Any) -> str | None:
-    """Why this run must take the plain path (None: the lane runs it exactly)."""
+    """Why this whole run must take the plain path (None: the lane may run its stream workloads exactly)."""
     plan = sim.plan
     if not kernel.available():
         return kernel.INSTALL_HINT
     if plan.device_mode != "device-aware":
         return f"device_mode {plan.device_mode}"
-    for w in plan.workloads:
-        if not isinstance(w, RunTaskWorkload):  # a service places and stops its own tasks only
-            continue
-        if not isinstance(w.arrivals, GeneratedArrivals):
-            return f"workload {w.name} replays a trace"
-        if w.startup is not None:
-            return f"workload {w.name} has a start-up model"
-        if len(w.blocks) != 1 or w.blocks[0].label is not None:
-            return f"workload {w.name} uses device sets"
-        spec = sim.specs[w.blocks[0].task_definition]
-        if start_refusal(spec) is not None:
-            return f"workload {w.name}: its Neuron devices are refused at start"
-        every = spec.constraints + tuple(w.constraints)
-        try:
-            kernel.check_supported(spec, every, tuple(w.strategies))
-        except kernel.Unsupported as e:
-            return f"workload {w.name}: {e}"
+    return None
+
+
+def stream_workloads(sim: Any) -> dict[str, str | None]:
+    """Each RunTask workload of the plan, in plan order, with why it runs on the plain path beside the lane
+    (None: the lane runs it). Services are not listed: they always run on the plain path."""
+    return {w.name: _why_beside(sim, w) for w in sim.plan.workloads if isinstance(w, RunTaskWorkload)}
+
+
+def _why_beside(sim: Any, w: RunTaskWorkload) -> str | None:
+    """Why the lane cannot run this RunTask workload's calls (None: it can)."""
+    if not isinstance(w.arrivals, GeneratedArrivals):
+        return "replays a trace"
+    if len(w.blocks) != 1 or w.blocks[0].label is not None:
+        return "uses device sets"
+    spec = sim.specs[w.blocks[0].task_definition]
+    if start_refusal(spec) is not None:
+        return "has Neuron devices the runtime refuses at start"
+    every = spec.constraints + tuple(w.constraints)
+    try:
+        kernel.check_supported(spec, every, tuple(w.strategies))
+    except kernel.Unsupported as e:
+        return str(e)
     return None
 
 
 def expected_tasks(sim: Any) -> float:
-    """A rough count of the tasks a run will submit (for ``auto``: is a compile worth it?)."""
+    """A rough count of the tasks the lane's workloads will submit (for ``auto``: is a compile worth it?)."""
     from scheduler.sim import plan as p
 
     total = 0.0
     for w in sim.plan.workloads:
-        if not isinstance(w, RunTaskWorkload):  # a service's tasks are few (its desired count)
+        # a service's tasks are few (its desired count); a workload beside the lane does not use its compile
+        if not isinstance(w, RunTaskWorkload) or _why_beside(sim, w) is not None:
             continue
         span = max(0.0, (min(sim.duration, w.stop) if w.stop is not None else sim.duration) - w.start)
         a = w.arrivals
@@ -200,6 +224,10 @@ class Lane:
         self.placer = sim.placer
         self.recorder = sim.recorder
         self.placer.compiled = True  # the lane decides on the kernel's arrays (the same decisions as Python's)
+        # the RunTask workloads whose calls the lane runs (the others run on the plain path beside it)
+        streams = stream_workloads(sim)
+        self.runs = frozenset(name for name, why in streams.items() if why is None)
+        self.beside = tuple(name for name, why in streams.items() if why is not None)
         self._step, self._push = fns["step"], fns["heap_push"]
         self.C = np.zeros(li.NC, np.int64)
         self.C[li.C_CALL_J] = -1
@@ -212,11 +240,15 @@ class Lane:
         self.HE = np.zeros(cap, np.int64)
         self.HP = np.zeros(cap, np.int64)
         self.TI = np.zeros((cap, li.NT), np.int64)
-        self.TF = np.zeros((cap, 3), np.float64)
+        self.TF = np.zeros((cap, li.NTF), np.float64)
         self.FREE = np.arange(cap - 1, -1, -1, dtype=np.int64)
         self.C[li.C_NFREE] = cap
         self.DONE = np.zeros(cap, np.int64)
         self.requests: list[Request] = []
+        self.tasks_run: dict[str, int] = {}  # tasks the lane placed itself, by workload (rows it wrote)
+        self.images: list[tuple[str, ...]] = []  # each workload's images (pulled by tasks with a start-up model)
+        self._startup = False  # whether a workload has a start-up model (set by ``arm``)
+        self.image_cache = sim.images
         self.times: list[Any] = []
         self.calls_left: list[int] = []
         self._counts: list[int] = []
@@ -247,6 +279,7 @@ class Lane:
         as when the strategy sends it there)."""
         j = len(self.requests)
         self.requests.append(request)
+        self.images.append(task_images(request.spec))
         self.times.append(times)
         left = -1 if max_calls is None else max_calls
         if request.group not in self.groups:
@@ -257,6 +290,7 @@ class Lane:
             self.variants[j] = list(request.variants)
             for variant in request.variants.values():  # never called: placed as, when the strategy says
                 self.requests.append(variant)
+                self.images.append(task_images(variant.spec))
                 self.times.append(None)
                 self.calls_left.append(0)
                 self._counts.append(0)
@@ -289,6 +323,8 @@ class Lane:
             self.W[j, li.W_COUNT] = self._counts[j]
             self.W[j, li.W_CALLS_LEFT] = self.calls_left[j]
             self.W[j, li.W_ENDED] = self._ended[j]
+            self.W[j, li.W_STARTUP] = 1 if req.startup is not None else 0
+        self._startup = any(req.startup is not None for req in self.requests)
         self._wake_at_head()
 
     # ------------------------------------------------------------------ simpy hand-over
@@ -328,11 +364,11 @@ class Lane:
                     self.DONE, self.W, self.AT, self.DU, self.VB, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
                     self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
             code = self._step(*args)
-            if code == li.GPU_TAKE:
-                self._gpu_take(int(self.C[li.C_OUT_SLOT]))
-            elif code == li.GPU_GIVE:
+            if code == li.ON_PLACE:
+                self._placed(int(self.C[li.C_OUT_SLOT]))
+            elif code == li.ON_STOP:
                 slot = int(self.C[li.C_OUT_SLOT])
-                self._gpu_give(slot)
+                self._stopped(slot)
                 if self.C[li.C_KICK] or self.DAEMON[self.TI[slot, li.T_ROW]]:
                     self._released(slot)
             elif code == li.REFILL_AT:
@@ -469,6 +505,36 @@ class Lane:
             self._rows_known = n
 
     # ------------------------------------------------------------------ what Python does
+    def _placed(self, slot: int) -> None:
+        """Python's share of a lane task's placement: its GPU ids, and with a start-up model what
+        ``TaskLifecycle.try_start`` draws (image pull and container start, the image cache) and its start
+        on the heap, with the eid the plain path's ``at`` takes there."""
+        li = self.li
+        if self.TI[slot, li.T_GPUS] != 0:
+            self._gpu_take(slot)
+        j = int(self.TI[slot, li.T_WORKLOAD])
+        startup = self.requests[j].startup
+        if startup is None:
+            return
+        row, now, images = int(self.TI[slot, li.T_ROW]), float(self.F[li.F_NOW]), self.images[j]
+        pull, start = startup.draw(self.image_cache.has(row, images, now))
+        self.image_cache.acquire(row, images, now)
+        self.TF[slot, li.TF_PULLED] = now + pull
+        t = now + pull + start
+        C = self.C
+        eid = int(C[li.C_EID])
+        C[li.C_EID] = eid + 1
+        self._push(self.HT, self.HE, self.HP, C, now + max(0.0, t - now), eid, li.STARTED + slot)
+
+    def _stopped(self, slot: int) -> None:
+        """Python's share of a lane task's stop: its GPU ids back, its images released (``TaskLifecycle.stop``)."""
+        li = self.li
+        if self.TI[slot, li.T_GPUS] != 0:
+            self._gpu_give(slot)
+        j = int(self.TI[slot, li.T_WORKLOAD])
+        if self.requests[j].startup is not None:
+            self.image_cache.release(int(self.TI[slot, li.T_ROW]), self.images[j], float(self.F[li.F_NOW]))
+
     def _gpu_take(self, slot: int) -> None:
         """``ClusterState.record``'s GPU ids: the first free ones of the row."""
         row, n = int(self.TI[slot, self.li.T_ROW]), int(self.TI[slot, self.li.T_GPUS])
@@ -500,8 +566,11 @@ class Lane:
         self.lc.submit(self.requests[j], run_for=run_for)
 
     def _refill_arrivals(self, j: int) -> None:
+        """The next arrival times of workload j: a block drawn ahead, or one time when its start-up draws share
+        the arrivals' generator (then each is drawn where the plain path draws it: after the call's tasks)."""
         li = self.li
-        block = np.fromiter(islice(self.times[j], BLOCK), np.float64)
+        ahead = 1 if self.requests[j].startup is not None else BLOCK
+        block = np.fromiter(islice(self.times[j], ahead), np.float64)
         self.AT[j, : len(block)] = block
         self.W[j, li.W_AT_I] = 0
         self.W[j, li.W_AT_N] = len(block)
@@ -545,7 +614,7 @@ class Lane:
             n = 2 * cap
             TI = np.zeros((n, li.NT), np.int64)
             TI[:cap] = self.TI
-            TF = np.zeros((n, 3), np.float64)
+            TF = np.zeros((n, li.NTF), np.float64)
             TF[:cap] = self.TF
             DONE = np.zeros(n, np.int64)
             DONE[:cap] = self.DONE
@@ -571,15 +640,20 @@ class Lane:
         armed = self._disarm()  # before a moved call takes its key on simpy's heap
         n = int(self.C[li.C_HEAP])
         HT, HE, HP = self.HT[:n], self.HE[:n], self.HP[:n]
-        moved = np.isin(HP, slots)
+        moved = np.isin(HP, slots) | np.isin(HP, slots + li.STARTED)
         tasks = {}
         for s in slots.tolist():
             task = tasks[s] = self._task(s, stopped=False)
             self._hold(task)
             self.lc.tasks[task.task_id] = task
+            self.tasks_run[task.workload] = self.tasks_run.get(task.workload, 0) + 1
             self.gpu_ids.pop(s, None)
-        for k in np.flatnonzero(moved).tolist():  # a task that runs forever has no exit to move
-            self.sim.clock.at_key(float(HT[k]), int(HE[k]), self.lc._exit, tasks[int(HP[k])])
+        for k in np.flatnonzero(moved).tolist():  # its start while PENDING, else its exit (none: it runs forever)
+            p = int(HP[k])
+            if p >= li.STARTED:
+                self.sim.clock.at_key(float(HT[k]), int(HE[k]), self.lc._running, tasks[p - li.STARTED])
+            else:
+                self.sim.clock.at_key(float(HT[k]), int(HE[k]), self.lc._exit, tasks[p])
         keep = ~moved
         HT, HE, HP = HT[keep], HE[keep], HP[keep]
         order = np.lexsort((HE, HT))  # sorted by (time, eid) is a heap
@@ -616,18 +690,22 @@ class Lane:
         """The SimTask the plain path would hold for the task in ``slot`` (for DescribeTasks)."""
         li = self.li
         number, j, row, mask = (int(v) for v in self.TI[slot, :4])
-        created, stopped_at, run_for = (float(v) for v in self.TF[slot])
+        created, stopped_at, run_for, started, pulled = (float(v) for v in self.TF[slot])
         req = self.requests[j]
         inst = self.state.instances[row]
-        task = SimTask(task_id=identity.task_id(number), spec=req.spec, group=req.group, last_status=RUNNING,
-                       launch_type=inst.launch_type, created_at=created, workload=req.workload, request=req,
-                       run_for=run_for, started_by=None, capacity_provider=inst.capacity_provider)
+        up = not math.isnan(started)
+        task = SimTask(task_id=identity.task_id(number), spec=req.spec, group=req.group,
+                       last_status=RUNNING if up else PENDING, launch_type=inst.launch_type, created_at=created,
+                       workload=req.workload, request=req, run_for=run_for, started_by=None,
+                       capacity_provider=inst.capacity_provider)
         task.placed_at = created
         task.instance = row
         task.chips = chips_of(mask)
         task.gpu_ids = self.gpu_ids.get(slot, ())
         task.ever_ran = True
-        task.started_at = created
+        task.started_at = started if up else None
+        if req.startup is not None:  # TaskLifecycle.try_start: the agent pulls from placement on
+            task.pull_started_at, task.pull_stopped_at = created, pulled
         if stopped:
             task.last_status = task.desired_status = STOPPED
             task.stopped_at = stopped_at
@@ -654,27 +732,47 @@ class Lane:
         rows = TI[:, li.T_ROW].tolist()
         created = TF[:, li.TF_CREATED].tolist()
         ended = TF[:, li.TF_STOPPED].tolist()
+        pulls: list[float | None] = [None] * n
+        pulled = self.W[TI[:, li.T_WORKLOAD], li.W_STARTUP].astype(bool) if self._startup else None
+        startup = pulled is not None and bool(pulled.any())
+        if startup:  # placed at submission: a task's wait is its start-up
+            started = TF[:, li.TF_STARTED].tolist()
+            waits = (TF[:, li.TF_STARTED] - TF[:, li.TF_CREATED]).tolist()
+            for k, pull in zip(np.flatnonzero(pulled).tolist(),
+                               (TF[pulled, li.TF_PULLED] - TF[pulled, li.TF_CREATED]).tolist(), strict=True):
+                pulls[k] = pull
+        else:  # RUNNING at placement: no wait, no start-up
+            started, waits = created, [0.0] * n
         reqs = self.requests
         text = self._row_text
         chips = [self._chips(m) for m in TI[:, li.T_CHIPS].tolist()]
-        zero = [0.0] * n
         columns = {
             "task_id": ids, "family": [reqs[j].spec.family for j in js], "workload": [reqs[j].workload for j in js],
             "group": [reqs[j].group for j in js], "launch_type": [text[r][0] for r in rows],
-            "capacity_provider": [text[r][1] for r in rows], "submit": created, "start": created, "end": ended,
+            "capacity_provider": [text[r][1] for r in rows], "submit": created, "start": started, "end": ended,
             "final_state": [EXITED[0]] * n, "stop_code": [EXITED[1]] * n, "stop_reason": [EXITED[2]] * n,
             "instance_id": [text[r][2] for r in rows], "instance_type": [text[r][3] for r in rows],
-            "availability_zone": [text[r][4] for r in rows], "chips": chips, "wait_s": zero, "placed": [True] * n,
-            "startup_s": zero, "pull_s": [None] * n,
+            "availability_zone": [text[r][4] for r in rows], "chips": chips, "wait_s": waits, "placed": [True] * n,
+            "startup_s": waits, "pull_s": pulls,
         }
         self._rows(columns, n)
         slo = self.sim.slo
-        per_workload: dict[str, int] = {}  # a workload's variant rows count under its name
-        for j, m in enumerate(np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()):
-            if m:
-                per_workload[reqs[j].workload] = per_workload.get(reqs[j].workload, 0) + m
-        for name, m in per_workload.items():  # placed at submission and RUNNING at once: no wait, no start-up
-            slo.record_started(name, [0.0] * m, [0.0] * m)
+        ran = self.tasks_run
+        if not startup:
+            by_count: dict[str, int] = {}  # a workload's variant rows count under its name
+            for j, m in enumerate(np.bincount(TI[:, li.T_WORKLOAD], minlength=len(reqs)).tolist()):
+                if m:
+                    by_count[reqs[j].workload] = by_count.get(reqs[j].workload, 0) + m
+            for name, m in by_count.items():  # placed at submission and RUNNING at once: no wait, no start-up
+                slo.record_started(name, [0.0] * m, [0.0] * m)
+                ran[name] = ran.get(name, 0) + m
+        else:
+            by_name: dict[str, list[float]] = {}
+            for j, wait in zip(js, waits, strict=True):  # placed at submission: its wait is its start-up
+                by_name.setdefault(reqs[j].workload, []).append(wait)
+            for name, m in by_name.items():
+                slo.record_started(name, m, m)
+                ran[name] = ran.get(name, 0) + len(m)
         for s in slots.tolist():
             self.gpu_ids.pop(s, None)
         nf = int(C[li.C_NFREE])
@@ -703,6 +801,7 @@ class Lane:
         free = set(self.FREE[: int(self.C[li.C_NFREE])].tolist())
         mine = [self._task(s, stopped=False) for s in range(len(self.TI)) if s not in free]
         for task in mine:  # for anyone reading the state after the run
+            self.tasks_run[task.workload] = self.tasks_run.get(task.workload, 0) + 1
             self._hold(task)
         both = list(self.lc.tasks.values()) + mine
         # as the plain path holds them: a snapshot's tasks first (in its order), then by creation
