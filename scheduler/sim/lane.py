@@ -209,6 +209,16 @@ class _Wake(simpy.events.Event):
     __slots__ = ()
 
 
+@dataclasses.dataclass(slots=True)
+class _Stopped:
+    """A lane task among the last stopped (DescribeTasks' records): its ``TI`` and ``TF`` rows and GPU ids, made a
+    SimTask when the run ends."""
+
+    ti: list[int]
+    tf: list[float]
+    gpu_ids: tuple[str, ...]
+
+
 class Lane:
     """The stream lane of one run (see the module docstring)."""
 
@@ -688,9 +698,12 @@ class Lane:
 
     def _task(self, slot: int, *, stopped: bool) -> SimTask:
         """The SimTask the plain path would hold for the task in ``slot`` (for DescribeTasks)."""
-        li = self.li
-        number, j, row, mask = (int(v) for v in self.TI[slot, :4])
-        created, stopped_at, run_for, started, pulled = (float(v) for v in self.TF[slot])
+        return self._task_of(self.TI[slot].tolist(), self.TF[slot].tolist(), self.gpu_ids.get(slot, ()), stopped)
+
+    def _task_of(self, ti: list[int], tf: list[float], gpu_ids: tuple[str, ...], stopped: bool) -> SimTask:
+        """The SimTask of a task's ``TI`` and ``TF`` rows and GPU ids."""
+        number, j, row, mask = ti[:4]
+        created, stopped_at, run_for, started, pulled = tf
         req = self.requests[j]
         inst = self.state.instances[row]
         up = not math.isnan(started)
@@ -701,7 +714,7 @@ class Lane:
         task.placed_at = created
         task.instance = row
         task.chips = chips_of(mask)
-        task.gpu_ids = self.gpu_ids.get(slot, ())
+        task.gpu_ids = gpu_ids
         task.ever_ran = True
         task.started_at = started if up else None
         if req.startup is not None:  # TaskLifecycle.try_start: the agent pulls from placement on
@@ -712,7 +725,6 @@ class Lane:
             task.stop_code, task.stopped_reason = EXITED[1], EXITED[2]
         else:
             task.held = True
-        del li
         return task
 
     def flush(self) -> None:
@@ -723,9 +735,11 @@ class Lane:
             return
         slots = self.DONE[:n].copy()
         C[li.C_NDONE] = 0
-        recent = self.lc.recent_stopped
-        for s in slots[-recent.maxlen:].tolist():
-            recent.append(self._task(s, stopped=True))
+        recent = self.lc.recent_stopped  # read at the end of the run only: SimTasks built then (finish)
+        last = slots[-recent.maxlen:]
+        gpu_ids = self.gpu_ids
+        for s, ti, tf in zip(last.tolist(), self.TI[last].tolist(), self.TF[last].tolist(), strict=True):
+            recent.append(_Stopped(ti, tf, gpu_ids.get(s, ())))
         TI, TF = self.TI[slots], self.TF[slots]
         ids = [identity.task_id(v) for v in TI[:, li.T_ID].tolist()]
         js = TI[:, li.T_WORKLOAD].tolist()
@@ -799,6 +813,10 @@ class Lane:
         self.flush()
         li = self.li
         free = set(self.FREE[: int(self.C[li.C_NFREE])].tolist())
+        recent = self.lc.recent_stopped
+        for k, r in enumerate(recent):
+            if isinstance(r, _Stopped):
+                recent[k] = self._task_of(r.ti, r.tf, r.gpu_ids, True)
         mine = [self._task(s, stopped=False) for s in range(len(self.TI)) if s not in free]
         for task in mine:  # for anyone reading the state after the run
             self.tasks_run[task.workload] = self.tasks_run.get(task.workload, 0) + 1
