@@ -501,3 +501,32 @@ def test_a_snapshots_tasks_and_lane_tasks_share_the_cluster() -> None:
     assert fast.path == "fast", fast.path_note
     assert (fast.tasks["workload"] == "snapshot").sum() > 0 and (fast.tasks["workload"] == "web").sum() > 100
     _assert_same(plain, fast)
+
+
+def test_the_waiting_rooms_retry_passes_run_in_the_lane_as_in_python() -> None:
+    """A saturated cluster where tasks of three request classes wait: the retry pass after a lane task's exit
+    runs in the loop while every head would fail again (setting a head's reason when its failure changed),
+    and in Python once a head can be placed; the same tasks, waits and reasons as the plain path."""
+    data = {"name": "w", "seed": 9, "duration": "2h", "sample_interval": "10m",
+            "task_definitions": {"web": "taskdefs/cpu-sidecar.json", "chip0": "taskdefs/inf2-chip-0.json",
+                                 "gpu": "taskdefs/g5-gpu.json"},
+            "cluster": {"fleets": [{"instance_type": "c6i.2xlarge", "count": 2},
+                                   {"instance_type": "inf2.xlarge", "count": 3},
+                                   {"instance_type": "g5.xlarge", "count": 1}]},
+            "workloads": [{"name": "web", "kind": "run_task", "task_definition": "web", "on_no_capacity": "wait",
+                           "arrivals": {"type": "poisson", "rate": "0.2/s"},
+                           "duration": {"type": "exponential", "mean": "40s"}},
+                          {"name": "chips", "kind": "run_task", "task_definition": "chip0", "on_no_capacity": "wait",
+                           "arrivals": {"type": "poisson", "rate": "0.05/s"},
+                           "duration": {"type": "exponential", "mean": "70s"}},
+                          {"name": "gpu", "kind": "run_task", "task_definition": "gpu", "on_no_capacity": "wait",
+                           "arrivals": {"type": "poisson", "rate": "0.02/s"},
+                           "duration": {"type": "exponential", "mean": "60s"}}]}
+    loaded = scenario_from_mapping(data, path=SCENARIOS / "w.yaml")
+    plain = _run(loaded, "plain")
+    assert (plain.tasks["wait_s"] > 0).sum() > 50  # saturated: many tasks waited
+    for compiled in (True, False):
+        sim = Simulation(loaded, path="fast", lane_compiled=compiled)
+        fast = sim.run()
+        assert sim.lane is not None and sim.lane.C[sim.lane.li.C_PASSES] > 100 and sim.lane.notes > 0
+        _assert_same(plain, fast)

@@ -13,7 +13,8 @@ Arrays (owned by ``lane.Lane``):
 - ``C`` int64 counters (``C_*``); ``F`` float64 scalars (``F_*``); ``L`` the cluster totals
   (``ClusterState.totals_block``, changed in place as ``record``/``free`` change them) and ``A`` the
   recorder's integrals of them, in ``placement.state.Totals`` order;
-- ``HT``, ``HE``, ``HP``: the heap's times, eids and payloads. A payload ``p`` is one of three events:
+- ``HT``, ``HE``, ``HP``: the heap's times, eids and payloads. A payload ``p`` is ``PASS`` (the waiting room's
+  retry pass: ``CLS``/``CD`` below) or one of three events:
   ``p < 0``: workload ``-1 - p``'s next RunTask call; ``0 <= p < STARTED``: the exit of the task in slot
   ``p`` (its run time ended: ``TaskLifecycle._exit``); ``p >= STARTED``: the task in slot ``p - STARTED``
   is up (PENDING -> RUNNING: ``TaskLifecycle._running``; only tasks of a workload with a start-up model have
@@ -34,8 +35,10 @@ Arrays (owned by ``lane.Lane``):
   variant's (``TI``'s workload is the variant row);
 - ``R``, ``X``, ``Z``: the placement kernel's arrays (ClusterState's own free columns); ``RUN`` the state's
   running-task counts; ``G[group row, row]`` its task-group counts; ``PRICE`` each row's price per chip;
-  ``TOUCH``/``TL`` rows changed (for the Python class index); ``DAEMON`` rows a daemon task waits on (a
-  release there is the waiting room's business: KICK).
+  ``CLS[k]``/``CD[k]``: the waiting room's class k (its head's kernel request, whether ``CD[k]`` holds the
+  failure details its reason was set from), built by Python at each hand-over; ``TOUCH``/``TL`` rows changed
+  (for the Python class index); ``DAEMON`` rows a daemon task waits on (a release there is the waiting room's
+  business: KICK).
 """
 
 from __future__ import annotations
@@ -44,12 +47,31 @@ import math
 
 from numba import njit
 
-from scheduler.placement._kernel_impl import _decide, _popcount, _relocate, _views, _zviews
+from scheduler.placement._kernel_impl import (
+    O_BASE,
+    O_STEP,
+    Q_ATTR0,
+    Q_CODE0,
+    _decide,
+    _popcount,
+    _relocate,
+    _scan,
+    _scan_packed,
+    _scan_sorted,
+    _views,
+    _zviews,
+)
 
 # counters
 (C_EID, C_NEXT_ID, C_HEAP, C_NFREE, C_NDONE, C_SUBMITTED, C_PROV, C_PEND, C_RUN, C_STOP, C_COMPLETED, C_CALL_J,
- C_CALL_LEFT, C_OUT_J, C_OUT_SLOT, C_KICK, C_NTOUCH, C_OUT_ID) = range(18)
-NC = 20
+ C_CALL_LEFT, C_OUT_J, C_OUT_SLOT, C_WAITING, C_NTOUCH, C_OUT_ID, C_PSCHED, C_LPASS, C_NCLS, C_PASS_K, C_OUT_K,
+ C_OUT_KICK, C_PASSES) = range(25)
+NC = 25
+# the waiting room's classes as the lane sees them (``CLS[k]``: the kernel request slot of class k's head, 1 when
+# ``CD[k]`` holds the failure details its head's reason was last set from) and the details' length
+CLS_SLOT, CLS_KNOWN = 0, 1
+ND = 13
+PASS = -(1 << 40)  # a heap payload: the waiting room's retry pass (``WaitingRoom.retry``)
 # float scalars: now, the recorder's last_t, simpy's next key (time; its priority and eid are in LIM)
 F_NOW, F_LAST_T, F_LIMIT_T, F_OUT_RUN_FOR, F_HELD_COST = range(5)
 NF = 5
@@ -69,7 +91,10 @@ STARTED = 1 << 40  # a heap payload at or above: the task in slot ``payload - ST
 # return codes. ON_PLACE: Python's share of a placement of the task in ``C[C_OUT_SLOT]`` (its GPU ids; with a
 # start-up model its draws, the image cache, and pushing its start on the heap with the next eid). ON_STOP:
 # Python's share of its stop (GPU ids back, images released), then the waiting room's turn as after KICK.
-YIELD, IDLE, FAIL, ON_PLACE, ON_STOP, KICK, REFILL_AT, REFILL_DU, GROW, REFILL_VB = range(10)
+# KICK: a release that the waiting room handles (``WaitingRoom.freed`` and ``kick``). PASS_PY: the retry pass
+# runs in Python (a head can be placed now, or the lane cannot try the classes). NOTE: the head of class
+# ``C[C_OUT_K]`` failed with other details than its reason says (in X): Python sets its reason from them.
+YIELD, IDLE, FAIL, ON_PLACE, ON_STOP, KICK, REFILL_AT, REFILL_DU, GROW, REFILL_VB, PASS_PY, NOTE = range(12)
 NORMAL = 1  # simpy's priority of every lane event
 
 
@@ -236,8 +261,26 @@ def _start(C, F, L, A, HT, HE, HP, TI, TF, FREE, R, X, xv, Z, zv, RUN, G, W, DU,
 
 
 @njit(cache=True)
-def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, VB, R, X, Z, RUN, G, PRICE, CHIPS_ALL,
-         GPU_REG, TOUCH, TL, DAEMON, st, fn):
+def _feasible(X, xv, zv, r):
+    """``_decide`` (with its explanation) without taking a row: whether request ``r`` would be placed now; when
+    not, its failure details are in ``X`` as a failed decision leaves them."""
+    q = zv[1][r]
+    codes = q[Q_CODE0: Q_CODE0 + 5]
+    attrs = q[Q_ATTR0: Q_ATTR0 + 5]
+    n, _, _, step = _scan_sorted(X, xv, zv, q, r, codes, attrs, False)
+    if n < 0:
+        n, _, _, step = _scan_packed(X, xv, zv, q, r, codes, attrs, False)
+    if n <= 0:
+        n, _, _, step = _scan(X, xv, zv, q, r, codes, attrs, False, True)
+    if n == 0:
+        X[O_STEP] = step
+        return False
+    return True
+
+
+@njit(cache=True)
+def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, VB, CLS, CD, R, X, Z, RUN, G, PRICE,
+         CHIPS_ALL, GPU_REG, TOUCH, TL, DAEMON, st, fn):
     """Run lane events until the next one comes after simpy's next (YIELD), none is left (IDLE), or Python
     must act (the other codes); call again to resume."""
     xv = _views(X)
@@ -246,6 +289,28 @@ def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, VB, R, X, Z
     lim_p = LIM[0]
     lim_e = LIM[1]
     while True:
+        k = C[C_PASS_K]
+        if k >= 0:  # inside the waiting room's retry pass: each class's head, as WaitingRoom.retry tries it
+            while k < C[C_NCLS]:
+                if _feasible(X, xv, zv, CLS[k, CLS_SLOT]):
+                    C[C_PASS_K] = -1
+                    return PASS_PY  # it would be placed: Python runs the pass (the heads before fail again)
+                same = CLS[k, CLS_KNOWN] != 0
+                if same:
+                    for d in range(ND):
+                        if CD[k, d] != X[O_BASE + d]:
+                            same = False
+                            break
+                C[C_PASS_K] = k + 1
+                if not same:
+                    for d in range(ND):
+                        CD[k, d] = X[O_BASE + d]
+                    CLS[k, CLS_KNOWN] = 1
+                    C[C_OUT_K] = k
+                    return NOTE
+                k += 1
+            C[C_PASS_K] = -1
+            C[C_PASSES] += 1
         j = C[C_CALL_J]
         if j >= 0:  # inside a RunTask call: its remaining tasks, then the next call
             while C[C_CALL_LEFT] > 0:
@@ -296,10 +361,23 @@ def step(C, F, LIM, L, A, HT, HE, HP, TI, TF, FREE, DONE, W, AT, DU, VB, R, X, Z
         elif p >= 0:
             _exit(C, F, L, A, HT, HE, HP, TI, TF, DONE, R, X, xv, Z, zv, RUN, G, W, PRICE, TOUCH, TL, p)
             C[C_OUT_SLOT] = p
+            row = TI[p, T_ROW]
+            # TaskLifecycle.stop's last step, WaitingRoom.kick: a retry pass now, unless one is scheduled
+            kick = C[C_WAITING] != 0 and C[C_PSCHED] == 0
+            if kick and C[C_LPASS] != 0 and not DAEMON[row]:
+                _schedule(C, HT, HE, HP, t, t, PASS)  # room: the exit was just popped
+                C[C_PSCHED] = 1
+                kick = False
+            C[C_OUT_KICK] = 1 if kick or DAEMON[row] else 0
             if TI[p, T_GPUS] != 0 or W[TI[p, T_WORKLOAD], W_STARTUP]:
                 return ON_STOP
-            if C[C_KICK] or DAEMON[TI[p, T_ROW]]:
+            if C[C_OUT_KICK]:
                 return KICK
+        elif p == PASS:
+            C[C_PSCHED] = 0  # WaitingRoom.retry's first step
+            if C[C_LPASS] == 0:
+                return PASS_PY
+            C[C_PASS_K] = 0
         else:
             j = -1 - p
             if W[j, W_CALLS_LEFT] > 0:

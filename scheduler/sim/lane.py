@@ -26,8 +26,11 @@ the plain lifecycle places, queues or fails it: a failed compiled decision draws
 deciding again is exact), the GPU ids a task takes or gives back, a start-up model's draws and the image
 cache (at the placement and the stop of each such task: its draws share the workload's generator with its
 arrivals, so such a workload's arrival times are read one at a time, where the plain path reads them), a
-waiting-room retry pass after a release (the plain path's ``WaitingRoom.kick``), refilling the blocks of
-arrival times and durations drawn ahead.
+waiting-room retry pass in which a head can be placed (or whose heads the kernel does not decide, or with a
+daemon to retry), the reason of a waiting head whose failure changed, refilling the blocks of arrival
+times and durations drawn ahead. A retry pass after a lane task's release is the loop's own event (taking
+the eid ``WaitingRoom.kick`` would): while every class's head would fail again it tries them in the loop
+(``_lane_impl._feasible``, the kernel's decision without taking a row) and Python has nothing to do.
 At every hand-back the counters, levels and integrals the engine keeps are written back, and the task rows
 of the tasks stopped since are appended in stop order (with the SLO tally and DescribeTasks' last 100).
 """
@@ -56,6 +59,7 @@ from scheduler.sim.plan import GeneratedArrivals, RunTaskWorkload
 from scheduler.sim.runtime import start_refusal
 from scheduler.sim.startup import task_images
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED, Request, SimTask
+from scheduler.sim.waiting import note_failure
 from scheduler.views import identity
 
 PATHS = ("auto", "fast", "plain")
@@ -175,7 +179,7 @@ def functions(compiled: bool = True) -> dict[str, Any]:
     if compiled:
         _drop_stale_loop(li.step)
         step = kernel.direct(li.step, i64, f64, i64, i64, f64, f64, i64, i64, i2, f2, i64, i64, i2, f2, f2, i2, i2,
-                             i64, i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
+                             i2, i2, i64, i64, i64, g2, f64, i64, i64, flags, i64, flags, 0, 0)
     fns = {"step": step, "heap_push": kernel.direct(li.heap_push, f64, i64, i64, i64, 0.0, 0, 0)}
     if compiled:
         kernel.mark_warm("lane", LANE_SOURCES, (li.step, li.heap_push))
@@ -241,6 +245,7 @@ class Lane:
         self._step, self._push = fns["step"], fns["heap_push"]
         self.C = np.zeros(li.NC, np.int64)
         self.C[li.C_CALL_J] = -1
+        self.C[li.C_PASS_K] = -1
         self.F = np.zeros(li.NF, np.float64)
         self.LIM = np.zeros(2, np.int64)
         self.L = self.state.totals_block  # the cluster totals, changed in place as record/free change them (_bind)
@@ -277,6 +282,13 @@ class Lane:
         self.TOUCH = np.zeros(0, np.bool_)
         self.TL = np.zeros(0, np.int64)
         self.DAEMON = np.zeros(0, np.bool_)
+        self.CLS = np.zeros((4, 2), np.int64)
+        self.CD = np.zeros((4, li.ND), np.int64)
+        self._heads: list[tuple[SimTask, Any]] = []
+        self._known: dict[str, np.ndarray] = {}  # a head's task id -> the details the lane set its reason from
+        self._passes = -1
+        self.notes = 0  # waiting tasks' reasons set from a retry pass in the loop
+        self._entries: dict[int, tuple[int, Request, Any]] = {}
         self._daemon_rows: set[int] = set()
         self.bits = (0, 0)
         self._chips_text: dict[int, str] = {}
@@ -371,16 +383,21 @@ class Lane:
         self._load()
         while True:
             args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
-                    self.DONE, self.W, self.AT, self.DU, self.VB, self.R, self.X, self.Z, self.RUN, self.G, self.PRICE,
-                    self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0], self.bits[1])
+                    self.DONE, self.W, self.AT, self.DU, self.VB, self.CLS, self.CD, self.R, self.X, self.Z, self.RUN,
+                    self.G, self.PRICE, self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0],
+                    self.bits[1])
             code = self._step(*args)
             if code == li.ON_PLACE:
                 self._placed(int(self.C[li.C_OUT_SLOT]))
             elif code == li.ON_STOP:
                 slot = int(self.C[li.C_OUT_SLOT])
                 self._stopped(slot)
-                if self.C[li.C_KICK] or self.DAEMON[self.TI[slot, li.T_ROW]]:
+                if self.C[li.C_OUT_KICK]:
                     self._released(slot)
+            elif code == li.NOTE:
+                self._note(int(self.C[li.C_OUT_K]))
+            elif code == li.PASS_PY:
+                self._pass()
             elif code == li.REFILL_AT:
                 self._refill_arrivals(int(self.C[li.C_OUT_J]))
             elif code == li.REFILL_DU:
@@ -412,7 +429,8 @@ class Lane:
                                                                  counts[RUNNING], counts[STOPPED])
         C[li.C_COMPLETED] = lc.completed_count
         waiting = self.sim.waiting
-        C[li.C_KICK] = 1 if (waiting.classes or waiting.freed_rows) and not waiting._pass_scheduled else 0
+        C[li.C_WAITING] = 1 if waiting.classes or waiting.freed_rows else 0
+        C[li.C_PSCHED] = 1 if waiting._pass_scheduled else 0
         acc, A = rec.integrals, self.A
         for k, name in enumerate(INTEGRALS):
             A[k] = getattr(acc, name)
@@ -427,6 +445,75 @@ class Lane:
             self.DAEMON[list(self._daemon_rows)] = False
             self._daemon_rows = set(waiting.daemons)
             self.DAEMON[list(self._daemon_rows)] = True
+        self._classes()
+
+    def _classes(self) -> None:
+        """The waiting room's classes for a retry pass in the loop (``C_LPASS``): each head's kernel request
+        and the failure details its reason was last set from by the lane (forgotten when Python runs a pass,
+        which sets reasons on its own). The loop runs the pass only when every head is waiting and decided by
+        the kernel, and no daemon waits on a freed instance."""
+        li, C, waiting = self.li, self.C, self.sim.waiting
+        if waiting.passes != self._passes:
+            self._known.clear()
+            self._passes = waiting.passes
+        classes = waiting.classes
+        n = len(classes)
+        if len(self.CLS) < n:
+            self.CLS = np.zeros((2 * n, 2), np.int64)
+            self.CD = np.zeros((2 * n, li.ND), np.int64)
+        heads = self._heads
+        heads.clear()
+        ok = n > 0 and not waiting.freed_rows
+        if ok:
+            for k, queue in enumerate(classes.values()):
+                head = queue[0]
+                if head.last_status != PROVISIONING:  # the pass drops it: Python's business
+                    ok = False
+                    break
+                entry = self._entry(head.request)
+                if entry is None:
+                    ok = False
+                    break
+                self.CLS[k, li.CLS_SLOT] = entry.slot
+                known = self._known.get(head.task_id)
+                self.CLS[k, li.CLS_KNOWN] = known is not None
+                if known is not None:
+                    self.CD[k] = known
+                heads.append((head, entry))
+        C[li.C_NCLS] = n
+        C[li.C_LPASS] = 1 if ok else 0
+
+    def _entry(self, request: Request) -> Any:
+        """The kernel's entry for a waiting task's request, as ``placer.place`` finds it (None: not decided by
+        the kernel)."""
+        if request.only is not None:
+            return None
+        cached = self._entries.get(id(request))
+        if cached is not None and cached[0] == self._generation:
+            return cached[2]
+        spec = request.spec
+        cps = tuple(request.capacity_providers) if request.capacity_providers is not None else None
+        entry = self.placer.prepared(spec, spec.constraints + tuple(request.constraints), tuple(request.strategies),
+                                     request.group, request.launch_type, cps)
+        found = entry if entry.slot >= 0 else None
+        self._entries[id(request)] = (self._generation, request, found)  # the request kept alive with its id
+        return found
+
+    def _note(self, k: int) -> None:
+        """The head of class k failed with other details than its reason was set from (they are in the kernel's
+        output): its reason now, as ``WaitingRoom.retry`` sets it."""
+        head, entry = self._heads[k]
+        live = self.state._live
+        failure = entry.failures.get(live._details.tobytes()) or self.placer._compiled_failure(entry, live)
+        note_failure(head, failure)
+        self._known[head.task_id] = self.CD[k].copy()
+        self.notes += 1
+
+    def _pass(self) -> None:
+        """The waiting room's retry pass, in Python (a head can be placed now, or the loop cannot try them)."""
+        self._store()
+        self.sim.waiting.retry()
+        self._load()
 
     def _store(self) -> None:
         """The lane's counters and levels back into the engine; the rows of the tasks stopped since."""
@@ -439,6 +526,7 @@ class Lane:
         counts[PROVISIONING], counts[PENDING], counts[RUNNING], counts[STOPPED] = (
             int(C[li.C_PROV]), int(C[li.C_PEND]), int(C[li.C_RUN]), int(C[li.C_STOP]))
         lc.completed_count = int(C[li.C_COMPLETED])
+        self.sim.waiting._pass_scheduled = bool(C[li.C_PSCHED])
         acc = rec.integrals
         for k, name in enumerate(INTEGRALS):
             setattr(acc, name, float(self.A[k]))

@@ -51,6 +51,7 @@ class WaitingRoom:
         self.freed_rows: set[int] = set()
         self.by_provider: dict[str, dict[str, Any]] = {}
         self._pass_scheduled = False
+        self.passes = 0  # retry passes run (the stream lane: reasons it did not set since)
 
     # --- tasks come in ---------------------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class WaitingRoom:
     def retry(self) -> None:
         """One retry pass: daemons on the instances that freed something, then each class from its head."""
         self._pass_scheduled = False
+        self.passes += 1
         self._retry_daemons()
         for key in list(self.classes):
             waiting = self.classes[key]
