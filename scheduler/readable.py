@@ -99,13 +99,9 @@ RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
     ("wall_seconds", "wall-clock time of the simulation", "s"),
 )
-# (key of summary["faults"], label, unit)
-FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("instance_failures", "instance failures", ""),
-    ("chip_failures", "Neuron chip failures", ""),
-    ("agent_disconnects", "agent disconnects", ""),
-    ("spot_interruptions", "Spot interruptions", ""),
-    ("instance_retirements", "scheduled retirements", ""),
+# (key of summary["faults"], label, unit): what the faults cost; each fault kind's counter has its label in its
+# module (scheduler.sim.faults; ``fault_rows()`` gives both, in the report's order)
+FAULT_COST_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_stopped", "tasks stopped by faults", ""),
     ("service_tasks_stopped", "of which service tasks (replaced)", ""),
     ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),

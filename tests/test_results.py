@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import types
 import typing
 from pathlib import Path
@@ -108,14 +109,15 @@ def test_instances_at_end_are_those_the_timeline_counts_at_the_end() -> None:
 
 def _document() -> dict[str, Any]:
     summary = RunSummary("s", 1, "device-aware", 60.0, workloads={"llama": WorkloadSummary("service")},
-                         faults=Faults(instance_failures=1))
+                         faults=Faults(struck={"instance_failures": 1, "chip_failures": 0}))
     return summary.to_json()
 
 
 @pytest.mark.parametrize(("change", "path", "words"), [
     (lambda d: d.update(tasks_lost=3), "tasks_lost", "unknown field"),
     (lambda d: d["workloads"]["llama"].update(tail_p999_s=1.0), "workloads.llama.tail_p999_s", "unknown field"),
-    (lambda d: d["faults"].pop("chip_failures"), "faults.chip_failures", "missing field"),
+    (lambda d: d["faults"].update(chip_failures="2"), "faults.chip_failures", "expected a whole number"),
+    (lambda d: d["faults"].pop("tasks_stopped"), "faults.tasks_stopped", "missing field"),
     (lambda d: d.pop("wait_p99_s"), "wait_p99_s", "missing field"),
     (lambda d: d.update(tasks_submitted="12"), "tasks_submitted", "expected a whole number"),
     (lambda d: d.update(tasks_failed=[1]), "tasks_failed", "expected an object"),
@@ -130,6 +132,22 @@ def test_a_summary_this_version_does_not_write_is_one_error_naming_the_field(cha
         RunSummary.from_json(document, file="old/summary.json")
     line = str(caught.value)
     assert line.startswith(f"old/summary.json: {path}: {words}") and "\n" not in line
+
+
+def test_fault_counters_are_the_kinds_a_file_has_so_a_file_from_before_a_new_kind_still_loads() -> None:
+    document = _document()
+    assert list(document["faults"])[:2] == ["instance_failures", "chip_failures"]  # the counters come first
+    document["faults"].pop("chip_failures")  # written before that kind existed
+    summary = RunSummary.from_json(document, file="old/summary.json")
+    assert summary.faults.struck == {"instance_failures": 1} and summary.faults.instance_failures == 1
+    with pytest.raises(AttributeError):
+        _ = summary.faults.chip_failures  # not a count of 0: the file does not say
+    assert summary.to_json() == document
+
+
+def test_a_summary_with_fault_counters_survives_pickling() -> None:
+    summary = RunSummary.from_json(_document())
+    assert pickle.loads(pickle.dumps(summary)) == summary
 
 
 def test_report_on_a_summary_from_another_version_exits_2_with_one_line(tmp_path: Path,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from scheduler.results import codec
-from scheduler.results.codec import ResultsError, flat, json_key, omitted
+from scheduler.results.codec import ResultsError, flat, json_key, omitted, spread
 
 QUANTILES = (50, 95, 99)
 
@@ -104,19 +104,22 @@ class InstanceCounts:
 
 @dataclass(frozen=True)
 class Faults:
-    """Injected faults that struck, and what they cost."""
+    """Injected faults that struck, and what they cost. ``struck`` counts each fault kind under its counter
+    name (the kinds are declared in ``scheduler.sim.faults``, one module each): written into the object
+    key by key (``instance_failures``, ``spot_interruptions``, ...) and read as attributes
+    (``faults.chip_failures``)."""
 
-    instance_failures: int = 0
-    spot_interruptions: int = 0
-    chip_failures: int = 0
-    agent_disconnects: int = 0
-    instance_retirements: int = 0
+    struck: dict[str, int] = field(default_factory=dict, metadata=spread())
     tasks_stopped: int = 0              # tasks a fault stopped
     service_tasks_stopped: int = 0      # of those, service tasks (replaced by their service)
     run_task_hours_lost: float = 0.0    # run time of the RunTask tasks a fault stopped
-    # counts of fault kinds registered after this contract was written (sim.faults.KINDS), until they
-    # get a field of their own; left out of the file while empty
-    other_kinds: dict[str, int] = field(default_factory=dict, metadata=omitted())
+
+    def __getattr__(self, name: str) -> int:
+        """A kind's count by its counter name: ``faults.chip_failures``."""
+        struck = self.__dict__.get("struck")  # absent while unpickling: no recursion
+        if struck is not None and not name.startswith("_") and name in struck:
+            return struck[name]
+        raise AttributeError(f"{type(self).__name__!r} has no field or fault counter {name!r}")
 
 
 @dataclass(frozen=True)

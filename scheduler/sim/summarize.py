@@ -6,7 +6,6 @@ the simulation and builds the typed summary; nothing here changes the simulation
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -20,6 +19,7 @@ from scheduler.results.summary import (
     TaskCounts,
     Utilization,
 )
+from scheduler.sim.faults.mechanism import TASK_COUNTERS
 from scheduler.sim.metrics import ratio
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED
 
@@ -127,8 +127,7 @@ def workload_shortfall(services: Any) -> dict[str, float]:
 
 
 def _faults(counts: dict[str, int], seconds_lost: float) -> Faults:
-    """The fault counters as the contract's fields; a kind with no field of its own goes to ``other_kinds``."""
-    named = {f.name for f in dataclasses.fields(Faults)}
-    return Faults(**{k: v for k, v in counts.items() if k in named},
-                  other_kinds={k: v for k, v in sorted(counts.items()) if k not in named},
+    """The fault counters as the contract's: each kind's under its name, then the tasks they stopped."""
+    task_counts = {k: counts[k] for k in TASK_COUNTERS}
+    return Faults(struck={k: v for k, v in counts.items() if k not in task_counts}, **task_counts,
                   run_task_hours_lost=round(seconds_lost / 3600, 6))
