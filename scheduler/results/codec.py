@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Union
 
@@ -39,10 +39,11 @@ def flat(prefix: str = "", *, omit: bool = False) -> dict[str, Any]:
     return {"flat": prefix, "omit": omit}
 
 
-def spread() -> dict[str, Any]:
+def spread(types: Callable[[], Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Field metadata: a ``dict[str, X]`` whose items are written into the parent object, each under its own
-    key; read back, it holds every key of the object no other field claims (each must be an X)."""
-    return {"spread": True}
+    key. Read back, it holds every key of the object no other field claims (each must be an X); with
+    ``types`` (the keys it may hold and the type of each, asked when reading) only those keys."""
+    return {"spread": True, "types": types}
 
 
 def omitted() -> dict[str, Any]:
@@ -59,6 +60,7 @@ class _Slot:
     omit: bool
     default: Any
     spread: bool = False
+    types: Callable[[], Mapping[str, Any]] | None = None  # a spread mapping's keys and their types
 
 
 @cache
@@ -75,7 +77,7 @@ def _slots(cls: type) -> tuple[_Slot, ...]:
         else:
             default = None
         if meta.get("spread"):
-            out.append(_Slot(f.name, None, "", hints[f.name], False, default, spread=True))
+            out.append(_Slot(f.name, None, "", hints[f.name], False, default, spread=True, types=meta.get("types")))
         elif "flat" in meta:
             out.append(_Slot(f.name, None, meta["flat"], hints[f.name], meta.get("omit", False), default))
         else:
@@ -162,9 +164,12 @@ def _read(cls: type, data: Mapping[str, Any], prefix: str, used: set[str], file:
         values[slot.name] = _value(slot.kind, data[key], file, _join(path, key))
     if spread is not None:
         _, item = typing.get_args(spread.kind)
-        rest = [k for k in data if k not in used and k.startswith(prefix)]
+        types = None if spread.types is None else spread.types()
+        rest = [k for k in data if k not in used and k.startswith(prefix)
+                and (types is None or k[len(prefix):] in types)]
         used.update(rest)
-        values[spread.name] = {k[len(prefix):]: _value(item, data[k], file, _join(path, k)) for k in rest}
+        values[spread.name] = {k[len(prefix):]: _value(item if types is None else types[k[len(prefix):]], data[k],
+                                                       file, _join(path, k)) for k in rest}
     return cls(**values)
 
 

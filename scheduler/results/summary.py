@@ -23,6 +23,7 @@ import numpy as np
 
 from scheduler.results import codec
 from scheduler.results.codec import ResultsError, flat, json_key, omitted, spread
+from scheduler.results.figure import figure_types
 
 QUANTILES = (50, 95, 99)
 
@@ -110,9 +111,14 @@ class Faults:
     (``faults.chip_failures``)."""
 
     struck: dict[str, int] = field(default_factory=dict, metadata=spread())
-    tasks_stopped: int = 0              # tasks a fault stopped
-    service_tasks_stopped: int = 0      # of those, service tasks (replaced by their service)
-    run_task_hours_lost: float = 0.0    # run time of the RunTask tasks a fault stopped
+    tasks_stopped: int = field(default=0, metadata={"doc": (
+        "tasks a fault stopped (stop code `InfrastructureHealth`, `SpotInterruption` or `TerminationNotice`); "
+        "service tasks moved off a draining instance are not counted")})
+    service_tasks_stopped: int = field(default=0, metadata={"doc": (
+        "of those, service tasks; their service replaces them, and the cost shows in "
+        "`service_shortfall_task_hours`")})
+    run_task_hours_lost: float = field(default=0.0, metadata={"doc": (
+        "run time of the RunTask tasks a fault stopped: work lost, as ECS does not restart them")})
 
     def __getattr__(self, name: str) -> int:
         """A kind's count by its counter name: ``faults.chip_failures``."""
@@ -193,6 +199,8 @@ class RunSummary:
     utilization: Utilization = field(default_factory=Utilization, metadata=flat())
     costs: Costs = field(default_factory=Costs, metadata=flat())
     instances: InstanceCounts = field(default_factory=InstanceCounts, metadata=flat())
+    # the figures declared one module each (scheduler.results.figures), by name, written key by key
+    figures: dict[str, int | float | None] = field(default_factory=dict, metadata=spread(figure_types))
     extensions: tuple[str, ...] = ()
     service_shortfall_task_hours: dict[str, float] = field(default_factory=dict)
     workloads: dict[str, WorkloadSummary] = field(default_factory=dict)

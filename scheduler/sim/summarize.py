@@ -1,4 +1,6 @@
-"""The run summary of a finished simulation: the engine's counters and integrals as a :class:`RunSummary`.
+"""The run summary of a finished simulation: the engine's counters and integrals as a :class:`RunSummary`,
+then the figures declared one module each (:mod:`scheduler.results.figures`), computed from that summary and
+the run's tables.
 
 Called once, at the end of :meth:`Simulation.run` (after every task still alive has its row): it reads
 the simulation and builds the typed summary; nothing here changes the simulation.
@@ -11,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from scheduler.results.record import RunRecord, with_figures
 from scheduler.results.summary import (
     Costs,
     Faults,
@@ -49,7 +52,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
     scaling = sim.recorder.scaling
     cluster = timeline["instance_type"] == "*"
     at_end = sum(1 for end in sim.instance_end if end is None)
-    return RunSummary(
+    summary = RunSummary(
         scenario=sim.plan.name,
         seed=sim.seed,
         device_mode=sim.mode_name,
@@ -99,6 +102,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
         snapshot=None if snapshot is None else snapshot.summary(tasks_seeded=sim.seeded),
         partial=sim.partial,
     )
+    return with_figures(RunRecord(summary, timeline, events=sim.recorder.events))
 
 
 def idle_chip_cost(sim: Any) -> float:
