@@ -70,7 +70,8 @@ def _strategy(kind: Any) -> st.SearchStrategy[Any]:
     """Any value of a contract field's type (floats finite: JSON has no NaN; an int where a float may be)."""
     if dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        return st.builds(kind, **{f.name: _strategy(hints[f.name]) for f in dataclasses.fields(kind)})
+        return st.builds(kind, **{f.name: _spread(kind, f) if f.metadata.get("spread") else _strategy(hints[f.name])
+                                  for f in dataclasses.fields(kind)})
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (Union, types.UnionType):
         return st.one_of(*(st.none() if a is type(None) else _strategy(a) for a in args))
@@ -80,6 +81,17 @@ def _strategy(kind: Any) -> st.SearchStrategy[Any]:
         return st.lists(_strategy(args[0]), max_size=3).map(tuple)
     return {bool: st.booleans(), int: st.integers(-(2**62), 2**62), str: st.text(max_size=20),
             float: st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**9), 10**9)}[kind]
+
+
+def _spread(kind: Any, field: dataclasses.Field[Any]) -> st.SearchStrategy[Any]:
+    """A mapping written key by key into its object: the declared figures, or fault counters under names no
+    other field of the object has."""
+    types = field.metadata["types"]
+    if types is not None:
+        return st.fixed_dictionaries({}, optional={k: _strategy(t) for k, t in types().items()})
+    taken = set(codec.keys(kind))
+    names = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True).filter(lambda k: k not in taken)
+    return st.dictionaries(names, _strategy(typing.get_args(typing.get_type_hints(kind)[field.name])[1]), max_size=3)
 
 
 @settings(max_examples=60, deadline=None)

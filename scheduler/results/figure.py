@@ -63,8 +63,18 @@ def figures() -> tuple[Figure, ...]:
             raise TypeError(f"{module.__name__}.FIGURE is not a Figure")
         if figure.name in found:
             raise ValueError(f"two figures are named {figure.name!r}")
+        if figure.name in _contract_keys():
+            raise ValueError(f"{module.__name__}: summary.json already has a field {figure.name!r}")
         found[figure.name] = figure
     return tuple(found.values())
+
+
+def _contract_keys() -> frozenset[str]:
+    """The keys summary.json's dataclasses write (imported when asked: the contract imports this module)."""
+    from scheduler.results import codec
+
+    summary = importlib.import_module("scheduler.results.summary")
+    return frozenset(codec.keys(summary.RunSummary))
 
 
 def figure_types() -> dict[str, Any]:

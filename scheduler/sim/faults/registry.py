@@ -8,7 +8,11 @@ import pkgutil
 from functools import cache
 
 from scheduler.readable import FAULT_COST_ROWS
+from scheduler.results.codec import keys
+from scheduler.results.summary import Faults
 from scheduler.sim.faults.base import FaultKind
+
+RESERVED = frozenset(keys(Faults))  # the faults' own fields (tasks_stopped, ...): no kind's counter
 
 
 @cache
@@ -23,6 +27,8 @@ def kinds() -> tuple[FaultKind, ...]:
             continue
         if not isinstance(kind, FaultKind):
             raise TypeError(f"{module.__name__}.KIND is not a FaultKind")
+        if kind.key in RESERVED:
+            raise ValueError(f"{module.__name__}: the key {kind.key!r} is a field of summary.json's faults")
         if kind.key in found:
             raise ValueError(f"two fault kinds use the key {kind.key!r}: {module.__name__} and "
                              f"{type(found[kind.key]).__module__}")
