@@ -69,19 +69,19 @@ def back(sim, row):
 KIND = Reboots()
 '''
 
-PEAK_CHIPS = '''
-"""The most Neuron chips held at one sample (a figure written by a test)."""
+BUSIEST = '''
+"""The most tasks running at one sample (a figure written by a test)."""
 
 from scheduler.results.figure import Figure
 
 
-def _peak(run):
+def _busiest(run):
     cluster = run.cluster
-    return int(cluster["chips_held"].max()) if len(cluster) else 0
+    return int(cluster["running"].max()) if len(cluster) else 0
 
 
-FIGURE = Figure("peak_chips_held", int, "count", "most Neuron chips held at one sample",
-                "The most Neuron chips tasks held at one sample of the timeline.", _peak)
+FIGURE = Figure("busiest_sample_tasks", int, "count", "most tasks running at one sample",
+                "The most tasks RUNNING at one sample of the timeline.", _busiest)
 '''
 
 # run in a fresh interpreter: the folder joins the package's search path before anything scans it
@@ -179,7 +179,7 @@ def test_a_new_fault_kind_is_one_module(tmp_path: Path) -> None:
 def test_a_new_summary_figure_is_one_module(tmp_path: Path) -> None:
     scenario = _scenario(tmp_path, "chip_failures: [{at: [1h]}]", name="figure")
     out = tmp_path / "out"
-    done = _python(tmp_path, "scheduler.results.figures", "peak_chips_held", PEAK_CHIPS, f"""
+    done = _python(tmp_path, "scheduler.results.figures", "busiest_sample_tasks", BUSIEST, f"""
         import json
         from scheduler.cli import main
         from scheduler.readable import metric_name, metric_unit
@@ -194,23 +194,23 @@ def test_a_new_summary_figure_is_one_module(tmp_path: Path) -> None:
             refused = ""
         except ResultsError as exc:
             refused = str(exc)
-        print(json.dumps({{"value": summary.figures["peak_chips_held"], "metric": summary.metrics()["peak_chips_held"],
-                          "name": metric_name("peak_chips_held"), "unit": metric_unit("peak_chips_held"),
+        print(json.dumps({{"value": summary.figures["busiest_sample_tasks"],
+                          "metric": summary.metrics()["busiest_sample_tasks"],
+                          "name": metric_name("busiest_sample_tasks"), "unit": metric_unit("busiest_sample_tasks"),
                           "doc": figures_table(), "refused": refused}}))
         """)
     assert done.returncode == 0, done.stderr
     *table, last = done.stdout.splitlines()
     facts = json.loads(last)
     timeline = pd.read_parquet(out / "timeline.parquet")
-    peak = int(timeline.loc[timeline["instance_type"] == "*", "chips_held"].max())
+    peak = int(timeline.loc[timeline["instance_type"] == "*", "running"].max())
     assert peak > 0 and facts["value"] == facts["metric"] == peak  # computed from the run, read back
     keys = list(json.loads((out / "summary.json").read_text()))
-    assert keys[keys.index("instances_at_end") + 1] == "peak_chips_held"  # written after the instance counts
+    assert "busiest_sample_tasks" in keys[keys.index("instances_at_end") + 1:keys.index("extensions")]
     assert facts["refused"].startswith("x/summary.json: tail_chips: unknown field")  # only declared keys
-    assert (facts["name"], facts["unit"]) == ("most Neuron chips held at one sample", "count")
-    assert any("most Neuron chips held at one sample" in line and f"{peak} " in line for line in table)
-    assert "| `peak_chips_held` | count | The most Neuron chips tasks held at one sample of the timeline. |" in \
-        facts["doc"]
+    assert (facts["name"], facts["unit"]) == ("most tasks running at one sample", "count")
+    assert any("most tasks running at one sample" in line and f"{peak} " in line for line in table)
+    assert "| `busiest_sample_tasks` | count | The most tasks RUNNING at one sample of the timeline. |" in facts["doc"]
 
 
 def test_the_committed_docs_hold_the_tables_the_declarations_render() -> None:
