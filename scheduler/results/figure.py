@@ -6,7 +6,8 @@ them by scanning the package. :class:`~scheduler.results.summary.RunSummary` hol
 ``figures`` (written into summary.json key by key, after the instance counts); the terminal and the report
 read their label and unit, docs/outputs.md lists them (a generated table), and sweeps average them like
 any other figure. A figure is computed once, at the end of a run, from a
-:class:`~scheduler.results.record.RunRecord`: the run's summary (every other field) and its tables.
+:class:`~scheduler.results.record.RunRecord`: the run's summary (every other field), its timeline and
+its events. A figure that needs more of the engine than these needs the record (and the engine) to offer it.
 """
 
 from __future__ import annotations

@@ -97,7 +97,9 @@ class FaultKind:
     scenario, in the fault generator's draws, in the report) and ``summary_order`` its counter's place in
     summary.json (the same unless a kind says otherwise). ``many``: a list of targeted entries (the plan
     class extends :class:`FaultTarget`; struck by the one mechanism of :mod:`.mechanism`), or one
-    object with a clock of its own (Spot interruptions)."""
+    object with a clock of its own (Spot interruptions). A new targeted kind is its module alone; a new
+    one-object kind would also need its field in :class:`~scheduler.sim.plan.Plan` (compile fills the field
+    named by its key) and its engine call, as Spot interruptions have."""
 
     key: ClassVar[str]
     plan: ClassVar[type]
