@@ -451,7 +451,8 @@ class _progress:
 
 
 def _print_summary(summary: RunSummary, out: Path) -> None:
-    from scheduler.readable import FAULT_ROWS, fmt, request_table, summary_rows, workload_table
+    from scheduler.readable import fmt, request_table, summary_rows, workload_table
+    from scheduler.sim.faults import fault_rows
 
     title = (f"{_shown(summary.scenario)} (seed {summary.seed}, {summary.device_mode}, "
              f"{duration_text(summary.sim_seconds)} simulated)")
@@ -461,7 +462,7 @@ def _print_summary(summary: RunSummary, out: Path) -> None:
     short = sum(summary.service_shortfall_task_hours.values())
     if short:
         rows.append(("service shortfall (task-hours)", fmt(float(short))))
-    labels = {key: (label, unit) for key, label, unit in FAULT_ROWS}
+    labels = {key: (label, unit) for key, label, unit in fault_rows()}
     for key, n in summary.fault_metrics().items():
         if n:
             label, unit = labels.get(key, (key.replace("_", " "), ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from scheduler.results.figure import figure
 from scheduler.results.summary import RunSummary
 from scheduler.results.tables import REQUEST_METRICS, WORKLOAD_METRICS, split_workload_column, workload_column
 
@@ -99,13 +100,9 @@ RUN_ROWS: tuple[tuple[str, str, str], ...] = (
     ("idle_chip_cost_usd", "cost of chips no task held", "USD"),
     ("wall_seconds", "wall-clock time of the simulation", "s"),
 )
-# (key of summary["faults"], label, unit)
-FAULT_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("instance_failures", "instance failures", ""),
-    ("chip_failures", "Neuron chip failures", ""),
-    ("agent_disconnects", "agent disconnects", ""),
-    ("spot_interruptions", "Spot interruptions", ""),
-    ("instance_retirements", "scheduled retirements", ""),
+# (key of summary["faults"], label, unit): what the faults cost; each fault kind's counter has its label in its
+# module (scheduler.sim.faults; ``fault_rows()`` gives both, in the report's order)
+FAULT_COST_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tasks_stopped", "tasks stopped by faults", ""),
     ("service_tasks_stopped", "of which service tasks (replaced)", ""),
     ("run_task_hours_lost", "RunTask task-hours lost (run time of stopped standalone tasks)", ""),
@@ -120,14 +117,18 @@ PERIOD_KEYS = frozenset({"cost_usd", "idle_chip_cost_usd"})  # totals whose labe
 
 def metric_name(metric: str) -> str:
     """A metric's name without its unit (the cells carry the unit): ``wait_p99_s`` -> ``p99 wait``,
-    ``wait_p99_s[llama]`` -> ``llama: p99 wait``."""
+    ``wait_p99_s[llama]`` -> ``llama: p99 wait``; a declared figure's is its label."""
     base, workload = split_workload_column(metric)
-    name = METRICS.get(base, (base.replace("_", " "), ""))[0]
+    declared = figure(base)
+    name = declared.label if declared else METRICS.get(base, (base.replace("_", " "), ""))[0]
     return name if workload is None else f"{workload}: {name}"
 
 
 def metric_unit(metric: str) -> str:
     base, _ = split_workload_column(metric)
+    declared = figure(base)
+    if declared is not None:
+        return declared.unit
     return METRICS.get(base, ("", "USD" if base.endswith("_usd") else ""))[1]
 
 
@@ -206,8 +207,9 @@ def interval_text(mean: float, low: float, high: float, unit: str = "") -> str:
 
 def summary_rows(summary: RunSummary, *, machine: bool = True) -> list[tuple[str, str]]:
     """A run summary as (label, value) rows: the known rows in order, the count of failed tasks, then every
-    other cluster-wide number. Total costs say the simulated period they cover ("cost over 7 d").
-    ``machine=False`` leaves out what measures the machine rather than the scenario (``wall_seconds``)."""
+    other cluster-wide number (a declared figure under its label, in its unit). Total costs say the
+    simulated period they cover ("cost over 7 d"). ``machine=False`` leaves out what measures the machine
+    rather than the scenario (``wall_seconds``)."""
     rows: list[tuple[str, str]] = []
     known = {key for key, _, _ in RUN_ROWS}
     metrics = summary.metrics()
@@ -219,7 +221,11 @@ def summary_rows(summary: RunSummary, *, machine: bool = True) -> list[tuple[str
     for key, value in metrics.items():
         if key in known or key in HEADER_KEYS:
             continue
-        rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
+        declared = figure(key)
+        if declared is not None:
+            rows.append((declared.label, fmt(value, declared.unit)))
+        else:
+            rows.append((key.replace("_", " "), fmt(value, "USD" if key.endswith("_usd") else "")))
     return rows
 
 

@@ -42,11 +42,12 @@ def _port_reads(source: str, chains: tuple[str, ...]) -> set[str]:
 
 @pytest.mark.parametrize(("module", "port", "chains"), [
     ("capacity.py", ClusterPort, ("self.sim",)),
-    ("faults.py", FaultPort, ("self.sim", "faults.sim", "sim")),
+    ("faults", FaultPort, ("self.sim", "faults.sim", "sim")),  # the package: the mechanism and every kind
     ("services.py", ServicePort, ("self.sim", "sim")),
 ])
 def test_each_part_uses_only_its_port(module: str, port: type, chains: tuple[str, ...]) -> None:
-    reads = _port_reads((SIM / module).read_text(encoding="utf-8"), chains)
+    files = sorted((SIM / module).glob("*.py")) if (SIM / module).is_dir() else [SIM / module]
+    reads = set().union(*(_port_reads(f.read_text(encoding="utf-8"), chains) for f in files))
     assert reads, f"{module} reads nothing through its port: the chains are wrong"
     assert reads - _members(port) == set()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import types
 import typing
 from pathlib import Path
@@ -69,7 +70,8 @@ def _strategy(kind: Any) -> st.SearchStrategy[Any]:
     """Any value of a contract field's type (floats finite: JSON has no NaN; an int where a float may be)."""
     if dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        return st.builds(kind, **{f.name: _strategy(hints[f.name]) for f in dataclasses.fields(kind)})
+        return st.builds(kind, **{f.name: _spread(kind, f) if f.metadata.get("spread") else _strategy(hints[f.name])
+                                  for f in dataclasses.fields(kind)})
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (Union, types.UnionType):
         return st.one_of(*(st.none() if a is type(None) else _strategy(a) for a in args))
@@ -79,6 +81,17 @@ def _strategy(kind: Any) -> st.SearchStrategy[Any]:
         return st.lists(_strategy(args[0]), max_size=3).map(tuple)
     return {bool: st.booleans(), int: st.integers(-(2**62), 2**62), str: st.text(max_size=20),
             float: st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**9), 10**9)}[kind]
+
+
+def _spread(kind: Any, field: dataclasses.Field[Any]) -> st.SearchStrategy[Any]:
+    """A mapping written key by key into its object: the declared figures, or fault counters under names no
+    other field of the object has."""
+    types = field.metadata["types"]
+    if types is not None:
+        return st.fixed_dictionaries({}, optional={k: _strategy(t) for k, t in types().items()})
+    taken = set(codec.keys(kind))
+    names = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True).filter(lambda k: k not in taken)
+    return st.dictionaries(names, _strategy(typing.get_args(typing.get_type_hints(kind)[field.name])[1]), max_size=3)
 
 
 @settings(max_examples=60, deadline=None)
@@ -108,14 +121,15 @@ def test_instances_at_end_are_those_the_timeline_counts_at_the_end() -> None:
 
 def _document() -> dict[str, Any]:
     summary = RunSummary("s", 1, "device-aware", 60.0, workloads={"llama": WorkloadSummary("service")},
-                         faults=Faults(instance_failures=1))
+                         faults=Faults(struck={"instance_failures": 1, "chip_failures": 0}))
     return summary.to_json()
 
 
 @pytest.mark.parametrize(("change", "path", "words"), [
     (lambda d: d.update(tasks_lost=3), "tasks_lost", "unknown field"),
     (lambda d: d["workloads"]["llama"].update(tail_p999_s=1.0), "workloads.llama.tail_p999_s", "unknown field"),
-    (lambda d: d["faults"].pop("chip_failures"), "faults.chip_failures", "missing field"),
+    (lambda d: d["faults"].update(chip_failures="2"), "faults.chip_failures", "expected a whole number"),
+    (lambda d: d["faults"].pop("tasks_stopped"), "faults.tasks_stopped", "missing field"),
     (lambda d: d.pop("wait_p99_s"), "wait_p99_s", "missing field"),
     (lambda d: d.update(tasks_submitted="12"), "tasks_submitted", "expected a whole number"),
     (lambda d: d.update(tasks_failed=[1]), "tasks_failed", "expected an object"),
@@ -130,6 +144,22 @@ def test_a_summary_this_version_does_not_write_is_one_error_naming_the_field(cha
         RunSummary.from_json(document, file="old/summary.json")
     line = str(caught.value)
     assert line.startswith(f"old/summary.json: {path}: {words}") and "\n" not in line
+
+
+def test_fault_counters_are_the_kinds_a_file_has_so_a_file_from_before_a_new_kind_still_loads() -> None:
+    document = _document()
+    assert list(document["faults"])[:2] == ["instance_failures", "chip_failures"]  # the counters come first
+    document["faults"].pop("chip_failures")  # written before that kind existed
+    summary = RunSummary.from_json(document, file="old/summary.json")
+    assert summary.faults.struck == {"instance_failures": 1} and summary.faults.instance_failures == 1
+    with pytest.raises(AttributeError):
+        _ = summary.faults.chip_failures  # not a count of 0: the file does not say
+    assert summary.to_json() == document
+
+
+def test_a_summary_with_fault_counters_survives_pickling() -> None:
+    summary = RunSummary.from_json(_document())
+    assert pickle.loads(pickle.dumps(summary)) == summary
 
 
 def test_report_on_a_summary_from_another_version_exits_2_with_one_line(tmp_path: Path,

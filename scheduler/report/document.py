@@ -16,7 +16,6 @@ import pandas as pd
 
 from scheduler.errors import NeuronSimError
 from scheduler.readable import (
-    FAULT_ROWS,
     fmt,
     interval_text,
     metric_name,
@@ -28,6 +27,7 @@ from scheduler.readable import (
 )
 from scheduler.report import figures as fg
 from scheduler.results.summary import RunSummary
+from scheduler.sim.faults import fault_rows
 
 if TYPE_CHECKING:
     from scheduler.results.sweeps import Sweep
@@ -196,7 +196,7 @@ def _faults_section(summary: RunSummary) -> Section | None:
     section = Section("Faults and service shortfall")
     if any(faults.values()):
         section.tables.append(TableBlock(("fault or cost", "value"), tuple(
-            (label, fmt(faults[key], unit)) for key, label, unit in FAULT_ROWS if key in faults)))
+            (label, fmt(faults[key], unit)) for key, label, unit in fault_rows() if key in faults)))
     if short:
         section.paragraphs.append(
             "Service shortfall: desired tasks minus running tasks, integrated over the run, in task-hours. "

@@ -4,7 +4,9 @@ A field of a contract dataclass is written under a JSON key: ``json_key(name)`` 
 its own name with the class's ``PREFIX``. A part written flat (``flat(prefix)``) spreads its own fields
 into its parent's object, each under the prefix plus its key (``wait_`` + ``p99_s``). ``omit`` leaves a
 field out of the JSON when it holds its default (``partial`` only when true, ``snapshot`` only with one).
-Key order is field order, so the dataclasses fix the documents' layout.
+A mapping written spread (``spread()``) puts its items into its parent's object, each under its own key
+(the fault counters: one per fault kind, whatever kinds there are); read back, it takes every key of the
+object that no other field claims. Key order is field order, so the dataclasses fix the documents' layout.
 
 Reading back checks every key and type: an unknown key, a missing key or a value of the wrong type is one
 :class:`ResultsError` naming the file, the field path and what is wrong.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Union
 
@@ -37,6 +39,13 @@ def flat(prefix: str = "", *, omit: bool = False) -> dict[str, Any]:
     return {"flat": prefix, "omit": omit}
 
 
+def spread(types: Callable[[], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Field metadata: a ``dict[str, X]`` whose items are written into the parent object, each under its own
+    key. Read back, it holds every key of the object no other field claims (each must be an X); with
+    ``types`` (the keys it may hold and the type of each, asked when reading) only those keys."""
+    return {"spread": True, "types": types}
+
+
 def omitted() -> dict[str, Any]:
     """Field metadata: written under its own name, left out while it holds its default."""
     return {"omit": True}
@@ -50,6 +59,8 @@ class _Slot:
     kind: Any              # the resolved type
     omit: bool
     default: Any
+    spread: bool = False
+    types: Callable[[], Mapping[str, Any]] | None = None  # a spread mapping's keys and their types
 
 
 @cache
@@ -65,7 +76,9 @@ def _slots(cls: type) -> tuple[_Slot, ...]:
             default = f.default_factory()
         else:
             default = None
-        if "flat" in meta:
+        if meta.get("spread"):
+            out.append(_Slot(f.name, None, "", hints[f.name], False, default, spread=True, types=meta.get("types")))
+        elif "flat" in meta:
             out.append(_Slot(f.name, None, meta["flat"], hints[f.name], meta.get("omit", False), default))
         else:
             out.append(_Slot(f.name, meta.get("json", base + f.name), "", hints[f.name], meta.get("omit", False),
@@ -80,7 +93,9 @@ def to_json(obj: Any, prefix: str = "") -> dict[str, Any]:
         value = getattr(obj, slot.name)
         if slot.omit and value == slot.default:
             continue
-        if slot.key is None:
+        if slot.spread:
+            out.update({prefix + str(k): _plain(v) for k, v in value.items()})
+        elif slot.key is None:
             out.update(to_json(value, prefix + slot.prefix))
         else:
             out[prefix + slot.key] = _plain(value)
@@ -101,6 +116,8 @@ def keys(cls: type, prefix: str = "") -> list[str]:
     """Every JSON key an object of ``cls`` may have, in order (flat parts spread out)."""
     out: list[str] = []
     for slot in _slots(cls):
+        if slot.spread:
+            continue  # its keys are its items'
         out += keys(_strip_optional(slot.kind), prefix + slot.prefix) if slot.key is None else [prefix + slot.key]
     return out
 
@@ -124,7 +141,11 @@ def _join(path: str, key: str) -> str:
 
 def _read(cls: type, data: Mapping[str, Any], prefix: str, used: set[str], file: str | None, path: str) -> Any:
     values = {}
+    spread = None
     for slot in _slots(cls):
+        if slot.spread:
+            spread = slot
+            continue
         if slot.key is None:
             part = _strip_optional(slot.kind)
             if slot.omit and _all_keys(part, prefix + slot.prefix).isdisjoint(data):
@@ -141,6 +162,14 @@ def _read(cls: type, data: Mapping[str, Any], prefix: str, used: set[str], file:
                                path=_join(path, key))
         used.add(key)
         values[slot.name] = _value(slot.kind, data[key], file, _join(path, key))
+    if spread is not None:
+        _, item = typing.get_args(spread.kind)
+        types = None if spread.types is None else spread.types()
+        rest = [k for k in data if k not in used and k.startswith(prefix)
+                and (types is None or k[len(prefix):] in types)]
+        used.update(rest)
+        values[spread.name] = {k[len(prefix):]: _value(item if types is None else types[k[len(prefix):]], data[k],
+                                                       file, _join(path, k)) for k in rest}
     return cls(**values)
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from scheduler.results import codec
-from scheduler.results.codec import ResultsError, flat, json_key, omitted
+from scheduler.results.codec import ResultsError, flat, json_key, omitted, spread
+from scheduler.results.figure import figure_types
 
 QUANTILES = (50, 95, 99)
 
@@ -104,19 +105,27 @@ class InstanceCounts:
 
 @dataclass(frozen=True)
 class Faults:
-    """Injected faults that struck, and what they cost."""
+    """Injected faults that struck, and what they cost. ``struck`` counts each fault kind under its counter
+    name (the kinds are declared in ``scheduler.sim.faults``, one module each): written into the object
+    key by key (``instance_failures``, ``spot_interruptions``, ...) and read as attributes
+    (``faults.chip_failures``)."""
 
-    instance_failures: int = 0
-    spot_interruptions: int = 0
-    chip_failures: int = 0
-    agent_disconnects: int = 0
-    instance_retirements: int = 0
-    tasks_stopped: int = 0              # tasks a fault stopped
-    service_tasks_stopped: int = 0      # of those, service tasks (replaced by their service)
-    run_task_hours_lost: float = 0.0    # run time of the RunTask tasks a fault stopped
-    # counts of fault kinds registered after this contract was written (sim.faults.KINDS), until they
-    # get a field of their own; left out of the file while empty
-    other_kinds: dict[str, int] = field(default_factory=dict, metadata=omitted())
+    struck: dict[str, int] = field(default_factory=dict, metadata=spread())
+    tasks_stopped: int = field(default=0, metadata={"doc": (
+        "tasks a fault stopped (stop code `InfrastructureHealth`, `SpotInterruption` or `TerminationNotice`); "
+        "service tasks moved off a draining instance are not counted")})
+    service_tasks_stopped: int = field(default=0, metadata={"doc": (
+        "of those, service tasks; their service replaces them, and the cost shows in "
+        "`service_shortfall_task_hours`")})
+    run_task_hours_lost: float = field(default=0.0, metadata={"doc": (
+        "run time of the RunTask tasks a fault stopped: work lost, as ECS does not restart them")})
+
+    def __getattr__(self, name: str) -> int:
+        """A kind's count by its counter name: ``faults.chip_failures``."""
+        struck = self.__dict__.get("struck")  # absent while unpickling: no recursion
+        if struck is not None and not name.startswith("_") and name in struck:
+            return struck[name]
+        raise AttributeError(f"{type(self).__name__!r} has no field or fault counter {name!r}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,8 @@ class RunSummary:
     utilization: Utilization = field(default_factory=Utilization, metadata=flat())
     costs: Costs = field(default_factory=Costs, metadata=flat())
     instances: InstanceCounts = field(default_factory=InstanceCounts, metadata=flat())
+    # the figures declared one module each (scheduler.results.figures), by name, written key by key
+    figures: dict[str, int | float | None] = field(default_factory=dict, metadata=spread(figure_types))
     extensions: tuple[str, ...] = ()
     service_shortfall_task_hours: dict[str, float] = field(default_factory=dict)
     workloads: dict[str, WorkloadSummary] = field(default_factory=dict)

@@ -18,11 +18,11 @@ from scheduler.ecs.taskspec import TaskSpec
 from scheduler.errors import CatalogError
 from scheduler.scenario.cluster import AutoScalingCapacityProvider, ClusterModel, ManagedInstancesCapacityProvider
 from scheduler.scenario.context import _Context
-from scheduler.scenario.faults import Faults
 from scheduler.scenario.limits import MAX_CONSTRAINTS, MAX_INSTANCES
 from scheduler.scenario.models import Scenario, resolve_launch
 from scheduler.scenario.placement import CapacityProviderStrategyItem
 from scheduler.scenario.words import _exists, _path_part, _path_text
+from scheduler.sim.faults import kinds as fault_kinds
 
 
 def _scenario_catalog(model: Scenario, context: _Context) -> Catalog:
@@ -113,18 +113,22 @@ def _check_cluster(cluster: ClusterModel, catalog: Catalog, context: _Context, *
                     "cluster.default_capacity_provider_strategy", context)
 
 
-def _check_faults(faults: Faults, catalog: Catalog, context: _Context) -> None:
-    for kind in ("instance_failures", "chip_failures", "agent_disconnects", "instance_retirements"):
-        for i, fault in enumerate(getattr(faults, kind)):
+def _check_faults(faults: Any, catalog: Catalog, context: _Context) -> None:
+    """Each targeted fault entry's ``instance_type``: in the catalog, and one its kind can strike."""
+    for kind in fault_kinds():
+        if not kind.many:
+            continue
+        for i, fault in enumerate(getattr(faults, kind.key)):
             if fault.instance_type is None:
                 continue
-            where = f"faults.{kind}[{i}].instance_type"
+            where = f"faults.{kind.key}[{i}].instance_type"
             try:
                 itype = catalog.get(fault.instance_type)
             except CatalogError as exc:
                 raise context.error(where, exc.message) from None
-            if kind == "chip_failures" and not itype.chips:
-                raise context.error(where, f"{itype.name} has no Neuron chips to fail")
+            problem = kind.type_problem(itype)
+            if problem is not None:
+                raise context.error(where, problem)
 
 
 def _check_allowed_types(provider: ManagedInstancesCapacityProvider, catalog: Catalog, path: str,

@@ -5,7 +5,7 @@ as None, resolved here once."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -14,13 +14,14 @@ from scheduler.ecs.capacity import matching_types
 from scheduler.ecs.taskspec import TaskSpec
 from scheduler.scenario import arrivals as arrival_models
 from scheduler.scenario import cluster as cluster_models
-from scheduler.scenario import faults as fault_models
 from scheduler.scenario import requests as request_models
 from scheduler.scenario import workloads as workload_models
 from scheduler.scenario.models import Launch as LaunchModel
 from scheduler.scenario.models import Scenario, resolve_launch
 from scheduler.sim import plan
 from scheduler.sim.capacity import MI_DEFAULT_SCALE_IN_AFTER_S
+from scheduler.sim.faults import FaultKind, params
+from scheduler.sim.faults import kinds as fault_kinds
 from scheduler.sim.plan import ClusterSnapshot
 
 ModelWorkload = workload_models.RunTaskWorkload | workload_models.ServiceWorkload
@@ -54,10 +55,9 @@ def compile_plan(loaded: LoadedScenario) -> plan.Plan:
         capacity_providers=tuple(_provider(cp, catalog) for cp in cluster.capacity_providers),
         workloads=tuple(_workload(w, loaded) for w in model.workloads),
         task_specs=dict(loaded.task_specs), catalog=catalog,
-        faults=(*(_fault(e) for e in faults.instance_failures), *(_fault(e) for e in faults.chip_failures),
-                *(_fault(e) for e in faults.agent_disconnects), *(_fault(e) for e in faults.instance_retirements)),
-        spot_interruptions=(None if faults.spot_interruptions is None else plan.SpotInterruptions(
-            rate=float(faults.spot_interruptions.rate), notice=float(faults.spot_interruptions.notice))),
+        faults=tuple(_fault(kind, e) for kind in fault_kinds() if kind.many for e in getattr(faults, kind.key)),
+        # a one-object kind goes to the plan field of its key (Spot interruptions: ``spot_interruptions``)
+        **{kind.key: _fault(kind, getattr(faults, kind.key)) for kind in fault_kinds() if not kind.many},
         snapshot=loaded.snapshot,
     )
 
@@ -96,17 +96,19 @@ def _launch(launch: LaunchModel) -> plan.Launch:
 
 # --- faults ---------------------------------------------------------------------------------------
 
-def _fault(entry: fault_models.InstanceFailure | fault_models.ChipFailure | fault_models.AgentDisconnect
-           | fault_models.InstanceRetirement) -> plan.Fault:
-    where = {"instance_type": entry.instance_type, "mtbf": None if entry.mtbf is None else float(entry.mtbf),
-             "at": tuple(float(t) for t in entry.at)}
-    if isinstance(entry, fault_models.AgentDisconnect):
-        return plan.AgentDisconnect(**where, duration=float(entry.duration))
-    if isinstance(entry, fault_models.InstanceRetirement):
-        return plan.InstanceRetirement(**where, notice=float(entry.notice))
-    if isinstance(entry, fault_models.ChipFailure):
-        return plan.ChipFailure(**where)
-    return plan.InstanceFailure(**where)
+def _fault(kind: FaultKind, entry: Any) -> Any:
+    """A fault entry of the scenario as its kind's plan class: every field in seconds (per second)."""
+    if entry is None:
+        return None
+    values = {}
+    for name, p in params(kind.plan):
+        value = getattr(entry, name)
+        if p.unit == "times":
+            value = tuple(float(t) for t in value)
+        elif value is not None and p.unit != "instance_type":
+            value = float(value)
+        values[name] = value
+    return kind.plan(**values)
 
 
 # --- workloads ------------------------------------------------------------------------------------

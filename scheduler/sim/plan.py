@@ -4,7 +4,8 @@
 (``scheduler.scenario.compile``); the engine and the modules it drives read only these values. Every
 duration is already in seconds and every rate per second; every default has been resolved where the
 scenario schema declares it, so nothing here (or downstream) repeats one. Unions of small classes stand
-for the scenario's tagged unions (arrival processes, task durations, desired counts, faults): code
+for the scenario's tagged unions (arrival processes, task durations, desired counts; faults: one plan
+class per kind, declared in the kind's module of :mod:`scheduler.sim.faults`): code
 dispatches on the class, never on a type string.
 """
 
@@ -20,6 +21,8 @@ from scheduler.catalog import Catalog
 from scheduler.catalog.model import InstanceType
 from scheduler.ecs.taskspec import Constraint, Strategy, TaskSpec
 from scheduler.sim.autoscaling import AutoScalingConfig
+from scheduler.sim.faults.base import FaultTarget
+from scheduler.sim.faults.spot_interruptions import SpotInterruptions
 from scheduler.sim.requests import RequestConfig, ServiceTime
 
 # --- task durations -------------------------------------------------------------------------------
@@ -332,54 +335,9 @@ CapacityProvider = AutoScalingGroup | ManagedInstances
 
 # --- faults ---------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class InstanceFailure:
-    """The instance dies; its tasks stop (InfrastructureHealth)."""
-
-    instance_type: str | None
-    mtbf: float | None
-    at: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class ChipFailure:
-    """One Neuron chip fails and leaves the instance; the task holding it stops."""
-
-    instance_type: str | None
-    mtbf: float | None
-    at: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class AgentDisconnect:
-    """The ECS agent is disconnected for ``duration``: no placements there, tasks run on."""
-
-    instance_type: str | None
-    mtbf: float | None
-    at: tuple[float, ...]
-    duration: float
-
-
-@dataclass(frozen=True)
-class InstanceRetirement:
-    """EC2 retires the instance: drained at once, terminated after ``notice``."""
-
-    instance_type: str | None
-    mtbf: float | None
-    at: tuple[float, ...]
-    notice: float
-
-
-Fault = InstanceFailure | ChipFailure | AgentDisconnect | InstanceRetirement
-
-
-@dataclass(frozen=True)
-class SpotInterruptions:
-    """EC2 reclaims Spot instances at ``rate`` per instance, after a ``notice``."""
-
-    rate: float
-    notice: float
+# Each kind's plan class is declared in its own module of scheduler.sim.faults (a targeted kind extends
+# FaultTarget); the plan holds the targeted entries in ``faults`` and the Spot clock in ``spot_interruptions``.
+Fault = FaultTarget
 
 
 # --- the whole plan -------------------------------------------------------------------------------

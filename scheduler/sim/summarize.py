@@ -1,4 +1,6 @@
-"""The run summary of a finished simulation: the engine's counters and integrals as a :class:`RunSummary`.
+"""The run summary of a finished simulation: the engine's counters and integrals as a :class:`RunSummary`,
+then the figures declared one module each (:mod:`scheduler.results.figures`), computed from that summary and
+the run's tables.
 
 Called once, at the end of :meth:`Simulation.run` (after every task still alive has its row): it reads
 the simulation and builds the typed summary; nothing here changes the simulation.
@@ -6,12 +8,12 @@ the simulation and builds the typed summary; nothing here changes the simulation
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from typing import Any
 
 import pandas as pd
 
+from scheduler.results.record import RunRecord, with_figures
 from scheduler.results.summary import (
     Costs,
     Faults,
@@ -20,6 +22,7 @@ from scheduler.results.summary import (
     TaskCounts,
     Utilization,
 )
+from scheduler.sim.faults.mechanism import TASK_COUNTERS
 from scheduler.sim.metrics import ratio
 from scheduler.sim.tasks import PENDING, PROVISIONING, RUNNING, STOPPED
 
@@ -49,7 +52,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
     scaling = sim.recorder.scaling
     cluster = timeline["instance_type"] == "*"
     at_end = sum(1 for end in sim.instance_end if end is None)
-    return RunSummary(
+    summary = RunSummary(
         scenario=sim.plan.name,
         seed=sim.seed,
         device_mode=sim.mode_name,
@@ -99,6 +102,7 @@ def summarize(sim: Any, wall_seconds: float, timeline: pd.DataFrame) -> RunSumma
         snapshot=None if snapshot is None else snapshot.summary(tasks_seeded=sim.seeded),
         partial=sim.partial,
     )
+    return with_figures(RunRecord(summary, timeline, events=sim.recorder.events))
 
 
 def idle_chip_cost(sim: Any) -> float:
@@ -127,8 +131,7 @@ def workload_shortfall(services: Any) -> dict[str, float]:
 
 
 def _faults(counts: dict[str, int], seconds_lost: float) -> Faults:
-    """The fault counters as the contract's fields; a kind with no field of its own goes to ``other_kinds``."""
-    named = {f.name for f in dataclasses.fields(Faults)}
-    return Faults(**{k: v for k, v in counts.items() if k in named},
-                  other_kinds={k: v for k, v in sorted(counts.items()) if k not in named},
+    """The fault counters as the contract's: each kind's under its name, then the tasks they stopped."""
+    task_counts = {k: counts[k] for k in TASK_COUNTERS}
+    return Faults(struck={k: v for k, v in counts.items() if k not in task_counts}, **task_counts,
                   run_task_hours_lost=round(seconds_lost / 3600, 6))
