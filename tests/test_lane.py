@@ -400,6 +400,25 @@ def test_an_interrupted_run_gives_the_same_partial_results_through_both_paths() 
     _assert_same(out["plain"], out["fast"])
 
 
+def test_an_interrupted_run_with_tasks_starting_gives_the_same_partial_results() -> None:
+    """Stopped between two events while lane tasks are PENDING (pulling images, starting containers): both
+    paths end at the same event with the same rows, start-up tallies and DescribeTasks views."""
+    loaded = load_scenario(SCENARIOS / "diurnal-inf2.yaml")
+    out = {}
+    for path in ("plain", "fast"):
+        sim = Simulation(loaded, path=path)
+
+        def stop_at(t: float, _end: float, sim: Simulation = sim) -> None:
+            if t >= 9 * 3600.0:
+                sim.clock.interrupted = True
+
+        sim.progress = stop_at
+        out[path] = sim.run()
+    assert out["fast"].path == "fast" and out["fast"].summary.partial
+    assert (out["fast"].tasks["final_state"] == "PENDING").sum() > 0
+    _assert_same(out["plain"], out["fast"])
+
+
 def test_the_lanes_total_indices_are_the_cores() -> None:
     """The compiled lane changes the cluster totals by index: they must be placement.state's."""
     from scheduler.placement import state

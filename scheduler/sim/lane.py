@@ -381,24 +381,23 @@ class Lane:
             raise Interrupted
         li = self.li
         self._load()
+        args = self._args()
         while True:
-            args = (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
-                    self.DONE, self.W, self.AT, self.DU, self.VB, self.CLS, self.CD, self.R, self.X, self.Z, self.RUN,
-                    self.G, self.PRICE, self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0],
-                    self.bits[1])
             code = self._step(*args)
-            if code == li.ON_PLACE:
+            if code == li.ON_PLACE:  # fills columns in place: the same arrays
                 self._placed(int(self.C[li.C_OUT_SLOT]))
             elif code == li.ON_STOP:
                 slot = int(self.C[li.C_OUT_SLOT])
                 self._stopped(slot)
                 if self.C[li.C_OUT_KICK]:
                     self._released(slot)
-            elif code == li.NOTE:
+                    args = self._args()
+            elif code == li.NOTE:  # sets a waiting task's reason: the same arrays
                 self._note(int(self.C[li.C_OUT_K]))
             elif code == li.PASS_PY:
                 self._pass()
-            elif code == li.REFILL_AT:
+                args = self._args()
+            elif code == li.REFILL_AT:  # in place too
                 self._refill_arrivals(int(self.C[li.C_OUT_J]))
             elif code == li.REFILL_DU:
                 self._refill_durations(int(self.C[li.C_OUT_J]))
@@ -406,17 +405,28 @@ class Lane:
                 self._refill_variants(int(self.C[li.C_OUT_J]))
             elif code == li.GROW:
                 self._grow()
+                args = self._args()
             elif code == li.KICK:
                 self._released(int(self.C[li.C_OUT_SLOT]))
+                args = self._args()
             elif code == li.FAIL:
                 self._store()
                 self._fail(int(self.C[li.C_OUT_J]), int(self.C[li.C_OUT_ID]), float(self.F[li.F_OUT_RUN_FOR]))
                 self._load()
+                args = self._args()
             else:  # YIELD or IDLE
                 self._store()
                 if code == li.YIELD:
                     self._wake_at_head()
                 return
+
+    def _args(self) -> tuple:
+        """The loop's arguments as they are now (again after anything that may replace an array: growing the
+        columns, or Python's turn, which may rebuild the kernel's arrays)."""
+        return (self.C, self.F, self.LIM, self.L, self.A, self.HT, self.HE, self.HP, self.TI, self.TF, self.FREE,
+                self.DONE, self.W, self.AT, self.DU, self.VB, self.CLS, self.CD, self.R, self.X, self.Z, self.RUN,
+                self.G, self.PRICE, self.CHIPS_ALL, self.GPU_REG, self.TOUCH, self.TL, self.DAEMON, self.bits[0],
+                self.bits[1])
 
     def _load(self) -> None:
         """The engine's counters, levels and kernel arrays into the lane (Python may have changed any)."""
@@ -667,12 +677,18 @@ class Lane:
         """The next arrival times of workload j: a block drawn ahead, or one time when its start-up draws share
         the arrivals' generator (then each is drawn where the plain path draws it: after the call's tasks)."""
         li = self.li
-        ahead = 1 if self.requests[j].startup is not None else BLOCK
-        block = np.fromiter(islice(self.times[j], ahead), np.float64)
-        self.AT[j, : len(block)] = block
+        if self.requests[j].startup is not None:
+            t = next(self.times[j], None)
+            n = 0 if t is None else 1
+            if n:
+                self.AT[j, 0] = t
+        else:
+            block = np.fromiter(islice(self.times[j], BLOCK), np.float64)
+            n = len(block)
+            self.AT[j, :n] = block
         self.W[j, li.W_AT_I] = 0
-        self.W[j, li.W_AT_N] = len(block)
-        if len(block) == 0:
+        self.W[j, li.W_AT_N] = n
+        if n == 0:
             self.W[j, li.W_ENDED] = 1
 
     def _refill_durations(self, j: int) -> None:
