@@ -311,7 +311,11 @@ class Simulation:
             self._build_fleets()
             self.faults.start()
             if self._lane_functions is not None:
-                self.lane = lane.Lane(self, self._lane_functions)
+                why = lane.why_plain(self)  # the placer may have been set up otherwise since the path was chosen
+                if why is None:
+                    self.lane = lane.Lane(self, self._lane_functions)
+                else:
+                    self.path, self.path_note = "plain", why
             self.workloads.build()
             if self.plan.snapshot is not None:
                 seed_tasks(self, self.plan.snapshot, self._snapshot_rows, task_type=SimTask, request_type=Request)

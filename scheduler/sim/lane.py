@@ -101,6 +101,8 @@ def why_plain(sim: Any) -> str | None:
         return kernel.INSTALL_HINT
     if plan.device_mode != "device-aware":
         return f"device_mode {plan.device_mode}"
+    if not sim.placer.by_class:
+        return "the placer's class index is off (the lane decides on it)"
     return None
 
 
