@@ -152,6 +152,17 @@ def test_auto_takes_the_lane_cold_only_for_a_large_run(monkeypatch) -> None:
     assert 900_000 < lane.expected_tasks(big) < 1_100_000 and big.path == "fast"
 
 
+def test_auto_takes_the_warm_lane_only_where_it_saves_its_start(monkeypatch) -> None:
+    """A warm start still loads the compiled loop: a bundled scenario of a few thousand tasks stays plain, a run of
+    tens of thousands takes the lane."""
+    monkeypatch.setattr(lane, "cache_is_warm", lambda: True)
+    small = Simulation(load_scenario(SCENARIOS / "faults-inf2-spot.yaml"))
+    assert small.path == "plain" and "small run" in small.path_note
+    assert 0 < lane.expected_tasks(small) < lane.AUTO_WARM_MIN_TASKS
+    busier = Simulation(load_scenario(BENCH), until=3600.0)  # about 40,000 tasks in the hour
+    assert lane.AUTO_WARM_MIN_TASKS < lane.expected_tasks(busier) < lane.AUTO_MIN_TASKS and busier.path == "fast"
+
+
 # ---------------------------------------------------------------- generated RunTask scenarios
 TASKDEFS = {"chip0": "taskdefs/inf2-chip-0.json", "trn0": "taskdefs/trn1-chip-00.json",
             "trn1": "taskdefs/trn1-chip-01.json", "web": "taskdefs/cpu-sidecar.json", "gpu": "taskdefs/g5-gpu.json",

@@ -67,6 +67,9 @@ BLOCK = 4096           # arrival times and durations drawn ahead per workload
 # "auto" pays a cold compile (a minute or more on 2 cores, kernel included) only for runs expected to have at least
 # this many tasks: the plain path runs about 10,000 tasks per second, the lane about 70,000
 AUTO_MIN_TASKS = 500_000
+# and a warm start (loading the cached loop and kernel, about 1 s) only for runs with at least this many: the bundled
+# scenarios of a few thousand tasks run about 1 s faster on the plain path then
+AUTO_WARM_MIN_TASKS = 20_000
 INTEGRALS = tuple(f.name for f in dataclasses.fields(metrics.Integrals))  # in placement.state.Totals order
 EXITED = ("STOPPED", "EssentialContainerExited", "Essential container in task exited")
 
@@ -88,8 +91,11 @@ def choose(sim: Any, path: str) -> tuple[str, str]:
     if not lane:
         return "plain", (f"no RunTask workload the stream lane runs: {beside}" if beside else
                          "no RunTask workload (services run on the plain path)")
-    if path == "auto" and not (cache_is_warm() or expected_tasks(sim) >= AUTO_MIN_TASKS):
-        return "plain", "a small run: the stream lane's compile is not cached yet and would cost more than it saves"
+    if path == "auto":
+        warm = cache_is_warm()
+        if expected_tasks(sim) < (AUTO_WARM_MIN_TASKS if warm else AUTO_MIN_TASKS):
+            cost = "loading the stream lane's compiled code" if warm else "the stream lane's compile (not cached yet)"
+            return "plain", f"a small run: {cost} would cost more than it saves"
     note = f"RunTask streams in the compiled stream lane: {', '.join(lane)}"
     return "fast", note + (f"; on the plain path beside it: {beside}" if beside else "")
 
