@@ -20,7 +20,7 @@ PACKAGE = "scheduler"
 # (with everything under it); the package root ``scheduler`` itself is only its ``__init__``.
 ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors, units", ("scheduler.errors", "scheduler.files", "scheduler.units", "scheduler.nesting",
-                       "scheduler.yaml11")),
+                       "scheduler.yaml11", "scheduler.declared")),
     # the results contract (RunSummary, table schemas, statistics): pure data the engine builds and every
     # reader reads; then how results read to people (labels, units) and targets over their metric names
     ("results contract", ("scheduler.results", "scheduler.readable", "scheduler.targets")),

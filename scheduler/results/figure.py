@@ -13,11 +13,12 @@ its events. A figure that needs more of the engine than these needs the record (
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+from scheduler.declared import declared
 
 PACKAGE = "scheduler.results.figures"
 UNITS = ("s", "%", "USD", "count", "h", "")  # as scheduler.readable shows them
@@ -53,19 +54,14 @@ class Figure:
 @cache
 def figures() -> tuple[Figure, ...]:
     """Every declared figure, by module name."""
-    package = importlib.import_module(PACKAGE)
     found: dict[str, Figure] = {}
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{PACKAGE}.{info.name}")
-        figure = getattr(module, "FIGURE", None)
-        if figure is None:
-            continue
+    for module, figure in declared(PACKAGE, "FIGURE"):
         if not isinstance(figure, Figure):
-            raise TypeError(f"{module.__name__}.FIGURE is not a Figure")
+            raise TypeError(f"{module}.FIGURE is not a Figure")
         if figure.name in found:
             raise ValueError(f"two figures are named {figure.name!r}")
         if figure.name in _contract_keys():
-            raise ValueError(f"{module.__name__}: summary.json already has a field {figure.name!r}")
+            raise ValueError(f"{module}: summary.json already has a field {figure.name!r}")
         found[figure.name] = figure
     return tuple(found.values())
 

@@ -509,13 +509,17 @@ class Lane:
         cached = self._entries.get(id(request))
         if cached is not None and cached[0] == self._generation:
             return cached[2]
-        spec = request.spec
-        cps = tuple(request.capacity_providers) if request.capacity_providers is not None else None
-        entry = self.placer.prepared(spec, spec.constraints + tuple(request.constraints), tuple(request.strategies),
-                                     request.group, request.launch_type, cps)
+        entry = self._prepared(request)
         found = entry if entry.slot >= 0 else None
         self._entries[id(request)] = (self._generation, request, found)  # the request kept alive with its id
         return found
+
+    def _prepared(self, request: Request) -> Any:
+        """``Placer.prepared`` for a request, with the arguments ``placer.place`` gives it."""
+        spec = request.spec
+        cps = tuple(request.capacity_providers) if request.capacity_providers is not None else None
+        return self.placer.prepared(spec, spec.constraints + tuple(request.constraints), tuple(request.strategies),
+                                    request.group, request.launch_type, cps)
 
     def _note(self, k: int) -> None:
         """The head of class k failed with other details than its reason was set from (they are in the kernel's
@@ -573,8 +577,7 @@ class Lane:
                     self.W[j, li.W_SLOT] = -1
                     continue
                 spec = req.spec
-                entry = self.placer.prepared(spec, spec.constraints + tuple(req.constraints), tuple(req.strategies),
-                                             req.group, req.launch_type, req.capacity_providers)
+                entry = self._prepared(req)
                 self.W[j, li.W_SLOT] = entry.slot
                 self.W[j, li.W_GROUP] = live.groups.get(req.group, -1)
                 if entry.slot >= 0:

@@ -3,10 +3,9 @@ package (so adding a kind is adding its module). Read once, on first use."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import cache
 
+from scheduler.declared import declared
 from scheduler.readable import FAULT_COST_ROWS
 from scheduler.results.codec import keys
 from scheduler.results.summary import Faults
@@ -18,19 +17,14 @@ RESERVED = frozenset(keys(Faults))  # the faults' own fields (tasks_stopped, ...
 @cache
 def kinds() -> tuple[FaultKind, ...]:
     """Every fault kind, in ``order`` (then by key)."""
-    package = importlib.import_module(__package__)
     found: dict[str, FaultKind] = {}
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{__package__}.{info.name}")
-        kind = getattr(module, "KIND", None)
-        if kind is None:
-            continue
+    for module, kind in declared(__package__, "KIND"):
         if not isinstance(kind, FaultKind):
-            raise TypeError(f"{module.__name__}.KIND is not a FaultKind")
+            raise TypeError(f"{module}.KIND is not a FaultKind")
         if kind.key in RESERVED:
-            raise ValueError(f"{module.__name__}: the key {kind.key!r} is a field of summary.json's faults")
+            raise ValueError(f"{module}: the key {kind.key!r} is a field of summary.json's faults")
         if kind.key in found:
-            raise ValueError(f"two fault kinds use the key {kind.key!r}: {module.__name__} and "
+            raise ValueError(f"two fault kinds use the key {kind.key!r}: {module} and "
                              f"{type(found[kind.key]).__module__}")
         found[kind.key] = kind
     return tuple(sorted(found.values(), key=lambda k: (k.order, k.key)))
