@@ -259,6 +259,36 @@ def test_public_api_compiled_equals_python(mix: str, seed: int, n: int, extra: b
     assert_index_matches(b)
 
 
+def test_compiled_failure_words_are_built_when_read_and_stand_for_the_failure() -> None:
+    """A failed compiled decision returns its words deferred (built on first read, from the details the
+    kernel left then): later placements do not change them, and it reads, compares, hashes and pickles as
+    the Python path's Failure for the same decision."""
+    import pickle
+
+    from scheduler.placement.results import DeferredFailure
+
+    def run(compiled: bool) -> tuple[Failure, Placer]:
+        state = small_mix(12, 3)
+        placer = Placer(state, compiled=compiled)
+        big = TaskSpec(family="big", cpu=4096, memory=8192)
+        for i in range(400):
+            got = placer.place(big, strategies=CHAIN, task_id=f"b{i}")
+            if isinstance(got, Failure):
+                break
+        assert isinstance(got, Failure)
+        for i in range(50):  # the cluster changes after the failure: its words must not
+            placer.place(TaskSpec(family="small", cpu=16, memory=16), task_id=f"s{i}")
+        return got, placer
+
+    slow, _ = run(False)
+    fast, _ = run(True)
+    assert type(fast) is DeferredFailure and fast._made is None  # nothing built yet
+    assert fast == slow and slow == fast and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert fast._made is not None and fast.reason == slow.reason and fast.explanation == slow.explanation
+    back = pickle.loads(pickle.dumps(fast))
+    assert type(back) is Failure and back == slow
+
+
 def assert_index_matches(state: ClusterState) -> None:
     """Every row sits in the compiled class of its free columns; class sizes add up to the rows."""
     live = state._live

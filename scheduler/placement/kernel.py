@@ -183,6 +183,15 @@ def direct(fn, *args):
     return compile_(tuple(typeof(a) for a in args))
 
 
+def failure_details(key: bytes) -> tuple[list[int], int, int, list[str], tuple[int, int, int, int]]:
+    """A failed decision's details from ``LiveIndex.failure_key()``: rows left after each kernel step, rows
+    before them, the closest row, the names of the steps it fails, and (any Managed Instances, any Neuron,
+    chips present, chips free) over the candidates."""
+    o = np.frombuffer(key, np.int64).tolist()
+    lacks = [name for f, name in enumerate(RESOURCE_STEPS) if o[8] >> f & 1]
+    return o[1:6], o[6], o[7], lacks, (o[11], o[12], o[9], o[10])
+
+
 class Unsupported(ValueError):
     """A request the kernel does not decide (the Python path does): host ports, topology-aware or ECS-blind
     devices, distinctInstance or dynamic memberOf, spread by instance, a restricted candidate set."""
@@ -386,12 +395,8 @@ class LiveIndex:
         return self._details.tobytes()
 
     def failure(self) -> tuple[list[int], int, int, list[str], tuple[int, int, int, int]]:
-        """The last failed decision: rows left after each kernel step, rows before them, the closest row,
-        the names of the steps it fails, and (any Managed Instances, any Neuron, chips present, chips
-        free) over the candidates."""
-        o = self.X[O_DETAILS].tolist()
-        lacks = [name for f, name in enumerate(RESOURCE_STEPS) if o[8] >> f & 1]
-        return o[1:6], o[6], o[7], lacks, (o[11], o[12], o[9], o[10])
+        """The last failed decision's details (``failure_details``)."""
+        return failure_details(self.failure_key())
 
     def moved(self, row: int, group: str | None, delta: int) -> None:
         """Row ``row``'s free columns were changed by the Python side (``delta`` tasks of ``group``)."""

@@ -28,7 +28,7 @@ from scheduler.placement.filters import EVENT_PHRASES, REASONS, Request
 from scheduler.placement.filters.pipeline import ResourcePass, StaticPass, run_resources, run_static
 from scheduler.placement.filters.resources import RESOURCES, enis_taken, gpus_taken
 from scheduler.placement.filters.static import PER_INSTANCE_SUBJECTS
-from scheduler.placement.results import Explanation, Failure, Placement, Step
+from scheduler.placement.results import DeferredFailure, Explanation, Failure, Placement, Step
 from scheduler.placement.state import LAUNCH_CODES, Allocation, ClusterState, chips_of
 
 MAX_CONSTRAINTS = 10
@@ -136,20 +136,21 @@ class Placer:
         return entry
 
     def _compiled_failure(self, entry: _Entry, live: kernel.LiveIndex) -> Failure:
-        """The Failure the Python pass gives, from the kernel's failure details. The words depend on those
-        details and the request only, so a request's failures are kept by details (a Failure is immutable; the
-        key is the details' raw bytes, read without building Python ints):
-        a cluster at saturation fails the same way over and over, and pays for the words once."""
+        """The Failure the Python pass gives, from the kernel's failure details, its words built when first
+        read (``DeferredFailure``). The words depend on those details and the request only, so a request's
+        failures are kept by details (a Failure is immutable; the key is the details' raw bytes, read without
+        building Python ints): a cluster at saturation fails the same way over and over, and pays for the
+        words once."""
         key = live.failure_key()
         hit = entry.failures.get(key)
         if hit is None:
             if len(entry.failures) >= _FAILURES_KEPT:
                 entry.failures.clear()
-            hit = entry.failures[key] = self._compiled_failure_words(entry, live.failure())
+            hit = entry.failures[key] = DeferredFailure(self._compiled_failure_words, entry, key)
         return hit
 
-    def _compiled_failure_words(self, entry: _Entry, details: tuple) -> Failure:
-        left, before, closest, lacks, (managed, neuron, present, free) = details
+    def _compiled_failure_words(self, entry: _Entry, key: bytes) -> Failure:
+        left, before, closest, lacks, (managed, neuron, present, free) = kernel.failure_details(key)
         req = entry.request
         names = entry.resource_steps
         steps = list(entry.steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -96,3 +97,57 @@ class Failure:
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+
+class DeferredFailure(Failure):
+    """A Failure whose words are built when first read: ``build(*args)`` makes the Failure it stands for.
+
+    The compiled path returns one per failed decision, holding the kernel's failure details as they were:
+    building the steps and sentences costs more than the decision itself, and a caller that only counts
+    failures never reads them. It reads, compares, hashes, prints and pickles as that Failure."""
+
+    __slots__ = ("_args", "_build", "_made")
+
+    def __init__(self, build: Callable[..., Failure], *args: object) -> None:
+        object.__setattr__(self, "_build", build)
+        object.__setattr__(self, "_args", args)
+        object.__setattr__(self, "_made", None)
+
+    def made(self) -> Failure:
+        """The Failure in words (built on the first call)."""
+        made = self._made
+        if made is None:
+            made = self._build(*self._args)
+            object.__setattr__(self, "_made", made)
+        return made
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return self.made().reason
+
+    @property
+    def detail(self) -> str:  # type: ignore[override]
+        return self.made().detail
+
+    @property
+    def instance(self) -> int | None:  # type: ignore[override]
+        return self.made().instance
+
+    @property
+    def explanation(self) -> Explanation | None:  # type: ignore[override]
+        return self.made().explanation
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DeferredFailure):
+            other = other.made()
+        return self.made() == other
+
+    def __hash__(self) -> int:
+        return hash(self.made())
+
+    def __repr__(self) -> str:
+        return repr(self.made())
+
+    def __reduce__(self) -> tuple:
+        f = self.made()
+        return Failure, (f.reason, f.detail, f.instance, f.explanation)
