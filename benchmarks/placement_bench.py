@@ -82,6 +82,7 @@ class PlacementConfig:
     profile_decisions: int = 5_000
     compiled_churn: int = 200_000  # churn decisions of figure (a); 0 skips the compiled path
     start_times: bool = True  # measure the kernel's cold and warm start in fresh processes
+    user_mix: bool = True  # (b) also on README's user mix (benchmarks.api_place), the issue's "done when" mix
     seed: int = 7
 
 
@@ -509,7 +510,23 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
             }
         )
         log(f"    per-row path (before the class index): {rp['per_s']:,.0f}/s")
+    if config.user_mix:
+        entry.update(user_mix(n, config))
+        log(f"    (b) on the user mix (ECS JSON task definitions, memberOf, [spread AZ, binpack memory]): "
+            f"{entry['user_mix_per_s']:,.0f}/s, p50 {entry['user_mix_p50_us']:.1f} us; net of the timer: "
+            f"{entry['user_mix_net_per_s']:,.0f}/s ({entry['user_mix_failure_share']:.0%} failed)")
     return entry, run
+
+
+def user_mix(n: int, config: PlacementConfig) -> dict[str, Any]:
+    """Figure (b) as a new user meets it (``benchmarks.api_place``: ``Cluster`` and ECS JSON task
+    definitions, a mix of its own) at ``n`` instances, with the same churn length."""
+    from benchmarks import api_place
+
+    u = api_place.run(n, seed=config.seed, churn=config.churn, compiled=kernel.available())
+    figures = {"user_mix_per_s": u["churn_per_s"], "user_mix_net_per_s": u["net_per_s"], "user_mix_p50_us": u["p50_us"],
+               "user_mix_p99_us": u["p99_us"], "user_mix_failure_share": u["failed_share"]}
+    return {**{k: float(v) for k, v in figures.items()}, "user_mix_instances": int(u["n"])}
 
 
 def run(config: PlacementConfig, log: Any = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:

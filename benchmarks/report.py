@@ -112,6 +112,19 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"of {KUBE_FLOOR_PER_S} pods/s",
             }
         )
+    if at5k and at5k.get("user_mix_per_s"):
+        v = at5k["user_mix_per_s"]
+        out.append(
+            {
+                "target": f"(b) on the user mix (benchmarks/api_place.py) >= {TARGET_PUBLIC_PER_S:,} decisions/s "
+                "at 5,000 instances",
+                "measured": f"{v:,.0f}/s at {at5k['user_mix_instances']:,} instances",
+                "reached": v >= TARGET_PUBLIC_PER_S,
+                "gap": f"{TARGET_PUBLIC_PER_S / v:.1f}x short" if v < TARGET_PUBLIC_PER_S else "",
+                "note": f"net of the timer's own cost: {at5k['user_mix_net_per_s']:,.0f}/s; "
+                f"{at5k['user_mix_failure_share']:.0%} of the churn's calls fail",
+            }
+        )
     sc = scaling(placement)
     if sc:
         r = sc["cost_ratio"]
@@ -548,6 +561,20 @@ def render(results: dict[str, Any], out: Path) -> Path:
                     f"{e['instances']:,}: p50 {e['compiled_chunk_p50_us']:.2f} us, p99 "
                     f"{e['compiled_chunk_p99_us']:.2f} us"
                     for e in placement if e.get("compiled_per_s")
+                )
+                + ".",
+                "",
+            ]
+        if any(e.get("user_mix_per_s") for e in placement):
+            lines += [
+                "(b) again on the user mix of benchmarks/api_place.py, as a new user meets the API: `Cluster`, "
+                "task definitions loaded from ECS JSON (manual Neuron chips, GPUs, CPU-only; each with a memberOf "
+                "instance-type constraint), `[spread AZ, binpack memory]`, fill then churn as above: "
+                + "; ".join(
+                    f"{e['user_mix_instances']:,} instances: {e['user_mix_per_s']:,.0f}/s (p50 "
+                    f"{e['user_mix_p50_us']:.1f} us; net of the timer {e['user_mix_net_per_s']:,.0f}/s; "
+                    f"{e['user_mix_failure_share']:.0%} failed)"
+                    for e in placement if e.get("user_mix_per_s")
                 )
                 + ".",
                 "",

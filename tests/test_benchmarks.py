@@ -358,6 +358,8 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
         assert e["reference_agree"] == e["reference_decisions"] > 0
         assert e["compiled_agree"] == e["compiled_compared"] == 150  # figure (a) decides as (b) does
         assert e["compiled_fill_matches_core"] and e["compiled_per_s"] > 0
+        assert e["user_mix_per_s"] > 0 and 0 < e["user_mix_failure_share"] < 1  # (b) on README's user mix too
+        assert e["user_mix_instances"] >= e["instances"] * 0.9
     for key in ("tasks", "sim_tasks_per_s", "bare_simpy_tasks_per_s", "peak_rss_mib"):
         assert results["simulation"][key] > 0, key
     strategies = {r["strategy"] for r in results["utilization"]}
@@ -367,6 +369,7 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
         assert 0 <= r["allocation_ratio"] <= r["optimum_ratio"] + 1e-9 <= 1 + 1e-9
     assert results["targets"] and all(isinstance(t["reached"], bool) for t in results["targets"])
     report = (tmp_path / "report.md").read_text()
+    assert "(b) again on the user mix" in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(images) >= 4
     assert all((tmp_path / name).stat().st_size > 0 for name in images)
