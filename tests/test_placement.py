@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -196,6 +198,27 @@ def test_more_than_ten_constraints_rejected() -> None:
     many = tuple(Constraint("memberOf", "attribute:ecs.os-type == linux") for _ in range(11))
     with pytest.raises(PlacementError, match="at most 10"):
         placer.place(cpu_task(), constraints=many)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize(("chain", "words"), [
+    ((Strategy("rand"),), "unknown strategy type 'rand'"),
+    ((Strategy("spread", "zone"),), "spread field must be instanceId, host or attribute:NAME"),
+    ((Strategy("binpack", "disk"),), "binpack field must be cpu or memory"),
+    ((Strategy("random"),) * 6, "at most 5 placement strategies"),
+])
+def test_a_strategy_chain_ecs_rejects_is_an_error_on_either_path(chain, words: str, compiled: bool) -> None:
+    """``placer.place`` checks the chain as RunTask does (at most five rules, known types and fields), the
+    same on the compiled and the Python path, and nothing is taken."""
+    state = ClusterState("t")
+    for _ in range(3):
+        state.add_instance(CAT.get("c6i.large"))
+    placer = Placer(state, compiled=compiled)
+    for _ in range(2):  # a second call with the same (cached) request is refused as well
+        with pytest.raises(PlacementError, match=re.escape(words)):
+            placer.place(cpu_task(), strategies=chain)
+    assert not state.allocations
+    assert isinstance(placer.place(cpu_task(), strategies=(Strategy("spread", "host"),)), Placement)
 
 
 # ---------------------------------------------------------------- property tests

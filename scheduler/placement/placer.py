@@ -211,6 +211,7 @@ class Placer:
                 live = self.live()  # built or rebuilt: a new index forgets the requests prepared for the old
                 entry = self._entries.get(key) if live is not None else None
                 if live is not None and entry is None:
+                    _check_chain(strategies)
                     g = group or f"family:{spec.family}"
                     cps = tuple(capacity_providers) if capacity_providers is not None else None
                     entry = self.prepared(spec, spec.constraints + tuple(constraints), tuple(strategies), g,
@@ -247,6 +248,7 @@ class Placer:
         if len(every) > MAX_CONSTRAINTS:
             raise PlacementError(f"at most {MAX_CONSTRAINTS} placement constraints per task (task "
                                  f"definition and request together), got {len(every)}")
+        _check_chain(strategies)
         if self.by_class and only is None:
             request = self._class_request(spec, every, launch_type, capacity_providers)
             if request is not None and _chain_by_class(strategies):
@@ -515,6 +517,16 @@ class _Entry:
 
 
 _CHAIN_BY_CLASS: dict[tuple[Strategy, ...], bool] = {}
+_CHAINS_CHECKED: set[tuple[Strategy, ...]] = set()
+
+
+def _check_chain(chain: Sequence[Strategy]) -> None:
+    """Raise PlacementError for a strategy chain ECS would reject (each distinct chain is checked once)."""
+    key = tuple(chain)
+    if key not in _CHAINS_CHECKED:
+        strategies.check_strategies(key)
+        if len(_CHAINS_CHECKED) < 4096:
+            _CHAINS_CHECKED.add(key)
 
 
 def _chain_by_class(chain: Sequence[Strategy]) -> bool:
