@@ -221,6 +221,15 @@ def test_a_strategy_chain_ecs_rejects_is_an_error_on_either_path(chain, words: s
     assert isinstance(placer.place(cpu_task(), strategies=(Strategy("spread", "host"),)), Placement)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_empty_task_id_gets_a_generated_one_on_either_path(compiled: bool) -> None:
+    state = ClusterState("t")
+    state.add_instance(CAT.get("c6i.large"))
+    placer = Placer(state, compiled=compiled)
+    placed = placer.place(cpu_task(cpu=16, memory=16), task_id="")
+    assert isinstance(placed, Placement) and placed.task_id == "task-1" and "task-1" in state.allocations
+
+
 # ---------------------------------------------------------------- property tests
 TYPES = [("trn1.32xlarge", "EC2"), ("inf2.24xlarge", MI), ("inf2.xlarge", "EC2"), ("c6i.2xlarge", "EC2"),
          ("g5.12xlarge", "EC2"), ("trn1.32xlarge", MI)]

@@ -222,7 +222,7 @@ class Placer:
                         self._keep.append((spec, constraints, strategies, capacity_providers))
             if entry is not None:
                 if entry.slot >= 0:  # the compiled decision, inline (a call costs as much as a few checks)
-                    if task_id is None:
+                    if not task_id:  # None or "": a generated id, as on the Python path
                         task_id = f"task-{next(self._ids)}"
                     elif task_id in st.allocations:
                         raise PlacementError(f"task {task_id} already holds resources")
