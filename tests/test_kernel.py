@@ -519,3 +519,30 @@ def test_loading_the_kernel_skips_numbas_blas_probe() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 300), min_size=1, max_size=5), seed=st.integers(0, 2**16),
+       spread=st.sampled_from([1, 3, 1000]), room=st.sampled_from([0, 64, 200]))
+def test_kth_row_both_selections_agree_with_sorting(sizes: list[int], seed: int, spread: int, room: int) -> None:
+    """The k-th tied row by radix rounds (scratch with room for the counters) and bit by bit (no room), on
+    rows close together (several rounds, all in one bucket) and far apart: always the sorted union's k-th."""
+    from scheduler.placement import _kernel_impl as K
+
+    rng = np.random.default_rng(seed)
+    total = sum(sizes)
+    base = int(rng.integers(0, 1 << 20))
+    rows = base + rng.permutation(total * spread)[:total]
+    C = np.zeros((len(sizes), K.NCF), np.int64)
+    pool = np.zeros(total + 2 * len(sizes), np.int64)
+    at = off = 0
+    for c, size in enumerate(sizes):
+        pool[off: off + size] = rows[at: at + size]
+        at += size
+        C[c, K.C_SIZE], C[c, K.C_OFF], C[c, K.C_CAP] = size, off, size + 2
+        off += size + 2
+    union = np.sort(rows)
+    for k in {0, total - 1, int(rng.integers(total))}:
+        got = K._kth_row(C, pool, np.arange(len(sizes), dtype=np.int64), len(sizes), k,
+                         np.zeros(total + room, np.int64))
+        assert got == union[k]

@@ -4,9 +4,9 @@
 decides the others and stays the reference; tests hold both to identical decisions):
 
 - rows are grouped into classes keyed by (signature, free CPU, memory, GPUs, ENIs, chips); a hash maps a
-  key to its class slot, and a placement or release moves one row between classes in O(1) (plus a shift
-  in the class's sorted row list, so that "the k-th candidate row" is found by bisection). The free
-  columns are ClusterState's own: the kernel writes them in place;
+  key to its class slot, and a placement or release moves one row between classes in O(1) (a class's rows
+  are kept in no order, each with its position; "the k-th candidate row" is found by radix selection
+  over the tied classes' rows). The free columns are ClusterState's own: the kernel writes them in place;
 - each request's static eligibility (launch type, status, architecture, memberOf) is computed once per
   signature in Python by the filters and cached by request (until the instances change);
 - one kernel call per decision scans only the classes of the signatures the request may run on, keeps the
