@@ -50,6 +50,7 @@ FLAT = 512  # scratch beyond the rows and signatures
 # chips held): a chain of spreads and one binpack packs into one int64 when its widths add up to <= 61
 W_SPREAD, W_CPU, W_MEM, W_GPU, W_CHIPS = 24, 21, 28, 8, 7
 INFEASIBLE = np.int64(1) << 62
+MEM_BITS = (np.int64(1) << W_MEM) - 1  # the memory score's bits in a key of ``_scan_sorted``
 # class table fields
 C_SIG, C_CPU, C_MEM, C_GPU, C_ENI, C_CHIPS, C_SIZE, C_FIRST, C_POS, C_OFF, C_CAP = range(11)
 NCF = 11
@@ -803,9 +804,16 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
                 left -= half
             lo -= (V[lo, 1] - need_mem) >> 63
             m0 = np.int64(-1)
+            # a class with more memory than the best key's cannot tie it: the walk stops there, unless this
+            # signature's answer to "is every fitting class Managed Instances" is still needed
+            bound = INFEASIBLE  # (nothing found yet: every class is tested, for the failure's step)
+            if best != INFEASIBLE and not (track and all_mi and not mi):
+                bound = best & MEM_BITS if nxt == best - (best & MEM_BITS) else -1  # -1: a higher level
             for p in range(lo, base + count):
                 mem = V[p, 1]
                 if m0 >= 0 and mem != m0:
+                    break
+                if m0 < 0 and mem > bound and (mem >> W_MEM) == 0:
                     break
                 t0, _, t2, t3, t4 = _tests(V[p, 0], mem, V[p, 2], V[p, 3], V[p, 4], need_cpu, need_mem, gmode,
                                             gneed, need_eni, nmode, need_chips, launch, all_chips, part, gpus_reg)
@@ -925,21 +933,29 @@ def _take_row(R, X, xv, Z, zv, q, n, total, codes, st, fn):
 
 
 @_inlined
-def _prefetch_releases(R, T, live, us, i, count):
-    """While decision i runs, ask the cache for what the next releases read (random places in large arrays):
-    the live list's slot of release i + 3, the task record of release i + 2, the row columns of release
-    i + 1. Their indices assume ``count`` running tasks then (each decision places one); a wrong guess only
-    wastes a hint."""
+def _prefetch_releases(R, X, RP, T, live, us, i, count):
+    """While decision i runs, ask the cache for what the next releases read (random places in large arrays),
+    each a step ahead of what it depends on: the live list's slot of release i + 4, the task record of
+    release i + 3, the row's columns and position in its class of release i + 2, the class record of release
+    i + 1 (its slot read from the row, asked for one decision before). Their indices assume ``count``
+    running tasks then (each decision places one); a wrong guess only wastes a hint."""
     n = len(us)
+    if i + 4 < n:
+        _prefetch(live, int(us[i + 4] * count))
     if i + 3 < n:
-        _prefetch(live, int(us[i + 3] * count))
+        _prefetch(T[:, 0], live[int(us[i + 3] * count)])
     if i + 2 < n:
-        _prefetch(T[:, 0], live[int(us[i + 2] * count)])
+        row = T[live[int(us[i + 2] * count)], 0]
+        if row >= 0:
+            for f in range(7):
+                _prefetch(R[f], row)
+            _prefetch(RP, row)
     if i + 1 < n:
         row = T[live[int(us[i + 1] * count)], 0]
         if row >= 0:
-            for f in range(1, 7):
-                _prefetch(R[f], row)
+            at = X[H_OC] + R[6, row] * NCF
+            _prefetch(X, at)
+            _prefetch(X, at + NCF - 1)
 
 
 @njit(cache=True)
@@ -979,7 +995,7 @@ def run(R, X, Z, T, live, reqs, us, saturated, window, fail_share, out_row, out_
             T[last, 2] -= T[t, 1]
             T[last, 3] -= T[t, 2]
             T[last, 4] -= _popcount(T[t, 5])
-            _prefetch_releases(R, T, live, us, i, end + 1)
+            _prefetch_releases(R, X, xv[8], T, live, us, i, end + 1)
         r = reqs[i]
         if r < 0:  # no instance passes the request's static filters
             row = -1
