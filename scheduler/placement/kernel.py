@@ -391,12 +391,9 @@ class LiveIndex:
         return self._decide(self.R, self.X, self.Z, r, self._st, self._fn, True)
 
     def failure_key(self) -> bytes:
-        """The last failed decision's details as bytes: equal keys, equal ``failure()``."""
+        """The last failed decision's details as bytes (read them with ``failure_details``): equal keys,
+        equal details."""
         return self._details.tobytes()
-
-    def failure(self) -> tuple[list[int], int, int, list[str], tuple[int, int, int, int]]:
-        """The last failed decision's details (``failure_details``)."""
-        return failure_details(self.failure_key())
 
     def moved(self, row: int, group: str | None, delta: int) -> None:
         """Row ``row``'s free columns were changed by the Python side (``delta`` tasks of ``group``)."""

@@ -211,7 +211,7 @@ class Placer:
                 live = self.live()  # built or rebuilt: a new index forgets the requests prepared for the old
                 entry = self._entries.get(key) if live is not None else None
                 if live is not None and entry is None:
-                    _check_chain(strategies)
+                    _chain_by_class(strategies)  # raises for a chain ECS rejects, before it is prepared
                     g = group or f"family:{spec.family}"
                     cps = tuple(capacity_providers) if capacity_providers is not None else None
                     entry = self.prepared(spec, spec.constraints + tuple(constraints), tuple(strategies), g,
@@ -248,10 +248,10 @@ class Placer:
         if len(every) > MAX_CONSTRAINTS:
             raise PlacementError(f"at most {MAX_CONSTRAINTS} placement constraints per task (task "
                                  f"definition and request together), got {len(every)}")
-        _check_chain(strategies)
+        chain_by_class = _chain_by_class(strategies)
         if self.by_class and only is None:
             request = self._class_request(spec, every, launch_type, capacity_providers)
-            if request is not None and _chain_by_class(strategies):
+            if request is not None and chain_by_class:
                 if request.static.failed is not None or len(self.state) == 0:
                     return self._static_failure(self._request(spec, group, every, launch_type,
                                                               capacity_providers), request.static)
@@ -516,24 +516,19 @@ class _Entry:
         self.cpu = self.memory = 0
 
 
-_CHAIN_BY_CLASS: dict[tuple[Strategy, ...], bool] = {}
-_CHAINS_CHECKED: set[tuple[Strategy, ...]] = set()
-
-
-def _check_chain(chain: Sequence[Strategy]) -> None:
-    """Raise PlacementError for a strategy chain ECS would reject (each distinct chain is checked once)."""
-    key = tuple(chain)
-    if key not in _CHAINS_CHECKED:
-        strategies.check_strategies(key)
-        if len(_CHAINS_CHECKED) < 4096:
-            _CHAINS_CHECKED.add(key)
+_CHAIN_BY_CLASS: dict[tuple[Strategy, ...], bool] = {}  # a chain ECS accepts -> whether classes can narrow it
 
 
 def _chain_by_class(chain: Sequence[Strategy]) -> bool:
+    """Whether the strategy chain can be narrowed over classes of identical instances; PlacementError for a
+    chain RunTask rejects (more than five rules, an unknown type or field). Each distinct chain is checked once."""
     key = tuple(chain)
     hit = _CHAIN_BY_CLASS.get(key)
     if hit is None:
-        hit = _CHAIN_BY_CLASS[key] = strategies.classes_can_narrow(key)
+        strategies.check_strategies(key)
+        hit = strategies.classes_can_narrow(key)
+        if len(_CHAIN_BY_CLASS) < 4096:
+            _CHAIN_BY_CLASS[key] = hit
     return hit
 
 
