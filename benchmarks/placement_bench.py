@@ -3,8 +3,7 @@
 For each cluster size: build the stated mix (benchmarks.mix), fill it with the task stream until more than
 half of the last 500 decisions fail (saturation), then run steady churn: release a random running task
 (only while as many run as at saturation, so failed placements do not drain the cluster), place the next
-task of the stream. Every ``place`` call is timed alone, as CPU time of this thread (the rates) and as
-wall-clock time (kept beside them); releases are not counted as decisions. From the moment of saturation:
+task of the stream. Releases are not counted as decisions. From the moment of saturation:
 
 - the core decides the churn through its class index (its normal path), then a stretch more through its
   per-row path (the algorithm before the class index), for a before/after in the same run;
@@ -22,15 +21,18 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
 - (b) ``core_*``: one public ``placer.place(...)`` call at a time from Python, deciding in compiled code
   (``Placer(compiled=True)``, when numba is installed); ``python_path_*`` is the same API with
   ``compiled=False`` (the readable reference path) over a stretch of the same churn. Each sample is the
-  call as a user writes it between two clock reads (``_timed_place``), but the timer is not free: reading
-  this thread's CPU clock is a system call, and one timed call of nothing costs ``core_timer_us``
-  (measured in the same run, median; 1-2 us on a shared 2-core machine, a quarter of the 6.7 us that
-  150,000/s allows); ``core_net_*`` are the figures with it taken off each sample. The core's churns
-  run with the objects built so far frozen out of Python's cyclic garbage collector (``gc.freeze``):
-  otherwise a full collection, set off by this loop's own growing lists of samples and decisions, lands
-  in one random ``place`` call and traverses the whole heap (measured once: a quarter of the churn's CPU
-  time at 5,000 instances; in later runs the unfrozen churn was about 10% slower, within the run-to-run
-  noise of a shared machine).
+  call as a user writes it between two reads of the wall clock (``_timed_place``; ``time.perf_counter_ns``
+  is read without a system call, and one timed call of nothing, ``core_timer_us``, costs well under a
+  microsecond); ``core_net_*`` are the figures with that taken off each sample.
+
+Replays (``benchmarks.replays``, which says why): (a) and (b) replay the same churn ``repeats`` times, each
+from the saturated state (``Run.fork``: a deep copy of the cluster, its running tasks and the tie-break
+generator, with a placer of its own; for (a) the stream's arrays copied back in place), check that every
+replay makes exactly the same decisions, and report the fastest replay as the figure with the median replay
+beside it (``*_median_per_s``). The first tenth of each (b) replay is not timed: the copy's placer meets each
+request there for the first time (as the fill had done before the churn), so the timed part is steady churn.
+The core's churns run with the objects built so far frozen out of Python's cyclic garbage collector
+(``replays.frozen``).
 
 ``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
 decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import cProfile
-import gc
 import io
 import os
 import pstats
@@ -58,6 +59,7 @@ import numpy as np
 from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
 from benchmarks.moto_peer import MotoCluster
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
+from benchmarks.replays import WARMUP_SHARE, fastest, frozen, same_decisions
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -83,80 +85,52 @@ class PlacementConfig:
     compiled_churn: int = 200_000  # churn decisions of figure (a); 0 skips the compiled path
     start_times: bool = True  # measure the kernel's cold and warm start in fresh processes
     user_mix: bool = True  # (b) also on README's user mix (benchmarks.api_place), the issue's "done when" mix
+    repeats: int = 5  # replays of the churn from the saturated state, for (a) and (b): the fastest is the figure
     seed: int = 7
 
 
-Sample = tuple[int, int]  # (CPU ns of this thread, wall-clock ns) of one decision
+Sample = int  # wall-clock ns of one decision
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Sample]:
-    """Call ``fn``; its result and how long it took, as this thread's CPU time and as wall-clock time.
-
-    The CPU time is what the headline rates use: another process busy on the machine stretches the
-    wall clock, not the CPU time a decision costs."""
-    c0 = time.thread_time_ns()
+    """Call ``fn``; its result and how long it took on the wall clock (ns)."""
     t0 = time.perf_counter_ns()
     out = fn(*args, **kwargs)
-    t1 = time.perf_counter_ns()
-    c1 = time.thread_time_ns()
-    return out, (c1 - c0, t1 - t0)
+    return out, time.perf_counter_ns() - t0
 
 
 def _timed_place(place: Any, spec: Any, constraints: Any, rng: Any, task_id: str) -> tuple[Any, Sample]:
     """One ``place(spec, constraints=..., strategies=CHAIN, rng=..., task_id=...)`` call timed as ``_timed``
     times a call, with the call written out as a user writes it: ``_timed``'s packing and unpacking of
     ``*args``/``**kwargs`` (about 0.3 us) is not part of the figure."""
-    c0 = time.thread_time_ns()
     t0 = time.perf_counter_ns()
     out = place(spec, constraints=constraints, strategies=CHAIN, rng=rng, task_id=task_id)
-    t1 = time.perf_counter_ns()
-    c1 = time.thread_time_ns()
-    return out, (c1 - c0, t1 - t0)
+    return out, time.perf_counter_ns() - t0
 
 
 def timer_overhead(samples: int = 20_000) -> float:
-    """CPU ns that ``_timed_place`` itself adds to a sample (median of timing a call of nothing, with the
+    """Ns that ``_timed_place`` itself adds to a sample (median of timing a call of nothing, with the
     same arguments as a ``place`` call)."""
     def nothing(*args: Any, **kwargs: Any) -> None:
         return None
 
-    return float(np.median([_timed_place(nothing, None, (), None, "t")[1][0] for _ in range(samples)]))
-
-
-def _frozen(fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` with every object alive now moved out of the cyclic collector's sight (see above)."""
-    gc.collect()
-    gc.freeze()
-    try:
-        return fn(*args)
-    finally:
-        gc.unfreeze()
+    return float(np.median([_timed_place(nothing, None, (), None, "t")[1] for _ in range(samples)]))
 
 
 def _net(samples: list[Sample], tare: float) -> list[Sample]:
-    """The samples less the timer's own CPU cost (never below zero)."""
-    return [(max(int(c - tare), 0), w) for c, w in samples]
+    """The samples less the timer's own cost (never below zero)."""
+    return [max(int(s - tare), 0) for s in samples]
 
 
 def _stats(samples: list[Sample]) -> dict[str, float]:
     if not samples:
-        return {
-            "per_s": 0.0,
-            "p50_us": 0.0,
-            "p99_us": 0.0,
-            "decisions": 0,
-            "wall_per_s": 0.0,
-            "wall_p99_us": 0.0,
-        }
-    both = np.asarray(samples, np.float64) / 1e3
-    cpu, wall = both[:, 0], both[:, 1]
+        return {"per_s": 0.0, "p50_us": 0.0, "p99_us": 0.0, "decisions": 0}
+    us = np.asarray(samples, np.float64) / 1e3
     return {
-        "per_s": float(len(cpu) / cpu.sum() * 1e6),
-        "p50_us": float(np.percentile(cpu, 50)),
-        "p99_us": float(np.percentile(cpu, 99)),
-        "decisions": len(cpu),
-        "wall_per_s": float(len(wall) / wall.sum() * 1e6),
-        "wall_p99_us": float(np.percentile(wall, 99)),
+        "per_s": float(len(us) / us.sum() * 1e6),
+        "p50_us": float(np.percentile(us, 50)),
+        "p99_us": float(np.percentile(us, 99)),
+        "decisions": len(us),
     }
 
 
@@ -185,6 +159,16 @@ class Run:
         self.live: list[str] = []
         self.serial = 0
         self.saturated = 0  # tasks running when the fill stopped
+
+    def fork(self) -> Run:
+        """This run at this moment, for a replay: a deep copy of the cluster, its running tasks and the
+        tie-break generator, with a placer of its own (its compiled index built). The same churn replayed
+        on each fork makes the same decisions."""
+        new = copy.copy(self)
+        new.state, new.live, new.rng = copy.deepcopy((self.state, self.live, self.rng))
+        new.placer = Placer(new.state, compiled=self.placer.compiled)
+        new.placer.live()
+        return new
 
     def place(self, d: Draw) -> tuple[object, Sample]:
         self.serial += 1
@@ -223,16 +207,21 @@ class Run:
         self.saturated = len(self.live)
         return self.saturated
 
-    def churn(self, plan: list[tuple[float, Draw]]) -> tuple[list[Sample], list[Decision], list[bool]]:
-        lat, decisions, failed = [], [], []
-        for u, d in plan:
+    def churn(self, plan: list[tuple[float, Draw]], warm: int = 0
+              ) -> tuple[list[Sample], list[Decision], list[bool]]:
+        """Release/place along ``plan``: the samples of the decisions after the first ``warm``, and every
+        decision and whether it failed. The outcomes are only kept during the loop and compared after it
+        (a ``Placement`` or ``Failure`` is immutable, and a failure's words depend on its own details only),
+        so that the benchmark's own work does not run between two timed calls."""
+        lat, outs = [], []
+        for j, (u, d) in enumerate(plan):
             if len(self.live) >= self.saturated:
                 self.placer.release(_take(self.live, u))
             out, dt = self.place(d)
-            lat.append(dt)
-            decisions.append(core_decision(out))
-            failed.append(isinstance(out, Failure))
-        return lat, decisions, failed
+            if j >= warm:
+                lat.append(dt)
+            outs.append(out)
+        return lat, [core_decision(out) for out in outs], [isinstance(out, Failure) for out in outs]
 
 
 def _reference_churn(
@@ -336,37 +325,54 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     t0 = time.perf_counter()
     cs = CompiledStream(build_cluster(n, np.random.default_rng([config.seed, n, 0])), requests)
     setup_s = time.perf_counter() - t0
-    c0 = time.thread_time_ns()
+    t0 = time.perf_counter()
     done, _, _ = cs.fill(ids, rng)
-    fill_cpu = (time.thread_time_ns() - c0) / 1e9
+    fill_s = time.perf_counter() - t0
     saturated = cs.running
-    chunks: list[float] = []
+    saturated_state, saturated_rng = cs.snapshot(), copy.deepcopy(rng.bit_generator.state)
+    replays: list[list[int]] = []  # per replay: each chunk's ns
+    first: tuple[np.ndarray, np.ndarray] | None = None
     agree = 0
-    for at in range(0, churn, COMPILED_CHUNK):
-        sl = slice(done + at, done + min(at + COMPILED_CHUNK, churn))
-        c0 = time.thread_time_ns()
-        rows, tasks = cs.churn(ids[sl], us[at: at + COMPILED_CHUNK], rng, saturated)
-        chunks.append((time.thread_time_ns() - c0) / 1e3 / len(rows))
-        for k in range(len(rows)):
-            j = at + k
-            if j < len(python):
-                row, chips, reason = cs.decision(int(ids[sl][k]), int(rows[k]), int(tasks[k]))
+    for _ in range(max(1, config.repeats)):
+        cs.restore(saturated_state)
+        rng.bit_generator.state = saturated_rng
+        chunks: list[int] = []
+        outs = []
+        for at in range(0, churn, COMPILED_CHUNK):
+            sl = slice(done + at, done + min(at + COMPILED_CHUNK, churn))
+            t0 = time.perf_counter_ns()
+            rows, tasks = cs.churn(ids[sl], us[at: at + COMPILED_CHUNK], rng, saturated)
+            chunks.append(time.perf_counter_ns() - t0)
+            outs.append((rows, tasks))
+        rows, tasks = np.concatenate([r for r, _ in outs]), np.concatenate([t for _, t in outs])
+        if first is None:
+            first = rows, tasks
+            for j in range(min(len(rows), len(python))):
+                row, chips, reason = cs.decision(int(ids[done + j]), int(rows[j]), int(tasks[j]))
                 agree += Decision(row, chips, True, reason) == python[j]
-    per = np.asarray(chunks)
+        else:
+            same_decisions((first[0].tolist(), first[1].tolist()), (rows.tolist(), tasks.tolist()),
+                           f"(a) at {n:,} instances")
+        replays.append(chunks)
+    best, median = fastest([sum(r) for r in replays], churn)
+    sizes = [min(COMPILED_CHUNK, churn - at) for at in range(0, churn, COMPILED_CHUNK)]
+    per = np.asarray(replays[best]) / 1e3 / np.asarray(sizes)  # us per decision, chunk by chunk
     entry = {
-        "compiled_per_s": float(1e6 / np.average(per, weights=[COMPILED_CHUNK] * len(per))),
+        "compiled_per_s": churn / sum(replays[best]) * 1e9,
+        "compiled_median_per_s": median,
+        "compiled_replays": len(replays),
         "compiled_chunk_p50_us": float(np.percentile(per, 50)),
         "compiled_chunk_p99_us": float(np.percentile(per, 99)),
         "compiled_decisions": churn,
         "compiled_fill_decisions": done,
-        "compiled_fill_per_s": done / fill_cpu if fill_cpu else 0.0,
+        "compiled_fill_per_s": done / fill_s if fill_s else 0.0,
         "compiled_setup_s": setup_s,
         "compiled_compared": len(python),
         "compiled_agree": agree,
         "compiled_fill_matches_core": done == fill_decisions,
     }
-    log(f"    compiled (a): {entry['compiled_per_s']:,.0f}/s over {churn:,} churn decisions; "
-        f"{agree:,} of {len(python):,} identical to the core")
+    log(f"    compiled (a): {entry['compiled_per_s']:,.0f}/s over {churn:,} churn decisions (fastest of "
+        f"{len(replays)} replays; median {median:,.0f}/s); {agree:,} of {len(python):,} identical to the core")
     return entry
 
 
@@ -415,32 +421,49 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     entry["moto_setup_s"] = time.perf_counter() - t0
 
     tare = timer_overhead()
-    lat, decisions, failed = _frozen(run.churn, plan)
+    warm = int(len(plan) * WARMUP_SHARE)
+    replays: list[list[Sample]] = []
+    decisions: list[Decision] = []
+    failed: list[bool] = []
+    fork = run
+    for _ in range(max(1, config.repeats)):
+        fork = run.fork()
+        lat, made, failed = frozen(fork.churn, plan, warm)
+        if not decisions:
+            decisions = made
+        else:
+            same_decisions(decisions, made, f"(b) at {n:,} instances")
+        replays.append(lat)
+    best, median = fastest([sum(r) for r in replays], len(plan) - warm)
+    lat = replays[best]
     if config.compiled_churn and kernel.available():
         entry.update(compiled_size(n, config, entry["fill_decisions"], decisions, log))
     core = _stats(lat)
     net = _stats(_net(lat, tare))
     cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
-    cpu_lat = [dt for dt, (_, d) in zip(lat, plan, strict=True) if d.kind in cpu_only]
+    cpu_lat = [dt for dt, (_, d) in zip(lat, plan[warm:], strict=True) if d.kind in cpu_only]
+    classes = fork.state.classes()
     entry.update(
         {
             "core_per_s": core["per_s"],
+            "core_median_per_s": median,
+            "core_replays": len(replays),
             "core_p50_us": core["p50_us"],
             "core_p99_us": core["p99_us"],
             "core_decisions": core["decisions"],
-            "core_wall_per_s": core["wall_per_s"],
-            "core_wall_p99_us": core["wall_p99_us"],
             "core_timer_us": tare / 1e3,
             "core_net_per_s": net["per_s"],
             "core_net_p50_us": net["p50_us"],
             "core_net_p99_us": net["p99_us"],
             "churn_failure_share": float(np.mean(failed)),
             "core_cpu_only_per_s": _stats(cpu_lat)["per_s"],
-            "classes": run.state.classes().k - len(run.state.classes().free_slots),
+            "classes": classes.k - len(classes.free_slots),
         }
     )
-    log(f"    core: {core['per_s']:,.0f}/s, p50 {core['p50_us']:.0f} us, p99 {core['p99_us']:.0f} us; net of the "
-        f"timer's own {tare / 1e3:.1f} us: {net['per_s']:,.0f}/s, p50 {net['p50_us']:.1f} us")
+    del fork
+    log(f"    core: {core['per_s']:,.0f}/s (fastest of {len(replays)} replays; median {median:,.0f}/s), p50 "
+        f"{core['p50_us']:.1f} us, p99 {core['p99_us']:.0f} us; net of the timer's own {tare:.0f} ns: "
+        f"{net['per_s']:,.0f}/s")
 
     ref_lat, agree = _reference_churn(
         ref,
@@ -491,7 +514,7 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         compiled = run.placer.compiled
         run.placer.compiled = False
         run.state.attach(None)
-        pp_lat = _frozen(run.churn, run.plan(config.row_path))[0]
+        pp_lat = frozen(run.churn, run.plan(config.row_path))[0]
         pp = _stats(pp_lat)
         entry["python_path_net_per_s"] = _stats(_net(pp_lat, tare))["per_s"]
         entry.update({"python_path_per_s": pp["per_s"], "python_path_p50_us": pp["p50_us"],
@@ -523,8 +546,9 @@ def user_mix(n: int, config: PlacementConfig) -> dict[str, Any]:
     definitions, a mix of its own) at ``n`` instances, with the same churn length."""
     from benchmarks import api_place
 
-    u = api_place.run(n, seed=config.seed, churn=config.churn, compiled=kernel.available())
-    figures = {"user_mix_per_s": u["churn_per_s"], "user_mix_net_per_s": u["net_per_s"], "user_mix_p50_us": u["p50_us"],
+    u = api_place.run(n, seed=config.seed, churn=config.churn, compiled=kernel.available(), repeats=config.repeats)
+    figures = {"user_mix_per_s": u["churn_per_s"], "user_mix_median_per_s": u["median_per_s"],
+               "user_mix_net_per_s": u["net_per_s"], "user_mix_p50_us": u["p50_us"],
                "user_mix_p99_us": u["p99_us"], "user_mix_failure_share": u["failed_share"]}
     return {**{k: float(v) for k, v in figures.items()}, "user_mix_instances": int(u["n"])}
 

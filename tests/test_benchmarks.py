@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import __main__ as bench_main
-from benchmarks import report
+from benchmarks import replays, report
 from benchmarks.mix import CHAIN, build_cluster, draws, task_kinds
-from benchmarks.placement_bench import PlacementConfig
+from benchmarks.placement_bench import PlacementConfig, Run
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
 from benchmarks.simulation_bench import SimulationConfig, bare_simpy
 from benchmarks.utilization_bench import UtilizationConfig, optimum
@@ -330,6 +330,32 @@ def test_milp_optimum_bounds_every_online_strategy() -> None:
     assert requested >= 1.3 * total
     best = optimum(seq, 1, "topology-aware")
     assert 0.5 < best <= 1.0
+
+
+def test_fastest_replay_is_the_one_of_least_time_and_the_median_rate_is_beside_it() -> None:
+    best, median = replays.fastest([3e9, 1e9, 2e9, 5e9, 4e9], 1_000)
+    assert best == 1
+    assert median == pytest.approx(1_000 / 3.0)  # the median replay took 3 s for 1,000 decisions
+
+
+def test_replays_that_decide_differently_are_refused() -> None:
+    replays.same_decisions([1, 2, -1], [1, 2, -1], "x")
+    with pytest.raises(RuntimeError, match="x: a replay of the same churn made different decisions"):
+        replays.same_decisions([1, 2, -1], [1, 3, -1], "x")
+
+
+def test_forked_runs_replay_the_churn_with_the_same_decisions_and_leave_the_original_alone() -> None:
+    run = Run(60, seed=3)
+    run.fill()
+    plan = run.plan(300)
+    before = (run.state.totals(), sorted(run.state.allocations), list(run.live))
+    first, second = run.fork(), run.fork()
+    lat1, made1, _ = first.churn(plan, warm=30)
+    lat2, made2, _ = second.churn(plan, warm=30)
+    assert made1 == made2 and len(made1) == 300
+    assert len(lat1) == len(lat2) == 270  # the warm-up is not timed
+    assert (run.state.totals(), sorted(run.state.allocations), list(run.live)) == before
+    assert first.state.totals() == second.state.totals() != before[0]
 
 
 def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_path: Path) -> None:

@@ -389,6 +389,31 @@ def test_stream_invariants(seed: int, n: int, churn: int, chains: list) -> None:
     assert_index_matches(state)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 80), churn=st.integers(1, 600))
+def test_stream_restored_to_a_snapshot_decides_the_same_again(seed: int, n: int, churn: int) -> None:
+    """A stream put back to a snapshot (as the benchmark's replays do) is the stream it was: the same churn,
+    draws and generator state make the same decisions, and the index still follows the free columns."""
+    state = wide_mix(n, seed)
+    requests = chain_requests(tuple(CHAINS[:2]))
+    cs = CompiledStream(state, requests)
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(len(requests), size=10 * n + churn + 100)
+    done, _, _ = cs.fill(ids, rng)
+    saturated, us = cs.running, rng.random(churn)
+    snap, drawn = cs.snapshot(), rng.bit_generator.state
+    totals = state.totals()
+    first = cs.churn(ids[done: done + churn], us, rng, saturated)
+    cs.restore(snap)
+    rng.bit_generator.state = drawn
+    assert cs.running == saturated and state.totals() == totals
+    assert_index_matches(state)
+    again = cs.churn(ids[done: done + churn], us, rng, saturated)
+    assert [a.tolist() for a in first] == [a.tolist() for a in again]
+    cs.release_all()
+    assert cs.is_empty()
+
+
 @settings(max_examples=30, deadline=None)
 @given(sizes=st.lists(st.integers(1, 400), min_size=2, max_size=6), seed=st.integers(0, 2**16))
 def test_kth_row_is_the_kth_of_the_sorted_union(sizes: list[int], seed: int) -> None:

@@ -76,6 +76,22 @@ class CompiledStream:
         _, rows, tasks = self._run(reqs, np.ascontiguousarray(us, np.float64), rng, saturated, 0, 0.0)
         return rows, tasks
 
+    def snapshot(self) -> tuple[np.ndarray, ...]:
+        """Copies of everything the stream's decisions read and write (the free columns, the class index,
+        the requests' counts, the tasks), for ``restore``."""
+        ix = self.index
+        return tuple(a.copy() for a in (ix.R, ix.X, ix.Z, self.T, self.live))
+
+    def restore(self, snapshot: tuple[np.ndarray, ...]) -> None:
+        """Put back the stream as ``snapshot`` found it, in place (the same arrays, so the same memory):
+        from there the same requests, draws and generator state make the same decisions again."""
+        ix = self.index
+        for now, then in zip((ix.R, ix.X, ix.Z, self.T, self.live), snapshot, strict=True):
+            if now.shape != then.shape:
+                raise ValueError("the stream's arrays were laid out again since the snapshot")
+            np.copyto(now, then)
+        self._sync_totals()
+
     @property
     def running(self) -> int:
         return int(self.T[-1, 0])
