@@ -358,6 +358,20 @@ def test_forked_runs_replay_the_churn_with_the_same_decisions_and_leave_the_orig
     assert first.state.totals() == second.state.totals() != before[0]
 
 
+def test_simulations_peak_memory_is_its_own_not_its_parents() -> None:
+    """The simulation benchmark runs in a child process; its peak must not count the parent's memory (Linux
+    keeps the replaced address space's peak in ``ru_maxrss`` across fork and exec)."""
+    import subprocess
+    import sys
+
+    held = np.ones(256 * 2**20 // 8)  # 256 MiB in this (parent) process
+    code = "from benchmarks.simulation_bench import peak_rss_mib; print(peak_rss_mib())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert held.sum() > 0
+    assert 0 < float(done.stdout) < 200
+
+
 def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_path: Path) -> None:
     configs = {
         "placement": PlacementConfig(
