@@ -5,11 +5,10 @@ A cluster of inf2/trn1/g5/m6i/c6i instances over three availability zones; Neuro
 GPU and CPU task definitions, each with a ``memberOf`` instance-type constraint, all placed with
 ``[spread attribute:ecs.availability-zone, binpack memory]``. Fill until placements fail, then churn
 (release a random running task, place the next one). The same churn is replayed ``--repeats`` times from a
-copy of the saturated cluster, every replay checked to decide the same; the figure takes each stretch of
-1,000 decisions from its fastest replay (``benchmarks.replays`` says why); a replay's first tenth is not
-timed. Every ``place`` call is timed alone on the wall clock; releases are timed apart. ``net`` figures take
-off the timer's own cost (a pair of clock reads, measured in the run); the churn runs with the objects built
-so far frozen out of the cyclic GC.
+copy of the saturated cluster, every replay checked to decide the same, and the fastest replay is the figure
+(``benchmarks.replays`` says why); its first tenth is not timed. Every ``place`` call is timed alone on the
+wall clock; releases are timed apart. ``net`` figures take off the timer's own cost (a pair of clock reads,
+measured in the run); the churn runs with the objects built so far frozen out of the cyclic GC.
 
     python -m benchmarks.api_place --sizes 500 5000 50000 [--compiled true|false|auto] [--repeats 5] [--profile]
 """
@@ -24,7 +23,7 @@ import time
 
 import numpy as np
 
-from benchmarks.replays import WARMUP_SHARE, clock_tare, fastest, frozen, rounds, same_decisions
+from benchmarks.replays import WARMUP_SHARE, clock_tare, fastest, frozen, same_decisions
 from scheduler import Cluster
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Strategy
@@ -80,10 +79,9 @@ def build(n: int, seed: int, compiled: bool | str) -> Cluster:
 
 
 def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = True, profile: bool = False,
-        repeats: int = 5, replay_s: float = 5.0) -> dict:
-    """Fill, then replay the same churn from the saturated cluster ``repeats`` times, and more while the replays
-    have taken less than ``replay_s`` (``benchmarks.replays``):
-    the figures of each stretch's fastest replay, with the median replay's rate beside them."""
+        repeats: int = 5) -> dict:
+    """Fill, then replay the same churn ``repeats`` times from the saturated cluster (``benchmarks.replays``):
+    the figures of the fastest replay, with the median replay's rate beside them."""
     c = build(n, seed, compiled)
     kinds = task_definitions()
     specs = [s for s, _ in kinds]
@@ -114,7 +112,7 @@ def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = Tr
     saturated_at = (c, live, tie)
     replays = []
     first: list[int] | None = None
-    for r in rounds(repeats, replay_s):
+    for r in range(max(1, repeats)):
         cluster, running, generator = copy.deepcopy(saturated_at)
         cluster.placer.live()  # the copy's compiled index (none on the Python path)
         prof = cProfile.Profile() if profile and r == 0 else None
@@ -127,9 +125,8 @@ def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = Tr
         else:
             same_decisions(first, made, f"the user mix at {n:,} instances")
         replays.append((lat, rel))
-    lat, median_ns = fastest([lat for lat, _ in replays])
-    median = len(lat) / median_ns * 1e9
-    rel = [ns for _, r in replays for ns in r]
+    best, median = fastest([sum(lat) for lat, _ in replays], churn - warm)
+    lat, rel = replays[best]
     assert first is not None
     lat_us = np.array(lat) / 1e3
     net_us = np.maximum(lat_us - tare / 1e3, 0)
@@ -180,16 +177,14 @@ def main() -> None:
     ap.add_argument("--churn", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--compiled", default="true", choices=("true", "false", "auto"))
-    ap.add_argument("--repeats", type=int, default=5, help="replays of the churn (benchmarks.replays)")
-    ap.add_argument("--replay-s", type=float, default=5.0, help="more replays while they took less than this")
+    ap.add_argument("--repeats", type=int, default=5, help="replays of the churn; the fastest is the figure")
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     compiled = {"true": True, "false": False, "auto": "auto"}[a.compiled]
     for n in a.sizes:
-        r = run(n, seed=a.seed, churn=a.churn, compiled=compiled, profile=a.profile, repeats=a.repeats,
-                replay_s=a.replay_s)
+        r = run(n, seed=a.seed, churn=a.churn, compiled=compiled, profile=a.profile, repeats=a.repeats)
         print(f"n={r['n']:>6} compiled={r['compiled']} fill={r['fill']} ({r['fill_per_s']:,.0f}/s) "
-              f"churn place {r['churn_per_s']:,.0f}/s (fastest of {r['replays']} replays, stretch by stretch; median "
+              f"churn place {r['churn_per_s']:,.0f}/s (fastest of {r['replays']} replays; median "
               f"{r['median_per_s']:,.0f}/s) p50 {r['p50_us']:.1f} us p99 {r['p99_us']:.1f} us "
               f"(net of the timer's {r['timer_us']:.1f} us: {r['net_per_s']:,.0f}/s p50 {r['net_p50_us']:.1f} us) "
               f"failed {r['failed_share']:.0%}  release {r['release_per_s']:,.0f}/s")

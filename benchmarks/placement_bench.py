@@ -28,11 +28,9 @@ The headline ``*_per_s`` figures are the churn phase (steady state) for all thre
 Replays (``benchmarks.replays``, which says why): (a) and (b) replay the same churn ``repeats`` times, each
 from the saturated state (``Run.fork``: a deep copy of the cluster, its running tasks and the tie-break
 generator, with a placer of its own; for (a) the stream's arrays copied back in place), check that every
-replay makes exactly the same decisions (at least ``repeats`` replays, more while they have taken less than
-``replay_s``), and report for each stretch of 1,000 decisions its fastest replay,
-with the median whole replay beside it (``*_median_per_s``). The first tenth of each (b) replay is not
-timed: the copy's placer meets each request there for the first time (as the fill had done before the
-churn), so the timed part is steady churn.
+replay makes exactly the same decisions, and report the fastest replay as the figure with the median replay
+beside it (``*_median_per_s``). The first tenth of each (b) replay is not timed: the copy's placer meets each
+request there for the first time (as the fill had done before the churn), so the timed part is steady churn.
 The core's churns run with the objects built so far frozen out of Python's cyclic garbage collector
 (``replays.frozen``).
 
@@ -61,7 +59,7 @@ import numpy as np
 from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
 from benchmarks.moto_peer import MotoCluster
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
-from benchmarks.replays import WARMUP_SHARE, fastest, frozen, rounds, same_decisions
+from benchmarks.replays import WARMUP_SHARE, fastest, frozen, same_decisions
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -87,8 +85,7 @@ class PlacementConfig:
     compiled_churn: int = 200_000  # churn decisions of figure (a); 0 skips the compiled path
     start_times: bool = True  # measure the kernel's cold and warm start in fresh processes
     user_mix: bool = True  # (b) also on README's user mix (benchmarks.api_place), the issue's "done when" mix
-    repeats: int = 5  # replays of the churn from the saturated state, for (a) and (b) (see benchmarks.replays),
-    replay_s: float = 5.0  # and more while they have taken less than this (at most replays.MOST_REPLAYS)
+    repeats: int = 5  # replays of the churn from the saturated state, for (a) and (b): the fastest is the figure
     seed: int = 7
 
 
@@ -336,7 +333,7 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     replays: list[list[int]] = []  # per replay: each chunk's ns
     first: tuple[np.ndarray, np.ndarray] | None = None
     agree = 0
-    for _ in rounds(config.repeats, config.replay_s):
+    for _ in range(max(1, config.repeats)):
         cs.restore(saturated_state)
         rng.bit_generator.state = saturated_rng
         chunks: list[int] = []
@@ -357,12 +354,12 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
             same_decisions((first[0].tolist(), first[1].tolist()), (rows.tolist(), tasks.tolist()),
                            f"(a) at {n:,} instances")
         replays.append(chunks)
-    chunks, median = fastest(replays, stretch=1)  # a chunk is COMPILED_CHUNK decisions: a stretch
+    best, median = fastest([sum(r) for r in replays], churn)
     sizes = [min(COMPILED_CHUNK, churn - at) for at in range(0, churn, COMPILED_CHUNK)]
-    per = np.asarray(chunks) / 1e3 / np.asarray(sizes)  # us per decision, chunk by chunk
+    per = np.asarray(replays[best]) / 1e3 / np.asarray(sizes)  # us per decision, chunk by chunk
     entry = {
-        "compiled_per_s": churn / sum(chunks) * 1e9,
-        "compiled_median_per_s": churn / median * 1e9,
+        "compiled_per_s": churn / sum(replays[best]) * 1e9,
+        "compiled_median_per_s": median,
         "compiled_replays": len(replays),
         "compiled_chunk_p50_us": float(np.percentile(per, 50)),
         "compiled_chunk_p99_us": float(np.percentile(per, 99)),
@@ -375,8 +372,7 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
         "compiled_fill_matches_core": done == fill_decisions,
     }
     log(f"    compiled (a): {entry['compiled_per_s']:,.0f}/s over {churn:,} churn decisions (fastest of "
-        f"{len(replays)} replays, stretch by stretch; median replay {entry['compiled_median_per_s']:,.0f}/s); "
-        f"{agree:,} of {len(python):,} identical to the core")
+        f"{len(replays)} replays; median {median:,.0f}/s); {agree:,} of {len(python):,} identical to the core")
     return entry
 
 
@@ -430,7 +426,7 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     decisions: list[Decision] = []
     failed: list[bool] = []
     fork = run
-    for _ in rounds(config.repeats, config.replay_s):
+    for _ in range(max(1, config.repeats)):
         fork = run.fork()
         lat, made, failed = frozen(fork.churn, plan, warm)
         if not decisions:
@@ -438,8 +434,8 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         else:
             same_decisions(decisions, made, f"(b) at {n:,} instances")
         replays.append(lat)
-    lat, median_ns = fastest(replays)
-    median = len(lat) / median_ns * 1e9
+    best, median = fastest([sum(r) for r in replays], len(plan) - warm)
+    lat = replays[best]
     if config.compiled_churn and kernel.available():
         entry.update(compiled_size(n, config, entry["fill_decisions"], decisions, log))
     core = _stats(lat)
@@ -465,8 +461,7 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         }
     )
     del fork
-    log(f"    core: {core['per_s']:,.0f}/s (fastest of {len(replays)} replays, stretch by stretch; median replay "
-        f"{median:,.0f}/s), p50 "
+    log(f"    core: {core['per_s']:,.0f}/s (fastest of {len(replays)} replays; median {median:,.0f}/s), p50 "
         f"{core['p50_us']:.1f} us, p99 {core['p99_us']:.0f} us; net of the timer's own {tare:.0f} ns: "
         f"{net['per_s']:,.0f}/s")
 
@@ -551,8 +546,7 @@ def user_mix(n: int, config: PlacementConfig) -> dict[str, Any]:
     definitions, a mix of its own) at ``n`` instances, with the same churn length."""
     from benchmarks import api_place
 
-    u = api_place.run(n, seed=config.seed, churn=config.churn, compiled=kernel.available(), repeats=config.repeats,
-                      replay_s=config.replay_s)
+    u = api_place.run(n, seed=config.seed, churn=config.churn, compiled=kernel.available(), repeats=config.repeats)
     figures = {"user_mix_per_s": u["churn_per_s"], "user_mix_median_per_s": u["median_per_s"],
                "user_mix_net_per_s": u["net_per_s"], "user_mix_p50_us": u["p50_us"],
                "user_mix_p99_us": u["p99_us"], "user_mix_failure_share": u["failed_share"]}

@@ -506,10 +506,9 @@ def render(results: dict[str, Any], out: Path) -> Path:
             "uses `[spread AZ, binpack memory]`. Fill until more than half of 500 decisions fail, then "
             "churn: release one (while as many tasks run as at saturation), place one. Rates are the "
             "churn phase. The churn is replayed several times from the saturated state (every replay makes "
-            "the same decisions, which is checked), and each rate takes every stretch of 1,000 decisions "
-            "from its fastest replay, as `timeit` takes the fastest repeat of the same work: on a shared "
-            "machine the same decisions ran up to 1.7x slower in one replay than in another "
-            "(benchmarks/replays.py). The median whole replay is beside it in the notes below and in "
+            "the same decisions, which is checked) and each rate is the fastest replay, as `timeit` takes "
+            "the fastest repeat: on a shared machine the same decisions ran up to 1.7x slower in one replay "
+            "than another (benchmarks/replays.py). The median replay is beside it in the notes below and in "
             "results.json (`*_median_per_s`). Each `place` is timed alone on the wall clock "
             "(`time.perf_counter_ns`, no system call).",
             "",
@@ -576,8 +575,7 @@ def render(results: dict[str, Any], out: Path) -> Path:
             ]
         if any(e.get("core_median_per_s") for e in placement):
             lines += [
-                f"The median whole replay of each figure (the table takes each stretch's fastest of "
-                f"{placement[0]['core_replays']} replays): "
+                f"The median replay of each figure (the table has the fastest of {placement[0]['core_replays']}): "
                 + "; ".join(
                     f"{e['instances']:,} instances: "
                     + ", ".join(f"{label} {e[key]:,.0f}/s" for key, label in (
