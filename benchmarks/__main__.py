@@ -62,6 +62,7 @@ def quick_configs(parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
             moto_budget_s=2.0,
             profile_decisions=1_000,
             compiled_churn=20_000,
+            repeats=2,
         )
     if "simulation" in parts:
         from benchmarks.simulation_bench import SimulationConfig

@@ -384,6 +384,7 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
             profile_decisions=50,
             compiled_churn=2_000,
             start_times=False,
+            repeats=2,
         ),
         "simulation": SimulationConfig(duration="1m", fleet_scale=0.01, profile_duration=None),
         "utilization": UtilizationConfig(scale=1, seeds=1),
@@ -398,6 +399,8 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
         assert e["reference_agree"] == e["reference_decisions"] > 0
         assert e["compiled_agree"] == e["compiled_compared"] == 150  # figure (a) decides as (b) does
         assert e["compiled_fill_matches_core"] and e["compiled_per_s"] > 0
+        assert e["core_replays"] == e["compiled_replays"] == 2  # replays of the same churn, checked identical
+        assert e["core_per_s"] >= e["core_median_per_s"] > 0 and e["compiled_per_s"] >= e["compiled_median_per_s"] > 0
         assert e["user_mix_per_s"] > 0 and 0 < e["user_mix_failure_share"] < 1  # (b) on README's user mix too
         assert e["user_mix_instances"] >= e["instances"] * 0.9
     for key in ("tasks", "sim_tasks_per_s", "bare_simpy_tasks_per_s", "peak_rss_mib"):
