@@ -94,7 +94,7 @@ def _rate_target(what: str, target: int, v: float, instances: int, note: str) ->
         "target": f"{what} >= {target:,} decisions/s at 5,000 instances",
         "measured": f"{v:,.0f}/s at {instances:,} instances",
         "reached": v >= target,
-        "gap": f"{target / v:.1f}x short" if v < target else "",
+        "gap": f"{target / v:.2f}x short" if v < target else "",
         "note": note,
     }
 
@@ -230,7 +230,7 @@ def gap_notes(results: dict[str, Any]) -> list[str]:
         text = (
             f"Throughput: {v:,.0f} decisions/s at {at5k['instances']:,} instances "
             f"(p50 {at5k['core_p50_us']:.0f} us) "
-            f"is {TARGET_PUBLIC_PER_S / v:.1f}x short of {TARGET_PUBLIC_PER_S:,}/s, which allows "
+            f"is {TARGET_PUBLIC_PER_S / v:.2f}x short of {TARGET_PUBLIC_PER_S:,}/s, which allows "
             f"{1e6 / TARGET_PUBLIC_PER_S:.1f} us per decision"
             + (f"; it is {', '.join(speedups)}" if speedups else "")
             + "."
