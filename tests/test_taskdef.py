@@ -960,3 +960,23 @@ def test_validate_output_checks_container_instance_resources() -> None:
 def test_member_path_quotes_odd_keys() -> None:
     assert botocore_model.member_path("$", "cpu") == "$.cpu"
     assert botocore_model.member_path("$.a", 'b "c"') == '$.a["b \\"c\\""]'
+
+
+@pytest.mark.parametrize(("fields", "path"), [
+    ({"cpu": -1}, "cpu"), ({"memory": -512}, "memory"), ({"gpus": -1}, "gpus"), ({"cpu": 1.5}, "cpu"),
+    ({"cpu": True}, "cpu"), ({"chips": (-1,)}, "chips"), ({"tcp_ports": (0,)}, "tcp_ports"),
+    ({"udp_ports": (70_000,)}, "udp_ports"), ({"gpu_fraction": 1.0}, "gpu_fraction"),
+    ({"gpu_fraction": -0.5}, "gpu_fraction"),
+])
+def test_taskspec_built_directly_rejects_what_placement_cannot_honour(fields: dict, path: str) -> None:
+    """A TaskSpec made in code, not from a task definition, still cannot ask for a negative CPU, a port
+    outside 1-65535 or a GPU fraction of a whole GPU or more: the error names the field."""
+    with pytest.raises(TaskDefinitionError) as err:
+        TaskSpec("f", **fields)
+    assert err.value.path == path
+
+
+def test_taskspec_built_directly_with_sound_amounts_is_accepted() -> None:
+    spec = TaskSpec("f", cpu=256, memory=512, gpus=1, chips=(0, 1), chip_count=2, tcp_ports=(80,),
+                    gpu_fraction=0.5)
+    assert (spec.cpu, spec.memory, spec.tcp_ports) == (256, 512, (80,))

@@ -7,8 +7,11 @@ hashable, so the core can memoise per distinct spec.
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from scheduler.errors import Issue, TaskDefinitionError, show_value
 
 
 def first_gap(chips: tuple[int, ...] | list[int]) -> int | None:
@@ -82,6 +85,22 @@ class TaskSpec:
     gpus_all: bool = False              # a container asks GPU=ALL: every GPU of the instance
     gpu_fraction: float = 0.0           # a container asks a fractional GPU (G6f partition types only)
 
+    def __post_init__(self) -> None:
+        """A TaskSpec built directly (not from a task definition, which is checked field by field as ECS
+        checks it) must still hold amounts placement can honour: TaskDefinitionError naming the field."""
+        issues = [Issue(name, f"must be a whole number >= 0, got {show_value(getattr(self, name))}")
+                  for name in ("cpu", "memory", "gpus", "chip_count") if not _count(getattr(self, name))]
+        issues += [Issue("chips", f"device indices must be whole numbers >= 0, got {show_value(c)}")
+                   for c in self.chips if not _count(c)]
+        for name in ("tcp_ports", "udp_ports"):
+            issues += [Issue(name, f"host ports must be 1-65535, got {show_value(port)}")
+                       for port in getattr(self, name) if not (_count(port) and 1 <= port <= 65535)]
+        if not 0.0 <= self.gpu_fraction < 1.0:
+            issues.append(Issue("gpu_fraction", f"must be at least 0 and below 1, got "
+                                                f"{show_value(self.gpu_fraction)}"))
+        if issues:
+            raise TaskDefinitionError(issues)
+
     @property
     def device_paths(self) -> tuple[str, ...]:
         return tuple(f"/dev/neuron{i}" for i in self.chips)
@@ -89,3 +108,13 @@ class TaskSpec:
     @property
     def uses_neuron(self) -> bool:
         return self.neuron_mode is not NeuronMode.NONE
+
+
+def _count(value: object) -> bool:
+    """Whether ``value`` is a whole number (not a bool) at least 0."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return operator.index(value) >= 0  # type: ignore[arg-type]
+    except TypeError:
+        return False
