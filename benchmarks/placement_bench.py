@@ -163,7 +163,8 @@ class Run:
     def fork(self) -> Run:
         """This run at this moment, for a replay: a deep copy of the cluster, its running tasks and the
         tie-break generator, with a placer of its own (its compiled index built). The same churn replayed
-        on each fork makes the same decisions."""
+        on each fork makes the same decisions. The task stream and the plan's generator stay this run's
+        (shared, not copied): draw plans from this run, then replay them on forks."""
         new = copy.copy(self)
         new.state, new.live, new.rng = copy.deepcopy((self.state, self.live, self.rng))
         new.placer = Placer(new.state, compiled=self.placer.compiled)
