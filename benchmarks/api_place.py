@@ -78,7 +78,7 @@ def build(n: int, seed: int, compiled: bool | str) -> Cluster:
     return c
 
 
-def run(n: int, *, seed: int = 1, churn: int = 20_000, compiled: bool | str = True, profile: bool = False,
+def run(n: int, *, seed: int = 7, churn: int = 20_000, compiled: bool | str = True, profile: bool = False,
         repeats: int = 5) -> dict:
     """Fill, then replay the same churn ``repeats`` times from the saturated cluster (``benchmarks.replays``):
     the figures of the fastest replay, with the median replay's rate beside them."""
@@ -175,7 +175,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[5000])
     ap.add_argument("--churn", type=int, default=20_000)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=7, help="the committed benchmark run uses 7")
     ap.add_argument("--compiled", default="true", choices=("true", "false", "auto"))
     ap.add_argument("--repeats", type=int, default=5, help="replays of the churn; the fastest is the figure")
     ap.add_argument("--profile", action="store_true")
