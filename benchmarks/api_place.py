@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from benchmarks.replays import WARMUP_SHARE, clock_tare, fastest, frozen, same_decisions
+from benchmarks.replays import WARMUP_SHARE, clock_tare, fastest, frozen, replayed
 from scheduler import Cluster
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Strategy
@@ -110,9 +110,8 @@ def run(n: int, *, seed: int = 7, churn: int = 20_000, compiled: bool | str = Tr
     warm = int(churn * WARMUP_SHARE)
     tare = clock_tare()
     saturated_at = (c, live, tie)
-    replays = []
-    first: list[int] | None = None
-    for r in range(max(1, repeats)):
+
+    def once(r: int) -> tuple[tuple[list[int], list[int]], list[int]]:
         cluster, running, generator = copy.deepcopy(saturated_at)
         cluster.placer.live()  # the copy's compiled index (none on the Python path)
         prof = cProfile.Profile() if profile and r == 0 else None
@@ -120,14 +119,11 @@ def run(n: int, *, seed: int = 7, churn: int = 20_000, compiled: bool | str = Tr
                                 prof)
         if prof:
             pstats.Stats(prof).sort_stats("tottime").print_stats(18)
-        if first is None:
-            first = made
-        else:
-            same_decisions(first, made, f"the user mix at {n:,} instances")
-        replays.append((lat, rel))
+        return (lat, rel), made
+
+    replays, first = replayed(once, repeats, f"the user mix at {n:,} instances")
     best, median = fastest([sum(lat) for lat, _ in replays], churn - warm)
     lat, rel = replays[best]
-    assert first is not None
     lat_us = np.array(lat) / 1e3
     net_us = np.maximum(lat_us - tare / 1e3, 0)
     return {"n": len(c.state), "fill": serial, "fill_per_s": serial / fill_ns * 1e9, "running": saturated,

@@ -59,7 +59,7 @@ import numpy as np
 from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
 from benchmarks.moto_peer import MotoCluster
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
-from benchmarks.replays import WARMUP_SHARE, fastest, frozen, same_decisions
+from benchmarks.replays import WARMUP_SHARE, fastest, frozen, replayed
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -331,30 +331,28 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     fill_s = time.perf_counter() - t0
     saturated = cs.running
     saturated_state, saturated_rng = cs.snapshot(), copy.deepcopy(rng.bit_generator.state)
-    replays: list[list[int]] = []  # per replay: each chunk's ns
-    first: tuple[np.ndarray, np.ndarray] | None = None
-    agree = 0
-    for _ in range(max(1, config.repeats)):
+
+    def once(_: int) -> tuple[list[int], tuple[list[int], list[int]]]:
+        """One replay from saturation: each chunk's ns, and every decision's (row, task slot)."""
         cs.restore(saturated_state)
         rng.bit_generator.state = saturated_rng
         chunks: list[int] = []
-        outs = []
+        rows: list[int] = []
+        tasks: list[int] = []
         for at in range(0, churn, COMPILED_CHUNK):
             sl = slice(done + at, done + min(at + COMPILED_CHUNK, churn))
             t0 = time.perf_counter_ns()
-            rows, tasks = cs.churn(ids[sl], us[at: at + COMPILED_CHUNK], rng, saturated)
+            got_rows, got_tasks = cs.churn(ids[sl], us[at: at + COMPILED_CHUNK], rng, saturated)
             chunks.append(time.perf_counter_ns() - t0)
-            outs.append((rows, tasks))
-        rows, tasks = np.concatenate([r for r, _ in outs]), np.concatenate([t for _, t in outs])
-        if first is None:
-            first = rows, tasks
-            for j in range(min(len(rows), len(python))):
-                row, chips, reason = cs.decision(int(ids[done + j]), int(rows[j]), int(tasks[j]))
-                agree += Decision(row, chips, True, reason) == python[j]
-        else:
-            same_decisions((first[0].tolist(), first[1].tolist()), (rows.tolist(), tasks.tolist()),
-                           f"(a) at {n:,} instances")
-        replays.append(chunks)
+            rows += got_rows.tolist()
+            tasks += got_tasks.tolist()
+        return chunks, (rows, tasks)
+
+    replays, (rows, tasks) = replayed(once, config.repeats, f"(a) at {n:,} instances")
+    agree = 0
+    for j in range(min(len(rows), len(python))):
+        row, chips, reason = cs.decision(int(ids[done + j]), rows[j], tasks[j])
+        agree += Decision(row, chips, True, reason) == python[j]
     best, median = fastest([sum(r) for r in replays], churn)
     sizes = [min(COMPILED_CHUNK, churn - at) for at in range(0, churn, COMPILED_CHUNK)]
     per = np.asarray(replays[best]) / 1e3 / np.asarray(sizes)  # us per decision, chunk by chunk
@@ -423,27 +421,23 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
 
     tare = timer_overhead()
     warm = int(len(plan) * WARMUP_SHARE)
-    replays: list[list[Sample]] = []
-    decisions: list[Decision] = []
-    failed: list[bool] = []
-    fork = run
-    for _ in range(max(1, config.repeats)):
+
+    def once(_: int) -> tuple[tuple[list[Sample], int], tuple[list[Decision], list[bool]]]:
+        """One replay on a fork: its samples and live classes after it, and its decisions."""
         fork = run.fork()
         lat, made, failed = frozen(fork.churn, plan, warm)
-        if not decisions:
-            decisions = made
-        else:
-            same_decisions(decisions, made, f"(b) at {n:,} instances")
-        replays.append(lat)
-    best, median = fastest([sum(r) for r in replays], len(plan) - warm)
-    lat = replays[best]
+        classes = fork.state.classes()
+        return (lat, classes.k - len(classes.free_slots)), (made, failed)
+
+    replays, (decisions, failed) = replayed(once, config.repeats, f"(b) at {n:,} instances")
+    best, median = fastest([sum(lat) for lat, _ in replays], len(plan) - warm)
+    lat, live_classes = replays[best]
     if config.compiled_churn and kernel.available():
         entry.update(compiled_size(n, config, entry["fill_decisions"], decisions, log))
     core = _stats(lat)
     net = _stats(_net(lat, tare))
     cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
     cpu_lat = [dt for dt, (_, d) in zip(lat, plan[warm:], strict=True) if d.kind in cpu_only]
-    classes = fork.state.classes()
     entry.update(
         {
             "core_per_s": core["per_s"],
@@ -458,10 +452,9 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
             "core_net_p99_us": net["p99_us"],
             "churn_failure_share": float(np.mean(failed)),
             "core_cpu_only_per_s": _stats(cpu_lat)["per_s"],
-            "classes": classes.k - len(classes.free_slots),
+            "classes": live_classes,
         }
     )
-    del fork
     log(f"    core: {core['per_s']:,.0f}/s (fastest of {len(replays)} replays; median {median:,.0f}/s), p50 "
         f"{core['p50_us']:.1f} us, p99 {core['p99_us']:.0f} us; net of the timer's own {tare:.0f} ns: "
         f"{net['per_s']:,.0f}/s")

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 WARMUP_SHARE = 0.1  # the untimed start of a replay on a copied cluster: its placer meets each request once
 
 
@@ -45,6 +47,22 @@ def same_decisions(first: Any, other: Any, what: str) -> None:
     different work): RuntimeError naming ``what`` when they do not."""
     if first != other:
         raise RuntimeError(f"{what}: a replay of the same churn made different decisions")
+
+
+def replayed(once: Callable[[int], tuple[T, Any]], repeats: int, what: str) -> tuple[list[T], Any]:
+    """``once(r)`` for replays r = 0, 1, ... (``repeats`` of them, at least one), each returning its timing and
+    its decisions. Every replay must make the first one's decisions (``same_decisions``, naming ``what``);
+    returns each replay's timing, and those decisions."""
+    timings: list[T] = []
+    first: Any = None
+    for r in range(max(1, repeats)):
+        timing, decisions = once(r)
+        if r == 0:
+            first = decisions
+        else:
+            same_decisions(first, decisions, what)
+        timings.append(timing)
+    return timings, first
 
 
 def clock_tare(samples: int = 20_000) -> float:

@@ -79,18 +79,20 @@ class CompiledStream:
     def snapshot(self) -> tuple[np.ndarray, ...]:
         """Copies of everything the stream's decisions read and write (the free columns, the class index,
         the requests' counts, the tasks), for ``restore``."""
-        ix = self.index
-        return tuple(a.copy() for a in (ix.R, ix.X, ix.Z, self.T, self.live))
+        return tuple(a.copy() for a in self._arrays())
 
     def restore(self, snapshot: tuple[np.ndarray, ...]) -> None:
         """Put back the stream as ``snapshot`` found it, in place (the same arrays, so the same memory):
         from there the same requests, draws and generator state make the same decisions again."""
-        ix = self.index
-        for now, then in zip((ix.R, ix.X, ix.Z, self.T, self.live), snapshot, strict=True):
+        for now, then in zip(self._arrays(), snapshot, strict=True):
             if now.shape != then.shape:
                 raise ValueError("the stream's arrays were laid out again since the snapshot")
             np.copyto(now, then)
         self._sync_totals()
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        ix = self.index
+        return ix.R, ix.X, ix.Z, self.T, self.live
 
     @property
     def running(self) -> int:
