@@ -980,3 +980,15 @@ def test_taskspec_built_directly_with_sound_amounts_is_accepted() -> None:
     spec = TaskSpec("f", cpu=256, memory=512, gpus=1, chips=(0, 1), chip_count=2, tcp_ports=(80,),
                     gpu_fraction=0.5)
     assert (spec.cpu, spec.memory, spec.tcp_ports) == (256, 512, (80,))
+
+
+@pytest.mark.parametrize("key", ["cpu", "memory", "memoryReservation"])
+def test_negative_container_amount_is_reported_at_its_field(key: str) -> None:
+    """ECS refuses a negative container cpu, memory or memoryReservation; the validator names the field
+    (before, a negative cpu reached TaskSpec and was reported without the file or the field path)."""
+    doc = task(container(cpu=256, memory=512))
+    doc["containerDefinitions"][0][key] = -5
+    validation = validate_task_definition(doc)
+    assert not validation.valid
+    assert any(i.path == f"$.containerDefinitions[0].{key}" and i.rule == "negative-amount"
+               for i in validation.errors)

@@ -298,6 +298,9 @@ def _check_containers(task: _Task, out: _Findings) -> None:
             out.error(f"{c.path}.name", f"container name {c.name!r} is already used by {seen[c.name]}",
                       "duplicate-container-name")
         seen.setdefault(c.name, c.path)
+        for key, amount in (("cpu", c.cpu), ("memory", c.memory), ("memoryReservation", c.reservation)):
+            if amount is not None and amount < 0:  # RegisterTaskDefinition refuses a negative amount
+                out.error(f"{c.path}.{key}", f"{key} must be at least 0, got {amount}", "negative-amount")
     if task.containers and not any(c.essential for c in task.containers):
         out.error(task.at("containerDefinitions"), "at least one container must be essential",
                   "no-essential-container")
