@@ -25,6 +25,7 @@ import numpy as np
 
 from scheduler.catalog.model import LAUNCH_EC2, LAUNCH_MANAGED, InstanceType
 from scheduler.errors import PlacementError
+from scheduler.placement import pages
 from scheduler.placement.enis import eni_slots
 
 LAUNCH_CODES = {LAUNCH_EC2: 0, LAUNCH_MANAGED: 1}
@@ -137,7 +138,7 @@ class ClusterState:
         self.allocations: dict[str, Allocation] = {}
         self.version = 0  # bumped when instances or attributes change: static masks depend on it
         cap = self._cap
-        self._set_columns(np.zeros((7, cap), np.int64))
+        self._set_columns(pages.zeros((7, cap)))
         self._eni_reg = np.zeros(cap, np.int64)
         self._cpu_reg = np.zeros(cap, np.int64)
         self._mem_reg = np.zeros(cap, np.int64)
@@ -204,7 +205,9 @@ class ClusterState:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._set_columns(self._cols)
+        block = pages.zeros(self._cols.shape)  # a copy's block in huge pages too, when large
+        block[:] = self._cols
+        self._set_columns(block)
         self._set_counters()
         self._set_totals(self._totals)
 
@@ -300,7 +303,7 @@ class ClusterState:
     # ---------------------------------------------------------------- membership
     def _grow(self) -> None:
         new = self._cap * 2
-        block = np.zeros((self._cols.shape[0], new), np.int64)
+        block = pages.zeros((self._cols.shape[0], new))
         block[:, : self._cap] = self._cols
         self._set_columns(block)
         for name in ("_eni_reg", "_cpu_reg",
