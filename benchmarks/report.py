@@ -105,6 +105,18 @@ def _median(entry: dict[str, Any], figure: str) -> str:
     return f"median replay {median:,.0f}/s; " if median else ""
 
 
+def _scaling_note(sc: dict[str, Any]) -> str:
+    """The scaling target's note: the median replays' ratios ((b), then (a)) and the per-row path's."""
+    medians = sc["median_cost_ratios"]
+    parts = []
+    if "core" in medians:
+        parts.append(f"median replays: (b) {medians['core']:.2f}x"
+                     + (f", (a) {medians['compiled']:.2f}x" if "compiled" in medians else ""))
+    if sc["row_path_cost_ratio"]:
+        parts.append(f"per-row path: {sc['row_path_cost_ratio']:.1f}x")
+    return "; ".join(parts)
+
+
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target: what was asked, what this run measured, whether it is reached, by how much not."""
     out: list[dict[str, Any]] = []
@@ -137,13 +149,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 + (f", (a) {sc['compiled_cost_ratio']:.2f}x" if sc.get("compiled_cost_ratio") else ""),
                 "reached": worst <= TARGET_SCALING,
                 "gap": f"{worst / TARGET_SCALING:.2f}x over" if worst > TARGET_SCALING else "",
-                "note": "; ".join(
-                    ([f"median replays: (b) {sc['median_cost_ratios']['core']:.2f}x"
-                      + (f", (a) {sc['median_cost_ratios']['compiled']:.2f}x"
-                         if "compiled" in sc["median_cost_ratios"] else "")]
-                     if "core" in sc["median_cost_ratios"] else [])
-                    + ([f"per-row path: {sc['row_path_cost_ratio']:.1f}x"] if sc["row_path_cost_ratio"] else [])
-                ),
+                "note": _scaling_note(sc),
             }
         )
     sim = results.get("simulation")

@@ -2,10 +2,9 @@
 
 At 50,000 instances the free-column block is 2.8 MB (3.7 MB once grown to 65,536 rows). In ordinary 4 KiB
 pages each random row it reads is a likely miss in the address-translation cache, seven times per row (one
-page per column). Linux backs
-memory that is advised with ``MADV_HUGEPAGE`` with 2 MiB pages when transparent huge pages are enabled
-(``madvise`` or ``always`` mode), so the whole block needs two translations. numpy gives that advice
-itself only to allocations of 4 MiB and more, which this block falls short of. On the benchmark's stream at
+page per column). Linux backs memory advised with ``MADV_HUGEPAGE`` with 2 MiB pages when transparent huge
+pages are enabled (``madvise`` or ``always`` mode), so the whole block needs two translations. numpy gives
+that advice itself only to allocations of 4 MiB and more, which this block falls short of. On the benchmark's stream at
 50,000 instances, decisions took 1.3% and 3.4% less time with the block in huge pages (two runs, each
 timing both layouts on the same decisions, interleaved); at 500 instances the block is too small to change.
 """
