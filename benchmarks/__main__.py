@@ -63,6 +63,7 @@ def quick_configs(parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
             profile_decisions=1_000,
             compiled_churn=20_000,
             repeats=2,
+            interleaved_rounds=2,
         )
     if "simulation" in parts:
         from benchmarks.simulation_bench import SimulationConfig

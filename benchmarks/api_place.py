@@ -20,10 +20,12 @@ import copy
 import cProfile
 import pstats
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from benchmarks.replays import WARMUP_SHARE, clock_tare, fastest, frozen, replayed
+from benchmarks.replays import WARMUP_SHARE, chunk_sums, clock_tare, fastest, frozen, replayed
 from scheduler import Cluster
 from scheduler.ecs.taskdef import load_task_definition
 from scheduler.ecs.taskspec import Strategy
@@ -31,6 +33,7 @@ from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
 
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+CHUNK = 1_000  # decisions per chunk of a replay run in turn with another (``replays.interleaved``)
 CHAIN = (Strategy("spread", "attribute:ecs.availability-zone"), Strategy("binpack", "memory"))
 # instance type, share of the cluster
 FLEET = (("inf2.xlarge", 0.2), ("inf2.8xlarge", 0.1), ("trn1.32xlarge", 0.05), ("g5.xlarge", 0.1),
@@ -81,7 +84,8 @@ def build(n: int, seed: int, compiled: bool | str) -> Cluster:
 def run(n: int, *, seed: int = 7, churn: int = 20_000, compiled: bool | str = True, profile: bool = False,
         repeats: int = 5) -> dict:
     """Fill, then replay the same churn ``repeats`` times from the saturated cluster (``benchmarks.replays``):
-    the figures of the fastest replay, with the median replay's rate beside them."""
+    the figures of the fastest replay, with the median replay's rate beside them, and ``replay_chunks``, which
+    starts one more replay chunk by chunk (for ``replays.interleaved``)."""
     c = build(n, seed, compiled)
     kinds = task_definitions()
     specs = [s for s, _ in kinds]
@@ -111,12 +115,15 @@ def run(n: int, *, seed: int = 7, churn: int = 20_000, compiled: bool | str = Tr
     tare = clock_tare()
     saturated_at = (c, live, tie)
 
-    def once(r: int) -> tuple[tuple[list[int], list[int]], list[int]]:
+    def steps() -> Iterator[tuple[int, Any, int, int]]:
+        """A new replay from a copy of the saturated cluster."""
         cluster, running, generator = copy.deepcopy(saturated_at)
         cluster.placer.live()  # the copy's compiled index (none on the Python path)
+        return _steps(cluster.placer, running, generator, saturated, specs, picks, us, ids)
+
+    def once(r: int) -> tuple[tuple[list[int], list[int]], list[int]]:
         prof = cProfile.Profile() if profile and r == 0 else None
-        lat, rel, made = frozen(_churn, cluster.placer, running, generator, saturated, specs, picks, us, ids, warm,
-                                prof)
+        lat, rel, made = frozen(_churn, steps(), warm, prof)
         if prof:
             pstats.Stats(prof).sort_stats("tottime").print_stats(18)
         return (lat, rel), made
@@ -131,40 +138,55 @@ def run(n: int, *, seed: int = 7, churn: int = 20_000, compiled: bool | str = Tr
             "p50_us": float(np.percentile(lat_us, 50)), "p99_us": float(np.percentile(lat_us, 99)),
             "failed_share": sum(row < 0 for row in first) / churn, "timer_us": tare / 1e3,
             "net_per_s": len(lat) / net_us.sum() * 1e6, "net_p50_us": float(np.median(net_us)),
-            "release_per_s": len(rel) / max(sum(rel), 1) * 1e9, "compiled": placer.live() is not None}
+            "release_per_s": len(rel) / max(sum(rel), 1) * 1e9, "compiled": placer.live() is not None,
+            "replay_chunks": lambda: _chunks(steps(), warm, CHUNK)}
 
 
-def _churn(placer: Placer, live: list[str], tie: np.random.Generator, saturated: int, specs: list, picks: list[int],
-           us: list[float], ids: list[str], warm: int, prof: cProfile.Profile | None
-           ) -> tuple[list[int], list[int], list[int]]:
-    """One replay: release a random running task while ``saturated`` run, place the next; each ``place`` after
-    the first ``warm`` timed alone (ns), each release timed apart; every decision's row (-1: failed)."""
-    lat: list[int] = []
-    rel: list[int] = []
-    made: list[int] = []
+def _steps(placer: Placer, live: list[str], tie: np.random.Generator, saturated: int, specs: list,
+           picks: list[int], us: list[float], ids: list[str]) -> Iterator[tuple[int, Any, int, int]]:
+    """One replay: release a random running task while ``saturated`` run, place the next. Each step's index,
+    outcome, ``place`` call timed alone (ns) and release timed apart (-1: none)."""
     pc = time.perf_counter_ns
-    if prof:
-        prof.enable()
     for j, (k, u, tid) in enumerate(zip(picks, us, ids, strict=True)):
+        rel = -1
         if len(live) >= saturated:
             i = int(u * len(live))
             live[i], live[-1] = live[-1], live[i]
             t0 = pc()
             placer.release(live.pop())
-            rel.append(pc() - t0)
+            rel = pc() - t0
         t0 = pc()
         out = placer.place(specs[k], task_id=tid, strategies=CHAIN, rng=tie)
         dt = pc() - t0
+        if not isinstance(out, Failure):
+            live.append(tid)
+        yield j, out, dt, rel
+
+
+def _churn(steps: Iterator[tuple[int, Any, int, int]], warm: int, prof: cProfile.Profile | None
+           ) -> tuple[list[int], list[int], list[int]]:
+    """A whole replay of ``_steps``: each ``place`` after the first ``warm`` (ns), each release (ns), every
+    decision's row (-1: failed)."""
+    lat: list[int] = []
+    rel: list[int] = []
+    made: list[int] = []
+    if prof:
+        prof.enable()
+    for j, out, dt, released in steps:
         if j >= warm:
             lat.append(dt)
-        if isinstance(out, Failure):
-            made.append(-1)
-        else:
-            live.append(tid)
-            made.append(out.instance)
+        if released >= 0:
+            rel.append(released)
+        made.append(-1 if isinstance(out, Failure) else out.instance)
     if prof:
         prof.disable()
     return lat, rel, made
+
+
+def _chunks(steps: Iterator[tuple[int, Any, int, int]], warm: int, size: int) -> Iterator[int]:
+    """A replay of ``_steps`` as ``replays.interleaved`` takes it: the summed ``place`` times of each ``size``
+    decisions after the first ``warm``, yielded as they are made."""
+    return chunk_sums((dt for j, _, dt, _ in steps if j >= warm), size)
 
 
 def main() -> None:

@@ -34,6 +34,12 @@ request there for the first time (as the fill had done before the churn), so the
 The core's churns run with the objects built so far frozen out of Python's cyclic garbage collector
 (``replays.frozen``).
 
+Scaling: the cost per decision at the largest size against the smallest. For (a), whose 50,000-instance
+stream is bound by memory and slows much more under the host's load than the 500-instance one, the two
+sizes' compiled churns are replayed in turn, chunk by chunk (``replays.interleaved``,
+``interleaved_rounds`` rounds), and the median round's ratio is the figure; the fastest replays' ratio stays
+beside it.
+
 ``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
 decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
 on-disk cache).
@@ -51,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +66,7 @@ import numpy as np
 from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
 from benchmarks.moto_peer import MotoCluster
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
-from benchmarks.replays import WARMUP_SHARE, fastest, frozen, replayed
+from benchmarks.replays import WARMUP_SHARE, chunk_sums, fastest, frozen, interleaved, replayed
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -69,6 +76,7 @@ SATURATION_WINDOW = 500
 SATURATION_FAIL_SHARE = 0.5
 MOTO_WINDOW = 100  # moto tasks kept running during its churn (oldest stopped first)
 COMPILED_CHUNK = 1_000  # decisions per timed call of the compiled churn
+CORE_CHUNK = 1_000  # decisions per chunk of (b)'s replays when run in turn with another size's
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,12 @@ class PlacementConfig:
     start_times: bool = True  # measure the kernel's cold and warm start in fresh processes
     user_mix: bool = True  # (b) also on README's user mix (benchmarks.api_place), the issue's "done when" mix
     repeats: int = 5  # replays of the churn from the saturated state, for (a) and (b): the fastest is the figure
+    interleaved_rounds: int = 8  # (a)'s scaling: rounds of the smallest and largest sizes replayed in turn
     seed: int = 7
 
 
 Sample = int  # wall-clock ns of one decision
+Replay = Callable[[], Iterator[int]]  # starts one replay of a compiled churn; yields each chunk's ns as it runs
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Sample]:
@@ -215,14 +225,25 @@ class Run:
         (a ``Placement`` or ``Failure`` is immutable, and a failure's words depend on its own details only),
         so that the benchmark's own work does not run between two timed calls."""
         lat, outs = [], []
-        for j, (u, d) in enumerate(plan):
-            if len(self.live) >= self.saturated:
-                self.placer.release(_take(self.live, u))
-            out, dt = self.place(d)
+        for j, out, dt in self._steps(plan):
             if j >= warm:
                 lat.append(dt)
             outs.append(out)
         return lat, [core_decision(out) for out in outs], [isinstance(out, Failure) for out in outs]
+
+    def chunks(self, plan: list[tuple[float, Draw]], warm: int, size: int) -> Iterator[int]:
+        """``churn`` as ``replays.interleaved`` takes it: the summed samples of each ``size`` decisions after
+        the first ``warm``, yielded as they are made."""
+        return chunk_sums((dt for j, _, dt in self._steps(plan) if j >= warm), size)
+
+    def _steps(self, plan: list[tuple[float, Draw]]) -> Iterator[tuple[int, object, Sample]]:
+        """Release (while the cluster is full) and place along ``plan``: each step's index, outcome and
+        sample."""
+        for j, (u, d) in enumerate(plan):
+            if len(self.live) >= self.saturated:
+                self.placer.release(_take(self.live, u))
+            out, dt = self.place(d)
+            yield j, out, dt
 
 
 def _reference_churn(
@@ -312,9 +333,10 @@ def profile_churn(run: Run, decisions: int, top: int = 14) -> list[dict[str, Any
 
 
 def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: list[Decision],
-                  log: Any = print) -> dict[str, Any]:
+                  log: Any = print) -> tuple[dict[str, Any], Replay]:
     """Figure (a): the same fill and churn in the compiled kernel, its rate, and how many of its decisions
-    equal the core's (``python``: the core's churn decisions, in order)."""
+    equal the core's (``python``: the core's churn decisions, in order); with a function that starts one more
+    replay of the churn, chunk by chunk (``interleaved_scaling``)."""
     kinds = task_kinds()
     requests = [(k.spec, c, CHAIN) for k in kinds for c in ((), (k.constraint,))]
     stream = draws(kinds, np.random.default_rng([config.seed, n, 1]))
@@ -332,21 +354,26 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     saturated = cs.running
     saturated_state, saturated_rng = cs.snapshot(), copy.deepcopy(rng.bit_generator.state)
 
-    def once(_: int) -> tuple[list[int], tuple[list[int], list[int]]]:
-        """One replay from saturation: each chunk's ns, and every decision's (row, task slot)."""
+    def replay(rows: list[int] | None = None, tasks: list[int] | None = None) -> Iterator[int]:
+        """One replay from saturation, chunk by chunk as it is iterated: each chunk's ns (and every
+        decision's row and task slot appended to ``rows`` and ``tasks``, when given)."""
         cs.restore(saturated_state)
         rng.bit_generator.state = saturated_rng
-        chunks: list[int] = []
-        rows: list[int] = []
-        tasks: list[int] = []
         for at in range(0, churn, COMPILED_CHUNK):
             sl = slice(done + at, done + min(at + COMPILED_CHUNK, churn))
             t0 = time.perf_counter_ns()
             got_rows, got_tasks = cs.churn(ids[sl], us[at: at + COMPILED_CHUNK], rng, saturated)
-            chunks.append(time.perf_counter_ns() - t0)
-            rows += got_rows.tolist()
-            tasks += got_tasks.tolist()
-        return chunks, (rows, tasks)
+            dt = time.perf_counter_ns() - t0
+            if rows is not None and tasks is not None:
+                rows += got_rows.tolist()
+                tasks += got_tasks.tolist()
+            yield dt
+
+    def once(_: int) -> tuple[list[int], tuple[list[int], list[int]]]:
+        """One whole replay: each chunk's ns, and every decision's (row, task slot)."""
+        rows: list[int] = []
+        tasks: list[int] = []
+        return list(replay(rows, tasks)), (rows, tasks)
 
     replays, (rows, tasks) = replayed(once, config.repeats, f"(a) at {n:,} instances")
     agree = 0
@@ -372,7 +399,7 @@ def compiled_size(n: int, config: PlacementConfig, fill_decisions: int, python: 
     }
     log(f"    compiled (a): {entry['compiled_per_s']:,.0f}/s over {churn:,} churn decisions (fastest of "
         f"{len(replays)} replays; median {median:,.0f}/s); {agree:,} of {len(python):,} identical to the core")
-    return entry
+    return entry, replay
 
 
 def start_times() -> dict[str, float]:
@@ -402,8 +429,11 @@ def start_times() -> dict[str, float]:
     return out
 
 
-def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[str, Any], Run]:
+def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[str, Any], Run, dict[str, Replay]]:
+    """One cluster size's figures, its run (for the profile) and, by figure ("compiled" for (a), "core" for
+    (b), "user_mix"), a function that starts one more replay of its churn from saturation, chunk by chunk."""
     run = Run(n, config.seed)
+    chunked: dict[str, Replay] = {}
     entry: dict[str, Any] = {"instances": n}
     entry.update(run.fill())
     log(
@@ -433,7 +463,10 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     best, median = fastest([sum(lat) for lat, _ in replays], len(plan) - warm)
     lat, live_classes = replays[best]
     if config.compiled_churn and kernel.available():
-        entry.update(compiled_size(n, config, entry["fill_decisions"], decisions, log))
+        compiled, chunked["compiled"] = compiled_size(n, config, entry["fill_decisions"], decisions, log)
+        entry.update(compiled)
+    saturated = run.fork()  # the run moves on below (the Python and per-row paths)
+    chunked["core"] = lambda: saturated.fork().chunks(plan, warm, CORE_CHUNK)
     core = _stats(lat)
     net = _stats(_net(lat, tare))
     cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
@@ -528,31 +561,40 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         )
         log(f"    per-row path (before the class index): {rp['per_s']:,.0f}/s")
     if config.user_mix:
-        entry.update(user_mix(n, config))
+        figures, chunked["user_mix"] = user_mix(n, config)
+        entry.update(figures)
         log(f"    (b) on the user mix (ECS JSON task definitions, memberOf, [spread AZ, binpack memory]): "
             f"{entry['user_mix_per_s']:,.0f}/s, p50 {entry['user_mix_p50_us']:.1f} us; net of the timer: "
             f"{entry['user_mix_net_per_s']:,.0f}/s ({entry['user_mix_failure_share']:.0%} failed)")
-    return entry, run
+    return entry, run, chunked
 
 
-def user_mix(n: int, config: PlacementConfig) -> dict[str, Any]:
+def interleaved_scaling(small: Replay, large: Replay, rounds: int) -> list[float]:
+    """Cost per decision of the largest size's churn against the smallest's, once per round of
+    ``replays.interleaved`` (both replayed in turn, chunk by chunk, so that both meet the host as it is at
+    that moment; both churns are equally long)."""
+    return [large_ns / small_ns for small_ns, large_ns in interleaved(small, large, rounds)]
+
+
+def user_mix(n: int, config: PlacementConfig) -> tuple[dict[str, Any], Replay]:
     """Figure (b) as a new user meets it (``benchmarks.api_place``: ``Cluster`` and ECS JSON task
-    definitions, a mix of its own) at ``n`` instances, with the same churn length."""
+    definitions, a mix of its own) at ``n`` instances, with the same churn length; and its chunked replay."""
     from benchmarks import api_place
 
     u = api_place.run(n, seed=config.seed, churn=config.churn, compiled=kernel.available(), repeats=config.repeats)
     figures = {"user_mix_per_s": u["churn_per_s"], "user_mix_median_per_s": u["median_per_s"],
                "user_mix_net_per_s": u["net_per_s"], "user_mix_p50_us": u["p50_us"],
                "user_mix_p99_us": u["p99_us"], "user_mix_failure_share": u["failed_share"]}
-    return {**{k: float(v) for k, v in figures.items()}, "user_mix_instances": int(u["n"])}
+    return {**{k: float(v) for k, v in figures.items()}, "user_mix_instances": int(u["n"])}, u["replay_chunks"]
 
 
 def run(config: PlacementConfig, log: Any = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All sizes; returns the per-size entries and a profile of the core's churn at ``profile_size``."""
     entries = []
     profile: dict[str, Any] = {}
+    chunked: dict[int, dict[str, Replay]] = {}
     for n in config.sizes:
-        entry, state_run = run_size(n, config, log)
+        entry, state_run, chunked[n] = run_size(n, config, log)
         entries.append(entry)
         if config.profile_size == n and config.profile_decisions:
             profile = {
@@ -560,6 +602,15 @@ def run(config: PlacementConfig, log: Any = print) -> tuple[list[dict[str, Any]]
                 "decisions": config.profile_decisions,
                 "top": profile_churn(state_run, config.profile_decisions),
             }
+    small, large = min(config.sizes), max(config.sizes)
+    for figure, name in (("compiled", "(a)"), ("core", "(b)"), ("user_mix", "(b) on the user mix")):
+        if small == large or not config.interleaved_rounds or figure not in chunked[small] \
+                or figure not in chunked[large]:
+            continue
+        ratios = interleaved_scaling(chunked[small][figure], chunked[large][figure], config.interleaved_rounds)
+        next(e for e in entries if e["instances"] == large)[f"{figure}_interleaved_ratios"] = ratios
+        log(f"  {name} at {large:,} against {small:,} instances, replayed in turn chunk by chunk: median "
+            f"{float(np.median(ratios)):.2f}x over {len(ratios)} rounds ({min(ratios):.2f}x to {max(ratios):.2f}x)")
     return entries, profile
 
 

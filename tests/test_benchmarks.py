@@ -338,6 +338,63 @@ def test_fastest_replay_is_the_one_of_least_time_and_the_median_rate_is_beside_i
     assert median == pytest.approx(1_000 / 3.0)  # the median replay took 3 s for 1,000 decisions
 
 
+def test_interleaved_replays_alternate_chunk_by_chunk_and_total_each_round() -> None:
+    order: list[str] = []
+
+    def replay(name: str, chunks: list[int]):
+        def start():
+            for ns in chunks:
+                order.append(name)
+                yield ns
+        return start
+
+    totals = replays.interleaved(replay("a", [1, 2, 3, 4]), replay("b", [10, 20, 30, 40]), rounds=2)
+    assert totals == [(10, 100), (10, 100)]
+    assert order[:8] == ["a", "b", "b", "a", "a", "b", "b", "a"]  # who goes first alternates
+    with pytest.raises(ValueError, match="same number of chunks"):
+        replays.interleaved(replay("a", [1, 2]), replay("b", [1]), rounds=1)
+
+
+def test_scaling_target_reads_the_interleaved_rounds_and_the_user_mix() -> None:
+    """(a)'s ratio is the median of the interleaved rounds when measured (not the fastest replays'), and
+    the target holds the largest of (b), (b) on the user mix and (a)."""
+    each = {"compiled_agree": 10, "compiled_compared": 10, "user_mix_net_per_s": 1, "user_mix_failure_share": 0.2}
+    small = {"instances": 500, "core_per_s": 100_000, "core_p50_us": 5, "compiled_per_s": 700_000,
+             "user_mix_per_s": 200_000, "user_mix_instances": 500, **each}
+    large = {"instances": 50_000, "core_per_s": 90_000, "core_p50_us": 6, "compiled_per_s": 500_000,
+             "user_mix_per_s": 150_000, "user_mix_instances": 50_000, **each,
+             "compiled_interleaved_ratios": [1.7, 1.6, 1.65]}
+
+    def target() -> dict:
+        (t,) = [t for t in report.evaluate({"placement": [small, large]}) if t["target"].startswith("cost")]
+        return t
+
+    assert target()["measured"] == "(b) 1.11x, (b) on the user mix 1.33x, (a) 1.65x"
+    assert not target()["reached"] and target()["gap"] == "1.10x over"
+    assert "median of 3 rounds" in target()["note"] and "(a) 1.60x to 1.70x" in target()["note"]
+    assert "fastest replays: (b) 1.11x, (b) on the user mix 1.33x, (a) 1.40x" in target()["note"]
+    large["compiled_interleaved_ratios"] = [1.2, 1.3, 1.25]
+    assert target()["reached"] and target()["measured"].endswith("(a) 1.25x")
+    large["user_mix_per_s"] = 100_000  # the user mix at 2.00x now decides
+    assert not target()["reached"] and target()["gap"] == "1.33x over"
+    large["user_mix_interleaved_ratios"] = [1.4, 1.45, 1.3]  # ... unless measured in turn
+    assert target()["reached"] and "(b) on the user mix 1.40x" in target()["measured"]
+
+
+def test_chunk_sums_sum_each_run_of_samples_as_it_completes() -> None:
+    seen: list[int] = []
+
+    def samples():
+        for dt in (1, 2, 3, 4, 5):
+            seen.append(dt)
+            yield dt
+
+    sums = replays.chunk_sums(samples(), 2)
+    assert next(sums) == 3 and seen == [1, 2]  # yielded before the next sample is drawn
+    assert list(sums) == [7, 5]  # the last, shorter run too
+    assert list(replays.chunk_sums([], 3)) == []
+
+
 def test_replays_that_decide_differently_are_refused() -> None:
     replays.same_decisions([1, 2, -1], [1, 2, -1], "x")
     with pytest.raises(RuntimeError, match="x: a replay of the same churn made different decisions"):
@@ -385,6 +442,7 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
             compiled_churn=2_000,
             start_times=False,
             repeats=2,
+            interleaved_rounds=3,
         ),
         "simulation": SimulationConfig(duration="1m", fleet_scale=0.01, profile_duration=None),
         "utilization": UtilizationConfig(scale=1, seeds=1),
@@ -403,6 +461,11 @@ def test_tiny_suite_writes_every_required_key_and_a_report_with_its_plots(tmp_pa
         assert e["core_per_s"] >= e["core_median_per_s"] > 0 and e["compiled_per_s"] >= e["compiled_median_per_s"] > 0
         assert e["user_mix_per_s"] > 0 and 0 < e["user_mix_failure_share"] < 1  # (b) on README's user mix too
         assert e["user_mix_instances"] >= e["instances"] * 0.9
+    for figure in ("compiled", "core", "user_mix"):  # the scaling's ratios: both sizes replayed in turn
+        rounds = results["placement"][-1][f"{figure}_interleaved_ratios"]
+        assert len(rounds) == 3 and all(r > 0 for r in rounds)
+        assert f"{figure}_interleaved_ratios" not in results["placement"][0]
+        assert results["scaling"]["interleaved"][figure] == rounds
     for key in ("tasks", "sim_tasks_per_s", "bare_simpy_tasks_per_s", "peak_rss_mib"):
         assert results["simulation"][key] > 0, key
     strategies = {r["strategy"] for r in results["utilization"]}
@@ -444,7 +507,7 @@ def test_gap_notes_follow_from_the_figures_of_the_run() -> None:
     assert "kernel's own calls take 25% of the time" in throughput
     assert "`state.py free` 31%, `placer.py place` 8%" in throughput
     assert "Python path:" not in throughput  # `place` decides in compiled code: no sentence says otherwise
-    assert "2.00x one at 500 through (b) and 4.00x in the compiled stream (a)" in scaling_note
+    assert "costs (b) 2.00x, (a) 4.00x one at 500 (target 1.5x)" in scaling_note
     assert "200 at 500 instances, 1,500 at 50,000 (7.5x for 100x the instances)" in scaling_note
     assert "5.0% of the bare simpy loop's 200,000 tasks/s, 12.0x short" in simulation
     assert "near 12,500 tasks/s (6% of bare simpy): the rest of the bound, 80% of own time" in simulation
