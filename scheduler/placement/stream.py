@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scheduler.placement import pages
 from scheduler.placement.filters import REASONS
 from scheduler.placement.kernel import RESOURCE_STEPS, Unsupported, generator_addresses
 from scheduler.placement.placer import Placer
@@ -36,7 +37,10 @@ class CompiledStream:
             self.slots.append(entry.slot)
             self.reasons_static.append(entry.failure.reason if entry.failure is not None else "")
         self.max_tasks = max_tasks or 1 << 20
-        self.T = np.zeros((self.max_tasks + 1, 8), np.int64)  # a task's fields in one cache line
+        # a task's fields in one 64-byte cache line: numpy starts a large array 16 bytes past a page boundary,
+        # which put every record across two lines (the release reads it at random); 2% less time at 50,000
+        # instances, 1% at 500, measured on the same decisions
+        self.T = pages.zeros((self.max_tasks + 1, 8), np.int64)
         self.live = np.zeros(self.max_tasks, np.int64)
         self.reasons = REASONS
         self._fn = self.index.fn
