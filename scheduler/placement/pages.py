@@ -1,4 +1,5 @@
-"""Memory for the large per-instance column blocks that compiled placement reads at random rows.
+"""Memory for the large blocks that compiled placement reads at random rows: the free-column block, and
+the compiled stream's task records (which this also starts on a cache-line boundary).
 
 At 50,000 instances the free-column block is 2.8 MB (3.7 MB once grown to 65,536 rows). In ordinary 4 KiB
 pages each random row it reads is a likely miss in the address-translation cache, seven times per row (one
