@@ -153,11 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one part and merge it into an existing results.json in --out (default: every part)",
     )
     parser.add_argument(
-        "--sizes", help="placement cluster sizes, comma-separated, e.g. --only placement --sizes 5000 measures "
-        "figures (a) compiled stream and (b) public place() at 5,000 instances alone (default: 500,5000,50000; "
-        "500,5000 with --quick)"
+        "--sizes", type=cluster_sizes,
+        help="placement cluster sizes, comma-separated, e.g. --only placement --sizes 5000 measures figures (a) "
+        "compiled stream and (b) public place() at 5,000 instances alone (default: 500,5000,50000; 500,5000 with "
+        "--quick)"
     )
     return parser
+
+
+def cluster_sizes(text: str) -> tuple[int, ...]:
+    """``--sizes``: distinct instance counts of at least one, comma-separated."""
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"a cluster needs at least one instance, got {text!r}")
+    if len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError(f"each size once, got {text!r}")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     configs = quick_configs(tuple(parts)) if args.quick else full_configs(tuple(parts))
     if args.sizes and "placement" in configs:
-        try:
-            sizes = tuple(int(x) for x in args.sizes.split(","))
-        except ValueError:
-            parser.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+        sizes = args.sizes
         configs["placement"] = replace(configs["placement"], sizes=sizes,
                                        profile_size=sizes[0] if len(sizes) == 1 else configs["placement"].profile_size)
     run_suite(out, configs, mode="quick" if args.quick else "full", only=args.only)

@@ -513,6 +513,19 @@ def test_gap_notes_follow_from_the_figures_of_the_run() -> None:
     assert "near 12,500 tasks/s (6% of bare simpy): the rest of the bound, 80% of own time" in simulation
 
 
+@pytest.mark.parametrize(("sizes", "says"), [
+    ("500,abc", "expected comma-separated integers"), ("", "expected comma-separated integers"),
+    ("0", "a cluster needs at least one instance"), ("-5,500", "a cluster needs at least one instance"),
+    ("500,500", "each size once"),
+])
+def test_main_rejects_bad_sizes_in_one_line(sizes: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench_main.main(["--only", "placement", f"--sizes={sizes}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"argument --sizes: {says}" in err and "Traceback" not in err
+
+
 def test_main_rejects_an_unknown_part(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         bench_main.main(["--only", "everything"])
