@@ -34,11 +34,11 @@ request there for the first time (as the fill had done before the churn), so the
 The core's churns run with the objects built so far frozen out of Python's cyclic garbage collector
 (``replays.frozen``).
 
-Scaling: the cost per decision at the largest size against the smallest. For (a), whose 50,000-instance
-stream is bound by memory and slows much more under the host's load than the 500-instance one, the two
-sizes' compiled churns are replayed in turn, chunk by chunk (``replays.interleaved``,
-``interleaved_rounds`` rounds), and the median round's ratio is the figure; the fastest replays' ratio stays
-beside it.
+Scaling: the cost per decision at the largest size against the smallest. The 50,000-instance churns are
+bound by memory and slow much more under the host's load than the 500-instance ones, so for each figure
+((a), (b) and (b) on the user mix) the two sizes' churns are replayed in turn, chunk by chunk
+(``replays.interleaved``, ``interleaved_rounds`` rounds), and the median round's ratio is the figure; the
+fastest replays' ratio stays beside it.
 
 ``start_times`` measures what the compiled path adds to a process's start (one ``Placer(compiled=True)``
 decision): cold (an empty cache, so every kernel function compiles) and warm (loaded from numba's
@@ -57,7 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,7 @@ import numpy as np
 from benchmarks.mix import CHAIN, Draw, build_cluster, draws, task_kinds
 from benchmarks.moto_peer import MotoCluster
 from benchmarks.reference import Decision, ReferencePlacer, core_decision
-from benchmarks.replays import WARMUP_SHARE, chunk_sums, fastest, frozen, interleaved, replayed
+from benchmarks.replays import WARMUP_SHARE, Replay, chunk_sums, fastest, frozen, interleaved, replayed
 from scheduler.placement import kernel
 from scheduler.placement.placer import Placer
 from scheduler.placement.results import Failure
@@ -94,12 +94,18 @@ class PlacementConfig:
     start_times: bool = True  # measure the kernel's cold and warm start in fresh processes
     user_mix: bool = True  # (b) also on README's user mix (benchmarks.api_place), the issue's "done when" mix
     repeats: int = 5  # replays of the churn from the saturated state, for (a) and (b): the fastest is the figure
-    interleaved_rounds: int = 8  # (a)'s scaling: rounds of the smallest and largest sizes replayed in turn
+    interleaved_rounds: int = 8  # the scaling: rounds of the smallest and largest sizes replayed in turn
     seed: int = 7
+
+    @property
+    def scaling_sizes(self) -> tuple[int, ...]:
+        """The smallest and largest size, whose churns are replayed in turn for the scaling (none when there
+        is one size or no round)."""
+        small, large = min(self.sizes), max(self.sizes)
+        return (small, large) if small != large and self.interleaved_rounds else ()
 
 
 Sample = int  # wall-clock ns of one decision
-Replay = Callable[[], Iterator[int]]  # starts one replay of a compiled churn; yields each chunk's ns as it runs
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Sample]:
@@ -430,8 +436,9 @@ def start_times() -> dict[str, float]:
 
 
 def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[str, Any], Run, dict[str, Replay]]:
-    """One cluster size's figures, its run (for the profile) and, by figure ("compiled" for (a), "core" for
-    (b), "user_mix"), a function that starts one more replay of its churn from saturation, chunk by chunk."""
+    """One cluster size's figures, its run (for the profile) and, for the sizes of the scaling, by figure
+    ("compiled" for (a), "core" for (b), "user_mix"), a function that starts one more replay of its churn
+    from saturation, chunk by chunk."""
     run = Run(n, config.seed)
     chunked: dict[str, Replay] = {}
     entry: dict[str, Any] = {"instances": n}
@@ -465,8 +472,9 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
     if config.compiled_churn and kernel.available():
         compiled, chunked["compiled"] = compiled_size(n, config, entry["fill_decisions"], decisions, log)
         entry.update(compiled)
-    saturated = run.fork()  # the run moves on below (the Python and per-row paths)
-    chunked["core"] = lambda: saturated.fork().chunks(plan, warm, CORE_CHUNK)
+    if n in config.scaling_sizes:
+        saturated = run.fork()  # the run moves on below (the Python and per-row paths)
+        chunked["core"] = lambda: saturated.fork().chunks(plan, warm, CORE_CHUNK)
     core = _stats(lat)
     net = _stats(_net(lat, tare))
     cpu_only = {k for k, kind in enumerate(run.kinds) if kind.cpu_only}
@@ -566,6 +574,8 @@ def run_size(n: int, config: PlacementConfig, log: Any = print) -> tuple[dict[st
         log(f"    (b) on the user mix (ECS JSON task definitions, memberOf, [spread AZ, binpack memory]): "
             f"{entry['user_mix_per_s']:,.0f}/s, p50 {entry['user_mix_p50_us']:.1f} us; net of the timer: "
             f"{entry['user_mix_net_per_s']:,.0f}/s ({entry['user_mix_failure_share']:.0%} failed)")
+    if n not in config.scaling_sizes:
+        chunked.clear()  # nothing to replay in turn: let go of the streams and copies the replays hold
     return entry, run, chunked
 
 
@@ -602,15 +612,17 @@ def run(config: PlacementConfig, log: Any = print) -> tuple[list[dict[str, Any]]
                 "decisions": config.profile_decisions,
                 "top": profile_churn(state_run, config.profile_decisions),
             }
-    small, large = min(config.sizes), max(config.sizes)
-    for figure, name in (("compiled", "(a)"), ("core", "(b)"), ("user_mix", "(b) on the user mix")):
-        if small == large or not config.interleaved_rounds or figure not in chunked[small] \
-                or figure not in chunked[large]:
-            continue
-        ratios = interleaved_scaling(chunked[small][figure], chunked[large][figure], config.interleaved_rounds)
-        next(e for e in entries if e["instances"] == large)[f"{figure}_interleaved_ratios"] = ratios
-        log(f"  {name} at {large:,} against {small:,} instances, replayed in turn chunk by chunk: median "
-            f"{float(np.median(ratios)):.2f}x over {len(ratios)} rounds ({min(ratios):.2f}x to {max(ratios):.2f}x)")
+    if config.scaling_sizes:
+        small, large = config.scaling_sizes
+        at_large = next(e for e in entries if e["instances"] == large)
+        for figure, name in (("compiled", "(a)"), ("core", "(b)"), ("user_mix", "(b) on the user mix")):
+            if figure in chunked[small] and figure in chunked[large]:
+                ratios = interleaved_scaling(chunked[small][figure], chunked[large][figure],
+                                             config.interleaved_rounds)
+                at_large[f"{figure}_interleaved_ratios"] = ratios
+                log(f"  {name} at {large:,} against {small:,} instances, replayed in turn chunk by chunk: median "
+                    f"{float(np.median(ratios)):.2f}x over {len(ratios)} rounds ({min(ratios):.2f}x to "
+                    f"{max(ratios):.2f}x)")
     return entries, profile
 
 

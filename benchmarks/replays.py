@@ -11,7 +11,7 @@ disturbs the caches of the code it times.
 
 A ratio of two such figures (cost per decision at 50,000 instances against 500) is another matter: the
 fastest replay of each size comes from a different moment of the host's load, so the ratio of two fastest
-replays moved between 1.2x and 2.1x for the same code. ``interleaved`` replays both sizes in turn chunk by
+replays moved between 1.2x and 2.2x for the same code. ``interleaved`` replays both sizes in turn chunk by
 chunk, a few milliseconds each, so that both meet the same load; its rounds' ratios agreed within a few
 percent where the fastest replays' ratios did not.
 """
@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 T = TypeVar("T")
+Replay = Callable[[], Iterator[int]]  # starts one replay of a churn; it yields each chunk's ns as it runs it
 WARMUP_SHARE = 0.1  # the untimed start of a replay on a copied cluster: its placer meets each request once
 
 
@@ -77,8 +78,7 @@ def clock_tare(samples: int = 20_000) -> float:
     return float(np.median([-pc() + pc() for _ in range(samples)]))
 
 
-def interleaved(first: Callable[[], Iterator[int]], second: Callable[[], Iterator[int]],
-                rounds: int) -> list[tuple[int, int]]:
+def interleaved(first: Replay, second: Replay, rounds: int) -> list[tuple[int, int]]:
     """Replay two streams in turn, chunk by chunk, ``rounds`` times: each call of ``first``/``second`` starts
     one replay and yields each chunk's ns as it runs it. Which of the two runs first alternates from chunk to
     chunk, so that neither always meets the caches as the other left them. Each round runs with the objects

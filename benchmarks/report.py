@@ -36,42 +36,32 @@ def _at(entries: list[dict[str, Any]], n: int) -> dict[str, Any] | None:
     return min(entries, key=lambda e: abs(e["instances"] - n))
 
 
+def _rate_ratio(small: dict[str, Any], large: dict[str, Any], key: str) -> float | None:
+    """Cost per decision at the large size against the small, from their rates ``key`` (None: not both)."""
+    return small[key] / large[key] if small.get(key) and large.get(key) else None
+
+
 def scaling(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Cost per core decision at the largest cluster against the smallest."""
     if len(entries) < 2:
         return None
     small = min(entries, key=lambda e: e["instances"])
     large = max(entries, key=lambda e: e["instances"])
+    medians = {figure: _rate_ratio(small, large, f"{figure}_median_per_s") for figure in FIGURES}
     return {
         "small": small["instances"],
         "large": large["instances"],
         "cost_ratio": small["core_per_s"] / large["core_per_s"],
-        "compiled_cost_ratio": (
-            small["compiled_per_s"] / large["compiled_per_s"]
-            if small.get("compiled_per_s") and large.get("compiled_per_s")
-            else None
-        ),
+        "compiled_cost_ratio": _rate_ratio(small, large, "compiled_per_s"),
         "interleaved": {
             figure: large[f"{figure}_interleaved_ratios"]
             for figure in FIGURES
             if large.get(f"{figure}_interleaved_ratios")
         },
-        "user_mix_cost_ratio": (
-            small["user_mix_per_s"] / large["user_mix_per_s"]
-            if small.get("user_mix_per_s") and large.get("user_mix_per_s")
-            else None
-        ),
-        "median_cost_ratios": {
-            figure: small[f"{figure}_median_per_s"] / large[f"{figure}_median_per_s"]
-            for figure in ("core", "compiled", "user_mix")
-            if small.get(f"{figure}_median_per_s") and large.get(f"{figure}_median_per_s")
-        },
+        "user_mix_cost_ratio": _rate_ratio(small, large, "user_mix_per_s"),
+        "median_cost_ratios": {figure: ratio for figure, ratio in medians.items() if ratio},
         "p50_ratio": large["core_p50_us"] / small["core_p50_us"],
-        "row_path_cost_ratio": (
-            small["row_path_per_s"] / large["row_path_per_s"]
-            if small.get("row_path_per_s") and large.get("row_path_per_s")
-            else None
-        ),
+        "row_path_cost_ratio": _rate_ratio(small, large, "row_path_per_s"),
     }
 
 
@@ -135,7 +125,8 @@ def _median(entry: dict[str, Any], figure: str) -> str:
 
 
 def _scaling_note(sc: dict[str, Any]) -> str:
-    """The scaling target's note: the median replays' ratios ((b), then (a)) and the per-row path's."""
+    """The scaling target's note: the interleaved rounds' ranges, the fastest and the median replays'
+    ratios, and the per-row path's."""
     medians = sc["median_cost_ratios"]
     parts = []
     rounds = sc.get("interleaved") or {}
