@@ -17,8 +17,8 @@ REQUESTS = [(k.spec, c, CHAIN) for k in KINDS for c in ((), (k.constraint,))]
 
 
 def assert_summaries_exact(X: np.ndarray) -> None:
-    """Each signature's summary equals what its live classes say: most free memory and cpu (-1: no class),
-    union of free-chip masks."""
+    """Each signature's summary equals what its live classes say: most free memory, cpu and GPUs (-1: no
+    class), union of free-chip masks."""
     _, _, _, _, _, SN, SO, V, _, _, _ = K._views(X)
     G = K._sigsum(X)
     for s in range(len(SN)):
@@ -26,6 +26,7 @@ def assert_summaries_exact(X: np.ndarray) -> None:
         assert G[0, s] == (block[:, 1].max() if len(block) else -1)
         assert G[1, s] == (block[:, 0].max() if len(block) else -1)
         assert G[2, s] == (np.bitwise_or.reduce(block[:, 4]) if len(block) else 0)
+        assert G[3, s] == (block[:, 2].max() if len(block) else -1)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

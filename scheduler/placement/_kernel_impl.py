@@ -13,9 +13,10 @@ decision's time when measured).
   (``O_*``), then regions at offsets kept in the header: the class table ``C[slot, field]`` (``C_*``), the
   free-slot stack, an open-addressing hash from a class key to its slot, the per-signature lists of live
   classes in ascending free memory with each class's free resources beside them (``V``: a decision's scan
-  reads them in order), each signature's most free memory (dense, so that a scan passes over signatures
-  without touching their classes), and a pool holding each class's rows (in no order: "the k-th candidate
-  row", how ties are broken, is found by selection over the tied classes' rows).
+  reads them in order), a summary of each signature's classes (most free memory, cpu and GPUs, the union
+  of free chips; dense, so that a scan passes over signatures without touching their classes), and a pool
+  holding each class's rows (in no order: "the k-th candidate row", how ties are broken, is found by
+  selection over the tied classes' rows).
 - ``Z`` holds the requests and what they read, one buffer: a header (``Z_*``), the signature table
   ``S[signature, field]``, the request table ``Q[request, field]``, each request's eligible signatures
   ``QS[request, :]`` (the static filters' answer), spread counts ``SP[attribute, group, value]`` and the
@@ -45,6 +46,7 @@ K_BEST, K_SIG, K_FLD = 32, 37, 42  # scratch of the chain: best key, a signature
 H_OSM = 47  # offset of the per-signature summaries of their classes (``_sigsum``), beside SN
 HDR = 48
 NV = 5
+NG = 4  # fields of a signature's summary (``_sigsum``)
 FLAT = 512  # scratch beyond the rows and signatures
 # bits of each rule's score in the packed key of the branch-free scan (spread counts, cpu units, MiB, GPUs,
 # chips held): a chain of spreads and one binpack packs into one int64 when its widths add up to <= 61
@@ -73,6 +75,7 @@ MIN_CAP = 4
 RADIX_BITS = 6  # the k-th tied row's selection: rows kept per round by their next 6 bits
 RADIX = 1 << RADIX_BITS
 RANK_MAX = 16  # rows left that are ranked by counting
+LINEAR_SEARCH = 8  # a signature's classes searched one by one for the memory asked for, before bisecting
 # the functions below the entry points take the entry points' arrays and return none: compiled without the
 # reference counting of numba's runtime (an atomic increment and a decrement call per array per call)
 _inner = njit(cache=True, _nrt=False)
@@ -159,10 +162,11 @@ def _views(X):
 @njit(cache=True, inline="always")
 def _sigsum(X):
     """``G[field, signature]``, a summary of each signature's classes: 0 the most free memory (-1: no class),
-    1 the most free cpu (-1: no class), 2 the union of their free-chip masks. Dense, so that a scan tells the
-    signatures where no class can fit apart without touching their class records."""
+    1 the most free cpu (-1: no class), 2 the union of their free-chip masks, 3 the most free GPUs (-1: no
+    class). Dense, so that a scan tells the signatures where no class can fit apart without touching their
+    class records."""
     ns = max(X[H_NSIG], 1)
-    return X[X[H_OSM]: X[H_OSM] + 3 * ns].reshape((3, ns))
+    return X[X[H_OSM]: X[H_OSM] + NG * ns].reshape((NG, ns))
 
 
 @njit(cache=True)
@@ -289,6 +293,7 @@ def _enter(R, X, xv, i):
         G[0, s] = V[base + SN[s] - 1, 1]
         G[1, s] = max(G[1, s], R[1, i])
         G[2, s] |= R[5, i]
+        G[3, s] = max(G[3, s], R[3, i])
         if X[H_PTOP] + MIN_CAP > X[H_PCAP]:
             C[c, C_CAP] = 0
             C[c, C_OFF] = 0
@@ -345,11 +350,14 @@ def _leave(R, X, xv, i):
         G[0, s] = V[base + last - 1, 1] if last > 0 else -1
         cpu = np.int64(-1)
         chips = np.int64(0)
+        gpus = np.int64(-1)
         for j in range(base, base + last):
             cpu = max(cpu, V[j, 0])
             chips |= V[j, 4]
+            gpus = max(gpus, V[j, 2])
         G[1, s] = cpu
         G[2, s] = chips
+        G[3, s] = gpus
         C[c, C_SIG] = -1
         F[X[H_NFREE]] = c
         X[H_NFREE] += 1
@@ -370,7 +378,7 @@ def build(R, n, nsig):
     pcap = 4 * n + 8 * k + 64
     nr = max(n, 1)
     sizes = (HDR, NCF * k, k, hcap, pcap, nr, max(nsig, 1), nsig + 1, NV * nr, k + nr + max(nsig, 1) + FLAT, nr,
-             3 * max(nsig, 1))
+             NG * max(nsig, 1))
     X = np.zeros(sum(sizes), np.int64)
     X[H_KCAP], X[H_HCAP], X[H_PCAP], X[H_NROWS], X[H_NSIG] = k, hcap, pcap, n, nsig
     at = HDR
@@ -384,6 +392,7 @@ def build(R, n, nsig):
     G[0, :] = -1
     G[1, :] = -1
     G[2, :] = 0
+    G[3, :] = -1
     for i in range(n):
         SO[R[0, i] + 1] += 1
     for s in range(nsig):
@@ -728,9 +737,11 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
     memory asked for (found by bisection), and its ties follow it; a signature costs a bisection and a few
     tests, not a pass over its classes. The signatures are taken by level of their spread scores, lowest
     first: once a level has a fitting class, the higher levels cannot tie it and are not walked (unless
-    their answer to "is every fitting class Managed Instances" is still needed). Only a failure tests every
-    class with enough memory (and the others, for the cpu step, until one has the cpu). Returns ``_scan``'s
-    answer, or n = -1 when the chain or a score does not pack (the caller then scans)."""
+    their answer to "is every fitting class Managed Instances" is still needed). A signature whose summary
+    shows no class with the GPUs or chips asked for is walked only until the failure's step cannot change.
+    Only a failure tests every class with enough memory (and the others, for the cpu step, until one has
+    the cpu). Returns ``_scan``'s answer, or n = -1 when the chain or a score does not pack (the caller
+    then scans)."""
     need_cpu, need_mem, gmode, gneed, need_eni = q[Q_CPU], q[Q_MEM], q[Q_GMODE], q[Q_GNEED], q[Q_ENI]
     nmode, need_chips, group = q[Q_NMODE], q[Q_CHIPS], q[Q_GROUP]
     C, _, _, _, SC, SN, SO, V, _, cand, flat = xv
@@ -789,20 +800,31 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
             mi = launch == MANAGED_LAUNCH
             if found and mi:
                 continue
-            # no class with the chips asked for free (the union of their free chips lacks one): this
-            # signature can neither fit nor change the failure's step once a class elsewhere passed the
-            # steps before the chips
-            if o3 and ((nmode == N_MANUAL and (G[2, s] & need_chips) != need_chips)
-                       or (nmode == N_MANAGED and (all_chips == 0 or (G[2, s] & all_chips) != all_chips))):
+            # a signature where no class has the GPUs asked for free (the most free GPUs of its classes is
+            # less), or the chips (the union of their free chips lacks one), can neither fit nor change the
+            # failure's step once a class passed the steps before that one (the cpu and memory for the GPUs;
+            # the cpu, memory, GPU and ENI steps for the chips): it is skipped then, and its walk stops there
+            no_gpus = gmode != G_NONE and G[3, s] < (gneed if gmode == G_COUNT else (gpus_reg if gmode == G_ALL else 1))
+            no_chips = ((nmode == N_MANUAL and (G[2, s] & need_chips) != need_chips)
+                        or (nmode == N_MANAGED and (all_chips == 0 or (G[2, s] & all_chips) != all_chips)))
+            if (no_gpus and o1) or (no_chips and o3):
                 continue
             base = SO[s]
-            lo = base  # the first class with the memory asked for (a bisection without branches: the sign
-            left = count  # bit of the difference as a mask, which the compiler cannot turn into a jump)
-            while left > 1:
-                half = left >> 1
-                lo += half & ((V[lo + half, 1] - need_mem) >> 63)
-                left -= half
-            lo -= (V[lo, 1] - need_mem) >> 63
+            # the first class with the memory asked for: looked for class by class among the first few (the
+            # lines the walk then reads; a bisection's dependent reads cost more at 50,000 instances, where
+            # they miss the cache), by bisection beyond them (without branches: the sign bit of the
+            # difference as a mask, which the compiler cannot turn into a jump)
+            lo = base
+            near = base + min(count, LINEAR_SEARCH)
+            while lo < near and V[lo, 1] < need_mem:
+                lo += 1
+            if lo == near and near < base + count:
+                left = base + count - near
+                while left > 1:
+                    half = left >> 1
+                    lo += half & ((V[lo + half, 1] - need_mem) >> 63)
+                    left -= half
+                lo -= (V[lo, 1] - need_mem) >> 63
             m0 = np.int64(-1)
             # a class with more memory than the best key's cannot tie it: the walk stops there, unless this
             # signature's answer to "is every fitting class Managed Instances" is still needed
@@ -822,6 +844,8 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
                 o1 |= t0
                 o2 |= a2
                 o3 |= a3
+                if (no_gpus and o1) or (no_chips and o3):
+                    break
                 if a3 & t4:
                     if m0 < 0:  # the signature's best class
                         m0 = mem
