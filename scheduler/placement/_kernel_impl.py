@@ -961,25 +961,30 @@ def _prefetch_releases(R, X, RP, T, live, us, i, count):
     """While decision i runs, ask the cache for what the next releases read (random places in large arrays),
     each a step ahead of what it depends on: the live list's slot of release i + 4, the task record of
     release i + 3, the row's columns and position in its class of release i + 2, the class record of release
-    i + 1 (its slot read from the row, asked for one decision before). Their indices assume ``count``
-    running tasks then (each decision places one); a wrong guess only wastes a hint."""
+    i + 1 (its slot read from the row, asked for one decision before). Where a release falls depends on how
+    many tasks run then, which the decisions in between change: each is asked for at two counts, ``count``
+    (decision i places its task) and one less (it fails). When 80% of decisions place, one count guessed
+    the release one, two and three ahead 81%, 66% and 55% of the time (measured at 50,000 instances); the
+    two cover every case one ahead and about 96% and 90% two and three ahead. A wrong guess only wastes a
+    hint: 4.5% less time per decision at 50,000 instances, none at 500."""
     n = len(us)
-    if i + 4 < n:
-        _prefetch(live, int(us[i + 4] * count))
-    if i + 3 < n:
-        _prefetch(T[:, 0], live[int(us[i + 3] * count)])
-    if i + 2 < n:
-        row = T[live[int(us[i + 2] * count)], 0]
-        if row >= 0:
-            for f in range(7):
-                _prefetch(R[f], row)
-            _prefetch(RP, row)
-    if i + 1 < n:
-        row = T[live[int(us[i + 1] * count)], 0]
-        if row >= 0:
-            at = X[H_OC] + R[6, row] * NCF
-            _prefetch(X, at)
-            _prefetch(X, at + NCF - 1)
+    for c in (count, count - 1):
+        if i + 4 < n:
+            _prefetch(live, int(us[i + 4] * c))
+        if i + 3 < n:
+            _prefetch(T[:, 0], live[int(us[i + 3] * c)])
+        if i + 2 < n and (c == count or int(us[i + 2] * c) != int(us[i + 2] * count)):
+            row = T[live[int(us[i + 2] * c)], 0]
+            if row >= 0:
+                for f in range(7):
+                    _prefetch(R[f], row)
+                _prefetch(RP, row)
+        if i + 1 < n and (c == count or int(us[i + 1] * c) != int(us[i + 1] * count)):
+            row = T[live[int(us[i + 1] * c)], 0]
+            if row >= 0:
+                at = X[H_OC] + R[6, row] * NCF
+                _prefetch(X, at)
+                _prefetch(X, at + NCF - 1)
 
 
 @njit(cache=True)
