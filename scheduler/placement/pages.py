@@ -1,6 +1,5 @@
-"""Memory for the large blocks that compiled placement reads at random rows: the free-column block, the
-compiled kernel's class index (numba's own allocations get no huge-page advice: 2% less time per decision at
-50,000 instances), and the compiled stream's task records (which this also starts on a cache-line boundary).
+"""Memory for the large blocks that compiled placement reads at random rows: the free-column block, and
+the compiled stream's task records (which this also starts on a cache-line boundary).
 
 At 50,000 instances the free-column block is 2.8 MB (3.7 MB once grown to 65,536 rows). In ordinary 4 KiB
 pages each random row it reads is a likely miss in the address-translation cache, seven times per row (one
