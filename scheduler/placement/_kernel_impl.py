@@ -966,7 +966,7 @@ def _prefetch_releases(R, X, RP, T, live, us, i, count):
     (decision i places its task) and one less (it fails). When 80% of decisions place, one count guessed
     the release one, two and three ahead 81%, 66% and 55% of the time (measured at 50,000 instances); the
     two cover every case one ahead and about 96% and 90% two and three ahead. A wrong guess only wastes a
-    hint: 4.5% less time per decision at 50,000 instances, none at 500."""
+    hint. On the same decisions: 3.9% less time per decision at 50,000 instances, 2.8% less at 500."""
     n = len(us)
     for c in (count, count - 1):
         if i + 4 < n:
