@@ -439,13 +439,18 @@ def _tests(cpu, mem, gpu, eni, chips, need_cpu, need_mem, gmode, gneed, need_eni
     return cpu >= need_cpu, mem >= need_mem, g_ok, eni >= need_eni, n_ok
 
 
+@njit(cache=True, inline="always")  # also read per signature by the scan
+def _gpus_taken(S, q, s):
+    """The GPUs request ``q`` takes on an instance of signature s (ALL: every registered one; a fraction: one)."""
+    gmode = q[Q_GMODE]
+    return q[Q_GNEED] if gmode == G_COUNT else (S[s, S_GPUS] if gmode == G_ALL else (1 if gmode == G_FRACTION else 0))
+
+
 @_inner
 def taken(S, q, s):
     """(chips, gpus) request ``q`` (its row of the request table) takes on an instance of signature s."""
     chips = q[Q_CHIPS] if q[Q_NMODE] == N_MANUAL else (S[s, S_CHIPS] if q[Q_NMODE] == N_MANAGED else 0)
-    gmode = q[Q_GMODE]
-    gpus = q[Q_GNEED] if gmode == G_COUNT else (S[s, S_GPUS] if gmode == G_ALL else (1 if gmode == G_FRACTION else 0))
-    return chips, gpus
+    return chips, _gpus_taken(S, q, s)
 
 
 @_inner
@@ -804,7 +809,7 @@ def _scan_sorted(X, xv, zv, q, r, codes, attrs, mi_only):
             # less), or the chips (the union of their free chips lacks one), can neither fit nor change the
             # failure's step once a class passed the steps before that one (the cpu and memory for the GPUs;
             # the cpu, memory, GPU and ENI steps for the chips): it is skipped then, and its walk stops there
-            no_gpus = gmode != G_NONE and G[3, s] < (gneed if gmode == G_COUNT else (gpus_reg if gmode == G_ALL else 1))
+            no_gpus = gmode != G_NONE and G[3, s] < _gpus_taken(S, q, s)
             no_chips = ((nmode == N_MANUAL and (G[2, s] & need_chips) != need_chips)
                         or (nmode == N_MANAGED and (all_chips == 0 or (G[2, s] & all_chips) != all_chips)))
             if (no_gpus and o1) or (no_chips and o3):
